@@ -1,0 +1,170 @@
+"""Training configuration: one validated dataclass shared by the CLI, the TUI and run folders."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .backbones import BACKBONES
+
+
+class ConfigError(ValueError):
+    """A configuration value or file is invalid; the message names the field."""
+
+
+@dataclass
+class TrainConfig:
+    backbone: str = "mobilenetv2"
+    image_size: int = 160
+    # Blocks of the backbone unfrozen in stage 2: an int, or "all".
+    fine_tune_blocks: int | str = 3
+    epochs_head: int = 8
+    epochs_fine: int = 6
+    lr_head: float = 1e-3
+    lr_fine: float = 3e-4
+    batch_size: int = 128
+    dropout: float = 0.3
+    label_smoothing: float = 0.1
+    weight_decay: float = 1e-4
+    augment: bool = True  # horizontal flips (cached as a second view) and feature-map shifts
+    tta_flip: bool = True  # average the prediction of each image and its mirror at test time
+    val_size: int = 5000
+    patience: int = 3
+    seed: int = 42
+    weights: str = "imagenet"  # or "none" for random weights (tests)
+    limit_train: int | None = None
+    limit_test: int | None = None
+    data_dir: str | None = None
+    runs_dir: str = "runs"
+    cache_dir: str | None = None
+    mixed_precision: str = "auto"  # auto | on | off
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def run_name(self) -> str:
+        return f"{self.backbone}-{self.image_size}px"
+
+
+_RANGES: dict[str, tuple[float, float]] = {
+    "image_size": (32, 600),
+    "epochs_head": (0, 1000),
+    "epochs_fine": (0, 1000),
+    "lr_head": (1e-7, 1.0),
+    "lr_fine": (1e-8, 1.0),
+    "batch_size": (1, 4096),
+    "dropout": (0.0, 0.95),
+    "label_smoothing": (0.0, 0.5),
+    "weight_decay": (0.0, 1.0),
+    "val_size": (10, 25000),
+    "patience": (1, 1000),
+    "seed": (0, 2**31 - 1),
+    "limit_train": (20, 50000),
+    "limit_test": (10, 10000),
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # A usable model in a few minutes on a laptop CPU.
+    "quick": {"image_size": 96, "fine_tune_blocks": 1, "epochs_head": 4, "epochs_fine": 2,
+              "limit_train": 10000, "val_size": 1000, "limit_test": 2000, "augment": False},
+    # The default: >= 85% on a 2-core CPU in under 30 minutes.
+    "default": {},
+    # Best accuracy within about an hour on a 2-core CPU.
+    "best": {"image_size": 192, "fine_tune_blocks": 4, "epochs_head": 8, "epochs_fine": 10},
+}
+
+
+def _check_type(name: str, value: Any, kind: Any) -> Any:
+    if name == "fine_tune_blocks":
+        if value == "all":
+            return value
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"fine_tune_blocks must be a whole number >= 0 or 'all', not {value!r}")
+        return value
+    if name == "mixed_precision":
+        if value not in ("auto", "on", "off"):
+            raise ConfigError(f"mixed_precision must be auto, on or off, not {value!r}")
+        return value
+    if name == "weights":
+        if value not in ("imagenet", "none"):
+            raise ConfigError(f"weights must be 'imagenet' or 'none', not {value!r}")
+        return value
+    if name == "backbone":
+        if value not in BACKBONES:
+            raise ConfigError(f"unknown backbone {value!r}; choose one of: {', '.join(BACKBONES)}")
+        return value
+    if value is None and "None" in str(kind):
+        return None
+    if "bool" in str(kind):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, not {value!r}")
+        return value
+    if "int" in str(kind):
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+            raise ConfigError(f"{name} must be a whole number, not {value!r}")
+        return int(value)
+    if "float" in str(kind):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name} must be a number, not {value!r}")
+        return float(value)
+    if "str" in str(kind):
+        if not isinstance(value, str):
+            raise ConfigError(f"{name} must be text, not {value!r}")
+        return value
+    return value
+
+
+def make_config(values: dict[str, Any] | None = None, preset: str | None = None) -> TrainConfig:
+    """Build a validated TrainConfig from a preset plus overrides; unknown keys are refused."""
+    merged: dict[str, Any] = {}
+    if preset:
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+        merged.update(PRESETS[preset])
+    merged.update({k: v for k, v in (values or {}).items()})
+    known = {f.name: f for f in fields(TrainConfig)}
+    unknown = sorted(set(merged) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
+    checked = {}
+    for name, value in merged.items():
+        value = _check_type(name, value, known[name].type)
+        if name in _RANGES and value is not None:
+            lo, hi = _RANGES[name]
+            if not lo <= value <= hi:
+                raise ConfigError(f"{name} must be between {lo:g} and {hi:g}, not {value!r}")
+        checked[name] = value
+    config = TrainConfig(**checked)
+    if config.epochs_head + config.epochs_fine == 0:
+        raise ConfigError("epochs_head and epochs_fine are both 0: nothing to train")
+    train_pool = config.limit_train or 50000
+    if config.val_size >= train_pool:
+        raise ConfigError(f"val_size ({config.val_size}) must be smaller than the training images ({train_pool})")
+    return config
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Read a JSON config file (a TOML file too, by its suffix) into a plain dict."""
+    path = Path(path).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold an object of settings")
+    return data

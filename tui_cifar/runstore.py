@@ -1,0 +1,306 @@
+"""Run folders: the one contract between the training process and its readers.
+
+A run folder holds::
+
+    config.json      the TrainConfig that started the run
+    status.json      {"state", "pid", "host", "started_at", "updated_at", "message", ...}
+    metrics.jsonl    append-only, one JSON record per line, flushed per record
+    train.log        what the training process printed (detached runs)
+    model.keras      the best model so far (written to a temporary file, then renamed)
+    metrics.json     the final test-set report
+    backup/          Keras BackupAndRestore state, for ``train --resume``
+
+This module imports neither TensorFlow nor Textual, so the CLI and the TUI can
+list and tail runs cheaply while another process trains.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import socket
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+FORMAT_VERSION = 1
+
+STATES = ("running", "finished", "stopped", "failed")
+
+CONFIG_FILE = "config.json"
+STATUS_FILE = "status.json"
+METRICS_LOG = "metrics.jsonl"
+TRAIN_LOG = "train.log"
+MODEL_FILE = "model.keras"
+REPORT_FILE = "metrics.json"
+BACKUP_DIR = "backup"
+
+
+class RunStoreError(Exception):
+    """A run folder or runs folder cannot be used; the message says why."""
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temporary file in the same folder and rename, so readers never see half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "run"
+
+
+def create_run_dir(runs_dir: Path, name: str) -> Path:
+    """Make a new, unique run folder; two runs started at once never share one."""
+    runs_dir = Path(runs_dir).expanduser()
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunStoreError(f"cannot create runs folder {runs_dir}: {exc.strerror or exc}") from exc
+    if not os.access(runs_dir, os.W_OK | os.X_OK):
+        raise RunStoreError(f"runs folder {runs_dir} is not writable; choose another with --runs-dir")
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = f"{stamp}-{_slug(name)}"
+    for n in range(1000):
+        candidate = runs_dir / (base if n == 0 else f"{base}-{n}")
+        try:
+            candidate.mkdir()  # atomic: fails if another process took the name
+            return candidate
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise RunStoreError(f"cannot create run folder in {runs_dir}: {exc.strerror or exc}") from exc
+    raise RunStoreError(f"could not find a free run folder name under {runs_dir}")
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class RunStatus:
+    state: str
+    pid: int | None = None
+    host: str | None = None
+    started_at: str | None = None
+    updated_at: str | None = None
+    message: str = ""
+    stage: int | None = None
+    version: int = FORMAT_VERSION
+    problem: str | None = None  # set by readers when status.json could not be read
+
+    def to_json(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k != "problem"}
+        return data
+
+
+def write_status(run_dir: Path, state: str, message: str = "", **extra: Any) -> RunStatus:
+    if state not in STATES:
+        raise ValueError(f"unknown run state {state!r}")
+    previous = read_status(run_dir)
+    status = RunStatus(
+        state=state,
+        pid=extra.pop("pid", os.getpid()),
+        host=socket.gethostname(),
+        started_at=previous.started_at if previous.started_at else now_iso(),
+        updated_at=now_iso(),
+        message=message,
+        stage=extra.pop("stage", previous.stage),
+    )
+    atomic_write_json(Path(run_dir) / STATUS_FILE, status.to_json())
+    return status
+
+
+def read_status(run_dir: Path) -> RunStatus:
+    """Read status.json; a missing or garbled file gives state 'unknown' with a reason, never raises."""
+    path = Path(run_dir) / STATUS_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("state") not in STATES:
+            raise ValueError("no valid 'state' field")
+    except FileNotFoundError:
+        return RunStatus(state="unknown", problem="status.json is missing")
+    except (OSError, ValueError) as exc:
+        return RunStatus(state="unknown", problem=f"status.json is unreadable ({exc})")
+    known = {k: data[k] for k in RunStatus.__dataclass_fields__ if k in data and k != "problem"}
+    status = RunStatus(**known)
+    if status.version > FORMAT_VERSION:
+        status.problem = f"written by a newer cifar-tui (format {status.version}); upgrade to read it fully"
+    return status
+
+
+def effective_state(status: RunStatus) -> str:
+    """'running' only while the recorded process lives on this host; a dead one reads as 'killed'."""
+    if status.state == "running" and status.host == socket.gethostname() and not pid_alive(status.pid):
+        return "killed"
+    return status.state
+
+
+class MetricsWriter:
+    """Append one JSON record per line and flush it, so a tailing reader sees every record at once."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / METRICS_LOG
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        record.setdefault("time", now_iso())
+        self._file.write(json.dumps(record, allow_nan=True) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclass
+class MetricsTail:
+    """Reads metrics.jsonl incrementally from a byte offset; a half-written last line waits for the next read."""
+
+    path: Path
+    offset: int = 0
+    problems: list[str] = field(default_factory=list)
+    _line_no: int = 0
+
+    def read_new(self) -> list[dict[str, Any]]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return []
+        records = []
+        consumed = 0
+        for raw in chunk.splitlines(keepends=True):
+            if not raw.endswith(b"\n"):
+                break  # partial last line: the writer is mid-record
+            consumed += len(raw)
+            self._line_no += 1
+            text = raw.strip()
+            if not text:
+                continue
+            try:
+                record = json.loads(text)
+                if not isinstance(record, dict):
+                    raise ValueError("not an object")
+            except ValueError:
+                self.problems.append(f"{self.path.name} line {self._line_no} is garbled and was skipped")
+                continue
+            records.append(record)
+        self.offset += consumed
+        return records
+
+
+def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """All complete records of a run's metrics log, plus the problems found reading it."""
+    tail = MetricsTail(Path(run_dir) / METRICS_LOG)
+    records = tail.read_new()
+    return records, tail.problems
+
+
+def epoch_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The per-epoch records, keeping only the last one for each (stage, epoch).
+
+    A resumed run may repeat an epoch that was interrupted; the later record wins.
+    """
+    latest: dict[tuple[int, int], dict[str, Any]] = {}
+    for rec in records:
+        if rec.get("type") == "epoch":
+            latest[(int(rec.get("stage", 0)), int(rec.get("epoch", 0)))] = rec
+    return [latest[k] for k in sorted(latest)]
+
+
+def read_json(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, f"{Path(path).name} is missing"
+    except (OSError, ValueError) as exc:
+        return None, f"{Path(path).name} is unreadable ({exc})"
+    if not isinstance(data, dict):
+        return None, f"{Path(path).name} does not hold a JSON object"
+    return data, None
+
+
+@dataclass
+class RunSummary:
+    path: Path
+    name: str
+    state: str
+    backbone: str | None
+    image_size: int | None
+    best_val_accuracy: float | None
+    test_accuracy: float | None
+    started_at: str | None
+    duration_s: float | None
+    problems: list[str]
+
+
+def summarize_run(run_dir: Path) -> RunSummary:
+    run_dir = Path(run_dir)
+    problems: list[str] = []
+    status = read_status(run_dir)
+    if status.problem:
+        problems.append(status.problem)
+    config, problem = read_json(run_dir / CONFIG_FILE)
+    if problem:
+        problems.append(problem)
+    config = config or {}
+    records, log_problems = read_metrics(run_dir)
+    problems.extend(log_problems)
+    epochs = epoch_records(records)
+    vals = [r["val_accuracy"] for r in epochs if isinstance(r.get("val_accuracy"), (int, float))]
+    report, _ = read_json(run_dir / REPORT_FILE)
+    walls = [r["wall_time"] for r in records if isinstance(r.get("wall_time"), (int, float))]
+    return RunSummary(
+        path=run_dir,
+        name=run_dir.name,
+        state=effective_state(status),
+        backbone=config.get("backbone"),
+        image_size=config.get("image_size"),
+        best_val_accuracy=max(vals) if vals else None,
+        test_accuracy=(report or {}).get("test_accuracy"),
+        started_at=status.started_at,
+        duration_s=max(walls) if walls else None,
+        problems=problems,
+    )
+
+
+def iter_run_dirs(runs_dir: Path) -> Iterator[Path]:
+    runs_dir = Path(runs_dir).expanduser()
+    if not runs_dir.is_dir():
+        return
+    for child in sorted(runs_dir.iterdir()):
+        if child.is_dir() and ((child / STATUS_FILE).exists() or (child / CONFIG_FILE).exists()):
+            yield child
+
+
+def list_runs(runs_dir: Path) -> list[RunSummary]:
+    return [summarize_run(d) for d in iter_run_dirs(runs_dir)]
