@@ -24,7 +24,7 @@ import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 FORMAT_VERSION = 1
 
@@ -167,14 +167,17 @@ def effective_state(status: RunStatus) -> str:
 class MetricsWriter:
     """Append one JSON record per line and flush it, so a tailing reader sees every record at once."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, listeners: list[Callable[[dict[str, Any]], None]] | None = None):
         self.path = Path(run_dir) / METRICS_LOG
         self._file = open(self.path, "a", encoding="utf-8")
+        self.listeners = list(listeners or [])  # e.g. the CLI's progress display
 
     def write(self, record: dict[str, Any]) -> None:
         record.setdefault("time", now_iso())
         self._file.write(json.dumps(record, allow_nan=True) + "\n")
         self._file.flush()
+        for listener in self.listeners:
+            listener(record)
 
     def close(self) -> None:
         self._file.close()

@@ -1,0 +1,132 @@
+"""ImageNet backbones from keras.applications, described without importing TensorFlow.
+
+A backbone is cut into *blocks* the way its authors drew it (MobileNetV2's
+inverted-residual blocks, EfficientNet's stages, ResNet's residual blocks),
+so "fine-tune the top 3 blocks" means something a user can look up.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    label: str
+    app_module: str  # keras.applications submodule, for preprocess_input
+    constructor: str  # keras.applications attribute that builds the network
+    default_size: int
+    block_pattern: str  # regex whose first group names the block a layer belongs to
+    description: str
+    kwargs: tuple[tuple[str, Any], ...] = ()
+
+    def block_of(self, layer_name: str) -> str | None:
+        match = re.match(self.block_pattern, layer_name)
+        return match.group(1) if match else None
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    spec.name: spec
+    for spec in (
+        BackboneSpec(
+            "mobilenetv2", "MobileNetV2 (alpha 1.0)", "mobilenet_v2", "MobileNetV2", 160,
+            r"^(expanded_conv|block_\d+|Conv_1)", "3.4 M params; fast on CPU",
+            (("alpha", 1.0),),
+        ),
+        BackboneSpec(
+            "mobilenetv2-0.35", "MobileNetV2 (alpha 0.35)", "mobilenet_v2", "MobileNetV2", 160,
+            r"^(expanded_conv|block_\d+|Conv_1)", "0.4 M params; fastest, least accurate",
+            (("alpha", 0.35),),
+        ),
+        BackboneSpec(
+            "mobilenetv3small", "MobileNetV3Small", "mobilenet_v3", "MobileNetV3Small", 160,
+            r"^(expanded_conv(?:_\d+)?_|conv_1)", "1.0 M params; built-in preprocessing",
+            (("include_preprocessing", True),),
+        ),
+        BackboneSpec(
+            "mobilenetv3large", "MobileNetV3Large", "mobilenet_v3", "MobileNetV3Large", 160,
+            r"^(expanded_conv(?:_\d+)?_|conv_1)", "3.0 M params; built-in preprocessing",
+            (("include_preprocessing", True),),
+        ),
+        BackboneSpec(
+            "efficientnetv2b0", "EfficientNetV2B0", "efficientnet_v2", "EfficientNetV2B0", 192,
+            r"^(block\d|top)", "5.9 M params; GPU recommended",
+            (("include_preprocessing", True),),
+        ),
+        BackboneSpec(
+            "resnet50", "ResNet50", "resnet50", "ResNet50", 160,
+            r"^(conv\d_block\d+)", "23.6 M params; GPU recommended",
+        ),
+    )
+}
+
+
+
+def get_spec(name: str) -> BackboneSpec:
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise ValueError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}") from None
+
+
+def build_backbone(name: str, image_size: int, weights: str | None = "imagenet"):
+    """The headless backbone (no top), with ImageNet weights unless weights is None."""
+    import keras
+
+    spec = get_spec(name)
+    constructor = getattr(keras.applications, spec.constructor)
+    return constructor(
+        include_top=False,
+        weights=weights,
+        input_shape=(image_size, image_size, 3),
+        **dict(spec.kwargs),
+    )
+
+
+def preprocess_fn(name: str) -> Callable:
+    """The backbone's own input scaling (0..255 RGB in)."""
+    import keras
+
+    spec = get_spec(name)
+    module = getattr(keras.applications, spec.app_module)
+    return module.preprocess_input
+
+
+def blocks_of(name: str, backbone) -> list[str]:
+    """The backbone's blocks, bottom to top, in layer order."""
+    spec = get_spec(name)
+    seen: list[str] = []
+    for layer in backbone.layers:
+        block = spec.block_of(layer.name)
+        if block is not None and block not in seen:
+            seen.append(block)
+    return seen
+
+
+def first_trainable_layer(name: str, backbone, fine_tune_blocks: int | str) -> int:
+    """Index of the first layer of the top `fine_tune_blocks` blocks (len(layers) when 0)."""
+    if fine_tune_blocks == 0:
+        return len(backbone.layers)
+    blocks = blocks_of(name, backbone)
+    if fine_tune_blocks == "all" or fine_tune_blocks >= len(blocks):
+        return 1  # everything after the input layer
+    first_block = blocks[-int(fine_tune_blocks)]
+    spec = get_spec(name)
+    for index, layer in enumerate(backbone.layers):
+        if spec.block_of(layer.name) == first_block:
+            return index
+    raise AssertionError(f"block {first_block} has no layer")
+
+
+def describe_fine_tune(name: str, image_size: int, fine_tune_blocks: int | str) -> str:
+    """E.g. '3 of 18 blocks, 1.53 M of 2.26 M backbone parameters trainable'."""
+    backbone = build_backbone(name, image_size, weights=None)
+    blocks = blocks_of(name, backbone)
+    start = first_trainable_layer(name, backbone, fine_tune_blocks)
+    trainable = sum(w.numpy().size for layer in backbone.layers[start:] for w in layer.trainable_weights)
+    total = sum(w.numpy().size for w in backbone.trainable_weights)
+    count = len(blocks) if fine_tune_blocks == "all" else min(int(fine_tune_blocks), len(blocks))
+    return f"{count} of {len(blocks)} blocks, {trainable / 1e6:.2f} M of {total / 1e6:.2f} M backbone parameters trainable"

@@ -1,0 +1,169 @@
+"""Keras callbacks that stream a run into its folder and stop it cleanly."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import keras
+
+from .runstore import MetricsWriter, atomic_write_json
+
+
+def current_lr(optimizer) -> float:
+    lr = optimizer.learning_rate
+    if callable(lr):
+        lr = lr(optimizer.iterations)
+    return float(keras.ops.convert_to_numpy(lr))
+
+
+class StopRequest:
+    """Set by SIGINT/SIGTERM; training finishes the current batch, then stops."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signal_name: str | None = None
+
+    def install(self) -> None:
+        def handler(signum, frame):
+            self.signal_name = signal.Signals(signum).name
+            self.event.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, handler)
+
+    @property
+    def requested(self) -> bool:
+        return self.event.is_set()
+
+
+class MetricsLogger(keras.callbacks.Callback):
+    """Writes per-batch and per-epoch records to metrics.jsonl.
+
+    Epochs already in the log (a resumed run) are not written twice.
+    """
+
+    def __init__(
+        self,
+        writer: MetricsWriter,
+        stage: int,
+        epochs: int,
+        steps: int,
+        batch_size: int,
+        clock: Callable[[], float],
+        logged_epochs: set[tuple[int, int]] = frozenset(),
+        batch_records: int = 40,
+    ):
+        super().__init__()
+        self.writer = writer
+        self.stage = stage
+        self.epochs = epochs
+        self.steps = steps
+        self.batch_size = batch_size
+        self.clock = clock
+        self.logged_epochs = set(logged_epochs)
+        self.every = max(1, steps // batch_records)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._epoch_start = time.perf_counter()
+        self._batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batches = batch + 1
+        if (batch + 1) % self.every == 0 or batch + 1 == self.steps:
+            logs = logs or {}
+            self.writer.write(
+                {
+                    "type": "batch", "stage": self.stage, "epoch": self._epoch + 1, "batch": batch + 1,
+                    "steps": self.steps, "loss": _num(logs.get("loss")), "accuracy": _num(logs.get("accuracy")),
+                    "wall_time": self.clock(),
+                }
+            )
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if (self.stage, epoch + 1) in self.logged_epochs:
+            return
+        elapsed = time.perf_counter() - self._epoch_start
+        self.writer.write(
+            {
+                "type": "epoch", "stage": self.stage, "epoch": epoch + 1, "epochs": self.epochs,
+                "loss": _num(logs.get("loss")), "accuracy": _num(logs.get("accuracy")),
+                "val_loss": _num(logs.get("val_loss")), "val_accuracy": _num(logs.get("val_accuracy")),
+                "lr": current_lr(self.model.optimizer),
+                "images_per_sec": round(self._batches * self.batch_size / elapsed, 1) if elapsed else None,
+                "epoch_time": round(elapsed, 2), "wall_time": self.clock(),
+            }
+        )
+
+
+def _num(value: Any) -> float | None:
+    """A metric as a plain float; NaN/inf stay as they are (JSON NaN/Infinity) so readers see divergence."""
+    return None if value is None else float(value)
+
+
+class GracefulStop(keras.callbacks.Callback):
+    """Stops after the current batch when asked (signal), or when the loss is NaN/inf."""
+
+    def __init__(self, request: StopRequest):
+        super().__init__()
+        self.request = request
+        self.diverged = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.diverged = True
+            self.model.stop_training = True
+        if self.request.requested:
+            self.model.stop_training = True
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Keeps the best weights by val_accuracy on disk, and the best full model as model.keras.
+
+    Both are written to a temporary file and renamed, so a full disk or a kill never
+    leaves a corrupt best model. The score sidecar lets a resumed run keep comparing.
+    """
+
+    def __init__(self, trainer_weights: Path, full_model: keras.Model, model_path: Path, score_path: Path):
+        super().__init__()
+        self.trainer_weights = Path(trainer_weights)
+        self.full_model = full_model
+        self.model_path = Path(model_path)
+        self.score_path = Path(score_path)
+        self.best = read_best_score(score_path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        score = (logs or {}).get("val_accuracy")
+        if score is None or not math.isfinite(float(score)) or float(score) <= self.best:
+            return
+        self.best = float(score)
+        save_atomically(lambda p: self.model.save_weights(p), self.trainer_weights)
+        save_atomically(lambda p: self.full_model.save(p), self.model_path)
+        atomic_write_json(self.score_path, {"val_accuracy": self.best, "epoch": epoch + 1})
+
+
+def read_best_score(path: Path) -> float:
+    try:
+        return float(json.loads(Path(path).read_text())["val_accuracy"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return -math.inf
+
+
+def save_atomically(save: Callable[[str], None], path: Path) -> None:
+    """Save to a temporary name with the same suffix (Keras checks it), then rename."""
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        save(str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,110 @@
+"""Headless progress: a Rich display on a terminal, plain lines in logs and pipes."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+
+def _fmt(value: Any, spec: str = ".4f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def epoch_line(r: dict[str, Any]) -> str:
+    return (
+        f"stage {r['stage']} epoch {r['epoch']}/{r['epochs']}: loss {_fmt(r.get('loss'))} "
+        f"acc {_fmt(r.get('accuracy'))} val_loss {_fmt(r.get('val_loss'))} val_acc {_fmt(r.get('val_accuracy'))} "
+        f"lr {_fmt(r.get('lr'), '.2e')} {_fmt(r.get('images_per_sec'), '.0f')} img/s ({r.get('epoch_time', 0):.1f}s)"
+    )
+
+
+def plain_reporter(stream=None) -> Callable[[dict[str, Any]], None]:
+    """One line per meaningful record, flushed: what a log file or `tail -f` wants."""
+    out = stream or sys.stdout
+    last_progress = [-1]
+
+    def report(r: dict[str, Any]) -> None:
+        kind = r.get("type")
+        line = None
+        if kind in ("run_start", "run_resume"):
+            line = f"{'resuming' if kind == 'run_resume' else 'starting'} on {r.get('device')}"
+        elif kind == "data":
+            line = f"data: {r['train']} train / {r['val']} val / {r['test']} test images from {r['source']}"
+        elif kind == "phase":
+            line = r.get("message")
+        elif kind == "progress":
+            pct = int(100 * r["done"] / max(1, r["total"]))
+            if pct // 10 != last_progress[0] // 10 or r["done"] == r["total"]:
+                last_progress[0] = pct
+                line = f"  features {r['done']}/{r['total']} ({pct}%)"
+        elif kind == "features_done":
+            line = f"  features ready in {r['seconds']:.0f}s ({_fmt(r.get('images_per_sec'), '.0f')} img/s)"
+        elif kind == "epoch":
+            line = epoch_line(r)
+        elif kind == "run_end":
+            line = f"run {r['state']}: {r.get('message', '')} (wall time {r['wall_time']:.0f}s)"
+        if line:
+            print(line, file=out, flush=True)
+
+    return report
+
+
+class RichReporter:
+    """Live progress bars for feature extraction and each training stage, with epoch lines above."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.console = Console(stderr=False)
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=self.console, transient=False,
+        )
+        self.plain = plain_reporter(stream=_ConsoleStream(self.console))
+        self.tasks: dict[str, int] = {}
+        self.progress.start()
+
+    def _task(self, key: str, description: str, total: int):
+        if key not in self.tasks:
+            self.tasks[key] = self.progress.add_task(description, total=total, info="")
+        return self.tasks[key]
+
+    def __call__(self, r: dict[str, Any]) -> None:
+        kind = r.get("type")
+        if kind == "progress":
+            task = self._task("features", "features", r["total"])
+            self.progress.update(task, completed=r["done"])
+            return
+        if kind == "stage_start":
+            self._task(f"stage{r['stage']}", f"stage {r['stage']}", r["epochs"] * r["steps_per_epoch"])
+        elif kind == "batch":
+            task = self._task(f"stage{r['stage']}", f"stage {r['stage']}", r["steps"])
+            done = (r["epoch"] - 1) * r["steps"] + r["batch"]
+            self.progress.update(task, completed=done, info=f"epoch {r['epoch']} loss {_fmt(r.get('loss'), '.3f')}")
+        elif kind == "stage_end":
+            task = self.tasks.get(f"stage{r['stage']}")
+            if task is not None:
+                self.progress.update(task, completed=self.progress.tasks[task].total)
+        self.plain(r)
+        if kind == "run_end":
+            self.progress.stop()
+
+
+class _ConsoleStream:
+    """Lets plain_reporter print above the live progress bars."""
+
+    def __init__(self, console) -> None:
+        self.console = console
+
+    def write(self, text: str) -> None:
+        if text.strip():
+            self.console.print(text.rstrip("\n"), highlight=False)
+
+    def flush(self) -> None:
+        pass
+
+
+def make_reporter() -> Callable[[dict[str, Any]], None]:
+    return RichReporter() if sys.stdout.isatty() else plain_reporter()

@@ -1,0 +1,170 @@
+"""CIFAR-10 loading: a local folder or tarball first, then the Keras cache/download.
+
+Importing this module does not import TensorFlow; only the Keras fallback does.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+CLASS_NAMES = (
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+)
+BATCH_FOLDER = "cifar-10-batches-py"
+TARBALL = "cifar-10-python.tar.gz"
+TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_BATCH = "test_batch"
+
+
+class DatasetNotFound(Exception):
+    """CIFAR-10 is nowhere to be found; the message lists every place tried and what to do."""
+
+
+@dataclass
+class Splits:
+    """uint8 images (N, 32, 32, 3) and int labels; the test split is for the final report only."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+
+
+def _decode_batch(raw: dict) -> tuple[np.ndarray, np.ndarray]:
+    data = raw.get(b"data", raw.get("data"))
+    labels = raw.get(b"labels", raw.get("labels"))
+    if data is None or labels is None:
+        raise ValueError("batch has no data/labels")
+    images = np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images), np.asarray(labels, dtype=np.int64)
+
+
+def _read_folder(folder: Path, batches: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    parts = []
+    for name in batches:
+        with open(folder / name, "rb") as f:
+            parts.append(_decode_batch(pickle.load(f, encoding="bytes")))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _read_tarball(path: Path, batches: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    parts = []
+    with tarfile.open(path, "r:gz") as tar:
+        for name in batches:
+            member = tar.extractfile(f"{BATCH_FOLDER}/{name}")
+            if member is None:
+                raise ValueError(f"{name} missing from {path}")
+            parts.append(_decode_batch(pickle.load(member, encoding="bytes")))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _local_candidates(data_dir: Path) -> list[Path]:
+    """The places a --data-dir may point at, in the order they are tried."""
+    return [data_dir, data_dir / BATCH_FOLDER, data_dir / TARBALL]
+
+
+def _keras_cache_dir() -> Path:
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
+
+
+def _load_local(data_dir: Path, batches: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, str] | None:
+    for candidate in _local_candidates(data_dir):
+        if candidate.is_dir() and all((candidate / b).is_file() for b in batches):
+            x, y = _read_folder(candidate, batches)
+            return x, y, str(candidate)
+        if candidate.is_file() and candidate.name.endswith((".tar.gz", ".tgz")):
+            x, y = _read_tarball(candidate, batches)
+            return x, y, str(candidate)
+    return None
+
+
+def _load_keras() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    import keras
+
+    (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
+    return x_train, y_train.reshape(-1), x_test, y_test.reshape(-1)
+
+
+def load_cifar10(data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    """(x_train, y_train, x_test, y_test, source), or DatasetNotFound naming every place tried."""
+    tried: list[str] = []
+    if data_dir is not None:
+        folder = Path(data_dir).expanduser()
+        try:
+            train = _load_local(folder, TRAIN_BATCHES)
+            test = _load_local(folder, (TEST_BATCH,))
+        except (OSError, ValueError, pickle.UnpicklingError, tarfile.TarError, EOFError) as exc:
+            raise DatasetNotFound(f"CIFAR-10 under {folder} is unreadable or incomplete: {exc}") from exc
+        if train and test:
+            return train[0], train[1], test[0], test[1], train[2]
+        tried += [str(p) for p in _local_candidates(folder)]
+    cache = _keras_cache_dir()
+    try:
+        x_train, y_train, x_test, y_test = _load_keras()
+        return x_train, y_train, x_test, y_test, f"keras.datasets.cifar10 ({cache})"
+    except Exception as exc:  # network errors come in many types (URLError, OSError, Exception)
+        tried.append(f"the Keras cache {cache} and its download ({type(exc).__name__}: {str(exc)[:120]})")
+    lines = "\n".join(f"  - {t}" for t in tried)
+    raise DatasetNotFound(
+        "CIFAR-10 was not found. Looked in:\n"
+        f"{lines}\n"
+        "Fix: connect to the internet once (Keras downloads it to ~/.keras/datasets), or pass "
+        "--data-dir PATH pointing at a folder holding cifar-10-batches-py/ (the official python "
+        "version) or cifar-10-python.tar.gz."
+    )
+
+
+def _stratified_subset(y: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Indices of a class-balanced random subset of size n (all indices when n >= len(y))."""
+    if n >= len(y):
+        return np.arange(len(y))
+    from sklearn.model_selection import train_test_split
+
+    keep, _ = train_test_split(np.arange(len(y)), train_size=n, stratify=y, random_state=seed)
+    return np.sort(keep)
+
+
+def make_splits(
+    data_dir: str | None,
+    val_size: int,
+    seed: int,
+    limit_train: int | None = None,
+    limit_test: int | None = None,
+) -> Splits:
+    """A seeded, stratified validation split carved from the training images."""
+    from sklearn.model_selection import train_test_split
+
+    x_train, y_train, x_test, y_test, source = load_cifar10(data_dir)
+    if limit_train:
+        keep = _stratified_subset(y_train, limit_train, seed)
+        x_train, y_train = x_train[keep], y_train[keep]
+    if limit_test:
+        keep = _stratified_subset(y_test, limit_test, seed)
+        x_test, y_test = x_test[keep], y_test[keep]
+    train_idx, val_idx = train_test_split(
+        np.arange(len(y_train)), test_size=val_size, stratify=y_train, random_state=seed
+    )
+    return Splits(
+        x_train[train_idx], y_train[train_idx], x_train[val_idx], y_train[val_idx], x_test, y_test, source
+    )
+
+
+def test_indices(limit_test: int | None, seed: int, y_test: np.ndarray) -> np.ndarray:
+    """Which images of the official test set a run's report used (for showing them later)."""
+    return _stratified_subset(y_test, limit_test or len(y_test), seed)
+
+
+def load_test_images(data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """The full official test set, for showing misclassified images."""
+    _, _, x_test, y_test, _ = load_cifar10(data_dir)
+    return x_test, y_test

@@ -1,0 +1,129 @@
+"""The final test-set report of a run, with scikit-learn metrics.
+
+This is the only place that reads the test split, once per run, after model
+selection is over.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import runstore
+from .data import CLASS_NAMES
+
+ROC_POINTS = 100  # per class, enough for a terminal chart
+
+
+def report_from_probabilities(y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, Any]:
+    from sklearn.metrics import (
+        accuracy_score,
+        classification_report,
+        confusion_matrix,
+        log_loss,
+        roc_auc_score,
+        roc_curve,
+    )
+
+    labels = list(range(len(CLASS_NAMES)))
+    y_pred = y_prob.argmax(axis=1)
+    table = classification_report(
+        y_true, y_pred, labels=labels, target_names=CLASS_NAMES, output_dict=True, zero_division=0
+    )
+    present = np.unique(y_true)
+    auc = {}
+    curves = {}
+    for k, name in enumerate(CLASS_NAMES):
+        if k in present and len(present) > 1:
+            scores = y_prob[:, k]
+            auc[name] = float(roc_auc_score(y_true == k, scores))
+            fpr, tpr, _ = roc_curve(y_true == k, scores)
+            keep = np.unique(np.linspace(0, len(fpr) - 1, min(ROC_POINTS, len(fpr))).round().astype(int))
+            curves[name] = {"fpr": fpr[keep].round(4).tolist(), "tpr": tpr[keep].round(4).tolist()}
+        else:
+            auc[name] = None
+    per_class = {
+        name: {
+            "precision": table[name]["precision"], "recall": table[name]["recall"],
+            "f1": table[name]["f1-score"], "support": int(table[name]["support"]), "roc_auc": auc[name],
+        }
+        for name in CLASS_NAMES
+    }
+    cm = confusion_matrix(y_true, y_pred, labels=labels)
+    off_diagonal = [
+        {"true": CLASS_NAMES[i], "predicted": CLASS_NAMES[j], "count": int(cm[i, j])}
+        for i in labels for j in labels if i != j and cm[i, j] > 0
+    ]
+    off_diagonal.sort(key=lambda pair: -pair["count"])
+    macro_auc = roc_auc_score(y_true, y_prob, multi_class="ovr", average="macro", labels=labels) if len(present) == len(labels) else None
+    weighted_auc = roc_auc_score(y_true, y_prob, multi_class="ovr", average="weighted", labels=labels) if len(present) == len(labels) else None
+
+    def average(key: str, roc_auc: float | None) -> dict[str, Any]:
+        row = table[key]
+        return {"precision": row["precision"], "recall": row["recall"], "f1": row["f1-score"],
+                "support": int(row["support"]), "roc_auc": roc_auc}
+
+    return {
+        "test_accuracy": float(accuracy_score(y_true, y_pred)),
+        "test_loss": float(log_loss(y_true, np.clip(y_prob, 1e-7, 1), labels=labels)),
+        "num_test": int(len(y_true)),
+        "classes": list(CLASS_NAMES),
+        "per_class": per_class,
+        "macro_avg": average("macro avg", macro_auc),
+        "weighted_avg": average("weighted avg", weighted_auc),
+        "macro_roc_auc": macro_auc,
+        "confusion_matrix": cm.tolist(),
+        "roc_curves": curves,
+        "most_confused": off_diagonal[:10],
+    }
+
+
+def predict_probabilities(model, images: np.ndarray, tta_flip: bool, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities; with tta_flip, the mean over each image and its mirror."""
+    probs = model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
+    if tta_flip:
+        probs = (probs + model.predict(images[:, :, ::-1].astype(np.float32), batch_size=batch_size, verbose=0)) / 2
+    probs = np.asarray(probs, dtype=np.float64)
+    return probs / probs.sum(axis=1, keepdims=True)  # float16/32 softmax sums drift from 1
+
+
+def evaluate_run(run_dir: Path) -> dict[str, Any]:
+    """Score the run's best model on the test split; writes metrics.json and predictions.npz."""
+    import time
+
+    from .config import make_config
+    from .data import load_cifar10, test_indices
+    from .prediction import load_model_checked
+
+    run_dir = Path(run_dir)
+    config_data, problem = runstore.read_json(run_dir / runstore.CONFIG_FILE)
+    if problem:
+        raise runstore.RunStoreError(f"{run_dir}: {problem}")
+    config = make_config(config_data)
+    model = load_model_checked(run_dir / runstore.MODEL_FILE)
+    started = time.perf_counter()
+    _, _, x_test_all, y_test_all, _ = load_cifar10(config.data_dir)
+    index = test_indices(config.limit_test, config.seed, y_test_all)
+    x_test, y_test = x_test_all[index], y_test_all[index]
+    y_prob = predict_probabilities(model, x_test, config.tta_flip)
+    report = report_from_probabilities(y_test, y_prob)
+    report["tta_flip"] = config.tta_flip
+    report["evaluation_seconds"] = round(time.perf_counter() - started, 2)
+    records, _ = runstore.read_metrics(run_dir)
+    epochs = runstore.epoch_records(records)
+    vals = [r["val_accuracy"] for r in epochs if isinstance(r.get("val_accuracy"), (int, float))]
+    report["best_val_accuracy"] = max(vals) if vals else None
+    report["stage_times"] = {
+        f"stage{r['stage']}": r["seconds"] for r in records if r.get("type") == "stage_end"
+    } | {
+        "features": sum(r["seconds"] for r in records if r.get("type") == "features_done")
+    }
+    walls = [r["wall_time"] for r in records if isinstance(r.get("wall_time"), (int, float))]
+    report["wall_time"] = max(walls, default=None)
+    np.savez_compressed(
+        run_dir / "predictions.npz", y_true=y_test, y_prob=y_prob.astype(np.float32), test_index=index
+    )
+    runstore.atomic_write_json(run_dir / runstore.REPORT_FILE, report)
+    return report

@@ -1,0 +1,105 @@
+"""Frozen-backbone outputs, computed once and cached on disk.
+
+A frozen layer gives the same output for the same image every epoch, so paying
+for it every epoch (what `model.fit` through a frozen backbone does) is waste.
+The cache key covers everything that changes the output: backbone, weights,
+input size, freeze boundary, view (original or mirrored) and the exact pixels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+VIEWS = ("original", "mirrored")
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "cifar-tui" / "features"
+
+
+def view_of(images: np.ndarray, view: str) -> np.ndarray:
+    return images[:, :, ::-1, :] if view == "mirrored" else images
+
+
+def cache_key(model_id: str, view: str, images: np.ndarray) -> str:
+    digest = hashlib.sha1(f"{model_id}|{view}|{images.shape}".encode())
+    digest.update(np.ascontiguousarray(images).data)
+    return digest.hexdigest()[:20]
+
+
+def extract(
+    extractor,
+    images: np.ndarray,
+    batch_size: int,
+    on_progress: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    keep_activations: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """(boundary activations, pooled features) as float16, batch by batch to bound memory."""
+    act_shape = tuple(extractor.outputs[0].shape[1:])
+    pooled_dim = extractor.outputs[1].shape[-1]
+    acts = np.empty((len(images), *act_shape), np.float16) if keep_activations else None
+    pooled = np.empty((len(images), pooled_dim), np.float16)
+    for start in range(0, len(images), batch_size):
+        if should_stop():
+            raise InterruptedError("stopped during feature extraction")
+        batch = images[start : start + batch_size].astype(np.float32)
+        batch_acts, batch_pooled = extractor.predict_on_batch(batch)
+        if acts is not None:
+            acts[start : start + len(batch)] = batch_acts
+        pooled[start : start + len(batch)] = batch_pooled
+        if on_progress:
+            on_progress(min(start + batch_size, len(images)))
+    return acts, pooled
+
+
+def cached_extract(
+    cache_dir: Path,
+    model_id: str,
+    view: str,
+    images: np.ndarray,
+    extractor,
+    batch_size: int,
+    keep_activations: bool,
+    on_progress: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> tuple[np.ndarray | None, np.ndarray, bool]:
+    """Like extract(), reusing the on-disk cache; the last value says whether it was a cache hit."""
+    images = view_of(images, view)
+    key = cache_key(model_id, view, images)
+    cache_dir = Path(cache_dir)
+    acts_path, pooled_path = cache_dir / f"{key}.acts.npy", cache_dir / f"{key}.pooled.npy"
+    if pooled_path.exists() and (acts_path.exists() or not keep_activations):
+        try:
+            pooled = np.load(pooled_path)
+            acts = np.load(acts_path) if keep_activations else None
+            if len(pooled) == len(images) and (acts is None or len(acts) == len(images)):
+                if on_progress:
+                    on_progress(len(images))
+                return acts, pooled, True
+        except (OSError, ValueError):
+            pass  # a damaged cache file is recomputed below
+    acts, pooled = extract(extractor, images, batch_size, on_progress, should_stop, keep_activations)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        _save_npy(pooled_path, pooled)
+        if acts is not None:
+            _save_npy(acts_path, acts)
+    except OSError:
+        pass  # the cache is an optimisation: a full or read-only disk must not fail the run
+    return acts, pooled, False
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        np.save(tmp, array)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,52 @@
+"""Start training as its own process, in its own session, and stop it gracefully.
+
+A detached run survives the terminal or SSH connection that started it; the run
+folder is the only link back to it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from . import runstore
+from .config import TrainConfig
+
+
+def start_detached(config: TrainConfig, resume: Path | None = None) -> Path:
+    """Spawn `cifar-tui train` for this config (or resume a run) and return its run folder at once."""
+    if resume is not None:
+        run_dir = Path(resume)
+    else:
+        run_dir = runstore.create_run_dir(Path(config.runs_dir), config.run_name)
+        runstore.atomic_write_json(run_dir / runstore.CONFIG_FILE, config.to_json())
+    flag = "--resume" if resume is not None else "--in-run-dir"
+    command = [sys.executable, "-m", "tui_cifar", "train", flag, str(run_dir)]
+    log = open(run_dir / runstore.TRAIN_LOG, "ab")
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # no controlling terminal: SIGHUP from a closed terminal never reaches it
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"},
+        close_fds=True,
+    )
+    log.close()
+    runstore.write_status(run_dir, "running", "starting", pid=process.pid)
+    return run_dir
+
+
+def request_stop(run_dir: Path) -> bool:
+    """Ask a running run to stop after its current batch (SIGTERM); False if it is not running here."""
+    status = runstore.read_status(Path(run_dir))
+    if runstore.effective_state(status) != "running" or not status.pid:
+        return False
+    try:
+        os.kill(status.pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True

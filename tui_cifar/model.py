@@ -1,0 +1,122 @@
+"""The classifier: 32x32 CIFAR pixels in, class probabilities out.
+
+The backbone is cut at the *freeze boundary* into a frozen ``bottom`` and a
+fine-tuned ``top``. The full model (saved as ``model.keras``) chains
+resize -> backbone preprocessing -> bottom -> top -> head, while training on
+cached activations uses ``top`` and the head alone: both share the same
+layer objects, so training one trains the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+
+from .backbones import build_backbone, first_trainable_layer, get_spec
+
+NUM_CLASSES = 10
+CIFAR_SHAPE = (32, 32, 3)
+
+# Per backbone: how keras.applications.<module>.preprocess_input scales 0..255 RGB.
+_PREPROCESS_MODES = {
+    "mobilenet_v2": "tf",  # x / 127.5 - 1
+    "mobilenet_v3": "none",  # the model rescales itself (include_preprocessing=True)
+    "efficientnet_v2": "none",
+    "resnet50": "caffe",  # RGB -> BGR, minus the ImageNet mean
+}
+
+
+@keras.saving.register_keras_serializable(package="cifar_tui")
+class BackbonePreprocess(keras.layers.Layer):
+    """The backbone's input scaling as a plain, serialisable layer (a Lambda would be refused by safe_mode)."""
+
+    def __init__(self, mode: str, **kwargs):
+        super().__init__(**kwargs)
+        if mode not in ("tf", "caffe", "none"):
+            raise ValueError(f"unknown preprocessing mode {mode!r}")
+        self.mode = mode
+
+    def call(self, inputs):
+        x = keras.ops.cast(inputs, self.compute_dtype)
+        if self.mode == "tf":
+            return x / 127.5 - 1.0
+        if self.mode == "caffe":
+            mean = keras.ops.convert_to_tensor([103.939, 116.779, 123.68], dtype=self.compute_dtype)
+            return x[..., ::-1] - mean
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+@dataclass
+class TransferModel:
+    """The pieces of one classifier. ``full`` is what gets saved and served."""
+
+    full: keras.Model
+    bottom: keras.Model  # images (resized, preprocessed) -> activations at the freeze boundary
+    top: keras.Model | None  # boundary activations -> backbone output; None when nothing is fine-tuned
+    head: keras.Sequential  # backbone output -> class probabilities
+    extractor: keras.Model  # 32x32 images -> (boundary activations, pooled frozen features)
+    boundary_layer: str
+
+    def trainable_on_activations(self) -> keras.Model:
+        """top + head as one model fed with cached boundary activations (stage 2)."""
+        inputs = keras.Input(self.bottom.output.shape[1:], name="boundary_activations")
+        x = self.top(inputs, training=False) if self.top is not None else inputs
+        return keras.Model(inputs, self.head(x), name="fine_tune_on_cache")
+
+    def trainable_on_features(self) -> keras.Model:
+        """The head alone fed with cached pooled features (stage 1)."""
+        inputs = keras.Input((self.head.layers[1].input.shape[-1],), name="pooled_features")
+        x = inputs
+        for layer in self.head.layers[1:]:  # skip the pooling: features are pooled already
+            x = layer(x)
+        return keras.Model(inputs, x, name="head_on_features")
+
+
+def build_transfer_model(
+    backbone_name: str,
+    image_size: int,
+    fine_tune_blocks: int | str,
+    weights: str | None = "imagenet",
+    dropout: float = 0.3,
+) -> TransferModel:
+    spec = get_spec(backbone_name)
+    backbone = build_backbone(backbone_name, image_size, weights)
+    start = first_trainable_layer(backbone_name, backbone, fine_tune_blocks)
+    if start >= len(backbone.layers):
+        boundary = backbone.output
+        boundary_layer = backbone.layers[-1].name
+        top = None
+    else:
+        boundary = backbone.layers[start].input
+        boundary_layer = backbone.layers[start - 1].name
+        top = keras.Model(boundary, backbone.output, name="backbone_top")
+    bottom = keras.Model(backbone.input, boundary, name="backbone_bottom")
+    bottom.trainable = False
+
+    head = keras.Sequential(
+        [
+            keras.layers.GlobalAveragePooling2D(name="pool"),
+            keras.layers.Dropout(dropout, name="head_dropout"),
+            # float32 output keeps softmax stable under mixed precision.
+            keras.layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="predictions"),
+        ],
+        name="head",
+    )
+    head.build(backbone.output.shape)
+
+    images = keras.Input(CIFAR_SHAPE, name="image")
+    x = keras.layers.Resizing(image_size, image_size, interpolation="bilinear", name="upsample")(images)
+    x = BackbonePreprocess(_PREPROCESS_MODES[spec.app_module], name="preprocess")(x)
+    activations = bottom(x, training=False)
+    # training=False keeps BatchNorm in inference mode even once the top is unfrozen.
+    features = top(activations, training=False) if top is not None else activations
+    outputs = head(features)
+    full = keras.Model(images, outputs, name=f"cifar10_{backbone_name.replace('-', '_')}")
+
+    pooled = keras.layers.GlobalAveragePooling2D(name="frozen_pool")(features)
+    extractor = keras.Model(images, [activations, pooled], name="extractor")
+    return TransferModel(full, bottom, top, head, extractor, boundary_layer)

@@ -1,0 +1,298 @@
+"""Two-stage transfer learning into a run folder.
+
+Stage 1 trains the new head on cached, pooled frozen-backbone features.
+Stage 2 unfreezes the top blocks and fine-tunes them at a lower learning rate,
+from cached activations at the freeze boundary when they fit in memory, or end
+to end from pixels (with pixel-level augmentation) when they do not.
+Model selection uses the validation split only; the test set is read once, at
+the end, by the evaluation.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import keras
+import numpy as np
+
+from . import runstore
+from .config import TrainConfig
+from .runstore import MetricsWriter, write_status
+
+# Boundary activations are cached for stage 2 only while they fit in this many bytes.
+ACTIVATION_CACHE_BUDGET = int(os.environ.get("CIFAR_TUI_CACHE_BUDGET", 6 * 2**30))
+
+
+class TrainingDiverged(Exception):
+    pass
+
+
+def train_run(
+    config: TrainConfig,
+    run_dir: Path,
+    resume: bool = False,
+    listeners: list[Callable[[dict[str, Any]], None]] | None = None,
+) -> str:
+    """Train into run_dir and return the final state (finished, stopped or failed)."""
+    from .callbacks import StopRequest
+
+    run_dir = Path(run_dir)
+    if not resume:
+        runstore.atomic_write_json(run_dir / runstore.CONFIG_FILE, config.to_json())
+    stop = StopRequest()
+    stop.install()
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closed terminal must not end the run
+    writer = MetricsWriter(run_dir, listeners)
+    started = time.perf_counter()
+    previous_wall = _previous_wall_time(run_dir) if resume else 0.0
+
+    def clock() -> float:
+        return round(previous_wall + time.perf_counter() - started, 2)
+
+    write_status(run_dir, "running", "resuming" if resume else "starting")
+    try:
+        trainer = _Trainer(config, run_dir, writer, stop, clock, resume)
+        state, message = trainer.run()
+    except KeyboardInterrupt:
+        state, message = "stopped", "interrupted"
+    except Exception as exc:  # the run folder must say why it ended
+        state, message = "failed", _explain(exc)
+        (run_dir / "error.txt").write_text(traceback.format_exc())
+    writer.write({"type": "run_end", "state": state, "message": message, "wall_time": clock(),
+                  "test_accuracy": _test_accuracy(run_dir)})
+    write_status(run_dir, state, message)
+    writer.close()
+    return state
+
+
+def _explain(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.errno == 28:
+        return f"disk full while writing {exc.filename or 'the run folder'}; the last good model was kept"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _previous_wall_time(run_dir: Path) -> float:
+    records, _ = runstore.read_metrics(run_dir)
+    walls = [r["wall_time"] for r in records if isinstance(r.get("wall_time"), (int, float))]
+    return max(walls, default=0.0)
+
+
+def _test_accuracy(run_dir: Path) -> float | None:
+    report, _ = runstore.read_json(run_dir / runstore.REPORT_FILE)
+    return (report or {}).get("test_accuracy")
+
+
+class CachedViews(keras.utils.PyDataset):
+    """Batches from cached arrays; each epoch draws one view (original or mirrored) per sample."""
+
+    def __init__(self, views: list[np.ndarray], labels: np.ndarray, batch_size: int, shuffle: bool, seed: int):
+        super().__init__()
+        self.views, self.labels = views, labels
+        self.batch_size, self.shuffle = batch_size, shuffle
+        self.rng = np.random.default_rng(seed)
+        self.on_epoch_end()
+
+    def __len__(self):
+        return math.ceil(len(self.labels) / self.batch_size)
+
+    def on_epoch_end(self):
+        n = len(self.labels)
+        self.order = self.rng.permutation(n) if self.shuffle else np.arange(n)
+        self.view_choice = self.rng.integers(0, len(self.views), n) if self.shuffle else np.zeros(n, int)
+
+    def __getitem__(self, index):
+        idx = np.sort(self.order[index * self.batch_size : (index + 1) * self.batch_size])
+        choice = self.view_choice[idx]
+        x = np.empty((len(idx), *self.views[0].shape[1:]), np.float32)
+        for v, view in enumerate(self.views):
+            mask = choice == v
+            x[mask] = view[idx[mask]]
+        return x, self.labels[idx]
+
+
+class _Trainer:
+    def __init__(self, config, run_dir, writer, stop, clock, resume):
+        self.config, self.run_dir, self.writer = config, Path(run_dir), writer
+        self.stop, self.clock, self.resume = stop, clock, resume
+        self.backup_dir = self.run_dir / runstore.BACKUP_DIR
+        self.backup_dir.mkdir(exist_ok=True)
+        records, _ = runstore.read_metrics(self.run_dir) if resume else ([], [])
+        self.logged_epochs = {(int(r["stage"]), int(r["epoch"])) for r in runstore.epoch_records(records)}
+
+    def log(self, record: dict[str, Any]) -> None:
+        record.setdefault("wall_time", self.clock())
+        self.writer.write(record)
+
+    def phase(self, name: str, message: str) -> None:
+        write_status(self.run_dir, "running", message)
+        self.log({"type": "phase", "phase": name, "message": message})
+
+    def run(self) -> tuple[str, str]:
+        from .hardware import setup_hardware
+
+        cfg = self.config
+        keras.utils.set_random_seed(cfg.seed)
+        hw = setup_hardware(cfg.mixed_precision)
+        self.log({"type": "run_start" if not self.resume else "run_resume", "config": cfg.to_json(),
+                  "device": hw.description, "pid": os.getpid()})
+
+        self.phase("load_data", "loading CIFAR-10")
+        from .data import make_splits
+
+        splits = make_splits(cfg.data_dir, cfg.val_size, cfg.seed, cfg.limit_train, cfg.limit_test)
+        self.log({"type": "data", "source": splits.source, "train": len(splits.y_train),
+                  "val": len(splits.y_val), "test": len(splits.y_test)})
+
+        from .model import build_transfer_model
+
+        with hw.strategy.scope():
+            tm = build_transfer_model(cfg.backbone, cfg.image_size, cfg.fine_tune_blocks,
+                                      None if cfg.weights == "none" else "imagenet", cfg.dropout)
+        fine_tune = tm.top is not None and cfg.epochs_fine > 0
+        act_bytes = int(np.prod(tm.bottom.output.shape[1:])) * 2
+        views = ("original", "mirrored") if cfg.augment else ("original",)
+        use_cache = fine_tune and act_bytes * (len(splits.y_train) * len(views) + len(splits.y_val)) <= ACTIVATION_CACHE_BUDGET
+
+        feats = self.extract_features(tm, splits, views, keep_activations=use_cache)
+        if self.stop.requested:
+            return "stopped", f"stopped by {self.stop.signal_name}"
+
+        y_train = keras.utils.to_categorical(splits.y_train, 10)
+        y_val = keras.utils.to_categorical(splits.y_val, 10)
+        if cfg.epochs_head > 0:
+            with hw.strategy.scope():
+                head_model = tm.trainable_on_features()
+            result = self.fit_stage(
+                1, head_model, tm,
+                CachedViews([feats["train"][v][1] for v in views], y_train, cfg.batch_size, True, cfg.seed),
+                (feats["val"]["original"][1].astype(np.float32), y_val),
+                cfg.epochs_head, cfg.lr_head, hw,
+            )
+            if result:
+                return result
+        if fine_tune:
+            tm.top.trainable = True
+            if use_cache:
+                with hw.strategy.scope():
+                    stage2 = tm.trainable_on_activations()
+                train_data = CachedViews([feats["train"][v][0] for v in views], y_train, cfg.batch_size, True, cfg.seed + 1)
+                val_data = (feats["val"]["original"][0].astype(np.float32), y_val)
+            else:
+                stage2 = tm.full
+                train_data = _pixel_dataset(splits.x_train, y_train, cfg.batch_size, cfg.augment, cfg.seed)
+                val_data = _pixel_dataset(splits.x_val, y_val, cfg.batch_size, False, cfg.seed)
+            del feats
+            result = self.fit_stage(2, stage2, tm, train_data, val_data, cfg.epochs_fine, cfg.lr_fine, hw)
+            if result:
+                return result
+
+        self.phase("evaluate", "evaluating the best model on the test set")
+        from .evaluation import evaluate_run
+
+        report = evaluate_run(self.run_dir)
+        return "finished", f"test accuracy {report['test_accuracy']:.4f}"
+
+    def extract_features(self, tm, splits, views, keep_activations):
+        from .features import cached_extract, default_cache_dir
+
+        cfg = self.config
+        cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+        weights_id = f"random-seed{cfg.seed}" if cfg.weights == "none" else cfg.weights
+        model_id = f"{cfg.backbone}|{weights_id}|{cfg.image_size}|{tm.boundary_layer}|v1"
+        jobs = [("train", v, splits.x_train) for v in views] + [("val", "original", splits.x_val)]
+        total = sum(len(x) for _, _, x in jobs)
+        self.phase("extract_features", f"computing frozen-backbone features for {total} images (cached for later runs)")
+        done_before = 0
+        out: dict[str, dict[str, tuple]] = {"train": {}, "val": {}}
+        t0 = time.perf_counter()
+        last_report = [0.0]
+
+        def progress(done: int) -> None:
+            now = time.perf_counter()
+            if now - last_report[0] >= 1.0 or done_before + done == total:
+                last_report[0] = now
+                self.log({"type": "progress", "phase": "extract_features", "done": done_before + done, "total": total})
+
+        for split, view, images in jobs:
+            acts, pooled, hit = cached_extract(
+                cache_dir, model_id, view, images, tm.extractor, max(cfg.batch_size, 64),
+                keep_activations, progress, lambda: self.stop.requested,
+            )
+            out[split][view] = (acts, pooled)
+            done_before += len(images)
+        elapsed = time.perf_counter() - t0
+        self.log({"type": "features_done", "images": total, "seconds": round(elapsed, 2),
+                  "images_per_sec": round(total / elapsed, 1) if elapsed > 0 else None})
+        return out
+
+    def fit_stage(self, stage, model, tm, train_data, val_data, epochs, lr, hw) -> tuple[str, str] | None:
+        """Train one stage; returns (state, message) when the run must end here, else None."""
+        from .callbacks import BestCheckpoint, GracefulStop, MetricsLogger
+
+        cfg = self.config
+        done_marker = self.backup_dir / f"stage{stage}.done"
+        best_weights = self.backup_dir / f"stage{stage}.best.weights.h5"
+        score_file = self.backup_dir / "best_score.json"
+        if done_marker.exists():
+            if best_weights.exists():
+                model.load_weights(best_weights)
+            return None
+        steps = len(train_data)
+        with hw.strategy.scope():
+            schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, steps * epochs), alpha=0.05)
+            model.compile(
+                optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
+                loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+                metrics=["accuracy"],
+            )
+        trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+        self.phase("train_head" if stage == 1 else "fine_tune",
+                   f"stage {stage}: {'training the head' if stage == 1 else 'fine-tuning'} ({trainable:,} trainable parameters)")
+        self.log({"type": "stage_start", "stage": stage, "epochs": epochs, "steps_per_epoch": steps,
+                  "lr": lr, "trainable_params": trainable})
+        write_status(self.run_dir, "running", f"stage {stage}", stage=stage)
+        stopper = GracefulStop(self.stop)
+        callbacks = [
+            stopper,
+            MetricsLogger(self.writer, stage, epochs, steps, cfg.batch_size, self.clock, self.logged_epochs),
+            BestCheckpoint(best_weights, tm.full, self.run_dir / runstore.MODEL_FILE, score_file),
+            keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.patience, restore_best_weights=False),
+            keras.callbacks.BackupAndRestore(str(self.backup_dir / f"stage{stage}")),
+        ]
+        t0 = time.perf_counter()
+        model.fit(train_data, validation_data=val_data, validation_batch_size=cfg.batch_size if isinstance(val_data, tuple) else None,
+                  epochs=epochs, callbacks=callbacks, verbose=0)
+        self.log({"type": "stage_end", "stage": stage, "seconds": round(time.perf_counter() - t0, 2)})
+        if stopper.diverged:
+            raise TrainingDiverged(
+                f"the loss became NaN/inf in stage {stage}; lower the learning rate (now {lr:g}) and retry"
+            )
+        if best_weights.exists():
+            model.load_weights(best_weights)  # early stopping's best, kept on disk across resumes
+        if self.stop.requested:
+            return "stopped", f"stopped by {self.stop.signal_name}; the best model so far is kept"
+        done_marker.touch()
+        return None
+
+
+def _pixel_dataset(x, y, batch_size, augment, seed):
+    """tf.data pipeline from uint8 pixels, for end-to-end fine-tuning (GPU, or 'all' blocks)."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if augment:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+
+        def jitter(image, label):
+            image = tf.image.random_flip_left_right(image)
+            padded = tf.pad(image, [[4, 4], [4, 4], [0, 0]], mode="REFLECT")
+            return tf.image.random_crop(padded, tf.shape(image)), label
+
+        ds = ds.map(jitter, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,206 @@
+"""The cifar-tui Textual app: configure, watch training live, list runs, evaluate, predict.
+
+One mode per screen (c, t, r, e, p switch between them), so each keeps its own
+state and dialogs while you look elsewhere. TensorFlow is only imported by the
+predict screen (and the parameter count on the configure screen), in thread
+workers.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import Screen
+
+from .. import runstore
+from .commands import CifarCommands
+
+SCREEN_KEYS = {
+    "configure": "c",
+    "train": "t",
+    "runs": "r",
+    "evaluate": "e",
+    "predict": "p",
+}
+
+
+class CifarApp(App):
+    """Train, watch, evaluate and use a CIFAR-10 classifier."""
+
+    TITLE = "cifar-tui"
+    SUB_TITLE = "CIFAR-10 transfer learning"
+    CSS_PATH = "app.tcss"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    COMMANDS = App.COMMANDS | {CifarCommands}
+    COMMAND_PALETTE_BINDING = "ctrl+p"
+
+    BINDINGS = [
+        Binding("c", "goto('configure')", "Configure"),
+        Binding("t", "goto('train')", "Train"),
+        Binding("r", "goto('runs')", "Runs"),
+        Binding("e", "goto('evaluate')", "Evaluate"),
+        Binding("p", "goto('predict')", "Predict"),
+        Binding("q", "quit", "Quit", show=False),
+    ]
+
+    def __init__(
+        self,
+        runs_dir: Path | str = "runs",
+        data_dir: str | None = None,
+        *,
+        start_screen: str | None = None,
+        run_dir: Path | str | None = None,
+        image_backend: str = "halfblock",
+        poll_interval: float = 0.5,
+        runs_refresh_interval: float = 2.0,
+    ) -> None:
+        super().__init__()
+        self.runs_dir = Path(runs_dir).expanduser()
+        self.data_dir = data_dir
+        self.start_screen = start_screen
+        self.current_run: Path | None = Path(run_dir) if run_dir else None
+        self.image_backend = image_backend
+        self.poll_interval = poll_interval
+        self.runs_refresh_interval = runs_refresh_interval
+        # caches shared by screens (filled by thread workers)
+        self.classifiers: dict[Path, Any] = {}
+        self.test_images: tuple[Any, Any] | None = None
+        self._mode_screens: dict[str, Screen] = {}
+        for mode in SCREEN_KEYS:
+            self.add_mode(mode, self._screen_factory(mode))
+
+    # ------------------------------------------------------------ screens
+    def _screen_factory(self, mode: str):
+        def make() -> Screen:
+            screen = self._make_screen(mode)
+            self._mode_screens[mode] = screen
+            return screen
+
+        return make
+
+    def _make_screen(self, mode: str) -> Screen:
+        if mode == "configure":
+            from .configure import ConfigureScreen
+
+            return ConfigureScreen()
+        if mode == "train":
+            from .training import TrainingScreen
+
+            return TrainingScreen()
+        if mode == "runs":
+            from .runs import RunsScreen
+
+            return RunsScreen()
+        if mode == "evaluate":
+            from .evaluate import EvaluateScreen
+
+            return EvaluateScreen()
+        if mode == "predict":
+            from .predict import PredictScreen
+
+            return PredictScreen()
+        raise ValueError(mode)
+
+    def mode_screen(self, mode: str) -> Screen | None:
+        """The base screen of a mode, once it was created."""
+        return self._mode_screens.get(mode)
+
+    def on_mount(self) -> None:
+        start = self.start_screen
+        if start is None:
+            if self.current_run is not None:
+                start = "train"
+            else:
+                start = "runs" if any(runstore.iter_run_dirs(self.runs_dir)) else "configure"
+        if start in ("train", "evaluate") and self.current_run is not None:
+            self.open_run(self.current_run, start)
+        else:
+            self.switch_mode(start)
+
+    def action_goto(self, mode: str) -> None:
+        if mode == self.current_mode:
+            return
+        self.switch_mode(mode)
+        screen = self.mode_screen(mode)
+        if mode in ("train", "evaluate") and screen is not None and hasattr(screen, "on_goto"):
+            screen.on_goto(self.current_run)
+
+    def open_run(self, run_dir: Path, mode: str = "train") -> None:
+        """Show a run on the training (live) or evaluate screen."""
+        self.current_run = Path(run_dir)
+        self.switch_mode(mode)
+        screen = self.mode_screen(mode)
+        if screen is not None:
+            screen.show_run(self.current_run)
+
+    # ------------------------------------------------------------ helpers
+    def start_run(self, config) -> Path | None:
+        """Start a detached training process; open its live view. Returns the run folder, or None."""
+        from .. import launcher
+
+        try:
+            run_dir = launcher.start_detached(config)
+        except Exception as exc:  # the launcher's message is what the user needs
+            self.notify(f"Could not start the run: {exc}", title="Start failed", severity="error", timeout=10)
+            return None
+        run_dir = Path(run_dir)
+        self.runs_dir = Path(config.runs_dir).expanduser()
+        self.notify(f"Started {run_dir.name}", title="Training started")
+        self.open_run(run_dir, "train")
+        return run_dir
+
+    def latest_run(self, want: str = "any") -> Path | None:
+        """The newest run folder: 'running', 'finished' (with a test report) or 'any'."""
+        dirs = sorted(runstore.iter_run_dirs(self.runs_dir), key=_started_key, reverse=True)
+        for run_dir in dirs:
+            if want == "any":
+                return run_dir
+            status = runstore.read_status(run_dir)
+            state = runstore.effective_state(status)
+            if want == "running" and state == "running":
+                return run_dir
+            if want == "finished" and (run_dir / runstore.REPORT_FILE).exists():
+                return run_dir
+        return None
+
+
+def _started_key(run_dir: Path) -> tuple[str, str]:
+    status = runstore.read_status(run_dir)
+    return (status.started_at or "", run_dir.name)
+
+
+def _detect_image_backend() -> str:
+    """Use textual-image (sixel / kitty graphics / half-cells) in a real terminal, our half-blocks otherwise.
+
+    textual-image asks the terminal about its graphics support when imported,
+    which must happen before Textual takes over stdin.
+    """
+    choice = os.environ.get("CIFAR_TUI_IMAGES", "auto").lower()
+    if choice in ("halfblock", "off", "none") or not (sys.__stdout__ and sys.__stdout__.isatty()):
+        return "halfblock"
+    try:
+        import textual_image.widget  # noqa: F401  (queries the terminal now)
+    except Exception:
+        return "halfblock"
+    return "textual-image"
+
+
+def run_app(
+    runs_dir: Path | str = "runs",
+    data_dir: str | None = None,
+    *,
+    screen: str | None = None,
+    run_dir: Path | str | None = None,
+) -> int:
+    """Entry point for the CLI: open the app (on `screen`, or on `run_dir`'s live view)."""
+    if screen is not None and screen not in SCREEN_KEYS:
+        raise ValueError(f"unknown screen {screen!r}; choose one of: {', '.join(SCREEN_KEYS)}")
+    app = CifarApp(runs_dir, data_dir, start_screen=screen, run_dir=run_dir,
+                   image_backend=_detect_image_backend())
+    app.run()
+    return app.return_code or 0

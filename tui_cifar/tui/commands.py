@@ -1,0 +1,78 @@
+"""Command palette (ctrl+p): screens, presets to start, runs to open."""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+from typing import TYPE_CHECKING, Callable
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from .. import runstore
+
+if TYPE_CHECKING:
+    from .app import CifarApp
+
+
+class CifarCommands(Provider):
+    """The app's own commands, shown beside Textual's (theme, keys, quit...)."""
+
+    async def startup(self) -> None:
+        app: CifarApp = self.app  # type: ignore[assignment]
+        try:
+            self._runs = await asyncio.to_thread(runstore.list_runs, app.runs_dir)
+        except OSError:
+            self._runs = []
+
+    def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+        app: CifarApp = self.app  # type: ignore[assignment]
+        commands: list[tuple[str, str, Callable[[], object]]] = [
+            ("Configure a training run", "the configure screen (c)", partial(app.action_goto, "configure")),
+            ("Watch training", "the live training screen (t)", partial(app.action_goto, "train")),
+            ("Runs", "all runs in the runs folder (r)", partial(app.action_goto, "runs")),
+            ("Evaluate", "confusion matrix, per-class scores, ROC (e)", partial(app.action_goto, "evaluate")),
+            ("Predict", "classify your own images (p)", partial(app.action_goto, "predict")),
+        ]
+        from .configure import start_preset
+
+        for preset, help_text in (
+            ("quick", "a small run: 96 px, 10k images, a few minutes on a CPU"),
+            ("default", "the default run"),
+            ("best", "192 px, more fine-tuning: best accuracy, slower"),
+        ):
+            commands.append((f"Start {preset} run", help_text, partial(start_preset, app, preset)))
+        train = app.mode_screen("train")
+        if train is not None and getattr(train, "can_stop", lambda: False)():
+            commands.append(("Stop the watched run", "graceful stop: keeps the best model", train.action_stop))
+        runs = app.mode_screen("runs")
+        if runs is not None:
+            commands.append(("Compare marked runs", "overlay validation accuracy (mark with space)",
+                             runs.action_compare))
+        predict_help = "pick a folder of images and write predictions to a CSV file"
+        commands.append(("Classify folder to CSV", predict_help, partial(_predict_folder, app)))
+        for summary in reversed(getattr(self, "_runs", [])):
+            mode = "evaluate" if (summary.path / runstore.REPORT_FILE).exists() else "train"
+            commands.append((
+                f"Open run {summary.name}",
+                f"{summary.state}, {summary.backbone or '?'} {summary.image_size or ''}px",
+                partial(app.open_run, summary.path, mode),
+            ))
+        return commands
+
+    async def discover(self) -> Hits:
+        for name, help_text, callback in self._commands():
+            yield DiscoveryHit(name, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, help_text, callback in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help_text)
+
+
+def _predict_folder(app: "CifarApp") -> None:
+    app.action_goto("predict")
+    screen = app.mode_screen("predict")
+    if screen is not None:
+        screen.action_classify_folder()

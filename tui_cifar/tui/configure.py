@@ -1,0 +1,416 @@
+"""Configure screen: the training settings, validated field by field, and Start."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widget import Widget
+from textual.widgets import Button, Collapsible, Footer, Header, Input, Label, Select, Static, Switch
+from textual.worker import get_current_worker
+
+from .. import config as config_mod
+from ..backbones import BACKBONES
+from ..config import PRESETS, ConfigError, TrainConfig, make_config
+from . import settings
+
+if TYPE_CHECKING:
+    from .app import CifarApp
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    label: str
+    kind: str  # select | int | float | blocks | bool | path | choice
+    help: str = ""
+    optional: bool = False
+    advanced: bool = False
+    choices: tuple[tuple[str, str], ...] = ()
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("backbone", "Backbone", "select"),
+    Field("image_size", "Input size (px)", "int", "CIFAR's 32 px images are upscaled to this"),
+    Field("fine_tune_blocks", "Fine-tune blocks", "blocks", "top blocks unfrozen in stage 2 (a number or 'all')"),
+    Field("epochs_head", "Epochs, stage 1 (head)", "int", "new classifier head on frozen features"),
+    Field("epochs_fine", "Epochs, stage 2 (fine-tune)", "int", "0 skips fine-tuning"),
+    Field("lr_head", "Learning rate, stage 1", "float"),
+    Field("lr_fine", "Learning rate, stage 2", "float"),
+    Field("batch_size", "Batch size", "int"),
+    Field("augment", "Augmentation", "bool", "horizontal flips and small shifts"),
+    Field("tta_flip", "Test-time flip (TTA)", "bool", "average each test image with its mirror"),
+    Field("data_dir", "Data folder", "path", "CIFAR-10 location (empty: the default)", optional=True),
+    Field("runs_dir", "Runs folder", "path", "where run folders are created"),
+    Field("dropout", "Dropout", "float", advanced=True),
+    Field("label_smoothing", "Label smoothing", "float", advanced=True),
+    Field("weight_decay", "Weight decay", "float", advanced=True),
+    Field("val_size", "Validation images", "int", "held out of the training set", advanced=True),
+    Field("patience", "Early-stopping patience", "int", "epochs without val improvement", advanced=True),
+    Field("seed", "Random seed", "int", advanced=True),
+    Field("limit_train", "Limit training images", "int", "empty: all 50,000", optional=True, advanced=True),
+    Field("limit_test", "Limit test images", "int", "empty: all 10,000", optional=True, advanced=True),
+    Field("mixed_precision", "Mixed precision", "choice", advanced=True,
+          choices=(("auto (GPU only)", "auto"), ("on", "on"), ("off", "off"))),
+    Field("weights", "Backbone weights", "choice", advanced=True,
+          choices=(("ImageNet", "imagenet"), ("none (random)", "none"))),
+    Field("cache_dir", "Feature cache folder", "path", "empty: the default", optional=True, advanced=True),
+)
+FIELD_BY_NAME = {f.name: f for f in FIELDS}
+CONFIG_FIELDS = {f.name for f in fields(TrainConfig)}
+DESCRIBE_FIELDS = ("backbone", "image_size", "fine_tune_blocks")
+# Settings of the machine rather than of the experiment: presets leave them alone.
+KEEP_ON_PRESET = ("backbone", "data_dir", "runs_dir", "cache_dir", "mixed_precision", "weights")
+
+
+def field_of_message(message: str, candidates=None) -> list[str]:
+    """Config field names a ConfigError message mentions, in order of appearance."""
+    found = []
+    for name in candidates or FIELD_BY_NAME:
+        match = re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", message)
+        if match:
+            found.append((match.start(), name))
+    return [name for _pos, name in sorted(found)]
+
+
+def parse_text(field: Field, text: str) -> Any:
+    """Form text to a config value; unparsable text is passed on for make_config to name."""
+    text = text.strip()
+    if field.kind == "path":
+        return text or None
+    if text == "":
+        return None if field.optional else ""
+    if field.kind == "blocks" and text.lower() == "all":
+        return "all"
+    if field.kind in ("int", "blocks"):
+        try:
+            return int(text.replace("_", "").replace(",", ""))
+        except ValueError:
+            try:
+                return float(text)
+            except ValueError:
+                return text
+    if field.kind == "float":
+        try:
+            return float(text)
+        except ValueError:
+            return text
+    return text
+
+
+def format_value(field: Field, value: Any) -> str:
+    if value is None:
+        return ""
+    if field.kind == "float" and isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def validate(values: dict[str, Any]) -> tuple[TrainConfig | None, dict[str, str]]:
+    """(config, {}) when valid, else (None, {field: message}) for every field found wrong."""
+    errors: dict[str, str] = {}
+    if not values.get("runs_dir"):
+        errors["runs_dir"] = "runs_dir must name a folder"
+    for name, value in values.items():
+        if name not in CONFIG_FIELDS or name in errors:
+            continue
+        try:
+            make_config({name: value})
+        except ConfigError as exc:
+            mentioned = field_of_message(str(exc))
+            if not mentioned or mentioned[0] == name:
+                errors[name] = str(exc)
+    if errors:
+        return None, errors
+    try:
+        config = make_config({k: v for k, v in values.items() if k in CONFIG_FIELDS})
+    except ConfigError as exc:
+        message = str(exc)
+        mentioned = field_of_message(message, [n for n in values]) or ["_form"]
+        for name in mentioned:
+            errors.setdefault(name, message)
+        return None, errors
+    return config, {}
+
+
+class FieldRow(Horizontal):
+    """Label, control and (below) the field's validation message."""
+
+
+class ConfigureScreen(Screen):
+    """All training settings; Start launches a detached training process."""
+
+    BINDINGS = [
+        Binding("ctrl+s", "start", "Start run", priority=True),
+        Binding("ctrl+o", "count_params", "Count params", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: dict[str, str] = {}
+        self._describe_timer: Timer | None = None
+        self._described: tuple | None = None
+        self._loading = True
+
+    @property
+    def cifar(self) -> "CifarApp":
+        return self.app  # type: ignore[return-value]
+
+    # ------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="config-actions", classes="toolbar"):
+            yield Label("Presets:", classes="toolbar-label")
+            for preset in PRESETS:
+                yield Button(preset.capitalize(), id=f"preset-{preset}", classes="preset")
+            yield Static(classes="spacer")
+            yield Button("Start ▶ (ctrl+s)", id="start", variant="success")
+        yield Static("", id="form-error", classes="field-error")
+        with VerticalScroll(id="config-form"):
+            for field in FIELDS:
+                if not field.advanced:
+                    yield from self._field_row(field)
+            with Collapsible(title="Advanced settings", collapsed=True, id="advanced"):
+                for field in FIELDS:
+                    if field.advanced:
+                        yield from self._field_row(field)
+        yield Footer()
+
+    def _field_row(self, field: Field) -> ComposeResult:
+        with Vertical(classes="field", id=f"row-{field.name}"):
+            with FieldRow():
+                yield Label(field.label, classes="field-label")
+                yield self._control(field)
+                if field.name == "fine_tune_blocks":
+                    yield Static("", id="blocks-desc", classes="field-side")
+                    yield Button("Count", id="count-params", classes="small", tooltip="count trainable parameters (ctrl+o)")
+                elif field.help:
+                    yield Static(field.help, classes="field-side field-help")
+            yield Static("", id=f"err-{field.name}", classes="field-error")
+
+    def _control(self, field: Field) -> Widget:
+        wid = f"f-{field.name}"
+        if field.kind == "select":
+            options = [(f"{spec.label} — {spec.description}", name) for name, spec in BACKBONES.items()]
+            return Select(options, allow_blank=False, id=wid, classes="field-control")
+        if field.kind == "choice":
+            return Select(list(field.choices), allow_blank=False, id=wid, classes="field-control")
+        if field.kind == "bool":
+            return Switch(id=wid, classes="field-switch")
+        restrict = None
+        if field.kind == "int":
+            restrict = r"[0-9_,]*"
+        elif field.kind == "float":
+            restrict = r"[0-9eE.+\-]*"
+        placeholder = "all, or a number" if field.kind == "blocks" else ("(default)" if field.optional else "")
+        return Input(id=wid, classes="field-control", restrict=restrict, placeholder=placeholder)
+
+    def on_mount(self) -> None:
+        values = TrainConfig().to_json()
+        saved = settings.load_last_config() or {}
+        values.update({k: v for k, v in saved.items() if k in CONFIG_FIELDS})
+        values["runs_dir"] = str(self.cifar.runs_dir)
+        if self.cifar.data_dir:
+            values["data_dir"] = self.cifar.data_dir
+        self.set_values(values)
+        self._described = self._describe_key()
+        cached = self._cached_description()
+        self.query_one("#blocks-desc", Static).update(cached or "")
+        self.call_after_refresh(self._finish_loading)
+
+    def _finish_loading(self) -> None:
+        self._loading = False
+        self.revalidate()
+
+    # ------------------------------------------------------------ values
+    def set_values(self, values: dict[str, Any]) -> None:
+        for name, value in values.items():
+            field = FIELD_BY_NAME.get(name)
+            if field is None:
+                continue
+            widget = self.query_one(f"#f-{name}")
+            if isinstance(widget, Select):
+                options = [v for _label, v in (field.choices or [(n, n) for n in BACKBONES])]
+                if value in options:
+                    widget.value = value
+            elif isinstance(widget, Switch):
+                widget.value = bool(value)
+            elif isinstance(widget, Input):
+                widget.value = format_value(field, value)
+
+    def form_values(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for field in FIELDS:
+            widget = self.query_one(f"#f-{field.name}")
+            if isinstance(widget, Select):
+                values[field.name] = None if widget.value is Select.NULL else widget.value
+            elif isinstance(widget, Switch):
+                values[field.name] = widget.value
+            elif isinstance(widget, Input):
+                values[field.name] = parse_text(field, widget.value)
+        return values
+
+    def revalidate(self) -> TrainConfig | None:
+        config, errors = validate(self.form_values())
+        self.show_errors(errors)
+        return config
+
+    def show_errors(self, errors: dict[str, str]) -> None:
+        self.errors = errors
+        for field in FIELDS:
+            message = errors.get(field.name, "")
+            label = self.query_one(f"#err-{field.name}", Static)
+            label.update(message)
+            label.set_class(bool(message), "-shown")
+            self.query_one(f"#f-{field.name}").set_class(bool(message), "-invalid")
+            if message and field.advanced:
+                self.query_one("#advanced", Collapsible).collapsed = False
+        form_error = errors.get("_form", "")
+        self.query_one("#form-error", Static).update(form_error)
+        self.query_one("#form-error", Static).set_class(bool(form_error), "-shown")
+
+    # ------------------------------------------------------------ events
+    @on(Input.Changed)
+    @on(Select.Changed)
+    @on(Switch.Changed)
+    def _changed(self, event) -> None:
+        if self._loading:
+            return
+        self.revalidate()
+        control_id = getattr(event.control, "id", "") or ""
+        if control_id.removeprefix("f-") in DESCRIBE_FIELDS:
+            self._schedule_describe()
+
+    @on(Button.Pressed, ".preset")
+    def _preset(self, event: Button.Pressed) -> None:
+        self.apply_preset((event.button.id or "").removeprefix("preset-"))
+
+    @on(Button.Pressed, "#start")
+    def _start_pressed(self) -> None:
+        self.action_start()
+
+    @on(Button.Pressed, "#count-params")
+    def _count_pressed(self) -> None:
+        self.action_count_params()
+
+    def apply_preset(self, preset: str) -> None:
+        values = TrainConfig().to_json()
+        values.update(PRESETS.get(preset, {}))
+        current = self.form_values()
+        for name in KEEP_ON_PRESET:
+            values[name] = current.get(name)
+        self.set_values(values)
+        self.notify(f"Preset '{preset}' applied", timeout=2)
+
+    def action_start(self) -> None:
+        config = self.revalidate()
+        if config is None:
+            first = next((f for f in FIELDS if f.name in self.errors), None)
+            if first is not None:
+                self.query_one(f"#f-{first.name}").focus()
+            self.notify("Fix the highlighted settings first", title="Not started", severity="warning")
+            return
+        problem = settings.save_last_config(config.to_json())
+        if problem:
+            self.notify(problem, severity="warning")
+        self.cifar.start_run(config)
+
+    def on_screen_suspend(self) -> None:
+        config, _errors = validate(self.form_values()) if self.is_mounted else (None, {})
+        if config is not None:
+            settings.save_last_config(config.to_json())
+
+    # ------------------------------------------------------------ parameter count
+    def _describe_key(self) -> tuple | None:
+        values = self.form_values()
+        key = tuple(values.get(name) for name in DESCRIBE_FIELDS)
+        backbone, size, blocks = key
+        if backbone not in BACKBONES or not isinstance(size, int) or not (blocks == "all" or isinstance(blocks, int)):
+            return None
+        if any(name in self.errors for name in DESCRIBE_FIELDS):
+            return None
+        return key
+
+    def _cached_description(self) -> str | None:
+        key = self._describe_key()
+        return settings.cached_description(*key) if key else None
+
+    def _schedule_describe(self) -> None:
+        key = self._describe_key()
+        if key == self._described:
+            return
+        self._described = key
+        desc = self.query_one("#blocks-desc", Static)
+        if key is None:
+            desc.update("")
+            return
+        cached = settings.cached_description(*key)
+        if cached:
+            desc.update(cached)
+            return
+        desc.update("counting parameters…")
+        if self._describe_timer is not None:
+            self._describe_timer.stop()
+        self._describe_timer = self.set_timer(0.6, lambda: self._describe(key))
+
+    def action_count_params(self) -> None:
+        key = self._describe_key()
+        if key is None:
+            self.notify("Fix backbone, input size and fine-tune blocks first", severity="warning")
+            return
+        self.query_one("#blocks-desc", Static).update("counting parameters…")
+        self._describe(key)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="describe")
+    def _describe(self, key: tuple) -> None:
+        worker = get_current_worker()
+        try:
+            from .. import backbones
+
+            text = backbones.describe_fine_tune(*key)
+        except Exception as exc:  # shown beside the field; the form stays usable
+            text = None
+            error = f"cannot count parameters: {exc}"
+        if worker.is_cancelled:
+            return
+        if text is not None:
+            settings.cache_description(*key, text)
+            self.app.call_from_thread(self._show_description, key, text, False)
+        else:
+            self.app.call_from_thread(self._show_description, key, error, True)
+
+    def _show_description(self, key: tuple, text: str, failed: bool) -> None:
+        if key != self._describe_key():
+            return  # the form moved on
+        desc = self.query_one("#blocks-desc", Static)
+        desc.update(text)
+        desc.set_class(failed, "-failed")
+
+
+def start_preset(app: "CifarApp", preset: str) -> Path | None:
+    """Start a run with a preset, keeping the machine settings (folders, backbone) from the form."""
+    screen = app.mode_screen("configure")
+    if screen is not None and screen.is_mounted:
+        current = screen.form_values()  # type: ignore[attr-defined]
+    else:
+        current = settings.load_last_config() or {}
+        current["runs_dir"] = str(app.runs_dir)
+        if app.data_dir:
+            current["data_dir"] = app.data_dir
+    base = {k: current[k] for k in KEEP_ON_PRESET if current.get(k) is not None}
+    base.setdefault("runs_dir", str(app.runs_dir))
+    try:
+        config = config_mod.make_config(base, preset=preset)
+    except ConfigError as exc:
+        app.notify(str(exc), title="Cannot start", severity="error")
+        return None
+    settings.save_last_config(config.to_json())
+    return app.start_run(config)

@@ -1,0 +1,66 @@
+"""What the app remembers between sessions, under $XDG_CONFIG_HOME/cifar-tui/."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..runstore import atomic_write_json
+
+APP_DIR_NAME = "cifar-tui"
+LAST_CONFIG = "last_config.json"
+DESCRIBE_CACHE = "fine_tune_descriptions.json"
+
+
+def config_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or ""
+    root = Path(base).expanduser() if base.strip() else Path.home() / ".config"
+    return root / APP_DIR_NAME
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write(path: Path, data: dict[str, Any]) -> str | None:
+    """Write a settings file; returns an error message instead of raising."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, data)
+    except OSError as exc:
+        return f"cannot save {path}: {exc.strerror or exc}"
+    return None
+
+
+def load_last_config() -> dict[str, Any] | None:
+    """The form values of the last configuration started (or edited), or None."""
+    return _read(config_dir() / LAST_CONFIG)
+
+
+def save_last_config(values: dict[str, Any]) -> str | None:
+    return _write(config_dir() / LAST_CONFIG, values)
+
+
+def _describe_key(backbone: str, image_size: int, blocks: int | str) -> str:
+    return f"{backbone}|{image_size}|{blocks}"
+
+
+def cached_description(backbone: str, image_size: int, blocks: int | str) -> str | None:
+    data = _read(config_dir() / DESCRIBE_CACHE) or {}
+    value = data.get(_describe_key(backbone, image_size, blocks))
+    return value if isinstance(value, str) else None
+
+
+def cache_description(backbone: str, image_size: int, blocks: int | str, text: str) -> None:
+    path = config_dir() / DESCRIBE_CACHE
+    data = _read(path) or {}
+    if len(data) > 500:
+        data = {}
+    data[_describe_key(backbone, image_size, blocks)] = text
+    _write(path, data)

@@ -1,0 +1,342 @@
+"""Training screen: a live view of one run folder, tailed every half second.
+
+Works for any run folder, whoever started it: this app, the headless CLI, or
+an earlier cifar-tui that was closed. Stopping asks the training process to
+finish its current batch and keep the best model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Header, Label, Log, ProgressBar, Static
+
+from .. import runstore
+from .runwatch import LogFollower, RunProgress, format_duration, format_lr, format_pct
+from .widgets.charts import TRAIN_COLOR, VAL_COLOR, LineChart
+from .widgets.confirm import ConfirmScreen
+
+if TYPE_CHECKING:
+    from .app import CifarApp
+
+ENDED = ("finished", "stopped", "failed", "killed")
+
+
+class TrainingScreen(Screen):
+    """Live charts, progress and log of the run in ``run_dir``."""
+
+    BINDINGS = [
+        Binding("s", "stop", "Stop run"),
+        Binding("d", "detach", "Detach"),
+    ]
+
+    state: reactive[str] = reactive("none")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.run_dir: Path | None = None
+        self.progress = RunProgress()
+        self.tail: runstore.MetricsTail | None = None
+        self.log_follower: LogFollower | None = None
+        self.status: runstore.RunStatus | None = None
+        self.stop_requested = False
+        self._timer: Timer | None = None
+        self._epoch_version = -1
+        self._batch_version = -1
+        self._announced_end = False
+
+    @property
+    def cifar(self) -> "CifarApp":
+        return self.app  # type: ignore[return-value]
+
+    # ------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="train-top"):
+            with Horizontal(id="train-title-row"):
+                yield Static("", id="run-title")
+                yield Static("", id="run-state", classes="state-badge")
+            yield Static("", id="run-info")
+            with Grid(id="progress-grid"):
+                yield Label("Epoch", id="epoch-label", classes="progress-label")
+                yield ProgressBar(id="epoch-progress", show_eta=False)
+                yield Label("Run", id="run-label", classes="progress-label")
+                yield ProgressBar(id="run-progress", show_eta=False)
+            yield Static("", id="run-stats")
+            yield Static("", id="run-banner")
+        with Grid(id="train-charts"):
+            yield LineChart("Loss per epoch", xlabel="epoch", id="loss-chart")
+            yield LineChart("Accuracy per epoch", xlabel="epoch", id="acc-chart")
+            yield LineChart("Loss per batch", xlabel="epoch", id="batch-chart")
+            yield Log(id="train-log", max_lines=1000, highlight=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._timer = self.set_interval(self.cifar.poll_interval, self.poll, pause=self.run_dir is None)
+        self.query_one("#train-log", Log).border_title = "train.log"
+        if self.run_dir is not None:
+            self._reset_view()
+            self.poll()
+        else:
+            self._show_no_run()
+
+    def on_screen_suspend(self) -> None:
+        if self._timer is not None:
+            self._timer.pause()
+
+    def on_screen_resume(self) -> None:
+        if self._timer is not None and self.run_dir is not None:
+            self._timer.resume()
+            self.poll()
+
+    # ------------------------------------------------------------ run selection
+    def on_goto(self, current: Path | None) -> None:
+        """Called when the user switches here with 't'."""
+        if current is not None and current != self.run_dir:
+            self.show_run(current)
+        elif current is None and self.run_dir is None:
+            latest = self.cifar.latest_run("running") or self.cifar.latest_run("any")
+            if latest is not None:
+                self.cifar.current_run = latest
+                self.show_run(latest)
+
+    def show_run(self, run_dir: Path) -> None:
+        """Attach to a run folder (replacing the one watched before)."""
+        run_dir = Path(run_dir)
+        if run_dir == self.run_dir:
+            if self.is_mounted:
+                self.poll()
+            return
+        self.run_dir = run_dir
+        self.progress = RunProgress()
+        self.tail = runstore.MetricsTail(run_dir / runstore.METRICS_LOG)
+        self.log_follower = LogFollower(run_dir / runstore.TRAIN_LOG)
+        self.status = None
+        self.stop_requested = False
+        self._epoch_version = self._batch_version = -1
+        self._announced_end = False
+        if self.is_mounted:
+            self._reset_view()
+            if self._timer is not None:
+                self._timer.resume()
+            self.poll()
+
+    def _reset_view(self) -> None:
+        self.query_one("#train-log", Log).clear()
+        for chart in self.query(LineChart):
+            chart.set_series({})
+        self.query_one("#run-banner", Static).update("")
+        self.query_one("#run-title", Static).update(Text(self.run_dir.name if self.run_dir else "", style="bold"))
+
+    def _show_no_run(self) -> None:
+        self.query_one("#run-title", Static).update(Text("No run selected", style="bold"))
+        self.query_one("#run-info", Static).update(
+            "Start one on the configure screen (c), or pick one on the runs screen (r).")
+
+    # ------------------------------------------------------------ polling
+    def poll(self) -> None:
+        """Read what the training process wrote since the last poll and redraw what changed."""
+        if self.run_dir is None or self.tail is None:
+            return
+        records = self.tail.read_new()
+        if records:
+            self.progress.feed(records)
+        self.status = runstore.read_status(self.run_dir)
+        lines = self.log_follower.read_new() if self.log_follower else []
+        if lines:
+            self.query_one("#train-log", Log).write_lines(lines)
+        self._update_state()
+        self._update_info()
+        self._update_progress()
+        if self.progress.epoch_version != self._epoch_version:
+            self._epoch_version = self.progress.epoch_version
+            self._update_epoch_charts()
+        if self.progress.batch_version != self._batch_version:
+            self._batch_version = self.progress.batch_version
+            self._update_batch_chart()
+        if self.state in ENDED and self._timer is not None and self.progress.finished:
+            # nothing more will come; one more read at resume covers a late log line
+            self._timer.pause()
+
+    def _update_state(self) -> None:
+        status = self.status
+        state = runstore.effective_state(status) if status else "unknown"
+        if self.progress.end is not None:
+            state = str(self.progress.end.get("state") or state)
+            if state == "running":  # a run_end record always ends the run
+                state = "finished"
+        self.state = state
+
+    def watch_state(self, old: str, new: str) -> None:
+        badge = self.query_one("#run-state", Static)
+        badge.update(f" {new} ")
+        for name in ("running", "finished", "stopped", "failed", "killed", "unknown", "none"):
+            badge.set_class(name == new, f"-{name}")
+        self.refresh_bindings()
+        if new in ENDED and old in ("running", "unknown", "none") and not self._announced_end:
+            self._announce_end(new, live=old == "running")
+
+    def _announce_end(self, state: str, live: bool) -> None:
+        self._announced_end = True
+        end = self.progress.end or {}
+        acc = end.get("test_accuracy")
+        parts = [f"Run {state}."]
+        if state == "killed":
+            parts = ["The training process is gone without a final record (killed?)."]
+            if self.run_dir is not None and (self.run_dir / runstore.BACKUP_DIR).exists():
+                parts.append("Resume it with: cifar-tui train --resume " + str(self.run_dir))
+        if end.get("message"):
+            parts.append(str(end["message"]))
+        if isinstance(acc, (int, float)):
+            parts.append(f"Test accuracy {100 * acc:.2f}%.")
+        if self.run_dir is not None and (self.run_dir / runstore.REPORT_FILE).exists():
+            parts.append("Press e to evaluate.")
+        banner = " ".join(parts)
+        self.query_one("#run-banner", Static).update(banner)
+        self.query_one("#run-banner", Static).set_class(state != "finished", "-bad")
+        if live:
+            self.notify(banner, title=f"{self.run_dir.name if self.run_dir else 'run'}",
+                        severity="information" if state == "finished" else "warning", timeout=8)
+
+    def _update_info(self) -> None:
+        p = self.progress
+        cfg = p.config or {}
+        status = self.status
+        bits = []
+        if cfg:
+            bits.append(f"{cfg.get('backbone', '?')} {cfg.get('image_size', '?')}px")
+            bits.append(f"batch {cfg.get('batch_size', '?')}")
+            bits.append(f"fine-tune {cfg.get('fine_tune_blocks', '?')} blocks")
+        if p.device:
+            bits.append(f"device {p.device}")
+        if status is not None and status.host:
+            bits.append(f"host {status.host}" + (f" pid {status.pid}" if status.pid else ""))
+        info = "  ·  ".join(bits)
+        problems = []
+        if status is not None and status.problem:
+            problems.append(status.problem)
+        if self.tail is not None:
+            problems.extend(self.tail.problems[-2:])
+        text = Text(info)
+        if problems:
+            text.append("\n⚠ " + "; ".join(problems), style="bold yellow")
+        self.query_one("#run-info", Static).update(text)
+
+        stage = p.stage
+        stage_txt = f"stage {stage}/2" if stage else "stage –"
+        if self.stop_requested and self.state == "running":
+            stage_txt += " (stop requested)"
+        last = p.last_epoch or {}
+        stats = [
+            p.phase_label(),
+            stage_txt,
+            f"LR {format_lr(p.lr)}",
+            f"{p.images_per_sec:,.0f} img/s" if p.images_per_sec else "– img/s",
+            f"val acc {format_pct(last.get('val_accuracy'))}",
+            f"best {format_pct(p.best_val_accuracy)}",
+            f"elapsed {format_duration(p.elapsed())}",
+            f"ETA {format_duration(p.eta_seconds())}" if self.state == "running" else "",
+        ]
+        if p.trainable_params:
+            stats.append(f"{p.trainable_params / 1e6:.2f} M trainable")
+        self.query_one("#run-stats", Static).update("  ·  ".join(s for s in stats if s))
+
+    def _update_progress(self) -> None:
+        p = self.progress
+        epoch_bar = self.query_one("#epoch-progress", ProgressBar)
+        run_bar = self.query_one("#run-progress", ProgressBar)
+        epoch_label = self.query_one("#epoch-label", Label)
+        run_label = self.query_one("#run-label", Label)
+        if p.phase == "extract_features" and p.extract_total and not p.epochs:
+            epoch_label.update("Features")
+            epoch_bar.update(total=p.extract_total, progress=p.extract_done or 0)
+        elif p.steps:
+            stage_epochs = p.planned_epochs(p.stage or 1)
+            epoch_no = p.batch_epoch or 0
+            last = p.last_epoch
+            complete = last is not None and (int(last.get("stage", 0)), int(last.get("epoch", 0))) == (
+                p.stage, epoch_no)
+            done = p.steps if complete else (p.batch or 0)
+            epoch_label.update(f"Epoch {epoch_no}/{stage_epochs}" if epoch_no else "Epoch")
+            epoch_bar.update(total=p.steps, progress=min(done, p.steps))
+        else:
+            epoch_label.update("Epoch")
+            epoch_bar.update(total=None, progress=0)
+        total = p.epochs_total
+        if total:
+            run_label.update(f"Run {p.epochs_done}/{total} ep")
+            run_bar.update(total=total, progress=min(p.epochs_done, total))
+        else:
+            run_label.update("Run")
+            run_bar.update(total=None)
+
+    def _update_epoch_charts(self) -> None:
+        p = self.progress
+        series = p.epoch_series()
+        boundary = p.stage_boundary
+        vlines = [boundary] if boundary is not None else []
+        colors = {"train": TRAIN_COLOR, "val": VAL_COLOR}
+        self.query_one("#loss-chart", LineChart).set_series(
+            {"train": series["loss"], "val": series["val_loss"]}, colors=colors, vlines=vlines)
+        self.query_one("#acc-chart", LineChart).set_series(
+            {"train": series["accuracy"], "val": series["val_accuracy"]}, colors=colors, vlines=vlines)
+
+    def _update_batch_chart(self) -> None:
+        p = self.progress
+        boundary = p.stage_boundary
+        self.query_one("#batch-chart", LineChart).set_series(
+            {"batch loss": p.batch_points}, colors={"batch loss": TRAIN_COLOR},
+            vlines=[boundary - 0.5] if boundary is not None else [])
+
+    # ------------------------------------------------------------ actions
+    def can_stop(self) -> bool:
+        return self.run_dir is not None and self.state == "running"
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "stop":
+            return True if self.can_stop() else None  # None: shown disabled
+        return True
+
+    def action_stop(self) -> None:
+        if not self.can_stop():
+            self.notify("This run is not running", severity="warning")
+            return
+        assert self.run_dir is not None
+        run_dir = self.run_dir
+        question = (f"Stop {run_dir.name}?\n\nThe training process finishes its current batch, "
+                    "keeps the best model so far and marks the run 'stopped'.")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.request_stop(run_dir)
+
+        self.app.push_screen(ConfirmScreen(question, yes="Stop run", title="Stop training"), answered)
+
+    def request_stop(self, run_dir: Path) -> None:
+        from .. import launcher
+
+        try:
+            ok = launcher.request_stop(run_dir)
+        except Exception as exc:
+            self.notify(f"Could not stop the run: {exc}", severity="error")
+            return
+        if ok:
+            self.stop_requested = True
+            self.notify("Stop requested: the run stops after its current batch", title="Stopping")
+        else:
+            self.notify("The run could not be signalled (has it already ended?)", severity="warning")
+        self.poll()
+
+    def action_detach(self) -> None:
+        """Leave the run going in the background and go to the runs list."""
+        if self.run_dir is not None and self.state == "running":
+            self.notify(f"{self.run_dir.name} keeps running; reattach from the runs screen", timeout=4)
+        self.cifar.action_goto("runs")

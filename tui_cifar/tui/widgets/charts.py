@@ -1,0 +1,99 @@
+"""Line charts on textual-plotext: each widget owns its figure and replots from stored data.
+
+The data a chart shows is kept on the widget (``series``, ``vlines``) so that
+tests and callers can read what is plotted without parsing the drawing.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from textual_plotext import PlotextPlot
+
+# Colours readable on both dark and light themes.
+PALETTE = ("cyan", "orange", "green", "magenta", "blue", "red", "yellow", "gray", "violet", "white")
+TRAIN_COLOR = "cyan"
+VAL_COLOR = "orange"
+
+Point = tuple[float, float]
+
+
+class LineChart(PlotextPlot):
+    """A titled line chart of named (x, y) series, with optional vertical marker lines."""
+
+    DEFAULT_CSS = """
+    LineChart {
+        min-height: 6;
+    }
+    """
+
+    def __init__(
+        self,
+        title: str = "",
+        *,
+        xlabel: str = "",
+        ylabel: str = "",
+        ylim: tuple[float, float] | None = None,
+        marker: str = "braille",
+        empty_text: str = "waiting for data…",
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(id=id, classes=classes)
+        self.chart_title = title
+        self.xlabel = xlabel
+        self.ylabel = ylabel
+        self.ylim = ylim
+        self.marker = marker
+        self.empty_text = empty_text
+        self.series: dict[str, list[Point]] = {}
+        self.colors: dict[str, str] = {}
+        self.vlines: list[float] = []
+        self.replots = 0
+        self._draw()
+
+    def set_series(
+        self,
+        series: dict[str, Sequence[Point]],
+        *,
+        colors: dict[str, str] | None = None,
+        vlines: Sequence[float] = (),
+        title: str | None = None,
+    ) -> None:
+        """Replace the plotted data and replot (clear data, plot, refresh)."""
+        self.series = {name: list(points) for name, points in series.items()}
+        self.colors = dict(colors or {})
+        self.vlines = list(vlines)
+        if title is not None:
+            self.chart_title = title
+        self._draw()
+
+    def point_count(self, name: str) -> int:
+        return len(self.series.get(name, ()))
+
+    def _draw(self) -> None:
+        plt = self.plt
+        plt.clear_figure()
+        has_data = any(self.series.values())
+        plt.title(self.chart_title if has_data else f"{self.chart_title} — {self.empty_text}")
+        if self.xlabel:
+            plt.xlabel(self.xlabel)
+        if self.ylabel:
+            plt.ylabel(self.ylabel)
+        for index, (name, points) in enumerate(self.series.items()):
+            if not points:
+                continue
+            xs = [p[0] for p in points]
+            ys = [p[1] for p in points]
+            color = self.colors.get(name, PALETTE[index % len(PALETTE)])
+            marker = self.marker if len(points) > 1 else "dot"
+            plt.plot(xs, ys, label=name, color=color, marker=marker)
+        for x in self.vlines:
+            plt.vline(x, "gray")
+        if self.ylim is not None and has_data:
+            plt.ylim(*self.ylim)
+        if not has_data:
+            plt.xlim(0, 1)
+            plt.ylim(0, 1)
+        self.replots += 1
+        self.refresh()
