@@ -166,16 +166,22 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     from .data import CLASS_NAMES
-    from .images import ImageLoadError, find_images
-    from .prediction import ModelLoadError, load_classifier, write_csv
+    from .images import IMAGE_SUFFIXES, ImageLoadError, find_images
+    from .prediction import FilePrediction, ModelLoadError, load_classifier, write_csv
 
     paths: list[Path] = []
+    folder_errors: list[FilePrediction] = []  # a folder that gives no picture is a failed input too
     for p in args.images:
         if p.is_dir():
             try:
-                paths.extend(find_images(p))
+                found = find_images(p)
             except ImageLoadError as exc:
-                print(f"cifar-tui: {exc}", file=sys.stderr)
+                folder_errors.append(FilePrediction(p, None, str(exc)))
+                continue
+            if not found:
+                folder_errors.append(FilePrediction(
+                    p, None, f"{p.name}: no images in this folder (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"))
+            paths.extend(found)
         else:
             paths.append(p)
     try:
@@ -183,7 +189,7 @@ def cmd_predict(args) -> int:
     except ModelLoadError as exc:
         print(f"cifar-tui: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    results = classifier.classify_files(paths, top_k=len(CLASS_NAMES))
+    results = folder_errors + classifier.classify_files(paths, top_k=len(CLASS_NAMES))
     if args.csv:
         write_csv(results, args.csv)
     top_k = max(1, min(args.top_k, len(CLASS_NAMES)))
@@ -195,8 +201,8 @@ def cmd_predict(args) -> int:
         ], indent=2))
     else:
         for r in results:
-            if r.error:
-                print(f"{r.path}: error: {r.error}", file=sys.stderr)
+            if r.error:  # the error starts with the file's name: the line names the path once
+                print(f"{r.path}: error: {r.error.removeprefix(f'{r.path.name}: ')}", file=sys.stderr)
             else:
                 print(f"{r.path}: " + ", ".join(f"{c} {p:.1%}" for c, p in r.top[:top_k]))
     return EXIT_FAILED if failed or not results else 0

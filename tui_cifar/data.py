@@ -61,7 +61,10 @@ def _read_tarball(path: Path, batches: tuple[str, ...]) -> tuple[np.ndarray, np.
     parts = []
     with tarfile.open(path, "r:gz") as tar:
         for name in batches:
-            member = tar.extractfile(f"{BATCH_FOLDER}/{name}")
+            try:
+                member = tar.extractfile(f"{BATCH_FOLDER}/{name}")
+            except KeyError:  # tarfile's way of saying the member is absent
+                member = None
             if member is None:
                 raise ValueError(f"{name} missing from {path}")
             parts.append(_decode_batch(pickle.load(member, encoding="bytes")))

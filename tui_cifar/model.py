@@ -61,6 +61,19 @@ class TransferModel:
     extractor: keras.Model  # 32x32 images -> (boundary activations, pooled frozen features)
     boundary_layer: str
 
+    def unfreeze_top(self) -> None:
+        """Make the top blocks trainable for stage 2, their BatchNorm layers excepted.
+
+        Keras 3 hands the outer call's ``training`` flag to every layer of a nested
+        functional model, overriding the ``training=False`` recorded when the model was
+        built; only a BatchNormalization layer with ``trainable=False`` reliably stays in
+        inference mode (normalises with, and keeps, its moving statistics).
+        """
+        if self.top is None:
+            return
+        self.top.trainable = True
+        _freeze_batchnorm(self.top)
+
     def trainable_on_activations(self) -> keras.Model:
         """top + head as one model fed with cached boundary activations (stage 2)."""
         inputs = keras.Input(self.bottom.output.shape[1:], name="boundary_activations")
@@ -74,6 +87,14 @@ class TransferModel:
         for layer in self.head.layers[1:]:  # skip the pooling: features are pooled already
             x = layer(x)
         return keras.Model(inputs, x, name="head_on_features")
+
+
+def _freeze_batchnorm(model: keras.Model) -> None:
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            _freeze_batchnorm(layer)
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
 
 
 def build_transfer_model(
@@ -94,6 +115,7 @@ def build_transfer_model(
         boundary = backbone.layers[start].input
         boundary_layer = backbone.layers[start - 1].name
         top = keras.Model(boundary, backbone.output, name="backbone_top")
+        _freeze_batchnorm(top)  # see TransferModel.unfreeze_top
     bottom = keras.Model(backbone.input, boundary, name="backbone_bottom")
     bottom.trainable = False
 
@@ -112,7 +134,8 @@ def build_transfer_model(
     x = keras.layers.Resizing(image_size, image_size, interpolation="bilinear", name="upsample")(images)
     x = BackbonePreprocess(_PREPROCESS_MODES[spec.app_module], name="preprocess")(x)
     activations = bottom(x, training=False)
-    # training=False keeps BatchNorm in inference mode even once the top is unfrozen.
+    # training=False documents the intent; under Keras 3 a training call overrides it, and
+    # the frozen BatchNorm layers (trainable=False) are what keep inference mode.
     features = top(activations, training=False) if top is not None else activations
     outputs = head(features)
     full = keras.Model(images, outputs, name=f"cifar10_{backbone_name.replace('-', '_')}")

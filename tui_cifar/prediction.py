@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,16 @@ def load_model_checked(path: Path):
         # safe_mode refuses Lambda layers and other code embedded in the file.
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as exc:
-        raise ModelLoadError(f"cannot load {path}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
+        reason = str(exc)
+        if "arbitrary code execution" in reason:  # Keras' safe_mode refusal, cut short it would end mid-sentence
+            layer = re.search(r"deserialization of a `?(\w+)`? layer", reason)
+            raise ModelLoadError(
+                f"refused to load {path}: it contains {f'a {layer.group(1)} layer' if layer else 'a layer'} "
+                "with Python code, which could do anything on this computer (Keras safe_mode); "
+                "cifar-tui only loads models without embedded code"
+            ) from exc
+        first = reason.splitlines()[0][:200] if reason.strip() else "no details"
+        raise ModelLoadError(f"cannot load {path}: {type(exc).__name__}: {first}") from exc
     inputs = getattr(model, "inputs", None) or []
     if len(inputs) != 1 or tuple(inputs[0].shape[1:]) != (32, 32, 3):
         raise ModelLoadError(f"{path} is not a CIFAR-10 model: it expects input {[tuple(i.shape) for i in inputs]}, not (None, 32, 32, 3)")

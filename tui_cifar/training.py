@@ -177,7 +177,7 @@ class _Trainer:
             if result:
                 return result
         if fine_tune:
-            tm.top.trainable = True
+            tm.unfreeze_top()  # BatchNorm stays frozen, in inference mode
             if use_cache:
                 with hw.strategy.scope():
                     stage2 = tm.trainable_on_activations()
@@ -204,7 +204,10 @@ class _Trainer:
         cfg = self.config
         cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
         weights_id = f"random-seed{cfg.seed}" if cfg.weights == "none" else cfg.weights
-        model_id = f"{cfg.backbone}|{weights_id}|{cfg.image_size}|{tm.boundary_layer}|v1"
+        # The freeze boundary by position, not layer name: Keras numbers unnamed layers per process
+        # (activation_17, input_layer_4), so a name can change between runs or mean another layer.
+        cut = f"{len(tm.bottom.layers)}:{tuple(tm.bottom.output.shape[1:])}"
+        model_id = f"{cfg.backbone}|{weights_id}|{cfg.image_size}|{cut}|v2"
         jobs = [("train", v, splits.x_train) for v in views] + [("val", "original", splits.x_val)]
         total = sum(len(x) for _, _, x in jobs)
         self.phase("extract_features", f"computing frozen-backbone features for {total} images (cached for later runs)")

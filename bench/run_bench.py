@@ -1,0 +1,195 @@
+"""Side-by-side benchmark: the seed notebook's pipeline against cifar-tui's presets.
+
+Every pipeline runs in its own process on this machine, one after the other,
+with a cold feature cache, so the figures compare like with like. Writes
+bench/results.json (machine, command, date, figures) and bench/RESULTS.md.
+
+    python bench/run_bench.py --data-dir ../shared/datasets            # everything
+    python bench/run_bench.py --data-dir ... --only quick default      # some presets
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from tui_cifar import runstore  # noqa: E402
+
+
+def run_measured(command: list[str], log_path: Path, env: dict) -> tuple[int, float, float]:
+    """Run a command to completion; (exit code, wall seconds, peak RSS in MiB of that process)."""
+    start = time.perf_counter()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        _, status, usage = os.wait4(process.pid, 0)
+    return os.waitstatus_to_exitcode(status), time.perf_counter() - start, usage.ru_maxrss / 1024
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> dict:
+    mem = None
+    try:
+        mem = round(int(Path("/proc/meminfo").read_text().split()[1]) / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "memory_gib": mem, "gpu": os.environ.get("BENCH_GPU", "none"),
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+def bench_baseline(data_dir: str, epochs: int, work: Path, env: dict) -> dict:
+    out = work / "baseline.json"
+    code, wall, rss = run_measured(
+        [sys.executable, str(HERE / "baseline_notebook.py"), "--data-dir", data_dir, "--epochs", str(epochs), "--out", str(out)],
+        work / "baseline.log", env,
+    )
+    if code != 0:
+        raise SystemExit(f"baseline failed, see {work / 'baseline.log'}")
+    result = json.loads(out.read_text())
+    result.update({"process_wall_time": round(wall, 1), "peak_rss_mib": round(rss)})
+    return result
+
+
+def bench_preset(preset: str, data_dir: str, work: Path, env: dict) -> dict:
+    runs_dir = work / f"runs-{preset}"
+    cache = work / f"cache-{preset}"  # cold cache: feature extraction is part of the time
+    command = [sys.executable, "-m", "tui_cifar", "train", "--preset", preset, "--data-dir", data_dir,
+               "--runs-dir", str(runs_dir), "--cache-dir", str(cache)]
+    code, wall, rss = run_measured(command, work / f"{preset}.log", env)
+    run_dir = next(runstore.iter_run_dirs(runs_dir))
+    records, _ = runstore.read_metrics(run_dir)
+    report, _ = runstore.read_json(run_dir / runstore.REPORT_FILE)
+    epochs = runstore.epoch_records(records)
+    stage_ends = {r["stage"]: r for r in records if r.get("type") == "stage_end"}
+    features = next((r for r in records if r.get("type") == "features_done"), {})
+    stage1 = [e["epoch_time"] for e in epochs if e["stage"] == 1]
+    stage2 = [e for e in epochs if e["stage"] == 2]
+    trained_at = max((r["wall_time"] for r in stage_ends.values()), default=None)
+    return {
+        "preset": preset,
+        "exit_code": code,
+        "config": json.loads((run_dir / runstore.CONFIG_FILE).read_text()),
+        "test_accuracy": (report or {}).get("test_accuracy"),
+        "best_val_accuracy": (report or {}).get("best_val_accuracy"),
+        "process_wall_time": round(wall, 1),
+        "training_done_at": trained_at,  # wall time when the final model existed (before the test report)
+        "feature_seconds": features.get("seconds"),
+        "feature_images_per_sec": features.get("images_per_sec"),
+        "stage1_seconds": stage_ends.get(1, {}).get("seconds"),
+        "stage1_seconds_per_epoch": round(sum(stage1) / len(stage1), 3) if stage1 else None,
+        "stage2_seconds": stage_ends.get(2, {}).get("seconds"),
+        "stage2_images_per_sec": round(sum(e["images_per_sec"] for e in stage2) / len(stage2), 1) if stage2 else None,
+        "evaluation_seconds": (report or {}).get("evaluation_seconds"),
+        "peak_rss_mib": round(rss),
+        "epochs": [{k: e.get(k) for k in ("stage", "epoch", "val_accuracy", "epoch_time", "wall_time")} for e in epochs],
+    }
+
+
+def summarize(baseline: dict | None, presets: list[dict]) -> dict:
+    summary: dict = {}
+    if baseline:
+        best = baseline["best_test_accuracy"]
+        best_epoch = next(e for e in baseline["epochs"] if e["test_accuracy"] == best)
+        summary["baseline_best_accuracy"] = best
+        summary["baseline_seconds_to_best"] = best_epoch["train_seconds_so_far"]
+        reached = [p for p in presets if (p["test_accuracy"] or 0) >= best and p["training_done_at"]]
+        if reached:
+            fastest = min(reached, key=lambda p: p["training_done_at"])
+            summary["cifar_tui_seconds_to_baseline_best"] = fastest["training_done_at"]
+            summary["cifar_tui_preset_to_baseline_best"] = fastest["preset"]
+            summary["speedup_to_baseline_best"] = round(best_epoch["train_seconds_so_far"] / fastest["training_done_at"], 1)
+        stage1 = [p["stage1_seconds_per_epoch"] for p in presets if p["stage1_seconds_per_epoch"]]
+        if stage1:
+            summary["stage1_epoch_speedup"] = round(baseline["seconds_per_epoch"] / max(stage1))
+    at85 = [p for p in presets if (p["test_accuracy"] or 0) >= 0.85]
+    if at85:
+        fastest = min(at85, key=lambda p: p["training_done_at"])
+        summary["cifar_tui_seconds_to_85"] = fastest["training_done_at"]
+        summary["cifar_tui_preset_to_85"] = fastest["preset"]
+    within_hour = [p for p in presets if p["process_wall_time"] <= 3600 and p["test_accuracy"]]
+    if within_hour:
+        summary["best_accuracy_within_60_min"] = max(p["test_accuracy"] for p in within_hour)
+    return summary
+
+
+def write_markdown(path: Path, results: dict) -> None:
+    m, s = results["machine"], results["summary"]
+    lines = [
+        "# Benchmark results", "",
+        f"- date: {results['date']}", f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, GPU: {m['gpu']}",
+        f"- command: `{results['command']}`", "",
+        "| pipeline | test accuracy | training done at (s) | whole process (s) | features img/s | stage-1 s/epoch | stage-2 img/s | peak RSS (MiB) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    b = results.get("baseline")
+    if b:
+        lines.append(f"| seed notebook, {len(b['epochs'])} epochs | {b['final_test_accuracy']:.4f} (best {b['best_test_accuracy']:.4f}) "
+                     f"| {b['epochs'][-1]['train_seconds_so_far']} | {b['process_wall_time']} | - | {b['seconds_per_epoch']} | - | {b['peak_rss_mib']} |")
+    for p in results["presets"]:
+        acc = f"{p['test_accuracy']:.4f}" if p["test_accuracy"] is not None else "failed"
+        lines.append(f"| cifar-tui `{p['preset']}` ({p['config']['image_size']}px, {p['config']['fine_tune_blocks']} blocks) | {acc} "
+                     f"| {p['training_done_at']} | {p['process_wall_time']} | {p['feature_images_per_sec']} | {p['stage1_seconds_per_epoch']} "
+                     f"| {p['stage2_images_per_sec']} | {p['peak_rss_mib']} |")
+    lines += ["", "## Summary", ""] + [f"- {k}: {v}" for k, v in s.items()]
+    if b:
+        lines += ["", "Baseline learning curve (test accuracy measured after each epoch for this table only; "
+                  "its early stopping watched a validation split):", ""]
+        lines += [f"- epoch {e['epoch']}: {e['seconds']} s, val {e['val_accuracy']:.4f}, test {e['test_accuracy']:.4f}" for e in b["epochs"]]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="cifar-tui vs the seed notebook, same machine, same run")
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--only", nargs="*", default=["baseline", "quick", "default", "best"])
+    parser.add_argument("--baseline-epochs", type=int, default=3)
+    parser.add_argument("--work-dir", type=Path, help="keep logs and runs here (default: a temporary folder)")
+    parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    args = parser.parse_args()
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="cifar-tui-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+    results = {
+        "date": dt.datetime.now().isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine(),
+        "baseline": None,
+        "presets": [],
+    }
+    if "baseline" in args.only:
+        print("baseline ...", flush=True)
+        results["baseline"] = bench_baseline(args.data_dir, args.baseline_epochs, work, env)
+        print(json.dumps(results["baseline"], indent=1), flush=True)
+    for preset in [p for p in args.only if p != "baseline"]:
+        print(f"preset {preset} ...", flush=True)
+        results["presets"].append(bench_preset(preset, args.data_dir, work, env))
+        print(json.dumps(results["presets"][-1], indent=1), flush=True)
+        shutil.rmtree(work / f"cache-{preset}", ignore_errors=True)
+    results["summary"] = summarize(results["baseline"], results["presets"])
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_markdown(args.out.with_name("RESULTS.md"), results)
+    print(args.out.with_name("RESULTS.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
