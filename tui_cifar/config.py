@@ -68,13 +68,13 @@ _RANGES: dict[str, tuple[float, float]] = {
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # A usable model in a few minutes on a laptop CPU.
-    "quick": {"image_size": 96, "fine_tune_blocks": 1, "epochs_head": 4, "epochs_fine": 2,
-              "limit_train": 10000, "val_size": 1000, "limit_test": 2000, "augment": False},
-    # The default: >= 85% on a 2-core CPU in under 30 minutes.
+    # A usable model in about two minutes on a 2-core CPU: the head alone on 5,500 images.
+    "quick": {"limit_train": 6000, "val_size": 500, "fine_tune_blocks": 0, "epochs_head": 15,
+              "epochs_fine": 0, "augment": False, "tta_flip": False},
+    # The default: about 92% in under 20 minutes on a 2-core CPU (bench/RESULTS.md).
     "default": {},
-    # Best accuracy within about an hour on a 2-core CPU.
-    "best": {"image_size": 192, "fine_tune_blocks": 4, "epochs_head": 8, "epochs_fine": 10},
+    # More resolution, depth and epochs, for about 40 minutes on a 2-core CPU.
+    "best": {"image_size": 192, "fine_tune_blocks": 5, "epochs_fine": 12, "patience": 5},
 }
 
 
@@ -149,6 +149,18 @@ def make_config(values: dict[str, Any] | None = None, preset: str | None = None)
     return config
 
 
+def config_from_run(data: dict[str, Any], run_dir: Path) -> TrainConfig:
+    """The TrainConfig a run folder was started with; one this version cannot use says why, as a RunStoreError."""
+    from .runstore import CONFIG_FILE, RunStoreError
+
+    try:
+        return make_config(data)
+    except ConfigError as exc:
+        raise RunStoreError(
+            f"{Path(run_dir) / CONFIG_FILE} cannot be used: {exc} (written by another version of cifar-tui?)"
+        ) from exc
+
+
 def load_config_file(path: Path) -> dict[str, Any]:
     """Read a JSON config file (a TOML file too, by its suffix) into a plain dict."""
     path = Path(path).expanduser()
@@ -164,7 +176,7 @@ def load_config_file(path: Path) -> dict[str, Any]:
         else:
             data = json.loads(text)
     except ValueError as exc:
-        raise ConfigError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}") from exc
+        raise ConfigError(f"config file {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold an object of settings")
     return data
