@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 from typing import Any
 
 from textual.app import App
@@ -34,8 +37,9 @@ class CifarApp(App):
 
     TITLE = "cifar-tui"
     SUB_TITLE = "CIFAR-10 transfer learning"
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses may live elsewhere
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
     COMMANDS = App.COMMANDS | {CifarCommands}
     COMMAND_PALETTE_BINDING = "ctrl+p"
 
@@ -60,6 +64,7 @@ class CifarApp(App):
         runs_refresh_interval: float = 2.0,
     ) -> None:
         super().__init__()
+        self._created_at = time.perf_counter()
         self.runs_dir = Path(runs_dir).expanduser()
         self.data_dir = data_dir
         self.start_screen = start_screen
@@ -122,6 +127,9 @@ class CifarApp(App):
         else:
             self.switch_mode(start)
 
+    def on_ready(self) -> None:
+        self.log.info(f"first frame {time.perf_counter() - self._created_at:.2f}s after CifarApp()")
+
     def action_goto(self, mode: str) -> None:
         if mode == self.current_mode:
             return
@@ -183,11 +191,58 @@ def _detect_image_backend() -> str:
     choice = os.environ.get("CIFAR_TUI_IMAGES", "auto").lower()
     if choice in ("halfblock", "off", "none") or not (sys.__stdout__ and sys.__stdout__.isatty()):
         return "halfblock"
+    import logging
+
+    # it logs a traceback when the terminal does not answer its query: that is the fallback working
+    quiet = logging.getLogger("textual_image")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
     try:
         import textual_image.widget  # noqa: F401  (queries the terminal now)
     except Exception:
         return "halfblock"
     return "textual-image"
+
+
+def stderr_log_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or ""
+    root = Path(base).expanduser() if base.strip() else Path.home() / ".cache"
+    return root / "cifar-tui" / "tui-stderr.log"
+
+
+@contextmanager
+def _native_stderr_to_file(path: Path) -> Iterator[None]:
+    """Keep C libraries' stderr (TensorFlow's absl logging) off the screen Textual draws on.
+
+    Textual draws on the terminal through ``sys.__stderr__`` (file descriptor 2),
+    and TensorFlow writes its start-up lines straight to descriptor 2 whatever
+    TF_CPP_MIN_LOG_LEVEL says, which would scribble over the app. So Textual gets
+    a duplicate of the terminal and descriptor 2 goes to a log file for the run.
+    """
+    stream = sys.__stderr__
+    if stream is None or not stream.isatty():
+        yield
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError:
+        yield  # no log file: leave stderr alone
+        return
+    stream.flush()
+    tty_fd = os.dup(2)
+    tty = os.fdopen(tty_fd, "w", buffering=1, encoding=stream.encoding, errors=stream.errors)
+    saved = (sys.__stderr__, sys.stderr)
+    sys.__stderr__ = sys.stderr = tty
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    try:
+        yield
+    finally:
+        tty.flush()
+        os.dup2(tty_fd, 2)
+        sys.__stderr__, sys.stderr = saved
+        tty.close()
 
 
 def run_app(
@@ -200,7 +255,9 @@ def run_app(
     """Entry point for the CLI: open the app (on `screen`, or on `run_dir`'s live view)."""
     if screen is not None and screen not in SCREEN_KEYS:
         raise ValueError(f"unknown screen {screen!r}; choose one of: {', '.join(SCREEN_KEYS)}")
-    app = CifarApp(runs_dir, data_dir, start_screen=screen, run_dir=run_dir,
-                   image_backend=_detect_image_backend())
-    app.run()
+    image_backend = _detect_image_backend()
+    with _native_stderr_to_file(stderr_log_path()):
+        # created inside: Textual keeps the stderr it finds when the App is made
+        app = CifarApp(runs_dir, data_dir, start_screen=screen, run_dir=run_dir, image_backend=image_backend)
+        app.run()
     return app.return_code or 0

@@ -33,14 +33,11 @@ class CifarCommands(Provider):
             ("Evaluate", "confusion matrix, per-class scores, ROC (e)", partial(app.action_goto, "evaluate")),
             ("Predict", "classify your own images (p)", partial(app.action_goto, "predict")),
         ]
-        from .configure import start_preset
+        from ..config import PRESETS
+        from .configure import preset_summary, start_preset
 
-        for preset, help_text in (
-            ("quick", "a small run: 96 px, 10k images, a few minutes on a CPU"),
-            ("default", "the default run"),
-            ("best", "192 px, more fine-tuning: best accuracy, slower"),
-        ):
-            commands.append((f"Start {preset} run", help_text, partial(start_preset, app, preset)))
+        for preset in PRESETS:
+            commands.append((f"Start {preset} run", preset_summary(preset), partial(start_preset, app, preset)))
         train = app.mode_screen("train")
         if train is not None and getattr(train, "can_stop", lambda: False)():
             commands.append(("Stop the watched run", "graceful stop: keeps the best model", train.action_stop))

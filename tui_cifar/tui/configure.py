@@ -11,7 +11,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
+from textual.message import Message
 from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Button, Collapsible, Footer, Header, Input, Label, Select, Static, Switch
@@ -21,6 +21,7 @@ from .. import config as config_mod
 from ..backbones import BACKBONES
 from ..config import PRESETS, ConfigError, TrainConfig, make_config
 from . import settings
+from .base import CifarScreen
 
 if TYPE_CHECKING:
     from .app import CifarApp
@@ -134,23 +135,34 @@ def validate(values: dict[str, Any]) -> tuple[TrainConfig | None, dict[str, str]
         config = make_config({k: v for k, v in values.items() if k in CONFIG_FIELDS})
     except ConfigError as exc:
         message = str(exc)
-        mentioned = field_of_message(message, [n for n in values]) or ["_form"]
+        mentioned = field_of_message(message) or ["_form"]
+        if "training images" in message and "limit_train" not in mentioned:
+            mentioned.append("limit_train")  # the training pool is limit_train (or all 50,000)
         for name in mentioned:
             errors.setdefault(name, message)
         return None, errors
     return config, {}
 
 
+class DescriptionReady(Message):
+    """The parameter count of (backbone, size, blocks), or why it failed."""
+
+    def __init__(self, key: tuple, text: str, failed: bool) -> None:
+        super().__init__()
+        self.key, self.text, self.failed = key, text, failed
+
+
 class FieldRow(Horizontal):
     """Label, control and (below) the field's validation message."""
 
 
-class ConfigureScreen(Screen):
+class ConfigureScreen(CifarScreen):
     """All training settings; Start launches a detached training process."""
 
     BINDINGS = [
         Binding("ctrl+s", "start", "Start run", priority=True),
         Binding("ctrl+o", "count_params", "Count params", show=False),
+        Binding("escape", "leave_field", "Leave field", show=False),
     ]
 
     def __init__(self) -> None:
@@ -160,9 +172,6 @@ class ConfigureScreen(Screen):
         self._described: tuple | None = None
         self._loading = True
 
-    @property
-    def cifar(self) -> "CifarApp":
-        return self.app  # type: ignore[return-value]
 
     # ------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -170,7 +179,8 @@ class ConfigureScreen(Screen):
         with Horizontal(id="config-actions", classes="toolbar"):
             yield Label("Presets:", classes="toolbar-label")
             for preset in PRESETS:
-                yield Button(preset.capitalize(), id=f"preset-{preset}", classes="preset")
+                yield Button(preset.capitalize(), id=f"preset-{preset}", classes="preset",
+                             tooltip=preset_summary(preset))
             yield Static(classes="spacer")
             yield Button("Start ▶ (ctrl+s)", id="start", variant="success")
         yield Static("", id="form-error", classes="field-error")
@@ -190,8 +200,9 @@ class ConfigureScreen(Screen):
                 yield Label(field.label, classes="field-label")
                 yield self._control(field)
                 if field.name == "fine_tune_blocks":
+                    yield Button("Count", id="count-params", classes="small", compact=True,
+                                 tooltip="count trainable parameters (ctrl+o)")
                     yield Static("", id="blocks-desc", classes="field-side")
-                    yield Button("Count", id="count-params", classes="small", tooltip="count trainable parameters (ctrl+o)")
                 elif field.help:
                     yield Static(field.help, classes="field-side field-help")
             yield Static("", id=f"err-{field.name}", classes="field-error")
@@ -200,9 +211,9 @@ class ConfigureScreen(Screen):
         wid = f"f-{field.name}"
         if field.kind == "select":
             options = [(f"{spec.label} — {spec.description}", name) for name, spec in BACKBONES.items()]
-            return Select(options, allow_blank=False, id=wid, classes="field-control")
+            return Select(options, allow_blank=False, id=wid, classes="field-control", compact=True)
         if field.kind == "choice":
-            return Select(list(field.choices), allow_blank=False, id=wid, classes="field-control")
+            return Select(list(field.choices), allow_blank=False, id=wid, classes="field-control", compact=True)
         if field.kind == "bool":
             return Switch(id=wid, classes="field-switch")
         restrict = None
@@ -211,7 +222,7 @@ class ConfigureScreen(Screen):
         elif field.kind == "float":
             restrict = r"[0-9eE.+\-]*"
         placeholder = "all, or a number" if field.kind == "blocks" else ("(default)" if field.optional else "")
-        return Input(id=wid, classes="field-control", restrict=restrict, placeholder=placeholder)
+        return Input(id=wid, classes="field-control", restrict=restrict, placeholder=placeholder, compact=True)
 
     def on_mount(self) -> None:
         values = TrainConfig().to_json()
@@ -224,6 +235,7 @@ class ConfigureScreen(Screen):
         self._described = self._describe_key()
         cached = self._cached_description()
         self.query_one("#blocks-desc", Static).update(cached or "")
+        self.query_one("#f-backbone").focus()
         self.call_after_refresh(self._finish_loading)
 
     def _finish_loading(self) -> None:
@@ -323,6 +335,10 @@ class ConfigureScreen(Screen):
             self.notify(problem, severity="warning")
         self.cifar.start_run(config)
 
+    def action_leave_field(self) -> None:
+        """Escape leaves the field being edited, so the screen keys (c t r e p) work again."""
+        self.set_focus(None)
+
     def on_screen_suspend(self) -> None:
         config, _errors = validate(self.form_values()) if self.is_mounted else (None, {})
         if config is not None:
@@ -383,16 +399,26 @@ class ConfigureScreen(Screen):
             return
         if text is not None:
             settings.cache_description(*key, text)
-            self.app.call_from_thread(self._show_description, key, text, False)
+            self.post_message(DescriptionReady(key, text, False))
         else:
-            self.app.call_from_thread(self._show_description, key, error, True)
+            self.post_message(DescriptionReady(key, error, True))
 
-    def _show_description(self, key: tuple, text: str, failed: bool) -> None:
+    @on(DescriptionReady)
+    def _show_description(self, message: DescriptionReady) -> None:
+        key, text, failed = message.key, message.text, message.failed
         if key != self._describe_key():
             return  # the form moved on
         desc = self.query_one("#blocks-desc", Static)
         desc.update(text)
         desc.set_class(failed, "-failed")
+
+
+def preset_summary(preset: str) -> str:
+    """What a preset changes from the defaults, e.g. 'limit_train 7000, epochs_fine 0'."""
+    changes = PRESETS.get(preset) or {}
+    if not changes:
+        return "the default settings"
+    return ", ".join(f"{k} {v}" for k, v in changes.items())
 
 
 def start_preset(app: "CifarApp", preset: str) -> Path | None:

@@ -8,29 +8,25 @@ finish its current batch and keep the best model.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.reactive import reactive
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Label, Log, ProgressBar, Static
 
 from .. import runstore
+from .base import CifarScreen
 from .runwatch import LogFollower, RunProgress, format_duration, format_lr, format_pct
 from .widgets.charts import TRAIN_COLOR, VAL_COLOR, LineChart
 from .widgets.confirm import ConfirmScreen
 
-if TYPE_CHECKING:
-    from .app import CifarApp
-
 ENDED = ("finished", "stopped", "failed", "killed")
 
 
-class TrainingScreen(Screen):
+class TrainingScreen(CifarScreen):
     """Live charts, progress and log of the run in ``run_dir``."""
 
     BINDINGS = [
@@ -42,6 +38,7 @@ class TrainingScreen(Screen):
 
     def __init__(self) -> None:
         super().__init__()
+        self._ready = False  # set once mounted (is_mounted is still False inside on_mount)
         self.run_dir: Path | None = None
         self.progress = RunProgress()
         self.tail: runstore.MetricsTail | None = None
@@ -53,9 +50,6 @@ class TrainingScreen(Screen):
         self._batch_version = -1
         self._announced_end = False
 
-    @property
-    def cifar(self) -> "CifarApp":
-        return self.app  # type: ignore[return-value]
 
     # ------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -73,20 +67,23 @@ class TrainingScreen(Screen):
             yield Static("", id="run-stats")
             yield Static("", id="run-banner")
         with Grid(id="train-charts"):
-            yield LineChart("Loss per epoch", xlabel="epoch", id="loss-chart")
-            yield LineChart("Accuracy per epoch", xlabel="epoch", id="acc-chart")
-            yield LineChart("Loss per batch", xlabel="epoch", id="batch-chart")
+            yield LineChart("Loss per epoch", xlabel="epoch", integer_x=True, id="loss-chart")
+            yield LineChart("Accuracy per epoch", xlabel="epoch", integer_x=True, id="acc-chart")
+            yield LineChart("Loss per batch", xlabel="epoch", integer_x=True, id="batch-chart")
             yield Log(id="train-log", max_lines=1000, highlight=False)
         yield Footer()
 
     def on_mount(self) -> None:
+        self._ready = True
         self._timer = self.set_interval(self.cifar.poll_interval, self.poll, pause=self.run_dir is None)
         self.query_one("#train-log", Log).border_title = "train.log"
         if self.run_dir is not None:
             self._reset_view()
             self.poll()
         else:
-            self._show_no_run()
+            self.on_goto(self.cifar.current_run)  # attaches to the current or newest run, if any
+            if self.run_dir is None:
+                self._show_no_run()
 
     def on_screen_suspend(self) -> None:
         if self._timer is not None:
@@ -100,6 +97,8 @@ class TrainingScreen(Screen):
     # ------------------------------------------------------------ run selection
     def on_goto(self, current: Path | None) -> None:
         """Called when the user switches here with 't'."""
+        if not self._ready:
+            return  # on_mount looks at the app's current run
         if current is not None and current != self.run_dir:
             self.show_run(current)
         elif current is None and self.run_dir is None:
@@ -112,7 +111,7 @@ class TrainingScreen(Screen):
         """Attach to a run folder (replacing the one watched before)."""
         run_dir = Path(run_dir)
         if run_dir == self.run_dir:
-            if self.is_mounted:
+            if self._ready:
                 self.poll()
             return
         self.run_dir = run_dir
@@ -123,7 +122,8 @@ class TrainingScreen(Screen):
         self.stop_requested = False
         self._epoch_version = self._batch_version = -1
         self._announced_end = False
-        if self.is_mounted:
+        self.set_reactive(TrainingScreen.state, "none")
+        if self._ready:
             self._reset_view()
             if self._timer is not None:
                 self._timer.resume()
@@ -134,6 +134,7 @@ class TrainingScreen(Screen):
         for chart in self.query(LineChart):
             chart.set_series({})
         self.query_one("#run-banner", Static).update("")
+        self.query_one("#run-banner", Static).display = False
         self.query_one("#run-title", Static).update(Text(self.run_dir.name if self.run_dir else "", style="bold"))
 
     def _show_no_run(self) -> None:
@@ -152,19 +153,25 @@ class TrainingScreen(Screen):
         self.status = runstore.read_status(self.run_dir)
         lines = self.log_follower.read_new() if self.log_follower else []
         if lines:
-            self.query_one("#train-log", Log).write_lines(lines)
-        self._update_state()
-        self._update_info()
-        self._update_progress()
-        if self.progress.epoch_version != self._epoch_version:
-            self._epoch_version = self.progress.epoch_version
-            self._update_epoch_charts()
-        if self.progress.batch_version != self._batch_version:
-            self._batch_version = self.progress.batch_version
-            self._update_batch_chart()
-        if self.state in ENDED and self._timer is not None and self.progress.finished:
-            # nothing more will come; one more read at resume covers a late log line
-            self._timer.pause()
+            log = self.query_one("#train-log", Log)
+            log.write_lines(lines)
+            self.call_after_refresh(log.scroll_end, animate=False)
+        with self.app.batch_update():  # one repaint for all that changed
+            self._update_state()
+            self._update_info()
+            self._update_progress()
+            if self.progress.epoch_version != self._epoch_version:
+                self._epoch_version = self.progress.epoch_version
+                self._update_epoch_charts()
+            if self.progress.batch_version != self._batch_version:
+                self._batch_version = self.progress.batch_version
+                self._update_batch_chart()
+        if self.state in ENDED:
+            self._render_banner()
+            if self._timer is not None and self.progress.finished and (
+                    self.state != "finished" or self._has_report()):
+                # nothing more will come; a read at resume covers a late log line
+                self._timer.pause()
 
     def _update_state(self) -> None:
         status = self.status
@@ -184,8 +191,10 @@ class TrainingScreen(Screen):
         if new in ENDED and old in ("running", "unknown", "none") and not self._announced_end:
             self._announce_end(new, live=old == "running")
 
-    def _announce_end(self, state: str, live: bool) -> None:
-        self._announced_end = True
+    def _has_report(self) -> bool:
+        return self.run_dir is not None and (self.run_dir / runstore.REPORT_FILE).exists()
+
+    def _banner_text(self, state: str) -> str:
         end = self.progress.end or {}
         acc = end.get("test_accuracy")
         parts = [f"Run {state}."]
@@ -193,15 +202,26 @@ class TrainingScreen(Screen):
             parts = ["The training process is gone without a final record (killed?)."]
             if self.run_dir is not None and (self.run_dir / runstore.BACKUP_DIR).exists():
                 parts.append("Resume it with: cifar-tui train --resume " + str(self.run_dir))
-        if end.get("message"):
-            parts.append(str(end["message"]))
+        message = str(end.get("message") or "").strip()
+        if message and message.lower() not in ("done", "finished", state):
+            parts.append(message if message.endswith(".") else message + ".")
         if isinstance(acc, (int, float)):
             parts.append(f"Test accuracy {100 * acc:.2f}%.")
-        if self.run_dir is not None and (self.run_dir / runstore.REPORT_FILE).exists():
+        if self._has_report():
             parts.append("Press e to evaluate.")
-        banner = " ".join(parts)
-        self.query_one("#run-banner", Static).update(banner)
-        self.query_one("#run-banner", Static).set_class(state != "finished", "-bad")
+        return " ".join(parts)
+
+    def _render_banner(self) -> str:
+        banner = self._banner_text(self.state)
+        widget = self.query_one("#run-banner", Static)
+        widget.update(banner)
+        widget.set_class(self.state != "finished", "-bad")
+        widget.display = True
+        return banner
+
+    def _announce_end(self, state: str, live: bool) -> None:
+        self._announced_end = True
+        banner = self._render_banner()
         if live:
             self.notify(banner, title=f"{self.run_dir.name if self.run_dir else 'run'}",
                         severity="information" if state == "finished" else "warning", timeout=8)
@@ -235,8 +255,13 @@ class TrainingScreen(Screen):
         if self.stop_requested and self.state == "running":
             stage_txt += " (stop requested)"
         last = p.last_epoch or {}
+        phase = p.phase_label()
+        if p.phase in ("load_data", "extract_features", "evaluate") and p.end is None:
+            detail = p.phase_message or (status.message if status else "")
+            if detail:
+                phase = f"{phase}: {detail}"
         stats = [
-            p.phase_label(),
+            phase,
             stage_txt,
             f"LR {format_lr(p.lr)}",
             f"{p.images_per_sec:,.0f} img/s" if p.images_per_sec else "– img/s",
@@ -246,7 +271,7 @@ class TrainingScreen(Screen):
             f"ETA {format_duration(p.eta_seconds())}" if self.state == "running" else "",
         ]
         if p.trainable_params:
-            stats.append(f"{p.trainable_params / 1e6:.2f} M trainable")
+            stats.append(f"{p.trainable_params / 1e6:.2f}M trainable")
         self.query_one("#run-stats", Static).update("  ·  ".join(s for s in stats if s))
 
     def _update_progress(self) -> None:
@@ -255,28 +280,26 @@ class TrainingScreen(Screen):
         run_bar = self.query_one("#run-progress", ProgressBar)
         epoch_label = self.query_one("#epoch-label", Label)
         run_label = self.query_one("#run-label", Label)
-        if p.phase == "extract_features" and p.extract_total and not p.epochs:
-            epoch_label.update("Features")
-            epoch_bar.update(total=p.extract_total, progress=p.extract_done or 0)
-        elif p.steps:
-            stage_epochs = p.planned_epochs(p.stage or 1)
-            epoch_no = p.batch_epoch or 0
+        if p.steps and p.batch_epoch:
             last = p.last_epoch
             complete = last is not None and (int(last.get("stage", 0)), int(last.get("epoch", 0))) == (
-                p.stage, epoch_no)
+                p.stage, p.batch_epoch)
             done = p.steps if complete else (p.batch or 0)
-            epoch_label.update(f"Epoch {epoch_no}/{stage_epochs}" if epoch_no else "Epoch")
+            epoch_label.update(f"Epoch {p.batch_epoch}/{p.planned_epochs(p.stage or 1)}")
             epoch_bar.update(total=p.steps, progress=min(done, p.steps))
         else:
             epoch_label.update("Epoch")
-            epoch_bar.update(total=None, progress=0)
-        total = p.epochs_total
-        if total:
-            run_label.update(f"Run {p.epochs_done}/{total} ep")
-            run_bar.update(total=total, progress=min(p.epochs_done, total))
+            epoch_bar.update(total=p.steps or 1, progress=0)
+        if p.phase in ("load_data", "extract_features") and not p.epochs and p.extract_total:
+            # before training, the run bar follows feature extraction
+            run_label.update("Features")
+            run_bar.update(total=p.extract_total, progress=min(p.extract_done or 0, p.extract_total))
+        elif p.epochs_total:
+            run_label.update(f"Run {p.epochs_done}/{p.epochs_total} ep")
+            run_bar.update(total=p.epochs_total, progress=min(p.epochs_done, p.epochs_total))
         else:
             run_label.update("Run")
-            run_bar.update(total=None)
+            run_bar.update(total=1, progress=0)
 
     def _update_epoch_charts(self) -> None:
         p = self.progress

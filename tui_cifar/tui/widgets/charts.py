@@ -10,10 +10,14 @@ from typing import Sequence
 
 from textual_plotext import PlotextPlot
 
-# Colours readable on both dark and light themes.
-PALETTE = ("cyan", "orange", "green", "magenta", "blue", "red", "yellow", "gray", "violet", "white")
-TRAIN_COLOR = "cyan"
-VAL_COLOR = "orange"
+# Colours readable on both dark and light themes (the "tableau 10" palette).
+PALETTE = (
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+)
+TRAIN_COLOR = (23, 190, 207)
+VAL_COLOR = (255, 127, 14)
+MARK_COLOR = (127, 127, 127)
 
 Point = tuple[float, float]
 
@@ -34,7 +38,8 @@ class LineChart(PlotextPlot):
         xlabel: str = "",
         ylabel: str = "",
         ylim: tuple[float, float] | None = None,
-        marker: str = "braille",
+        marker: str = "hd",
+        integer_x: bool = False,
         empty_text: str = "waiting for data…",
         id: str | None = None,
         classes: str | None = None,
@@ -45,9 +50,10 @@ class LineChart(PlotextPlot):
         self.ylabel = ylabel
         self.ylim = ylim
         self.marker = marker
+        self.integer_x = integer_x
         self.empty_text = empty_text
         self.series: dict[str, list[Point]] = {}
-        self.colors: dict[str, str] = {}
+        self.series_colors: dict[str, object] = {}
         self.vlines: list[float] = []
         self.replots = 0
         self._draw()
@@ -56,13 +62,13 @@ class LineChart(PlotextPlot):
         self,
         series: dict[str, Sequence[Point]],
         *,
-        colors: dict[str, str] | None = None,
+        colors: dict[str, object] | None = None,
         vlines: Sequence[float] = (),
         title: str | None = None,
     ) -> None:
         """Replace the plotted data and replot (clear data, plot, refresh)."""
         self.series = {name: list(points) for name, points in series.items()}
-        self.colors = dict(colors or {})
+        self.series_colors = dict(colors or {})
         self.vlines = list(vlines)
         if title is not None:
             self.chart_title = title
@@ -85,11 +91,16 @@ class LineChart(PlotextPlot):
                 continue
             xs = [p[0] for p in points]
             ys = [p[1] for p in points]
-            color = self.colors.get(name, PALETTE[index % len(PALETTE)])
+            color = self.series_colors.get(name, PALETTE[index % len(PALETTE)])
             marker = self.marker if len(points) > 1 else "dot"
             plt.plot(xs, ys, label=name, color=color, marker=marker)
         for x in self.vlines:
-            plt.vline(x, "gray")
+            plt.vline(x, MARK_COLOR)
+        if self.integer_x and has_data:
+            xs_all = [p[0] for points in self.series.values() for p in points]
+            lo, hi = int(min(xs_all)), int(max(xs_all) + 0.999)
+            step = max(1, (hi - lo) // 10 + 1)
+            plt.xticks(list(range(lo, hi + 1, step)))
         if self.ylim is not None and has_data:
             plt.ylim(*self.ylim)
         if not has_data:

@@ -1,0 +1,173 @@
+#!/usr/bin/env python
+"""Write SVG screenshots of every cifar-tui screen, driven headless with Textual's Pilot.
+
+    .venv/bin/python scripts/screenshots.py --runs-dir runs
+    .venv/bin/python scripts/screenshots.py --runs-dir tests/fixtures/runs --data-dir ../shared/datasets
+
+It picks the newest running run (else the newest run) for the training screen,
+the newest finished run for the evaluate screen, the two newest runs with
+epochs for the comparison, and classifies --image on the predict screen when a
+run has a model (that loads TensorFlow). Nothing is written into the runs
+folder. Screens that have nothing to show are still captured, as users see them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+async def settle(pilot, seconds: float = 0.6) -> None:
+    await pilot.pause(seconds)
+
+
+async def wait(pilot, condition, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        await pilot.pause(0.1)
+        try:
+            if condition():
+                return True
+        except Exception:
+            pass
+    return False
+
+
+async def capture(args: argparse.Namespace) -> list[Path]:
+    from tui_cifar.tui.app import CifarApp
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    width, height = (int(v) for v in args.size.lower().split("x"))
+
+    def shot(app, name: str) -> None:
+        path = Path(app.save_screenshot(f"{name}.svg", str(out)))
+        written.append(path)
+        print(f"  {path}")
+
+    runs_dir = Path(args.runs_dir)
+    app = CifarApp(runs_dir, args.data_dir, start_screen="runs", poll_interval=0.25)
+    async with app.run_test(size=(width, height)) as pilot:
+        app.theme = args.theme
+        runs = app.screen
+        await wait(pilot, lambda: runs.loaded)
+        await settle(pilot)
+        shot(app, "runs")
+
+        # compare the two newest runs that have epochs
+        with_epochs = [k for k in runs.order if runs.summaries[k].best_val_accuracy is not None][:2]
+        if len(with_epochs) == 2:
+            runs.marked = set(with_epochs)
+            runs.action_compare()
+            await wait(pilot, lambda: len(getattr(app.screen, "curves", {})) == 2)
+            await settle(pilot)
+            shot(app, "runs-compare")
+            app.screen.dismiss(None)
+            await settle(pilot, 0.2)
+            runs.marked = set()
+
+        await pilot.press("c")
+        await settle(pilot)
+        shot(app, "configure")
+
+        watch = app.latest_run("running") or app.latest_run("any")
+        if watch is not None:
+            app.open_run(watch, "train")
+            await settle(pilot, 1.0)
+            shot(app, "training")
+
+        finished = app.latest_run("finished")
+        if finished is not None:
+            app.open_run(finished, "evaluate")
+            screen = app.screen
+            await wait(pilot, lambda: screen.predictions is not None or screen.predictions_problem is not None)
+            await settle(pilot)
+            cm = screen._matrix()
+            if cm is not None and screen.predictions is not None:
+                # the biggest confusion, and its images (needs the CIFAR-10 test set)
+                n = len(cm)
+                i, j = max(((i, j) for i in range(n) for j in range(n) if i != j), key=lambda c: cm[c[0]][c[1]])
+                matrix = screen.query_one("#confusion")
+                matrix.focus()
+                matrix.move_cursor(row=i, column=j)
+                screen.show_cell_images(i, j)
+                await wait(pilot, lambda: len(screen.query(".thumb")) > 0
+                           or "cannot" in str(screen.query_one("#mistakes-title").content), timeout=60)
+                await settle(pilot)
+            shot(app, "evaluate")
+            await pilot.press("n")
+            await settle(pilot, 0.3)
+            shot(app, "evaluate-percent")
+            await pilot.press("n")
+            for key, name in (("2", "evaluate-per-class"), ("3", "evaluate-roc"), ("4", "evaluate-confused")):
+                await pilot.press(key)
+                await settle(pilot, 0.4)
+                shot(app, name)
+            await pilot.press("1")
+
+        await pilot.press("p")
+        predict = app.screen
+        await settle(pilot, 1.0)
+        if args.image:
+            predict.classify(Path(args.image))
+            await wait(pilot, lambda: predict.result is not None or predict.error is not None
+                       or "no model" in str(predict.query_one("#topk").content), timeout=120)
+            await settle(pilot)
+        shot(app, "predict")
+
+        # the palette, over the runs screen
+        await pilot.press("r")
+        await settle(pilot, 0.3)
+        await pilot.press("ctrl+p")
+        await settle(pilot, 0.5)
+        shot(app, "command-palette")
+        await pilot.press("escape")
+
+    # small terminal and the light theme
+    if watch is not None:
+        app = CifarApp(runs_dir, args.data_dir, run_dir=watch, poll_interval=0.25)
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.theme = args.theme
+            await settle(pilot, 1.0)
+            shot(app, "training-80x24")
+    if finished is not None:
+        app = CifarApp(runs_dir, args.data_dir, run_dir=finished, start_screen="evaluate")
+        async with app.run_test(size=(width, height)) as pilot:
+            app.theme = args.light_theme
+            await settle(pilot, 1.0)
+            shot(app, "evaluate-light")
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs-dir", default="runs", help="runs folder to show (default ./runs)")
+    parser.add_argument("--data-dir", help="CIFAR-10 folder, for the misclassified test images")
+    parser.add_argument("--image", help="an image to classify on the predict screen")
+    parser.add_argument("--out", default=str(ROOT / "screenshots"), help="output folder (default screenshots/)")
+    parser.add_argument("--size", default="120x36", help="terminal size, COLSxROWS (default 120x36)")
+    parser.add_argument("--theme", default="textual-dark")
+    parser.add_argument("--light-theme", default="textual-light")
+    args = parser.parse_args(argv)
+    if not Path(args.runs_dir).is_dir():
+        parser.error(f"no runs folder at {args.runs_dir}")
+    # never touch the user's remembered settings
+    os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="cifar-tui-shots-")
+    os.environ.setdefault("CIFAR_TUI_IMAGES", "halfblock")
+    print(f"screenshots of {args.runs_dir} into {args.out}:")
+    written = asyncio.run(capture(args))
+    print(f"{len(written)} screenshots written")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,331 @@
+"""Runs screen: every run folder in the runs folder, refreshed while you look; compare runs."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Header, Label, Static
+from textual.widgets.data_table import RowDoesNotExist
+
+from .. import runstore
+from .base import CifarScreen
+from .runwatch import RunProgress, format_duration, format_pct
+from .widgets.charts import LineChart
+
+STATE_STYLES = {
+    "running": "bold green",
+    "finished": "bold cyan",
+    "stopped": "yellow",
+    "failed": "bold red",
+    "killed": "red",
+    "unknown": "dim",
+}
+
+COLUMNS = (
+    ("mark", " "), ("run", "Run"), ("state", "State"), ("backbone", "Backbone"), ("size", "Size"),
+    ("best_val", "Best val"), ("test_acc", "Test acc"), ("duration", "Duration"), ("started", "Started"),
+)
+MAX_COMPARE = 8
+
+
+def format_started(iso: str | None) -> str:
+    if not iso:
+        return "–"
+    try:
+        when = _dt.datetime.fromisoformat(iso)
+    except ValueError:
+        return iso[:16]
+    return when.strftime("%Y-%m-%d %H:%M")
+
+
+def _signature(run_dir: Path) -> tuple:
+    """What changes when a run folder changes: sizes and times of the files a summary reads."""
+    sig = []
+    for name in (runstore.STATUS_FILE, runstore.CONFIG_FILE, runstore.METRICS_LOG, runstore.REPORT_FILE):
+        try:
+            st = (run_dir / name).stat()
+            sig.append((st.st_size, st.st_mtime_ns))
+        except OSError:
+            sig.append(None)
+    return tuple(sig)
+
+
+class SummaryCache:
+    """Summaries of run folders, recomputed only for folders that changed (or that are running).
+
+    The runs screen refreshes every few seconds while a training process may
+    be using both cores: re-reading every metrics log each time would steal
+    from it.
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[Path, tuple[tuple, runstore.RunSummary]] = {}
+
+    def list_runs(self, runs_dir: Path) -> list[runstore.RunSummary]:
+        out, seen = [], set()
+        for run_dir in runstore.iter_run_dirs(runs_dir):
+            seen.add(run_dir)
+            sig = _signature(run_dir)
+            cached = self._cache.get(run_dir)
+            if cached is not None and cached[0] == sig and cached[1].state != "running":
+                out.append(cached[1])
+                continue
+            summary = runstore.summarize_run(run_dir)
+            self._cache[run_dir] = (sig, summary)
+            out.append(summary)
+        for gone in set(self._cache) - seen:
+            del self._cache[gone]
+        return out
+
+
+def _sort_key(summary: runstore.RunSummary) -> tuple[str, str]:
+    return (summary.started_at or "", summary.name)
+
+
+class RunsLoaded(Message):
+    def __init__(self, runs_dir: Path, summaries: list[runstore.RunSummary], error: str | None) -> None:
+        super().__init__()
+        self.runs_dir, self.summaries, self.error = runs_dir, summaries, error
+
+
+class CurvesLoaded(Message):
+    def __init__(self, curves: dict[str, list[tuple[float, float]]], notes: list[str]) -> None:
+        super().__init__()
+        self.curves, self.notes = curves, notes
+
+
+class RunsScreen(CifarScreen):
+    """A table of runs. Enter opens one; space marks runs to compare with m."""
+
+    BINDINGS = [
+        Binding("space", "mark", "Mark"),
+        Binding("m", "compare", "Compare"),
+        Binding("f5,ctrl+r", "refresh", "Refresh", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.summaries: dict[str, runstore.RunSummary] = {}
+        self.order: list[str] = []
+        self.marked: set[str] = set()
+        self._timer: Timer | None = None
+        self._summaries = SummaryCache()
+        self.loaded = False
+
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="runs-path")
+        table = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        for key, label in COLUMNS:
+            table.add_column(label, key=key)
+        yield table
+        yield Static("", id="run-detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#runs-path", Static).update(f"Runs in {self.cifar.runs_dir} — loading…")
+        self._timer = self.set_interval(self.cifar.runs_refresh_interval, self.action_refresh)
+        self.action_refresh()
+        self.query_one(DataTable).focus()
+
+    def on_screen_suspend(self) -> None:
+        if self._timer is not None:
+            self._timer.pause()
+
+    def on_screen_resume(self) -> None:
+        if self._timer is not None:
+            self._timer.resume()
+        self.action_refresh()
+
+    # ------------------------------------------------------------ loading
+    def action_refresh(self) -> None:
+        self._load(self.cifar.runs_dir)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="list-runs")
+    def _load(self, runs_dir: Path) -> None:
+        try:
+            summaries = self._summaries.list_runs(runs_dir)
+            error = None
+        except OSError as exc:
+            summaries, error = [], f"cannot read {runs_dir}: {exc.strerror or exc}"
+        self.post_message(RunsLoaded(runs_dir, summaries, error))
+
+    @on(RunsLoaded)
+    def _populate(self, message: RunsLoaded) -> None:
+        runs_dir, summaries, error = message.runs_dir, message.summaries, message.error
+        table = self.query_one("#runs-table", DataTable)
+        summaries = sorted(summaries, key=_sort_key, reverse=True)
+        self.summaries = {str(s.path): s for s in summaries}
+        self.marked &= set(self.summaries)
+        order = [str(s.path) for s in summaries]
+        header = f"Runs in {runs_dir}: {len(summaries)}"
+        running = sum(1 for s in summaries if s.state == "running")
+        if running:
+            header += f", {running} running"
+        if error:
+            header += f" — {error}"
+        elif not summaries:
+            header += " — none yet: configure one with c"
+        self.query_one("#runs-path", Static).update(header)
+        if order == self.order:
+            for key in order:
+                for col, value in zip((c[0] for c in COLUMNS), self._cells(self.summaries[key])):
+                    table.update_cell(key, col, value)
+        else:
+            selected = self.selected_key()
+            table.clear()
+            for key in order:
+                table.add_row(*self._cells(self.summaries[key]), key=key)
+            self.order = order
+            if selected in self.summaries:
+                table.move_cursor(row=table.get_row_index(selected))
+        self.loaded = True
+        self._show_detail()
+
+    def _cells(self, s: runstore.RunSummary) -> list:
+        state = Text(s.state, style=STATE_STYLES.get(s.state, ""))
+        if s.problems:
+            state.append(" ⚠", style="bold yellow")
+        return [
+            Text("●", style="bold magenta") if str(s.path) in self.marked else " ",
+            s.name,
+            state,
+            s.backbone or "?",
+            f"{s.image_size}px" if s.image_size else "?",
+            format_pct(s.best_val_accuracy),
+            format_pct(s.test_accuracy, 2),
+            format_duration(s.duration_s),
+            format_started(s.started_at),
+        ]
+
+    # ------------------------------------------------------------ selection
+    def selected_key(self) -> str | None:
+        table = self.query_one("#runs-table", DataTable)
+        if table.row_count == 0:
+            return None
+        try:
+            return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except RowDoesNotExist:
+            return None
+
+    def selected(self) -> runstore.RunSummary | None:
+        key = self.selected_key()
+        return self.summaries.get(key) if key else None
+
+    @on(DataTable.RowHighlighted, "#runs-table")
+    def _highlighted(self) -> None:
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        s = self.selected()
+        detail = self.query_one("#run-detail", Static)
+        if s is None:
+            detail.update("")
+            return
+        text = Text()
+        text.append(str(s.path), style="bold")
+        status = runstore.read_status(s.path)
+        if status.message:
+            text.append(f"\n{status.message}")
+        if status.host or status.pid:
+            text.append(f"\nhost {status.host or '?'}, pid {status.pid or '?'}", style="dim")
+        for problem in s.problems:
+            text.append(f"\n⚠ {problem}", style="bold yellow")
+        if s.state == "killed":
+            text.append("\nThe training process is gone without finishing.", style="red")
+        detail.update(text)
+
+    @on(DataTable.RowSelected, "#runs-table")
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        key = event.row_key.value
+        summary = self.summaries.get(key) if key else None
+        if summary is not None:
+            self.open_summary(summary)
+
+    def open_summary(self, summary: runstore.RunSummary) -> None:
+        has_report = (summary.path / runstore.REPORT_FILE).exists()
+        if summary.state == "finished" and has_report:
+            self.cifar.open_run(summary.path, "evaluate")
+        else:
+            self.cifar.open_run(summary.path, "train")
+
+    def action_mark(self) -> None:
+        key = self.selected_key()
+        if key is None:
+            return
+        if key in self.marked:
+            self.marked.discard(key)
+        else:
+            if len(self.marked) >= MAX_COMPARE:
+                self.notify(f"At most {MAX_COMPARE} runs can be compared", severity="warning")
+                return
+            self.marked.add(key)
+        table = self.query_one("#runs-table", DataTable)
+        table.update_cell(key, "mark", Text("●", style="bold magenta") if key in self.marked else " ")
+        if table.cursor_row < table.row_count - 1:
+            table.move_cursor(row=table.cursor_row + 1)
+
+    def action_compare(self) -> None:
+        keys = [k for k in self.order if k in self.marked]
+        if len(keys) < 2:
+            self.notify("Mark two or more runs with space, then press m", severity="warning")
+            return
+        self.app.push_screen(CompareScreen([Path(k) for k in keys]))
+
+
+class CompareScreen(ModalScreen[None]):
+    """Validation accuracy of several runs, one curve each, over global epochs."""
+
+    BINDINGS = [Binding("escape,m,q", "close", "Close")]
+
+    def __init__(self, run_dirs: list[Path]):
+        super().__init__(classes="dialog-screen")
+        self.run_dirs = run_dirs
+        self.curves: dict[str, list[tuple[float, float]]] = {}
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="compare-dialog", classes="dialog"):
+            yield Label("Validation accuracy per epoch", classes="dialog-title")
+            yield LineChart("val accuracy", xlabel="epoch (stage 2 continues after stage 1)",
+                            integer_x=True, empty_text="loading…", id="compare-chart")
+            yield Static("", id="compare-notes")
+            yield Label("esc closes", classes="dim")
+
+    def on_mount(self) -> None:
+        self._load()
+
+    @work(thread=True, exclusive=True, exit_on_error=False)
+    def _load(self) -> None:
+        curves: dict[str, list[tuple[float, float]]] = {}
+        notes = []
+        for run_dir in self.run_dirs:
+            records, problems = runstore.read_metrics(run_dir)
+            progress = RunProgress()
+            progress.feed(records)
+            curve = progress.epoch_series()["val_accuracy"]
+            name = run_dir.name
+            curves[name] = curve
+            best = progress.best_val_accuracy
+            notes.append(f"{name}: best {format_pct(best)} in {len(curve)} epochs"
+                         + (f" ({len(problems)} garbled lines skipped)" if problems else ""))
+        self.post_message(CurvesLoaded(curves, notes))
+
+    @on(CurvesLoaded)
+    def _show(self, message: CurvesLoaded) -> None:
+        curves, notes = message.curves, message.notes
+        self.curves = curves
+        self.query_one("#compare-chart", LineChart).set_series(curves)
+        self.query_one("#compare-notes", Static).update("\n".join(notes))
+
+    def action_close(self) -> None:
+        self.dismiss(None)
