@@ -72,18 +72,51 @@ def get_spec(name: str) -> BackboneSpec:
         raise ValueError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}") from None
 
 
+class WeightsUnavailable(RuntimeError):
+    """A backbone's ImageNet weights are not on disk and cannot be downloaded (or cannot be read)."""
+
+
 def build_backbone(name: str, image_size: int, weights: str | None = "imagenet"):
     """The headless backbone (no top), with ImageNet weights unless weights is None."""
     import keras
 
     spec = get_spec(name)
     constructor = getattr(keras.applications, spec.constructor)
-    return constructor(
-        include_top=False,
-        weights=weights,
-        input_shape=(image_size, image_size, 3),
-        **dict(spec.kwargs),
-    )
+    try:
+        return constructor(
+            include_top=False,
+            weights=weights,
+            input_shape=(image_size, image_size, 3),
+            **dict(spec.kwargs),
+        )
+    except (ValueError, TypeError):
+        raise  # a bad argument, not the weights file
+    except Exception as exc:  # Keras' failed download is a bare Exception; a damaged file, an OSError
+        if weights is None:
+            raise
+        raise WeightsUnavailable(_weights_problem(spec, exc)) from exc
+
+
+def _weights_problem(spec: BackboneSpec, exc: Exception) -> str:
+    """Which weights file, where Keras keeps it, and the three ways out."""
+    try:
+        from keras.src.backend.config import keras_home
+
+        models = f"{keras_home()}/models"
+    except ImportError:  # a Keras without that private helper: its documented default
+        import os
+
+        models = f"{os.environ.get('KERAS_HOME', '~/.keras')}/models"
+    text = " ".join(str(exc).split())
+    url = re.search(r"https?://\S+?\.h5", text)
+    file = url.group(0).rsplit("/", 1)[-1] if url else "the weights file"
+    if "URL fetch failure" in text:
+        reason = text.rsplit(" -- ", 1)[-1]
+        return (f"the ImageNet weights of {spec.label} ({file}) are not in {models} and the download failed "
+                f"({reason}). Fix: connect to the internet once (Keras keeps the file), copy {file} into "
+                f"{models}, or train with --weights none (random weights, far lower accuracy).")
+    return (f"cannot read the ImageNet weights of {spec.label} from {models} ({type(exc).__name__}: {text[:200]}). "
+            f"Fix: delete the damaged file there to download it again, or train with --weights none.")
 
 
 def preprocess_fn(name: str) -> Callable:

@@ -24,11 +24,16 @@ def current_lr(optimizer) -> float:
 
 
 class StopRequest:
-    """Set by SIGINT/SIGTERM; training finishes the current batch, then stops."""
+    """Set by SIGINT/SIGTERM or a STOP file in the run folder; training finishes the current batch, then stops.
 
-    def __init__(self) -> None:
+    The file works where a signal cannot reach: another host sharing the runs
+    folder, or another PID namespace.
+    """
+
+    def __init__(self, stop_file: Path | None = None) -> None:
         self.event = threading.Event()
         self.signal_name: str | None = None
+        self.stop_file = stop_file
 
     def install(self) -> None:
         def handler(signum, frame):
@@ -40,6 +45,9 @@ class StopRequest:
 
     @property
     def requested(self) -> bool:
+        if not self.event.is_set() and self.stop_file is not None and self.stop_file.exists():
+            self.signal_name = "a stop request"
+            self.event.set()
         return self.event.is_set()
 
 
@@ -100,6 +108,8 @@ class MetricsLogger(keras.callbacks.Callback):
                 "lr": current_lr(self.model.optimizer),
                 "images_per_sec": round(self._batches * self.batch_size / elapsed, 1) if elapsed else None,
                 "epoch_time": round(elapsed, 2), "wall_time": self.clock(),
+                # A stop request ends an epoch early; Keras still closes it (validation, backup).
+                "partial": self._batches < self.steps,
             }
         )
 
@@ -142,6 +152,9 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.best = read_best_score(score_path)
 
     def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            return  # a diverged epoch's weights are NaN/inf, whatever its accuracy says
         score = (logs or {}).get("val_accuracy")
         if score is None or not math.isfinite(float(score)) or float(score) <= self.best:
             return
@@ -165,5 +178,10 @@ def save_atomically(save: Callable[[str], None], path: Path) -> None:
     try:
         save(str(tmp))
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        # Name the file the user knows (e.g. model.keras), not the temporary one just removed.
+        raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
     finally:
         tmp.unlink(missing_ok=True)

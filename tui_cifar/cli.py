@@ -106,14 +106,20 @@ def _config_from_args(args):
 
 def cmd_train(args) -> int:
     from . import runstore
-    from .config import make_config
+    from .config import config_from_run
 
+    if args.in_run_dir:
+        import signal
+
+        # The detached child of `--detach`: ignore hangups from the start, not only once
+        # train_run is reached after the slow TensorFlow import.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if args.resume or args.in_run_dir:
         run_dir = args.resume or args.in_run_dir
         data, problem = runstore.read_json(run_dir / runstore.CONFIG_FILE)
         if problem:
             raise runstore.RunStoreError(f"cannot resume {run_dir}: {problem}")
-        config = make_config(data)
+        config = config_from_run(data, run_dir)
         if args.resume and runstore.effective_state(runstore.read_status(run_dir)) == "running":
             raise runstore.RunStoreError(f"{run_dir} is still running (pid {runstore.read_status(run_dir).pid})")
     else:

@@ -116,12 +116,14 @@ def load_cifar10(data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray,
         x_train, y_train, x_test, y_test = _load_keras()
         return x_train, y_train, x_test, y_test, f"keras.datasets.cifar10 ({cache})"
     except Exception as exc:  # network errors come in many types (URLError, OSError, Exception)
-        tried.append(f"the Keras cache {cache} and its download ({type(exc).__name__}: {str(exc)[:120]})")
+        # Keras says "URL fetch failure on URL: None -- REASON": the reason is the useful part.
+        reason = str(exc).rsplit(" -- ", 1)[-1] if " -- " in str(exc) else f"{type(exc).__name__}: {exc}"
+        tried.append(f"the Keras cache {cache} and its download (failed: {' '.join(reason.split())[:200]})")
     lines = "\n".join(f"  - {t}" for t in tried)
     raise DatasetNotFound(
         "CIFAR-10 was not found. Looked in:\n"
         f"{lines}\n"
-        "Fix: connect to the internet once (Keras downloads it to ~/.keras/datasets), or pass "
+        f"Fix: connect to the internet once (Keras downloads it to {cache}), or pass "
         "--data-dir PATH pointing at a folder holding cifar-10-batches-py/ (the official python "
         "version) or cifar-10-python.tar.gz."
     )

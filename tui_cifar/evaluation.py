@@ -93,7 +93,7 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
     """Score the run's best model on the test split; writes metrics.json and predictions.npz."""
     import time
 
-    from .config import make_config
+    from .config import config_from_run
     from .data import load_cifar10, test_indices
     from .prediction import load_model_checked
 
@@ -101,7 +101,7 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
     config_data, problem = runstore.read_json(run_dir / runstore.CONFIG_FILE)
     if problem:
         raise runstore.RunStoreError(f"{run_dir}: {problem}")
-    config = make_config(config_data)
+    config = config_from_run(config_data, run_dir)
     model = load_model_checked(run_dir / runstore.MODEL_FILE)
     started = time.perf_counter()
     _, _, x_test_all, y_test_all, _ = load_cifar10(config.data_dir)

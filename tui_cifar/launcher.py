@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -41,12 +42,19 @@ def start_detached(config: TrainConfig, resume: Path | None = None) -> Path:
 
 
 def request_stop(run_dir: Path) -> bool:
-    """Ask a running run to stop after its current batch (SIGTERM); False if it is not running here."""
-    status = runstore.read_status(Path(run_dir))
-    if runstore.effective_state(status) != "running" or not status.pid:
+    """Ask a running run to stop after its current batch; False if it is not running.
+
+    Writes the run's STOP file (seen by the trainer wherever it runs) and, when the
+    process is on this host, also sends SIGTERM so the request lands at once.
+    """
+    run_dir = Path(run_dir)
+    status = runstore.read_status(run_dir)
+    if runstore.effective_state(status) != "running":
         return False
-    try:
-        os.kill(status.pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        return False
+    (run_dir / runstore.STOP_FILE).touch()
+    if status.pid and status.host == socket.gethostname():
+        try:
+            os.kill(status.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
     return True

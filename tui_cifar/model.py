@@ -118,6 +118,11 @@ def build_transfer_model(
         _freeze_batchnorm(top)  # see TransferModel.unfreeze_top
     bottom = keras.Model(backbone.input, boundary, name="backbone_bottom")
     bottom.trainable = False
+    for layer in bottom.layers:
+        if isinstance(layer, keras.layers.Dropout):
+            # EfficientNet's stochastic depth: the identity at inference, but Keras 3 would run it in
+            # training mode inside frozen blocks during end-to-end fine-tuning (see unfreeze_top).
+            layer.rate = 0.0
 
     head = keras.Sequential(
         [

@@ -9,6 +9,7 @@ A run folder holds::
     model.keras      the best model so far (written to a temporary file, then renamed)
     metrics.json     the final test-set report
     backup/          Keras BackupAndRestore state, for ``train --resume``
+    STOP             created to ask the run to stop after its current batch
 
 This module imports neither TensorFlow nor Textual, so the CLI and the TUI can
 list and tail runs cheaply while another process trains.
@@ -37,6 +38,7 @@ TRAIN_LOG = "train.log"
 MODEL_FILE = "model.keras"
 REPORT_FILE = "metrics.json"
 BACKUP_DIR = "backup"
+STOP_FILE = "STOP"
 
 
 class RunStoreError(Exception):
@@ -73,6 +75,8 @@ def _slug(text: str) -> str:
 def create_run_dir(runs_dir: Path, name: str) -> Path:
     """Make a new, unique run folder; two runs started at once never share one."""
     runs_dir = Path(runs_dir).expanduser()
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise RunStoreError(f"runs folder {runs_dir} is a file, not a folder; choose another with --runs-dir")
     try:
         runs_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -122,6 +126,12 @@ class RunStatus:
         return data
 
 
+_STATUS_TYPES: dict[str, Any] = {
+    "state": str, "pid": (int, type(None)), "host": (str, type(None)), "started_at": (str, type(None)),
+    "updated_at": (str, type(None)), "message": str, "stage": (int, type(None)), "version": int,
+}
+
+
 def write_status(run_dir: Path, state: str, message: str = "", **extra: Any) -> RunStatus:
     if state not in STATES:
         raise ValueError(f"unknown run state {state!r}")
@@ -151,6 +161,9 @@ def read_status(run_dir: Path) -> RunStatus:
     except (OSError, ValueError) as exc:
         return RunStatus(state="unknown", problem=f"status.json is unreadable ({exc})")
     known = {k: data[k] for k in RunStatus.__dataclass_fields__ if k in data and k != "problem"}
+    bad = [k for k, v in known.items() if not isinstance(v, _STATUS_TYPES[k]) or isinstance(v, bool)]
+    if bad:  # never trust a field's type: a pid of "abc" would reach os.kill
+        return RunStatus(state="unknown", problem=f"status.json has invalid {', '.join(bad)}")
     status = RunStatus(**known)
     if status.version > FORMAT_VERSION:
         status.problem = f"written by a newer cifar-tui (format {status.version}); upgrade to read it fully"
@@ -176,8 +189,11 @@ class MetricsWriter:
         record.setdefault("time", now_iso())
         self._file.write(json.dumps(record, allow_nan=True) + "\n")
         self._file.flush()
-        for listener in self.listeners:
-            listener(record)
+        for listener in list(self.listeners):
+            try:
+                listener(record)
+            except OSError:  # e.g. EIO once the terminal is closed: the run goes on, the log has it all
+                self.listeners.remove(listener)
 
     def close(self) -> None:
         self._file.close()
@@ -225,7 +241,13 @@ def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """All complete records of a run's metrics log, plus the problems found reading it."""
     tail = MetricsTail(Path(run_dir) / METRICS_LOG)
     records = tail.read_new()
-    return records, tail.problems
+    problems = list(tail.problems)
+    try:
+        if tail.path.stat().st_size > tail.offset:  # a line is written whole, so a cut one is not coming
+            problems.append(f"{tail.path.name} ends with an incomplete line (the run was cut off mid-write?)")
+    except FileNotFoundError:
+        pass
+    return records, problems
 
 
 def epoch_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -266,6 +288,24 @@ class RunSummary:
     problems: list[str]
 
 
+def config_file_problems(config: dict[str, Any]) -> list[str]:
+    """What makes a run's config.json differ from this version's settings (unknown or missing keys)."""
+    if not config:
+        return []
+    from .config import TrainConfig  # no TensorFlow: config only knows the backbone names
+
+    known = set(TrainConfig.__dataclass_fields__)
+    problems = []
+    unknown = sorted(set(config) - known)
+    if unknown:
+        problems.append(f"config.json has settings this version does not know ({', '.join(unknown)}); "
+                        "written by a newer cifar-tui?")
+    missing = [k for k in TrainConfig.__dataclass_fields__ if k not in config]
+    if missing:
+        problems.append(f"config.json lacks {', '.join(missing)} (written by an older cifar-tui?); defaults assumed")
+    return problems
+
+
 def summarize_run(run_dir: Path) -> RunSummary:
     run_dir = Path(run_dir)
     problems: list[str] = []
@@ -276,6 +316,7 @@ def summarize_run(run_dir: Path) -> RunSummary:
     if problem:
         problems.append(problem)
     config = config or {}
+    problems.extend(config_file_problems(config))
     records, log_problems = read_metrics(run_dir)
     problems.extend(log_problems)
     epochs = epoch_records(records)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import signal
 import time
 import traceback
@@ -45,7 +46,8 @@ def train_run(
     run_dir = Path(run_dir)
     if not resume:
         runstore.atomic_write_json(run_dir / runstore.CONFIG_FILE, config.to_json())
-    stop = StopRequest()
+    stop = StopRequest(run_dir / runstore.STOP_FILE)
+    (run_dir / runstore.STOP_FILE).unlink(missing_ok=True)  # a resumed run starts unstopped
     stop.install()
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closed terminal must not end the run
     writer = MetricsWriter(run_dir, listeners)
@@ -59,11 +61,14 @@ def train_run(
     try:
         trainer = _Trainer(config, run_dir, writer, stop, clock, resume)
         state, message = trainer.run()
-    except KeyboardInterrupt:
-        state, message = "stopped", "interrupted"
+    except InterruptedError:  # a stop request during feature extraction
+        state, message = "stopped", f"stopped by {stop.signal_name} before training started"
     except Exception as exc:  # the run folder must say why it ended
         state, message = "failed", _explain(exc)
-        (run_dir / "error.txt").write_text(traceback.format_exc())
+        try:
+            (run_dir / "error.txt").write_text(traceback.format_exc())
+        except OSError:
+            pass  # e.g. the disk is full: the status below says why, if anything can be written
     writer.write({"type": "run_end", "state": state, "message": message, "wall_time": clock(),
                   "test_accuracy": _test_accuracy(run_dir)})
     write_status(run_dir, state, message)
@@ -211,7 +216,7 @@ class _Trainer:
         jobs = [("train", v, splits.x_train) for v in views] + [("val", "original", splits.x_val)]
         total = sum(len(x) for _, _, x in jobs)
         self.phase("extract_features", f"computing frozen-backbone features for {total} images (cached for later runs)")
-        done_before = 0
+        done_before = hits = 0
         out: dict[str, dict[str, tuple]] = {"train": {}, "val": {}}
         t0 = time.perf_counter()
         last_report = [0.0]
@@ -229,8 +234,9 @@ class _Trainer:
             )
             out[split][view] = (acts, pooled)
             done_before += len(images)
+            hits += hit
         elapsed = time.perf_counter() - t0
-        self.log({"type": "features_done", "images": total, "seconds": round(elapsed, 2),
+        self.log({"type": "features_done", "images": total, "seconds": round(elapsed, 2), "cache_hits": hits,
                   "images_per_sec": round(total / elapsed, 1) if elapsed > 0 else None})
         return out
 
@@ -241,6 +247,7 @@ class _Trainer:
         cfg = self.config
         done_marker = self.backup_dir / f"stage{stage}.done"
         best_weights = self.backup_dir / f"stage{stage}.best.weights.h5"
+        stage_backup = self.backup_dir / f"stage{stage}"
         score_file = self.backup_dir / "best_score.json"
         if done_marker.exists():
             if best_weights.exists():
@@ -266,13 +273,16 @@ class _Trainer:
             MetricsLogger(self.writer, stage, epochs, steps, cfg.batch_size, self.clock, self.logged_epochs),
             BestCheckpoint(best_weights, tm.full, self.run_dir / runstore.MODEL_FILE, score_file),
             keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.patience, restore_best_weights=False),
-            keras.callbacks.BackupAndRestore(str(self.backup_dir / f"stage{stage}")),
+            # Kept when fit() returns (Keras deletes it by default, so a run stopped by a signal
+            # would resume this stage from its first epoch); removed below once the stage is done.
+            keras.callbacks.BackupAndRestore(str(stage_backup), delete_checkpoint=False),
         ]
         t0 = time.perf_counter()
         model.fit(train_data, validation_data=val_data, validation_batch_size=cfg.batch_size if isinstance(val_data, tuple) else None,
                   epochs=epochs, callbacks=callbacks, verbose=0)
         self.log({"type": "stage_end", "stage": stage, "seconds": round(time.perf_counter() - t0, 2)})
         if stopper.diverged:
+            shutil.rmtree(stage_backup, ignore_errors=True)  # NaN weights: a resume starts the stage over
             raise TrainingDiverged(
                 f"the loss became NaN/inf in stage {stage}; lower the learning rate (now {lr:g}) and retry"
             )
@@ -281,6 +291,7 @@ class _Trainer:
         if self.stop.requested:
             return "stopped", f"stopped by {self.stop.signal_name}; the best model so far is kept"
         done_marker.touch()
+        shutil.rmtree(stage_backup, ignore_errors=True)
         return None
 
 

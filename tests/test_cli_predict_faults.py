@@ -1,0 +1,192 @@
+"""Robustness of `cifar-tui predict` and of loading model files: bad pictures, untrusted or wrong models.
+
+One tiny model is trained once for the module (random weights, fake data, seconds) and reused.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import tiny_config
+from faultkit import run_cli, save_jpeg, save_png
+from tui_cifar import cli, runstore
+
+# TensorFlow's C++ start-up lines, which TF_CPP_MIN_LOG_LEVEL does not silence (absl logs before it is set up).
+TF_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} |To enable the following instructions)")
+
+
+@pytest.fixture(scope="module")
+def trained_run(fake_cifar, tmp_path_factory) -> Path:
+    from tui_cifar.config import make_config
+    from tui_cifar.training import train_run
+
+    base = tmp_path_factory.mktemp("predict_run")
+    config = make_config(tiny_config(fake_cifar, base / "runs", cache_dir=str(base / "cache"), epochs_fine=1))
+    run_dir = runstore.create_run_dir(base / "runs", config.run_name)
+    assert train_run(config, run_dir) == "finished"
+    assert (run_dir / runstore.MODEL_FILE).is_file()
+    return run_dir
+
+
+@pytest.fixture
+def picture_mix(tmp_path) -> tuple[list[Path], list[Path], dict[Path, str]]:
+    """(command-line arguments, the good pictures among them, each bad input -> words its error must contain)."""
+    good_png = save_png(tmp_path / "red.png")
+    good_jpg = save_jpeg(tmp_path / "noise.jpg")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    in_folder = save_png(folder / "green.png", colour=(20, 200, 20))
+    empty_folder = tmp_path / "empty_folder"
+    empty_folder.mkdir()
+    missing = tmp_path / "missing.png"
+    zero = tmp_path / "zero.jpg"
+    zero.write_bytes(b"")
+    text = tmp_path / "notes.png"
+    text.write_text("these are my notes, not a picture\n")
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(good_jpg.read_bytes()[: good_jpg.stat().st_size // 2])
+    bad = {missing: "no such file", empty_folder: "no images", zero: "empty file", text: "not an image", cut: "truncated"}
+    args = [good_png, missing, folder, empty_folder, zero, text, good_jpg, cut]
+    return args, [good_png, in_folder, good_jpg], bad
+
+
+def test_predict_mixed_inputs_text(trained_run, picture_mix):
+    """Bad files: one line each on stderr with the reason; good ones classified on stdout; exit 1."""
+    args, good, expect = picture_mix
+    result = run_cli("predict", trained_run, *args, "--top-k", "2")
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    out_lines = result.stdout.splitlines()
+    assert len(out_lines) == len(good), result.stdout
+    for path in good:
+        (line,) = [l for l in out_lines if l.startswith(f"{path}: ")]
+        assert len(line.split(", ")) == 2 and "%" in line, line  # top-2 classes with probabilities
+    err_lines = [l for l in result.stderr.splitlines() if l.strip() and not TF_NOISE.match(l)]
+    for path, reason in expect.items():
+        lines = [l for l in err_lines if l.startswith(f"{path}: ")]
+        assert len(lines) == 1, (path, err_lines)
+        assert reason in lines[0].lower(), lines[0]
+    assert len(err_lines) == len(expect), err_lines
+
+
+def test_predict_mixed_inputs_json(trained_run, picture_mix, capsys):
+    args, good, expect = picture_mix
+    rc = cli.main(["predict", str(trained_run), *map(str, args), "--json", "--top-k", "3"])
+    assert rc == 1
+    entries = {e["path"]: e for e in json.loads(capsys.readouterr().out)}
+    assert set(entries) == {str(p) for p in [*good, *expect]}
+    for path in good:
+        entry = entries[str(path)]
+        assert entry["error"] is None and len(entry["top"]) == 3
+        assert abs(sum(t["probability"] for t in entry["top"])) <= 1.0 + 1e-6
+    for path, reason in expect.items():
+        entry = entries[str(path)]
+        assert entry["top"] is None and reason in entry["error"].lower(), entry
+
+
+def test_predict_only_good_files_exits_0(trained_run, tmp_path, capsys):
+    rc = cli.main(["predict", str(trained_run), str(save_png(tmp_path / "a.png"))])
+    assert rc == 0
+    assert capsys.readouterr().out.startswith(f"{tmp_path / 'a.png'}: ")
+
+
+# --- model files that must be refused -------------------------------------------------------------
+
+
+def _save(model, path: Path) -> Path:
+    model.save(path)
+    return path
+
+
+def test_lambda_layer_is_refused_without_running_its_code(tmp_path):
+    import keras
+
+    from tui_cifar.prediction import ModelLoadError, load_model_checked
+
+    marker = tmp_path / "code_ran"
+    payload = eval(f"lambda x: (__import__('pathlib').Path({str(marker)!r}).touch(), x)[1]")  # noqa: S307
+    model = keras.Sequential([
+        keras.Input((32, 32, 3)), keras.layers.Lambda(payload), keras.layers.Flatten(),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    path = _save(model, tmp_path / "evil.keras")
+    marker.unlink(missing_ok=True)  # building the model above ran it once, here
+    with pytest.raises(ModelLoadError) as info:
+        load_model_checked(path)
+    message = str(info.value)
+    assert message.startswith(f"refused to load {path}: it contains a Lambda layer with Python code")
+    assert "safe_mode" in message
+    assert not marker.exists(), "the Lambda's code ran while loading"
+
+
+@pytest.mark.parametrize(
+    "make, shapes",
+    [
+        (lambda k: k.Sequential([k.Input((28, 28, 1)), k.layers.Flatten(), k.layers.Dense(10, activation="softmax")]),
+         ["(None, 28, 28, 1)", "(None, 32, 32, 3)"]),
+        (lambda k: k.Sequential([k.Input((32, 32, 3)), k.layers.Flatten(), k.layers.Dense(5, activation="softmax")]),
+         ["(None, 5)", "(None, 10)"]),
+    ],
+    ids=["mnist-shaped-input", "five-classes"],
+)
+def test_valid_model_of_the_wrong_shape_is_refused(tmp_path, make, shapes):
+    import keras
+
+    from tui_cifar.prediction import ModelLoadError, load_model_checked
+
+    path = _save(make(keras), tmp_path / "other.keras")
+    with pytest.raises(ModelLoadError) as info:
+        load_model_checked(path)
+    message = str(info.value)
+    assert "not a CIFAR-10 model" in message
+    for shape in shapes:
+        assert shape in message, message
+
+
+@pytest.mark.parametrize("content", [b"", b"hello, not a zip", b"PK\x03\x04" + b"\x00" * 60],
+                         ids=["empty", "text", "broken-zip"])
+def test_file_that_is_not_a_model(tmp_path, content):
+    from tui_cifar.prediction import ModelLoadError, load_model_checked
+
+    path = tmp_path / "model.keras"
+    path.write_bytes(content)
+    with pytest.raises(ModelLoadError) as info:
+        load_model_checked(path)
+    assert str(info.value).startswith(f"cannot load {path}: ")
+    assert "\n" not in str(info.value)
+
+
+def test_predict_with_a_run_that_has_no_model(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    rc = cli.main(["predict", str(run), str(save_png(tmp_path / "a.png"))])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert f"no model at {run / runstore.MODEL_FILE}" in err and "first epoch" in err
+
+
+def test_predict_refuses_an_untrusted_model_file(trained_run, tmp_path, capsys):
+    """Through the CLI: a .keras file that is not a model gives one message, no traceback, exit 1."""
+    fake = tmp_path / "download.keras"
+    fake.write_text("<html>404 not found</html>")
+    rc = cli.main(["predict", str(fake), str(save_png(tmp_path / "a.png"))])
+    captured = capsys.readouterr()
+    assert rc == 1 and captured.out == ""
+    assert captured.err.startswith(f"cifar-tui: cannot load {fake}") and captured.err.count("\n") == 1
+
+
+def test_run_copy_with_a_swapped_in_wrong_model_is_refused(trained_run, tmp_path, capsys):
+    import keras
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    _save(keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(2)]),
+          run / runstore.MODEL_FILE)
+    rc = cli.main(["predict", str(run), str(save_png(tmp_path / "a.png"))])
+    assert rc == 1
+    assert "(None, 2)" in capsys.readouterr().err
