@@ -71,13 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--json", action="store_true")
     sub.add_parser("backbones", help="list the available backbones")
+    p = sub.add_parser("watch", help="open the app on a run's live training view (attach to a running run)")
+    p.add_argument("run", type=Path)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-                "runs": cmd_runs, "backbones": cmd_backbones, None: cmd_app}
+                "runs": cmd_runs, "backbones": cmd_backbones, "watch": cmd_watch, None: cmd_app}
     from .config import ConfigError
     from .data import DatasetNotFound
     from .runstore import RunStoreError
@@ -94,6 +96,15 @@ def cmd_app(args) -> int:
 
     run_app(Path(args.app_runs_dir), args.app_data_dir)
     return 0
+
+
+def cmd_watch(args) -> int:
+    from .runstore import CONFIG_FILE, RunStoreError
+    from .tui.app import run_app
+
+    if not (args.run / CONFIG_FILE).is_file():
+        raise RunStoreError(f"{args.run} is not a run folder (no {CONFIG_FILE})")
+    return run_app(args.run.parent, args.app_data_dir, run_dir=args.run)
 
 
 def _config_from_args(args):
