@@ -136,7 +136,7 @@ def test_metrics_log_tells_the_whole_story(tiny_run):
 
     starts = of_type(records, "stage_start")
     assert [s["stage"] for s in starts] == [1, 2]
-    assert all(s["steps_per_epoch"] == math.ceil(250 / cfg.batch_size) for s in starts)
+    assert [s["steps_per_epoch"] for s in starts] == [math.ceil(250 / cfg.head_batch_size), math.ceil(250 / cfg.batch_size)]
     assert starts[0]["trainable_params"] < starts[1]["trainable_params"]
     assert starts[0]["lr"] == cfg.lr_head and starts[1]["lr"] == cfg.lr_fine
 

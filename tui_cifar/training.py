@@ -30,6 +30,10 @@ from .runstore import MetricsWriter, write_status
 ACTIVATION_CACHE_BUDGET = int(os.environ.get("CIFAR_TUI_CACHE_BUDGET", 6 * 2**30))
 
 
+# Small batches ran the frozen backbone about 5% faster per image than 128-256 on a 2-core CPU.
+EXTRACT_BATCH = 64
+
+
 class TrainingDiverged(Exception):
     pass
 
@@ -175,9 +179,9 @@ class _Trainer:
                 head_model = tm.trainable_on_features()
             result = self.fit_stage(
                 1, head_model, tm,
-                CachedViews([feats["train"][v][1] for v in views], y_train, cfg.batch_size, True, cfg.seed),
+                CachedViews([feats["train"][v][1] for v in views], y_train, cfg.head_batch_size, True, cfg.seed),
                 (feats["val"]["original"][1].astype(np.float32), y_val),
-                cfg.epochs_head, cfg.lr_head, hw,
+                cfg.epochs_head, cfg.lr_head, cfg.head_batch_size, hw,
             )
             if result:
                 return result
@@ -193,7 +197,7 @@ class _Trainer:
                 train_data = _pixel_dataset(splits.x_train, y_train, cfg.batch_size, cfg.augment, cfg.seed)
                 val_data = _pixel_dataset(splits.x_val, y_val, cfg.batch_size, False, cfg.seed)
             del feats
-            result = self.fit_stage(2, stage2, tm, train_data, val_data, cfg.epochs_fine, cfg.lr_fine, hw)
+            result = self.fit_stage(2, stage2, tm, train_data, val_data, cfg.epochs_fine, cfg.lr_fine, cfg.batch_size, hw)
             if result:
                 return result
 
@@ -229,7 +233,7 @@ class _Trainer:
 
         for split, view, images in jobs:
             acts, pooled, hit = cached_extract(
-                cache_dir, model_id, view, images, tm.extractor, max(cfg.batch_size, 64),
+                cache_dir, model_id, view, images, tm.extractor, EXTRACT_BATCH,
                 keep_activations, progress, lambda: self.stop.requested,
             )
             out[split][view] = (acts, pooled)
@@ -240,7 +244,7 @@ class _Trainer:
                   "images_per_sec": round(total / elapsed, 1) if elapsed > 0 else None})
         return out
 
-    def fit_stage(self, stage, model, tm, train_data, val_data, epochs, lr, hw) -> tuple[str, str] | None:
+    def fit_stage(self, stage, model, tm, train_data, val_data, epochs, lr, batch_size, hw) -> tuple[str, str] | None:
         """Train one stage; returns (state, message) when the run must end here, else None."""
         from .callbacks import BestCheckpoint, GracefulStop, MetricsLogger
 
@@ -270,7 +274,7 @@ class _Trainer:
         stopper = GracefulStop(self.stop)
         callbacks = [
             stopper,
-            MetricsLogger(self.writer, stage, epochs, steps, cfg.batch_size, self.clock, self.logged_epochs),
+            MetricsLogger(self.writer, stage, epochs, steps, batch_size, self.clock, self.logged_epochs),
             BestCheckpoint(best_weights, tm.full, self.run_dir / runstore.MODEL_FILE, score_file),
             keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.patience, restore_best_weights=False),
             # Kept when fit() returns (Keras deletes it by default, so a run stopped by a signal
@@ -278,7 +282,7 @@ class _Trainer:
             keras.callbacks.BackupAndRestore(str(stage_backup), delete_checkpoint=False),
         ]
         t0 = time.perf_counter()
-        model.fit(train_data, validation_data=val_data, validation_batch_size=cfg.batch_size if isinstance(val_data, tuple) else None,
+        model.fit(train_data, validation_data=val_data, validation_batch_size=batch_size if isinstance(val_data, tuple) else None,
                   epochs=epochs, callbacks=callbacks, verbose=0)
         self.log({"type": "stage_end", "stage": stage, "seconds": round(time.perf_counter() - t0, 2)})
         if stopper.diverged:
