@@ -30,6 +30,7 @@ def _add_train(sub) -> None:
     p.add_argument("--no-augment", dest="augment", action="store_false", default=None, help="no mirrored view")
     p.add_argument("--no-tta", dest="tta_flip", action="store_false", default=None, help="no flip test-time augmentation")
     p.add_argument("--weights", choices=("imagenet", "none"))
+    p.add_argument("--mixed-precision", choices=("auto", "on", "off"), help="float16 compute (auto: on with a GPU)")
     p.add_argument("--seed", type=int)
     p.add_argument("--val-size", type=int)
     p.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz")
@@ -44,7 +45,7 @@ def _add_train(sub) -> None:
 
 CONFIG_FLAGS = ("backbone", "image_size", "fine_tune_blocks", "epochs_head", "epochs_fine", "lr_head", "lr_fine",
                 "batch_size", "augment", "tta_flip", "weights", "seed", "val_size", "data_dir", "runs_dir",
-                "cache_dir", "limit_train", "limit_test")
+                "cache_dir", "limit_train", "limit_test", "mixed_precision")
 
 
 def build_parser() -> argparse.ArgumentParser:
