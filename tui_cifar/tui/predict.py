@@ -299,12 +299,12 @@ class PredictScreen(CifarScreen):
             self.post_message(PreviewLoaded(path, image, error))
 
     @on(PreviewLoaded)
-    def _preview_loaded(self, message: PreviewLoaded) -> None:
+    async def _preview_loaded(self, message: PreviewLoaded) -> None:
         path, image, error = message.path, message.image, message.error
         if path != self.current_file:
             return
         box = self.query_one("#preview-box", Vertical)
-        box.remove_children()
+        await box.remove_children()  # finish removing the old preview before mounting its successor
         if error:
             self._set_error(error)
             return

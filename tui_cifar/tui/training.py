@@ -203,7 +203,8 @@ class TrainingScreen(CifarScreen):
             if self.run_dir is not None and (self.run_dir / runstore.BACKUP_DIR).exists():
                 parts.append("Resume it with: cifar-tui train --resume " + str(self.run_dir))
         message = str(end.get("message") or "").strip()
-        if message and message.lower() not in ("done", "finished", state):
+        shown_below = isinstance(acc, (int, float)) and message.lower().startswith("test accuracy")
+        if message and not shown_below and message.lower() not in ("done", "finished", state):
             parts.append(message if message.endswith(".") else message + ".")
         if isinstance(acc, (int, float)):
             parts.append(f"Test accuracy {100 * acc:.2f}%.")
