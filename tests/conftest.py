@@ -65,7 +65,7 @@ def tiny_config(data_dir: Path, runs_dir: Path, **overrides) -> dict:
     """Settings for a seconds-long run on the fake data with random weights."""
     values = dict(
         backbone="mobilenetv2-0.35", image_size=32, fine_tune_blocks=2, epochs_head=2, epochs_fine=2,
-        batch_size=32, val_size=50, weights="none", data_dir=str(data_dir), runs_dir=str(runs_dir),
+        batch_size=32, head_batch_size=32, val_size=50, weights="none", data_dir=str(data_dir), runs_dir=str(runs_dir),
         lr_head=3e-3, lr_fine=1e-3,
     )
     values.update(overrides)
