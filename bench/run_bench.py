@@ -187,8 +187,9 @@ def main() -> None:
         shutil.rmtree(work / f"cache-{preset}", ignore_errors=True)
     results["summary"] = summarize(results["baseline"], results["presets"])
     args.out.write_text(json.dumps(results, indent=2) + "\n")
-    write_markdown(args.out.with_name("RESULTS.md"), results)
-    print(args.out.with_name("RESULTS.md").read_text())
+    markdown = args.out.with_name("RESULTS.md" if args.out.name == "results.json" else f"{args.out.stem}.md")
+    write_markdown(markdown, results)
+    print(markdown.read_text())
 
 
 if __name__ == "__main__":

@@ -81,15 +81,18 @@ class MetricsLogger(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
         self._epoch_start = time.perf_counter()
-        self._batches = 0
+        self._batches = self._last_logged = 0
 
     def on_train_batch_end(self, batch, logs=None):
-        self._batches = batch + 1
-        if (batch + 1) % self.every == 0 or batch + 1 == self.steps:
+        # With steps_per_execution > 1 Keras reports only every Nth step, possibly past the epoch's end.
+        done = min(batch + 1, self.steps)
+        self._batches = done
+        if done - self._last_logged >= self.every or done == self.steps:
+            self._last_logged = done
             logs = logs or {}
             self.writer.write(
                 {
-                    "type": "batch", "stage": self.stage, "epoch": self._epoch + 1, "batch": batch + 1,
+                    "type": "batch", "stage": self.stage, "epoch": self._epoch + 1, "batch": done,
                     "steps": self.steps, "loss": _num(logs.get("loss")), "accuracy": _num(logs.get("accuracy")),
                     "wall_time": self.clock(),
                 }

@@ -30,6 +30,10 @@ from .runstore import MetricsWriter, write_status
 ACTIVATION_CACHE_BUDGET = int(os.environ.get("CIFAR_TUI_CACHE_BUDGET", 6 * 2**30))
 
 
+# Stage 1 steps are tiny (a dense layer on cached features): running 16 per call to the
+# compiled function instead of 1 cut an epoch from ~0.6 s to ~0.4 s on a 2-core CPU.
+HEAD_STEPS_PER_EXECUTION = 16
+
 # Small batches ran the frozen backbone about 5% faster per image than 128-256 on a 2-core CPU.
 EXTRACT_BATCH = 64
 
@@ -264,6 +268,7 @@ class _Trainer:
                 optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
                 loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
                 metrics=["accuracy"],
+                steps_per_execution=HEAD_STEPS_PER_EXECUTION if stage == 1 else 1,
             )
         trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
         self.phase("train_head" if stage == 1 else "fine_tune",
