@@ -24,6 +24,7 @@ import numpy as np
 
 from . import runstore
 from .config import TrainConfig
+from .features import VIEWS
 from .runstore import MetricsWriter, write_status
 
 # Boundary activations are cached for stage 2 only while they fit in this many bytes.
@@ -169,7 +170,7 @@ class _Trainer:
                                       None if cfg.weights == "none" else "imagenet", cfg.dropout)
         fine_tune = tm.top is not None and cfg.epochs_fine > 0
         act_bytes = int(np.prod(tm.bottom.output.shape[1:])) * 2
-        views = ("original", "mirrored") if cfg.augment else ("original",)
+        views = VIEWS if cfg.augment else VIEWS[:1]
         use_cache = fine_tune and act_bytes * (len(splits.y_train) * len(views) + len(splits.y_val)) <= ACTIVATION_CACHE_BUDGET
 
         feats = self.extract_features(tm, splits, views, keep_activations=use_cache)
