@@ -57,8 +57,11 @@ def report_from_probabilities(y_true: np.ndarray, y_prob: np.ndarray) -> dict[st
         for i in labels for j in labels if i != j and cm[i, j] > 0
     ]
     off_diagonal.sort(key=lambda pair: -pair["count"])
-    macro_auc = roc_auc_score(y_true, y_prob, multi_class="ovr", average="macro", labels=labels) if len(present) == len(labels) else None
-    weighted_auc = roc_auc_score(y_true, y_prob, multi_class="ovr", average="weighted", labels=labels) if len(present) == len(labels) else None
+    # One-vs-rest averages are defined only when every class occurs in the test split.
+    macro_auc, weighted_auc = (
+        [roc_auc_score(y_true, y_prob, multi_class="ovr", average=avg, labels=labels) for avg in ("macro", "weighted")]
+        if len(present) == len(labels) else (None, None)
+    )
 
     def average(key: str, roc_auc: float | None) -> dict[str, Any]:
         row = table[key]
@@ -112,16 +115,13 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
     report["tta_flip"] = config.tta_flip
     report["evaluation_seconds"] = round(time.perf_counter() - started, 2)
     records, _ = runstore.read_metrics(run_dir)
-    epochs = runstore.epoch_records(records)
-    vals = [r["val_accuracy"] for r in epochs if isinstance(r.get("val_accuracy"), (int, float))]
-    report["best_val_accuracy"] = max(vals) if vals else None
+    report["best_val_accuracy"] = runstore.best_val_accuracy(records)
     report["stage_times"] = {
         f"stage{r['stage']}": r["seconds"] for r in records if r.get("type") == "stage_end"
     } | {
         "features": sum(r["seconds"] for r in records if r.get("type") == "features_done")
     }
-    walls = [r["wall_time"] for r in records if isinstance(r.get("wall_time"), (int, float))]
-    report["wall_time"] = max(walls, default=None)
+    report["wall_time"] = runstore.last_wall_time(records)
     np.savez_compressed(
         run_dir / "predictions.npz", y_true=y_test, y_prob=y_prob.astype(np.float32), test_index=index
     )

@@ -262,6 +262,18 @@ def epoch_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [latest[k] for k in sorted(latest)]
 
 
+def best_val_accuracy(records: list[dict[str, Any]]) -> float | None:
+    """The highest validation accuracy over a run's epochs, or None before the first epoch."""
+    vals = [r["val_accuracy"] for r in epoch_records(records) if isinstance(r.get("val_accuracy"), (int, float))]
+    return max(vals, default=None)
+
+
+def last_wall_time(records: list[dict[str, Any]]) -> float | None:
+    """Seconds since the run started at its latest record (continued across resumes)."""
+    walls = [r["wall_time"] for r in records if isinstance(r.get("wall_time"), (int, float))]
+    return max(walls, default=None)
+
+
 def read_json(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -319,20 +331,17 @@ def summarize_run(run_dir: Path) -> RunSummary:
     problems.extend(config_file_problems(config))
     records, log_problems = read_metrics(run_dir)
     problems.extend(log_problems)
-    epochs = epoch_records(records)
-    vals = [r["val_accuracy"] for r in epochs if isinstance(r.get("val_accuracy"), (int, float))]
     report, _ = read_json(run_dir / REPORT_FILE)
-    walls = [r["wall_time"] for r in records if isinstance(r.get("wall_time"), (int, float))]
     return RunSummary(
         path=run_dir,
         name=run_dir.name,
         state=effective_state(status),
         backbone=config.get("backbone"),
         image_size=config.get("image_size"),
-        best_val_accuracy=max(vals) if vals else None,
+        best_val_accuracy=best_val_accuracy(records),
         test_accuracy=(report or {}).get("test_accuracy"),
         started_at=status.started_at,
-        duration_s=max(walls) if walls else None,
+        duration_s=last_wall_time(records),
         problems=problems,
     )
 

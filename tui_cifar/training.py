@@ -61,14 +61,15 @@ def train_run(
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closed terminal must not end the run
     writer = MetricsWriter(run_dir, listeners)
     started = time.perf_counter()
-    previous_wall = _previous_wall_time(run_dir) if resume else 0.0
+    previous, _ = runstore.read_metrics(run_dir) if resume else ([], [])
+    previous_wall = runstore.last_wall_time(previous) or 0.0
 
     def clock() -> float:
         return round(previous_wall + time.perf_counter() - started, 2)
 
     write_status(run_dir, "running", "resuming" if resume else "starting")
     try:
-        trainer = _Trainer(config, run_dir, writer, stop, clock, resume)
+        trainer = _Trainer(config, run_dir, writer, stop, clock, resume, previous)
         state, message = trainer.run()
     except InterruptedError:  # a stop request during feature extraction
         state, message = "stopped", f"stopped by {stop.signal_name} before training started"
@@ -89,12 +90,6 @@ def _explain(exc: Exception) -> str:
     if isinstance(exc, OSError) and exc.errno == 28:
         return f"disk full while writing {exc.filename or 'the run folder'}; the last good model was kept"
     return f"{type(exc).__name__}: {exc}"
-
-
-def _previous_wall_time(run_dir: Path) -> float:
-    records, _ = runstore.read_metrics(run_dir)
-    walls = [r["wall_time"] for r in records if isinstance(r.get("wall_time"), (int, float))]
-    return max(walls, default=0.0)
 
 
 def _test_accuracy(run_dir: Path) -> float | None:
@@ -131,13 +126,13 @@ class CachedViews(keras.utils.PyDataset):
 
 
 class _Trainer:
-    def __init__(self, config, run_dir, writer, stop, clock, resume):
+    def __init__(self, config, run_dir, writer, stop, clock, resume, previous_records):
         self.config, self.run_dir, self.writer = config, Path(run_dir), writer
         self.stop, self.clock, self.resume = stop, clock, resume
         self.backup_dir = self.run_dir / runstore.BACKUP_DIR
         self.backup_dir.mkdir(exist_ok=True)
-        records, _ = runstore.read_metrics(self.run_dir) if resume else ([], [])
-        self.logged_epochs = {(int(r["stage"]), int(r["epoch"])) for r in runstore.epoch_records(records)}
+        # Epochs a resumed run already logged are not logged again.
+        self.logged_epochs = {(int(r["stage"]), int(r["epoch"])) for r in runstore.epoch_records(previous_records)}
 
     def log(self, record: dict[str, Any]) -> None:
         record.setdefault("wall_time", self.clock())
