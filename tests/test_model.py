@@ -208,3 +208,16 @@ def test_preprocess_modes_by_hand():
     with pytest.raises(ValueError, match="unknown preprocessing mode"):
         BackbonePreprocess("torch")
     assert BackbonePreprocess.from_config(BackbonePreprocess("caffe").get_config()).mode == "caffe"
+
+
+def test_extraction_in_padded_batches_matches_one_image_at_a_time():
+    """The short last batch is padded to the batch size; its padding must not leak into the results."""
+    from tui_cifar.features import extract
+
+    tm = built("mobilenetv2", 2)
+    acts, pooled = extract(tm.extractor, IMAGES, batch_size=4)
+    assert acts.shape[0] == pooled.shape[0] == len(IMAGES)
+    for i, image in enumerate(IMAGES):
+        one_acts, one_pooled = tm.extractor.predict_on_batch(image[None])
+        np.testing.assert_allclose(pooled[i], one_pooled[0], rtol=2e-3, atol=2e-3)  # stored as float16
+        np.testing.assert_allclose(acts[i], one_acts[0], rtol=2e-3, atol=2e-3)

@@ -357,3 +357,26 @@ def test_imagenet_features_learn_the_fake_classes(fake_cifar, tmp_path, imagenet
         for name in pristine:
             np.testing.assert_array_equal(after[name][0], pristine[name][0], err_msg=name)
             np.testing.assert_array_equal(after[name][1], pristine[name][1], err_msg=name)
+
+
+@pytest.mark.parametrize("min_interval, writes_during_training", [(0.0, 3), (3600.0, 1)])
+def test_best_checkpoint_writes_the_best_weights_however_often_it_writes(tmp_path, min_interval, writes_during_training):
+    """A best held back by min_interval reaches disk at train end, and it is the best, not the last, epoch."""
+    from tui_cifar.callbacks import BestCheckpoint
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    checkpoint = BestCheckpoint(tmp_path / "t.weights.h5", model, tmp_path / "model.keras", tmp_path / "score.json",
+                                min_interval)
+    checkpoint.set_model(model)
+    writes = []
+    for epoch, val_accuracy in enumerate([0.5, 0.6, 0.7, 0.65]):
+        model.layers[0].bias.assign([float(epoch)])  # the weights tell the epochs apart
+        checkpoint.on_epoch_end(epoch, {"loss": 1.0, "val_accuracy": val_accuracy})
+        writes.append(json.loads((tmp_path / "score.json").read_text())["epoch"])
+    assert len(set(writes)) == writes_during_training
+    checkpoint.on_train_end()
+    assert json.loads((tmp_path / "score.json").read_text()) == {"val_accuracy": 0.7, "epoch": 3}
+    saved = keras.saving.load_model(tmp_path / "model.keras")
+    assert float(saved.layers[0].bias.numpy()[0]) == 2.0
+    model.load_weights(tmp_path / "t.weights.h5")
+    assert float(model.layers[0].bias.numpy()[0]) == 2.0

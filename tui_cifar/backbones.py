@@ -8,6 +8,7 @@ so "fine-tune the top 3 blocks" means something a user can look up.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -64,7 +65,6 @@ BACKBONES: dict[str, BackboneSpec] = {
 }
 
 
-
 def get_spec(name: str) -> BackboneSpec:
     try:
         return BACKBONES[name]
@@ -83,12 +83,15 @@ def build_backbone(name: str, image_size: int, weights: str | None = "imagenet")
     spec = get_spec(name)
     constructor = getattr(keras.applications, spec.constructor)
     try:
-        return constructor(
-            include_top=False,
-            weights=weights,
-            input_shape=(image_size, image_size, 3),
-            **dict(spec.kwargs),
-        )
+        with warnings.catch_warnings():
+            # Any square size works; for sizes it has no weights file for, Keras loads its 224 px weights and warns.
+            warnings.filterwarnings("ignore", message=".*input_shape. is undefined or non-square")
+            return constructor(
+                include_top=False,
+                weights=weights,
+                input_shape=(image_size, image_size, 3),
+                **dict(spec.kwargs),
+            )
     except (ValueError, TypeError):
         raise  # a bad argument, not the weights file
     except Exception as exc:  # Keras' failed download is a bare Exception; a damaged file, an OSError

@@ -144,15 +144,23 @@ class BestCheckpoint(keras.callbacks.Callback):
 
     Both are written to a temporary file and renamed, so a full disk or a kill never
     leaves a corrupt best model. The score sidecar lets a resumed run keep comparing.
+    Writing the full model takes about 0.2 s, longer than a whole stage-1 epoch on
+    cached features, so a new best is written at once only when the last write is
+    ``min_interval`` seconds old; otherwise it is held in memory and written when the
+    next write is due or training ends. A hard kill loses at most that many seconds.
     """
 
-    def __init__(self, trainer_weights: Path, full_model: keras.Model, model_path: Path, score_path: Path):
+    def __init__(self, trainer_weights: Path, full_model: keras.Model, model_path: Path, score_path: Path,
+                 min_interval: float = 0.0):
         super().__init__()
         self.trainer_weights = Path(trainer_weights)
         self.full_model = full_model
         self.model_path = Path(model_path)
         self.score_path = Path(score_path)
+        self.min_interval = min_interval
         self.best = read_best_score(score_path)
+        self.pending: tuple[list, int] | None = None  # (weights, epoch) of a best not yet on disk
+        self.last_write = -math.inf
 
     def on_epoch_end(self, epoch, logs=None):
         loss = (logs or {}).get("loss")
@@ -162,9 +170,23 @@ class BestCheckpoint(keras.callbacks.Callback):
         if score is None or not math.isfinite(float(score)) or float(score) <= self.best:
             return
         self.best = float(score)
+        if time.monotonic() - self.last_write >= self.min_interval:
+            self._write(epoch)
+        else:
+            self.pending = (self.model.get_weights(), epoch)
+
+    def on_train_end(self, logs=None):
+        if self.pending is not None:
+            weights, epoch = self.pending
+            self.model.set_weights(weights)  # the trainer reloads the best weights after fit() anyway
+            self._write(epoch)
+
+    def _write(self, epoch: int) -> None:
         save_atomically(lambda p: self.model.save_weights(p), self.trainer_weights)
         save_atomically(lambda p: self.full_model.save(p), self.model_path)
         atomic_write_json(self.score_path, {"val_accuracy": self.best, "epoch": epoch + 1})
+        self.pending = None
+        self.last_write = time.monotonic()
 
 
 def read_best_score(path: Path) -> float:
