@@ -84,7 +84,10 @@ def test_train_prints_plain_lines_and_fills_the_run_folder(trained):
     lines = out.stdout.splitlines()
     assert lines[0] == f"run folder: {run_dir}"
     epoch_lines = [line for line in lines if re.match(r"stage \d epoch \d+/\d+: loss ", line)]
-    assert len(epoch_lines) == trained.values["epochs_head"] + 1
+    logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    epochs = [(r["stage"], r["epoch"]) for r in logged if r["type"] == "epoch"]  # early stopping may cut stage 1
+    assert [tuple(map(int, re.match(r"stage (\d) epoch (\d+)", line).groups())) for line in epoch_lines] == epochs
+    assert {stage for stage, _ in epochs} == {1, 2}
     assert any(line.startswith("  features ") for line in lines)
     assert re.search(r"^run finished: test accuracy \d\.\d{4}", out.stdout, re.M)
     config = json.loads((run_dir / "config.json").read_text())

@@ -380,3 +380,17 @@ def test_best_checkpoint_writes_the_best_weights_however_often_it_writes(tmp_pat
     assert float(saved.layers[0].bias.numpy()[0]) == 2.0
     model.load_weights(tmp_path / "t.weights.h5")
     assert float(model.layers[0].bias.numpy()[0]) == 2.0
+
+
+def test_stage1_dataset_draws_every_sample_once_per_epoch_from_either_view():
+    n = 300
+    code = np.arange(1, n + 1, dtype=np.float16)[:, None]  # sample i's features are i + 1, negated in the other view
+    ds = training._views_dataset([code, -code], np.arange(n)[:, None], batch_size=64, seed=3)
+    epochs = []
+    for _ in range(2):
+        x, y = (np.concatenate(parts) for parts in zip(*[(bx.numpy(), by.numpy()) for bx, by in ds]))
+        assert x.dtype == np.float32 and sorted(y[:, 0]) == list(range(n))  # each sample once
+        np.testing.assert_array_equal(np.abs(x[:, 0]) - 1, y[:, 0])  # features travel with their own label
+        assert 0.3 < (x[:, 0] > 0).mean() < 0.7  # both views drawn
+        epochs.append(y[:, 0])
+    assert not np.array_equal(epochs[0], epochs[1])  # a new order every epoch

@@ -379,9 +379,12 @@ async def test_evaluate_confusion_matrix_and_tables(runs_dir):
         await pilot.pause()
         chart = screen.query_one("#roc-chart")
         assert len(chart.series) == 11
+        legend = static_text(pilot.app, "#roc-legend").splitlines()  # beside the chart, not over it
+        assert legend[0] == f"━━ airplane {report['per_class']['airplane']['roc_auc']:.3f}" and len(legend) == 11
         screen.query_one("#roc-class").value = "cat"
         await pilot.pause()
         assert [k for k in chart.series if k != "chance"] == [f"cat {per['roc_auc']:.3f}"]
+        assert static_text(pilot.app, "#roc-legend").splitlines() == [f"━━ cat {per['roc_auc']:.3f}", "━━ chance"]
         # most confused pairs
         await pilot.press("4")
         await pilot.pause()

@@ -12,6 +12,9 @@ from pathlib import Path
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+# A run stopped before its end (Ctrl-C, SIGTERM, the app's stop): the shell's "interrupted" code.
+# Its best model so far is kept and `--resume` continues it.
+EXIT_STOPPED = 130
 
 
 def _add_train(sub) -> None:
@@ -90,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, RunStoreError, DatasetNotFound) as exc:
         print(f"cifar-tui: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
+    except KeyboardInterrupt:  # Ctrl-C outside training (which stops itself cleanly): no traceback
+        print("cifar-tui: interrupted", file=sys.stderr)
+        return EXIT_STOPPED
 
 
 def cmd_app(args) -> int:
@@ -157,7 +163,7 @@ def cmd_train(args) -> int:
     if not args.in_run_dir:
         print(f"run folder: {run_dir}", flush=True)
     state = train_run(config, run_dir, resume=bool(args.resume), listeners=[make_reporter()])
-    return 0 if state == "finished" else EXIT_FAILED
+    return {"finished": 0, "stopped": EXIT_STOPPED}.get(state, EXIT_FAILED)
 
 
 def cmd_evaluate(args) -> int:

@@ -102,12 +102,15 @@ def _test_accuracy(run_dir: Path) -> float | None:
 
 
 class CachedViews(keras.utils.PyDataset):
-    """Batches from cached arrays; each epoch draws one view (original or mirrored) per sample."""
+    """Batches from cached arrays; each epoch, a new order and one view (original or mirrored) per sample.
 
-    def __init__(self, views: list[np.ndarray], labels: np.ndarray, batch_size: int, shuffle: bool, seed: int):
+    For stage 2's boundary activations (gigabytes, read in place); stage 1 uses _views_dataset.
+    """
+
+    def __init__(self, views: list[np.ndarray], labels: np.ndarray, batch_size: int, seed: int):
         super().__init__()
         self.views, self.labels = views, labels
-        self.batch_size, self.shuffle = batch_size, shuffle
+        self.batch_size = batch_size
         self.rng = np.random.default_rng(seed)
         self.on_epoch_end()
 
@@ -116,8 +119,8 @@ class CachedViews(keras.utils.PyDataset):
 
     def on_epoch_end(self):
         n = len(self.labels)
-        self.order = self.rng.permutation(n) if self.shuffle else np.arange(n)
-        self.view_choice = self.rng.integers(0, len(self.views), n) if self.shuffle else np.zeros(n, int)
+        self.order = self.rng.permutation(n)
+        self.view_choice = self.rng.integers(0, len(self.views), n)
 
     def __getitem__(self, index):
         idx = np.sort(self.order[index * self.batch_size : (index + 1) * self.batch_size])
@@ -183,7 +186,7 @@ class _Trainer:
                 head_model = tm.trainable_on_features()
             result = self.fit_stage(
                 1, head_model, tm,
-                CachedViews([feats["train"][v][1] for v in views], y_train, cfg.head_batch_size, True, cfg.seed),
+                _views_dataset([feats["train"][v][1] for v in views], y_train, cfg.head_batch_size, cfg.seed),
                 (feats["val"]["original"][1].astype(np.float32), y_val),
                 cfg.epochs_head, cfg.lr_head, cfg.head_batch_size, hw,
             )
@@ -194,7 +197,7 @@ class _Trainer:
             if use_cache:
                 with hw.strategy.scope():
                     stage2 = tm.trainable_on_activations()
-                train_data = CachedViews([feats["train"][v][0] for v in views], y_train, cfg.batch_size, True, cfg.seed + 1)
+                train_data = CachedViews([feats["train"][v][0] for v in views], y_train, cfg.batch_size, cfg.seed + 1)
                 val_data = (feats["val"]["original"][0].astype(np.float32), y_val)
             else:
                 stage2 = tm.full
@@ -287,8 +290,9 @@ class _Trainer:
             keras.callbacks.BackupAndRestore(str(stage_backup), delete_checkpoint=False),
         ]
         t0 = time.perf_counter()
+        # The training data shuffles itself (shuffle=False only silences Keras' warning about that).
         model.fit(train_data, validation_data=val_data, validation_batch_size=batch_size if isinstance(val_data, tuple) else None,
-                  epochs=epochs, callbacks=callbacks, verbose=0)
+                  epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
         self.log({"type": "stage_end", "stage": stage, "seconds": round(time.perf_counter() - t0, 2)})
         if stopper.diverged:
             shutil.rmtree(stage_backup, ignore_errors=True)  # NaN weights: a resume starts the stage over
@@ -302,6 +306,28 @@ class _Trainer:
         done_marker.touch()
         shutil.rmtree(stage_backup, ignore_errors=True)
         return None
+
+
+def _views_dataset(views: list[np.ndarray], labels: np.ndarray, batch_size: int, seed: int):
+    """Stage-1 batches as a tf.data pipeline: a new order and one view per sample every epoch, like CachedViews.
+
+    Pooled features are small (45,000 images x 2 views x 1,280 float16 = 230 MB), so they go into
+    one tensor and TensorFlow gathers the batches: an epoch took ~0.26 s, against ~0.4-0.6 s
+    through a PyDataset, whose per-batch Python cost dominates when a step is one dense layer.
+    """
+    import tensorflow as tf
+
+    stacked = tf.convert_to_tensor(np.stack(views, axis=1))  # (samples, views, features)
+    targets = tf.convert_to_tensor(labels)
+    n, n_views = stacked.shape[0], stacked.shape[1]
+
+    def gather(indices):
+        view = tf.random.uniform(tf.shape(indices), 0, n_views, dtype=tf.int64, seed=seed)
+        x = tf.gather_nd(stacked, tf.stack([indices, view], axis=1))
+        return tf.cast(x, tf.float32), tf.gather(targets, indices)
+
+    ds = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def _pixel_dataset(x, y, batch_size, augment, seed):

@@ -415,7 +415,7 @@ class ConfigureScreen(CifarScreen):
 
 
 def preset_summary(preset: str) -> str:
-    """What a preset changes from the defaults, e.g. 'limit_train 7000, epochs_fine 0'."""
+    """What a preset changes from the defaults, e.g. 'image_size 112, limit_train 5000'."""
     changes = PRESETS.get(preset) or {}
     if not changes:
         return "the default settings"

@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rich.color import Color
+from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -114,8 +116,13 @@ class EvaluateScreen(CifarScreen):
                     yield Label("Curves:", classes="toolbar-label")
                     yield Select([("All classes", ALL)], value=ALL, allow_blank=False, id="roc-class")
                     yield Static("", id="roc-auc")
-                yield LineChart("One-vs-rest ROC: true positive rate", xlabel="false positive rate",
-                                ylim=(0, 1.02), empty_text="no ROC curves in the report", id="roc-chart")
+                with Horizontal(id="roc-box"):
+                    # ROC curves rise through the top-left corner, where plotext puts its legend:
+                    # the legend (class, colour, AUC) goes beside the chart instead.
+                    yield LineChart("One-vs-rest ROC: true positive rate", xlabel="false positive rate",
+                                    ylim=(0, 1.02), empty_text="no ROC curves in the report", legend=False,
+                                    id="roc-chart")
+                    yield Static("", id="roc-legend")
             with TabPane("Most confused (4)", id="tab-confused"):
                 yield DataTable(id="confused", cursor_type="row", zebra_stripes=True)
         yield Footer()
@@ -274,6 +281,10 @@ class EvaluateScreen(CifarScreen):
             series["chance"] = [(0.0, 0.0), (1.0, 1.0)]
             colors["chance"] = MARK_COLOR
         self.query_one("#roc-chart", LineChart).set_series(series, colors=colors)
+        legend = Text("\n").join(
+            Text.assemble(("━━ ", Style(color=Color.from_rgb(*color))), label) for label, color in colors.items()
+        )
+        self.query_one("#roc-legend", Static).update(legend)
         auc_text = ""
         if choice not in (ALL, Select.NULL):
             auc = (per_class.get(choice) or {}).get("roc_auc")

@@ -41,6 +41,7 @@ class LineChart(PlotextPlot):
         marker: str = "hd",
         integer_x: bool = False,
         empty_text: str = "waiting for data…",
+        legend: bool = True,
         id: str | None = None,
         classes: str | None = None,
     ) -> None:
@@ -52,6 +53,7 @@ class LineChart(PlotextPlot):
         self.marker = marker
         self.integer_x = integer_x
         self.empty_text = empty_text
+        self.legend = legend  # plotext draws it over the top-left corner; off where curves live there
         self.series: dict[str, list[Point]] = {}
         self.series_colors: dict[str, object] = {}
         self.vlines: list[float] = []
@@ -93,7 +95,7 @@ class LineChart(PlotextPlot):
             ys = [p[1] for p in points]
             color = self.series_colors.get(name, PALETTE[index % len(PALETTE)])
             marker = self.marker if len(points) > 1 else "dot"
-            plt.plot(xs, ys, label=name, color=color, marker=marker)
+            plt.plot(xs, ys, label=name if self.legend else None, color=color, marker=marker)
         for x in self.vlines:
             plt.vline(x, MARK_COLOR)
         if self.integer_x and has_data:
