@@ -10,6 +10,7 @@ import pytest
 from fixtures.tui_support import (
     FINISHED, GARBLED, copy_runs, fake_test_images, make_running_run, recorded_records, wait_for,
 )
+from textual.geometry import Region
 from textual.widgets import DataTable, Input, Static
 
 from tui_cifar import runstore
@@ -519,6 +520,12 @@ async def test_predict_good_and_broken_files(runs_dir, fake_classifier, pictures
         assert screen.result.top[0] == ("cat", 0.81)
         topk = static_text(app, "#topk")
         assert "cat" in topk and "81.0%" in topk and "dog" in topk
+        # on screen, beside the preview: every class name and percentage in full, nothing cut to "…"
+        box = screen.query_one("#topk")
+        shown = "\n".join(strip.text for strip in box.render_lines(Region(0, 0, box.size.width, box.size.height)))
+        assert "…" not in shown
+        for name, prob in screen.result.top[:5]:
+            assert name in shown and f"{100 * prob:.1f}%" in shown, shown
         assert screen.query_one("#preview").image.size == (64, 48)
         assert screen.error is None
         # a broken file: a message in the UI and a notification, and the app keeps going

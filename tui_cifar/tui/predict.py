@@ -312,7 +312,7 @@ class PredictScreen(CifarScreen):
             try:
                 from textual_image.widget import Image as TIImage
 
-                box.mount(TIImage(image, id="preview"))
+                box.mount(TIImage(image, id="preview", classes="terminal-graphics"))
                 return
             except Exception:  # fall back to half-blocks
                 pass

@@ -6,7 +6,7 @@ from rich.bar import Bar
 from rich.table import Table
 
 
-def topk_table(top: list[tuple[str, float]], bar_width: int = 30) -> Table:
+def topk_table(top: list[tuple[str, float]], bar_width: int = 20) -> Table:
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False, expand=False)
     table.add_column("class", no_wrap=True)
     table.add_column("probability", width=bar_width, no_wrap=True)
