@@ -11,7 +11,6 @@ Writes JSON to --out.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import itertools
 import json
 import os
@@ -36,7 +35,7 @@ def main() -> None:
     import keras
     import numpy as np
     import tensorflow as tf
-    from run_bench import machine
+    from run_bench import provenance
 
     from tui_cifar.model import build_transfer_model
     from tui_cifar.training import EXTRACT_BATCH
@@ -59,11 +58,7 @@ def main() -> None:
                      "images_per_sec": round(len(images) / (time.perf_counter() - started), 1)})
         print(json.dumps(rows[-1]), flush=True)
     keras.mixed_precision.set_global_policy("float32")
-    args.out.write_text(json.dumps({
-        "date": dt.datetime.now().isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": machine(), "batch_size": EXTRACT_BATCH, "rows": rows,
-    }, indent=1) + "\n")
+    args.out.write_text(json.dumps({**provenance(), "batch_size": EXTRACT_BATCH, "rows": rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ bench/quick_sweep.json keeps the two sweeps the quick preset was chosen from.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import itertools
 import json
 import os
@@ -45,7 +44,7 @@ def main() -> None:
     import numpy as np
     from sklearn.model_selection import train_test_split
 
-    from run_bench import machine
+    from run_bench import provenance
 
     from tui_cifar.config import make_config
     from tui_cifar.data import load_cifar10
@@ -87,12 +86,7 @@ def main() -> None:
             rows.append({"image_size": size, "train_images": n, "epochs": epochs, "lr": lr, "val_accuracy": round(acc, 4),
                          "extract_seconds": round(n * per_image, 2), "head_fit_seconds": round(fit_seconds, 2)})
             print(json.dumps(rows[-1]), flush=True)
-    args.out.write_text(json.dumps({
-        "date": dt.datetime.now().isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": machine(),
-        "validation_images": args.val_size, "rows": rows,
-    }, indent=1) + "\n")
+    args.out.write_text(json.dumps({**provenance(), "validation_images": args.val_size, "rows": rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -57,6 +57,15 @@ def machine() -> dict:
             "python": platform.python_version(), "platform": platform.platform()}
 
 
+def provenance() -> dict:
+    """What every results file starts with: when, by which command line and on which machine."""
+    return {
+        "date": dt.datetime.now().isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine(),
+    }
+
+
 def bench_baseline(data_dir: str, epochs: int, work: Path, env: dict) -> dict:
     out = work / "baseline.json"
     code, wall, rss = run_measured(
@@ -169,13 +178,7 @@ def main() -> None:
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="cifar-tui-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-    results = {
-        "date": dt.datetime.now().isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": machine(),
-        "baseline": None,
-        "presets": [],
-    }
+    results = {**provenance(), "baseline": None, "presets": []}
     if "baseline" in args.only:
         print("baseline ...", flush=True)
         results["baseline"] = bench_baseline(args.data_dir, args.baseline_epochs, work, env)

@@ -10,7 +10,6 @@ TTA, so the figure without TTA is, if anything, flattered. Writes JSON to --out.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import sys
@@ -29,7 +28,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
-    from run_bench import machine
+    from run_bench import provenance
 
     from tui_cifar import runstore
     from tui_cifar.config import config_from_run
@@ -55,11 +54,7 @@ def main() -> None:
             row[f"seconds_{key}"] = round(time.perf_counter() - started, 1)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    args.out.write_text(json.dumps({
-        "date": dt.datetime.now().isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": machine(), "rows": rows,
-    }, indent=1) + "\n")
+    args.out.write_text(json.dumps({**provenance(), "rows": rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
