@@ -540,7 +540,7 @@ async def test_predict_good_and_broken_files(runs_dir, fake_classifier, pictures
 
 
 def test_predict_tree_shows_only_images_and_folders(pictures):
-    from tui_cifar.tui.predict import ImageTree
+    from tui_cifar.tui.widgets.image_tree import ImageTree
 
     (pictures / "sub").mkdir()
     (pictures / ".hidden.png").write_bytes(b"x")
@@ -549,7 +549,7 @@ def test_predict_tree_shows_only_images_and_folders(pictures):
 
 
 async def test_predict_enter_in_tree_classifies(runs_dir, fake_classifier, pictures, monkeypatch):
-    from tui_cifar.tui import predict
+    from tui_cifar.tui.screens import predict_screen as predict
 
     (runs_dir / FINISHED / "model.keras").write_bytes(b"fake")
     monkeypatch.setattr(predict.Path, "cwd", classmethod(lambda cls: pictures))

@@ -9,7 +9,7 @@ from fixtures.tui_support import recorded_records
 from rich.console import Console
 
 from tui_cifar.tui import settings
-from tui_cifar.tui.configure import FIELD_BY_NAME, field_of_message, parse_text, validate
+from tui_cifar.tui.screens.configure_screen import FIELD_BY_NAME, field_of_message, parse_text, validate
 from tui_cifar.tui.runwatch import LogFollower, RunProgress, format_duration
 from tui_cifar.tui.widgets.halfblock import HalfBlock, fit_size
 
@@ -135,7 +135,7 @@ def test_format_duration():
 def test_runs_summary_cache_rereads_only_changed_runs(tmp_path):
     from fixtures.tui_support import FINISHED, append_records, copy_runs, make_running_run
 
-    from tui_cifar.tui.runs import SummaryCache
+    from tui_cifar.tui.screens.runs_screen import SummaryCache
 
     runs = copy_runs(tmp_path / "runs")
     records = recorded_records()

@@ -23,6 +23,13 @@ from textual.screen import Screen
 from .. import runstore
 from .commands import CifarCommands
 
+HERE = Path(__file__).parent
+# The global stylesheet, then one per screen (in this order, as when they were one file).
+STYLESHEETS = [HERE / "app.tcss"] + [
+    HERE / "screens" / f"{name}.tcss"
+    for name in ("dialogs", "configure_screen", "training_screen", "runs_screen", "evaluate_screen", "predict_screen")
+]
+
 SCREEN_KEYS = {
     "configure": "c",
     "train": "t",
@@ -37,7 +44,7 @@ class CifarApp(App):
 
     TITLE = "cifar-tui"
     SUB_TITLE = "CIFAR-10 transfer learning"
-    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses may live elsewhere
+    CSS_PATH = STYLESHEETS  # absolute: subclasses may live elsewhere
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
     COMMANDS = App.COMMANDS | {CifarCommands}
@@ -90,23 +97,23 @@ class CifarApp(App):
 
     def _make_screen(self, mode: str) -> Screen:
         if mode == "configure":
-            from .configure import ConfigureScreen
+            from .screens.configure_screen import ConfigureScreen
 
             return ConfigureScreen()
         if mode == "train":
-            from .training import TrainingScreen
+            from .screens.training_screen import TrainingScreen
 
             return TrainingScreen()
         if mode == "runs":
-            from .runs import RunsScreen
+            from .screens.runs_screen import RunsScreen
 
             return RunsScreen()
         if mode == "evaluate":
-            from .evaluate import EvaluateScreen
+            from .screens.evaluate_screen import EvaluateScreen
 
             return EvaluateScreen()
         if mode == "predict":
-            from .predict import PredictScreen
+            from .screens.predict_screen import PredictScreen
 
             return PredictScreen()
         raise ValueError(mode)

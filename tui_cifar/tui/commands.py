@@ -34,7 +34,7 @@ class CifarCommands(Provider):
             ("Predict", "classify your own images (p)", partial(app.action_goto, "predict")),
         ]
         from ..config import PRESETS
-        from .configure import preset_summary, start_preset
+        from .screens.configure_screen import preset_summary, start_preset
 
         for preset in PRESETS:
             commands.append((f"Start {preset} run", preset_summary(preset), partial(start_preset, app, preset)))

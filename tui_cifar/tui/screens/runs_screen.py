@@ -16,10 +16,10 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Label, Static
 from textual.widgets.data_table import RowDoesNotExist
 
-from .. import runstore
+from ... import runstore
+from ..runwatch import RunProgress, format_duration, format_pct
 from .base import CifarScreen
-from .runwatch import RunProgress, format_duration, format_pct
-from .widgets.charts import LineChart
+from ..widgets.charts import LineChart
 
 STATE_STYLES = {
     "running": "bold green",

@@ -17,14 +17,14 @@ from textual.widget import Widget
 from textual.widgets import Button, Collapsible, Footer, Header, Input, Label, Select, Static, Switch
 from textual.worker import get_current_worker
 
-from .. import config as config_mod
-from ..backbones import BACKBONES
-from ..config import PRESETS, ConfigError, TrainConfig, make_config
-from . import settings
+from ... import config as config_mod
+from ...backbones import BACKBONES
+from ...config import PRESETS, ConfigError, TrainConfig, make_config
+from .. import settings
 from .base import CifarScreen
 
 if TYPE_CHECKING:
-    from .app import CifarApp
+    from ..app import CifarApp
 
 
 @dataclass(frozen=True)
@@ -390,7 +390,7 @@ class ConfigureScreen(CifarScreen):
     def _describe(self, key: tuple) -> None:
         worker = get_current_worker()
         try:
-            from .. import backbones
+            from ... import backbones
 
             text = backbones.describe_fine_tune(*key)
         except Exception as exc:  # shown beside the field; the form stays usable

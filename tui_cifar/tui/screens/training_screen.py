@@ -17,11 +17,11 @@ from textual.reactive import reactive
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Label, Log, ProgressBar, Static
 
-from .. import runstore
+from ... import runstore
+from ..runwatch import LogFollower, RunProgress, format_duration, format_lr, format_pct
+from ..widgets.charts import TRAIN_COLOR, VAL_COLOR, LineChart
 from .base import CifarScreen
-from .runwatch import LogFollower, RunProgress, format_duration, format_lr, format_pct
-from .widgets.charts import TRAIN_COLOR, VAL_COLOR, LineChart
-from .widgets.confirm import ConfirmScreen
+from .dialogs import ConfirmScreen
 
 ENDED = ("finished", "stopped", "failed", "killed")
 
@@ -345,7 +345,7 @@ class TrainingScreen(CifarScreen):
         self.app.push_screen(ConfirmScreen(question, yes="Stop run", title="Stop training"), answered)
 
     def request_stop(self, run_dir: Path) -> None:
-        from .. import launcher
+        from ... import launcher
 
         try:
             ok = launcher.request_stop(run_dir)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -22,27 +22,19 @@ from textual.widgets import (
 )
 from textual.worker import get_current_worker
 
-from .. import runstore
+from ... import runstore
+from ...images import IMAGE_SUFFIXES
+from ..runwatch import format_pct
 from .base import CifarScreen
-from .runwatch import format_pct
-from .widgets.bars import topk_table
-from .widgets.halfblock import HalfBlockImage
+from ..widgets.bars import topk_table
+from ..widgets.halfblock import HalfBlockImage
+from ..widgets.image_tree import ImageTree
 
 if TYPE_CHECKING:
-    from .app import CifarApp
+    from ..app import CifarApp
 
-FALLBACK_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"})
 TOP_K = 5
 _model_lock = threading.Lock()
-
-
-def image_suffixes() -> frozenset[str]:
-    try:
-        from ..images import IMAGE_SUFFIXES
-
-        return frozenset(s.lower() for s in IMAGE_SUFFIXES)
-    except ImportError:
-        return FALLBACK_SUFFIXES
 
 
 class ModelsFound(Message):
@@ -75,29 +67,12 @@ class FolderDone(Message):
         self.text, self.error = message, error
 
 
-class ImageTree(DirectoryTree):
-    """A directory tree showing only folders and image files (hidden ones left out)."""
-
-    def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
-        suffixes = image_suffixes()
-        keep = []
-        for path in paths:
-            if path.name.startswith("."):
-                continue
-            try:
-                if path.is_dir() or path.suffix.lower() in suffixes:
-                    keep.append(path)
-            except OSError:
-                continue
-        return keep
-
-
 def load_classifier_cached(app: "CifarApp", run_dir: Path):
     """The run's Classifier, loaded once per app (call from a thread worker)."""
     with _model_lock:
         classifier = app.classifiers.get(run_dir)
         if classifier is None:
-            from .. import prediction
+            from ... import prediction
 
             classifier = prediction.load_classifier(run_dir)
             app.classifiers[run_dir] = classifier
@@ -250,8 +225,7 @@ class PredictScreen(CifarScreen):
     def action_open_file(self) -> None:
         from textual_fspicker import FileOpen, Filters
 
-        suffixes = image_suffixes()
-        filters = Filters(("Images", lambda p: p.suffix.lower() in suffixes), ("All files", lambda _p: True))
+        filters = Filters(("Images", lambda p: p.suffix.lower() in IMAGE_SUFFIXES), ("All files", lambda _p: True))
         start = self.current_file.parent if self.current_file else self.start_dir
 
         def chosen(path: Path | None) -> None:
@@ -290,7 +264,7 @@ class PredictScreen(CifarScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="preview")
     def _load_preview(self, path: Path) -> None:
         try:
-            from ..images import load_preview
+            from ...images import load_preview
 
             image, error = load_preview(path, max_side=256), None
         except Exception as exc:  # ImageLoadError is one line naming the file; others are unexpected
@@ -361,7 +335,7 @@ class PredictScreen(CifarScreen):
     def action_classify_folder(self) -> None:
         from textual_fspicker import SelectDirectory
 
-        from .widgets.confirm import PathPromptScreen
+        from .dialogs import PathPromptScreen
 
         if self.run_dir is None:
             self.notify("Choose a run with a trained model first", severity="warning")

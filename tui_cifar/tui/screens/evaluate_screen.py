@@ -23,12 +23,12 @@ from textual.widgets import (
     DataTable, Footer, Header, Label, LoadingIndicator, Select, Static, TabbedContent, TabPane,
 )
 
-from .. import runstore
+from ... import runstore
+from ..runwatch import format_duration, format_pct
 from .base import CifarScreen
-from .runwatch import format_duration, format_pct
-from .widgets.charts import MARK_COLOR, PALETTE, LineChart
-from .widgets.confusion import ConfusionMatrix
-from .widgets.halfblock import HalfBlockImage
+from ..widgets.charts import MARK_COLOR, PALETTE, LineChart
+from ..widgets.confusion import ConfusionMatrix
+from ..widgets.halfblock import HalfBlockImage
 
 MAX_IMAGES = 40
 THUMB_SIZES = ((16, 8), (32, 16), (64, 32))  # cells; 32 x 16 cells = the 32 x 32 pixels, one to one
@@ -181,7 +181,7 @@ class EvaluateScreen(CifarScreen):
         report = self.report or {}
         names = report.get("classes")
         if not isinstance(names, list) or not names:
-            from ..data import CLASS_NAMES
+            from ...data import CLASS_NAMES
 
             names = list(CLASS_NAMES)
         self.class_names = [str(n) for n in names]
@@ -429,7 +429,7 @@ class EvaluateScreen(CifarScreen):
     def _load_images(self, i: int, j: int, positions: list[int]) -> None:
         try:
             if self.cifar.test_images is None:
-                from .. import data
+                from ... import data
 
                 self.cifar.test_images = data.load_test_images(self._data_dir())
             x, _y = self.cifar.test_images

@@ -8,7 +8,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 if TYPE_CHECKING:
-    from .app import CifarApp
+    from ..app import CifarApp
 
 
 class CifarScreen(Screen):
