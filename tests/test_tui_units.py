@@ -10,7 +10,8 @@ from rich.console import Console
 
 from tui_cifar.tui import settings
 from tui_cifar.tui.configure import FIELD_BY_NAME, field_of_message, parse_text, validate
-from tui_cifar.tui.runwatch import LogFollower, RunProgress, format_duration
+from tui_cifar.formatting import format_duration
+from tui_cifar.tui.runwatch import LogFollower, RunProgress
 from tui_cifar.tui.widgets.halfblock import HalfBlock, fit_size
 
 

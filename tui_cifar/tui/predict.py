@@ -24,7 +24,7 @@ from textual.worker import get_current_worker
 
 from .. import runstore
 from .base import CifarScreen
-from .runwatch import format_pct
+from ..formatting import format_pct
 from .widgets.bars import topk_table
 from .widgets.halfblock import HalfBlockImage
 
