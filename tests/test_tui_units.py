@@ -9,8 +9,9 @@ from fixtures.tui_support import recorded_records
 from rich.console import Console
 
 from tui_cifar.tui import settings
+from tui_cifar.formatting import format_duration
+from tui_cifar.tui.runwatch import LogFollower, RunProgress
 from tui_cifar.tui.screens.configure_screen import FIELD_BY_NAME, field_of_message, parse_text, validate
-from tui_cifar.tui.runwatch import LogFollower, RunProgress, format_duration
 from tui_cifar.tui.widgets.halfblock import HalfBlock, fit_size
 
 

@@ -245,12 +245,13 @@ def cmd_runs(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from .formatting import ASCII_DASH, fmt
+
     table = Table("run", "state", "backbone", "size", "best val", "test", "time")
     for r in runs:
         table.add_row(r.name, r.state, r.backbone or "?", str(r.image_size or "?"),
-                      f"{r.best_val_accuracy:.4f}" if r.best_val_accuracy is not None else "-",
-                      f"{r.test_accuracy:.4f}" if r.test_accuracy is not None else "-",
-                      f"{r.duration_s / 60:.1f} min" if r.duration_s else "-")
+                      fmt(r.best_val_accuracy, ".4f", ASCII_DASH), fmt(r.test_accuracy, ".4f", ASCII_DASH),
+                      f"{r.duration_s / 60:.1f} min" if r.duration_s else ASCII_DASH)
     Console().print(table)
     for r in runs:
         for problem in r.problems:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable
 
+from .formatting import ASCII_DASH, fmt
+
 
 def _fmt(value: Any, spec: str = ".4f") -> str:
-    return "-" if value is None else format(value, spec)
+    return fmt(value, spec, ASCII_DASH)
 
 
 def epoch_line(r: dict[str, Any]) -> str:

@@ -18,11 +18,6 @@ import numpy as np
 VIEWS = ("original", "mirrored")
 
 
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "cifar-tui" / "features"
-
-
 def view_of(images: np.ndarray, view: str) -> np.ndarray:
     return images[:, :, ::-1, :] if view == "mirrored" else images
 

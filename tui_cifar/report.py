@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
+from .formatting import ASCII_DASH, fmt
 
-def _f(value: Any, spec: str = ".3f") -> str:
-    return "-" if value is None else format(value, spec)
+_f = partial(fmt, dash=ASCII_DASH)
 
 
 def print_report(report: dict[str, Any]) -> None:

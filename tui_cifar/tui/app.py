@@ -21,6 +21,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from .. import runstore
+from ..paths import stderr_log_path
 from .commands import CifarCommands
 
 HERE = Path(__file__).parent
@@ -209,12 +210,6 @@ def _detect_image_backend() -> str:
     except Exception:
         return "halfblock"
     return "textual-image"
-
-
-def stderr_log_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or ""
-    root = Path(base).expanduser() if base.strip() else Path.home() / ".cache"
-    return root / "cifar-tui" / "tui-stderr.log"
 
 
 @contextmanager

@@ -254,27 +254,6 @@ class RunProgress:
         return PHASE_LABELS.get(self.phase or "", self.phase or "starting")
 
 
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    if h:
-        return f"{h}h{m:02d}m"
-    if m:
-        return f"{m}m{s:02d}s"
-    return f"{s}s"
-
-
-def format_pct(value: float | None, digits: int = 1) -> str:
-    return "–" if value is None else f"{100 * value:.{digits}f}%"
-
-
-def format_lr(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2g}"
-
-
 def tail_lines(path: Path, max_lines: int = 200, max_bytes: int = 64_000) -> tuple[list[str], int]:
     """The last lines of a text file and its size (the offset to continue from)."""
     try:
@@ -328,6 +307,5 @@ def _strip_cr(line: str) -> str:
 
 
 __all__ = [
-    "RunProgress", "StageInfo", "LogFollower", "format_duration", "format_pct", "format_lr",
-    "tail_lines", "runstore",
+    "RunProgress", "StageInfo", "LogFollower", "tail_lines", "runstore",
 ]

@@ -1,23 +1,16 @@
-"""What the app remembers between sessions, under $XDG_CONFIG_HOME/cifar-tui/."""
+"""What the app remembers between sessions, in the user config folder (paths.config_dir())."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from ..paths import config_dir
 from ..runstore import atomic_write_json
 
-APP_DIR_NAME = "cifar-tui"
 LAST_CONFIG = "last_config.json"
 DESCRIBE_CACHE = "fine_tune_descriptions.json"
-
-
-def config_dir() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or ""
-    root = Path(base).expanduser() if base.strip() else Path.home() / ".config"
-    return root / APP_DIR_NAME
 
 
 def _read(path: Path) -> dict[str, Any] | None:

@@ -24,7 +24,7 @@ from textual.widgets import (
 )
 
 from ... import runstore
-from ..runwatch import format_duration, format_pct
+from ...formatting import fmt, format_duration, format_pct
 from .base import CifarScreen
 from ..widgets.charts import MARK_COLOR, PALETTE, LineChart
 from ..widgets.confusion import ConfusionMatrix
@@ -36,7 +36,7 @@ ALL = "__all__"
 
 
 def _f(value: Any, digits: int = 3) -> str:
-    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "–"
+    return fmt(value, f".{digits}f")
 
 
 class PredictionsLoaded(Message):

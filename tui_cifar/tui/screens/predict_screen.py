@@ -23,8 +23,8 @@ from textual.widgets import (
 from textual.worker import get_current_worker
 
 from ... import runstore
+from ...formatting import format_pct
 from ...images import IMAGE_SUFFIXES
-from ..runwatch import format_pct
 from .base import CifarScreen
 from ..widgets.bars import topk_table
 from ..widgets.halfblock import HalfBlockImage

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 from pathlib import Path
 
 from rich.text import Text
@@ -17,7 +16,8 @@ from textual.widgets import DataTable, Footer, Header, Label, Static
 from textual.widgets.data_table import RowDoesNotExist
 
 from ... import runstore
-from ..runwatch import RunProgress, format_duration, format_pct
+from ...formatting import format_duration, format_pct, format_started
+from ..runwatch import RunProgress
 from .base import CifarScreen
 from ..widgets.charts import LineChart
 
@@ -35,16 +35,6 @@ COLUMNS = (
     ("best_val", "Best val"), ("test_acc", "Test acc"), ("duration", "Duration"), ("started", "Started"),
 )
 MAX_COMPARE = 8
-
-
-def format_started(iso: str | None) -> str:
-    if not iso:
-        return "–"
-    try:
-        when = _dt.datetime.fromisoformat(iso)
-    except ValueError:
-        return iso[:16]
-    return when.strftime("%Y-%m-%d %H:%M")
 
 
 def _signature(run_dir: Path) -> tuple:

@@ -18,7 +18,8 @@ from textual.timer import Timer
 from textual.widgets import Footer, Header, Label, Log, ProgressBar, Static
 
 from ... import runstore
-from ..runwatch import LogFollower, RunProgress, format_duration, format_lr, format_pct
+from ...formatting import format_duration, format_lr, format_pct
+from ..runwatch import LogFollower, RunProgress
 from ..widgets.charts import TRAIN_COLOR, VAL_COLOR, LineChart
 from .base import CifarScreen
 from .dialogs import ConfirmScreen
