@@ -303,6 +303,41 @@ async def test_command_palette_starts_quick_run(tmp_path, fake_launcher, fake_de
         await wait_for(pilot, lambda: app.current_mode == "train")
 
 
+async def palette_run(pilot, command: str) -> None:
+    """Open the command palette, type a command and run the best match."""
+    await pilot.press("ctrl+p")
+    await pilot.pause()
+    await pilot.press(*command)
+    await pilot.pause(0.5)
+    await pilot.press("enter")
+    await pilot.pause()
+
+
+async def test_command_palette_stops_the_watched_run_after_asking(runs_dir, monkeypatch):
+    run_dir = make_running_run(runs_dir, records=recorded_records()[:30])
+    stops = []
+    from tui_cifar import launcher
+
+    monkeypatch.setattr(launcher, "request_stop", lambda rd: stops.append(Path(rd)) or True)
+    app = make_app(runs_dir, run_dir=run_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.state == "running")
+        await palette_run(pilot, "stop the watched run")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen", what="confirm dialog")
+        await pilot.press("y")
+        await pilot.pause()
+        assert stops == [run_dir]
+        assert app.screen.stop_requested
+
+
+async def test_command_palette_classify_folder_goes_to_predict(runs_dir):
+    app = make_app(runs_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.loaded, what="runs listed")
+        await palette_run(pilot, "classify folder")
+        await wait_for(pilot, lambda: app.current_mode == "predict", what="predict screen")
+
+
 # ---------------------------------------------------------------------------- training: stop
 
 

@@ -13,16 +13,21 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
-from typing import Any
+from typing import Any, Iterator
 
 from textual.app import App
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
 
 from .. import runstore
 from ..paths import stderr_log_path
+from . import settings
 from .commands import CifarCommands
+from .messages import (
+    ClassifyFolder, CompareRuns, GotoScreen, OpenRun, RunStateChanged, ScreenEntered, ShowRun, StartPreset,
+    StartRun, StopRun,
+)
 
 HERE = Path(__file__).parent
 # The global stylesheet, then one per screen (in this order, as when they were one file).
@@ -84,6 +89,7 @@ class CifarApp(App):
         self.classifiers: dict[Path, Any] = {}
         self.test_images: tuple[Any, Any] | None = None
         self._mode_screens: dict[str, Screen] = {}
+        self.watched_run_running = False  # kept by RunStateChanged from the training screen
         for mode in SCREEN_KEYS:
             self.add_mode(mode, self._screen_factory(mode))
 
@@ -133,28 +139,65 @@ class CifarApp(App):
         if start in ("train", "evaluate") and self.current_run is not None:
             self.open_run(self.current_run, start)
         else:
-            self.switch_mode(start)
+            self.action_goto(start)
 
     def on_ready(self) -> None:
         self.log.info(f"first frame {time.perf_counter() - self._created_at:.2f}s after CifarApp()")
 
+    # ------------------------------------------------------------ what screens ask for (messages.py)
     def action_goto(self, mode: str) -> None:
         if mode == self.current_mode:
             return
         self.switch_mode(mode)
-        screen = self.mode_screen(mode)
-        if mode in ("train", "evaluate") and screen is not None and hasattr(screen, "on_goto"):
-            screen.on_goto(self.current_run)
+        self._tell(mode, ScreenEntered(self.current_run))
 
     def open_run(self, run_dir: Path, mode: str = "train") -> None:
         """Show a run on the training (live) or evaluate screen."""
         self.current_run = Path(run_dir)
         self.switch_mode(mode)
+        self._tell(mode, ShowRun(self.current_run))
+
+    def _tell(self, mode: str, message: Message) -> None:
+        """Post a message to a mode's base screen (created by switch_mode if need be)."""
         screen = self.mode_screen(mode)
         if screen is not None:
-            screen.show_run(self.current_run)
+            screen.post_message(message)
 
-    # ------------------------------------------------------------ helpers
+    def on_goto_screen(self, message: GotoScreen) -> None:
+        self.action_goto(message.mode)
+
+    def on_open_run(self, message: OpenRun) -> None:
+        self.open_run(message.run_dir, message.mode)
+
+    def on_start_run(self, message: StartRun) -> None:
+        self.start_run(message.config)
+
+    def on_run_state_changed(self, message: RunStateChanged) -> None:
+        self.watched_run_running = message.run_dir is not None and message.state == "running"
+
+    def on_start_preset(self, message: StartPreset) -> None:
+        configure = self.mode_screen("configure")
+        if configure is not None and configure.is_mounted:
+            self._tell("configure", StartPreset(message.preset))  # the form's folders and backbone
+            return
+        from .screens.configure_screen import start_preset
+
+        current = settings.load_last_config() or {}
+        current["runs_dir"] = str(self.runs_dir)
+        if self.data_dir:
+            current["data_dir"] = self.data_dir
+        start_preset(self, current, message.preset, str(self.runs_dir))
+
+    def on_stop_run(self, _message: StopRun) -> None:
+        self._tell("train", StopRun())
+
+    def on_compare_runs(self, _message: CompareRuns) -> None:
+        self._tell("runs", CompareRuns())
+
+    def on_classify_folder(self, _message: ClassifyFolder) -> None:
+        self.action_goto("predict")
+        self._tell("predict", ClassifyFolder())
+
     def start_run(self, config) -> Path | None:
         """Start a detached training process; open its live view. Returns the run folder, or None."""
         from .. import launcher
@@ -170,6 +213,7 @@ class CifarApp(App):
         self.open_run(run_dir, "train")
         return run_dir
 
+    # ------------------------------------------------------------ helpers
     def latest_run(self, want: str = "any") -> Path | None:
         """The newest run folder: 'running', 'finished' (with a test report) or 'any'."""
         dirs = sorted(runstore.iter_run_dirs(self.runs_dir), key=_started_key, reverse=True)

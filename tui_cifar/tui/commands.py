@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Callable
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from .. import runstore
+from ..config import PRESETS
+from .messages import ClassifyFolder, CompareRuns, GotoScreen, OpenRun, StartPreset, StopRun
 
 if TYPE_CHECKING:
     from .app import CifarApp
@@ -26,33 +28,31 @@ class CifarCommands(Provider):
 
     def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
         app: CifarApp = self.app  # type: ignore[assignment]
+        post = app.post_message
         commands: list[tuple[str, str, Callable[[], object]]] = [
-            ("Configure a training run", "the configure screen (c)", partial(app.action_goto, "configure")),
-            ("Watch training", "the live training screen (t)", partial(app.action_goto, "train")),
-            ("Runs", "all runs in the runs folder (r)", partial(app.action_goto, "runs")),
-            ("Evaluate", "confusion matrix, per-class scores, ROC (e)", partial(app.action_goto, "evaluate")),
-            ("Predict", "classify your own images (p)", partial(app.action_goto, "predict")),
+            ("Configure a training run", "the configure screen (c)", partial(post, GotoScreen("configure"))),
+            ("Watch training", "the live training screen (t)", partial(post, GotoScreen("train"))),
+            ("Runs", "all runs in the runs folder (r)", partial(post, GotoScreen("runs"))),
+            ("Evaluate", "confusion matrix, per-class scores, ROC (e)", partial(post, GotoScreen("evaluate"))),
+            ("Predict", "classify your own images (p)", partial(post, GotoScreen("predict"))),
         ]
-        from ..config import PRESETS
-        from .screens.configure_screen import preset_summary, start_preset
+        from .screens.configure_screen import preset_summary
 
         for preset in PRESETS:
-            commands.append((f"Start {preset} run", preset_summary(preset), partial(start_preset, app, preset)))
-        train = app.mode_screen("train")
-        if train is not None and getattr(train, "can_stop", lambda: False)():
-            commands.append(("Stop the watched run", "graceful stop: keeps the best model", train.action_stop))
-        runs = app.mode_screen("runs")
-        if runs is not None:
+            commands.append((f"Start {preset} run", preset_summary(preset), partial(post, StartPreset(preset))))
+        if app.watched_run_running:
+            commands.append(("Stop the watched run", "graceful stop: keeps the best model", partial(post, StopRun())))
+        if app.mode_screen("runs") is not None:
             commands.append(("Compare marked runs", "overlay validation accuracy (mark with space)",
-                             runs.action_compare))
+                             partial(post, CompareRuns())))
         predict_help = "pick a folder of images and write predictions to a CSV file"
-        commands.append(("Classify folder to CSV", predict_help, partial(_predict_folder, app)))
+        commands.append(("Classify folder to CSV", predict_help, partial(post, ClassifyFolder())))
         for summary in reversed(getattr(self, "_runs", [])):
             mode = "evaluate" if (summary.path / runstore.REPORT_FILE).exists() else "train"
             commands.append((
                 f"Open run {summary.name}",
                 f"{summary.state}, {summary.backbone or '?'} {summary.image_size or ''}px",
-                partial(app.open_run, summary.path, mode),
+                partial(post, OpenRun(summary.path, mode)),
             ))
         return commands
 
@@ -67,9 +67,3 @@ class CifarCommands(Provider):
             if score > 0:
                 yield Hit(score, matcher.highlight(name), callback, help=help_text)
 
-
-def _predict_folder(app: "CifarApp") -> None:
-    app.action_goto("predict")
-    screen = app.mode_screen("predict")
-    if screen is not None:
-        screen.action_classify_folder()

@@ -4,27 +4,24 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from textual import on, work
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.timer import Timer
+from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Button, Collapsible, Footer, Header, Input, Label, Select, Static, Switch
 from textual.worker import get_current_worker
 
-from ... import config as config_mod
 from ...backbones import BACKBONES
 from ...config import PRESETS, ConfigError, TrainConfig, make_config
 from .. import settings
+from ..messages import StartPreset, StartRun
 from .base import CifarScreen
-
-if TYPE_CHECKING:
-    from ..app import CifarApp
 
 
 @dataclass(frozen=True)
@@ -302,6 +299,9 @@ class ConfigureScreen(CifarScreen):
         if control_id.removeprefix("f-") in DESCRIBE_FIELDS:
             self._schedule_describe()
 
+    def on_start_preset(self, message: StartPreset) -> None:
+        start_preset(self, self.form_values(), message.preset, str(self.cifar.runs_dir))
+
     @on(Button.Pressed, ".preset")
     def _preset(self, event: Button.Pressed) -> None:
         self.apply_preset((event.button.id or "").removeprefix("preset-"))
@@ -334,7 +334,7 @@ class ConfigureScreen(CifarScreen):
         problem = settings.save_last_config(config.to_json())
         if problem:
             self.notify(problem, severity="warning")
-        self.cifar.start_run(config)
+        self.post_message(StartRun(config))
 
     def action_leave_field(self) -> None:
         """Escape leaves the field being edited, so the screen keys (c t r e p) work again."""
@@ -422,22 +422,18 @@ def preset_summary(preset: str) -> str:
     return ", ".join(f"{k} {v}" for k, v in changes.items())
 
 
-def start_preset(app: "CifarApp", preset: str) -> Path | None:
-    """Start a run with a preset, keeping the machine settings (folders, backbone) from the form."""
-    screen = app.mode_screen("configure")
-    if screen is not None and screen.is_mounted:
-        current = screen.form_values()  # type: ignore[attr-defined]
-    else:
-        current = settings.load_last_config() or {}
-        current["runs_dir"] = str(app.runs_dir)
-        if app.data_dir:
-            current["data_dir"] = app.data_dir
+def start_preset(node: App | Screen, current: dict[str, Any], preset: str, runs_dir: str) -> None:
+    """Ask the app to start a preset run, keeping the machine settings (folders, backbone) of ``current``.
+
+    ``node`` (the configure screen, or the app when that screen was never opened)
+    posts the StartRun, or says why the settings cannot make a run.
+    """
     base = {k: current[k] for k in KEEP_ON_PRESET if current.get(k) is not None}
-    base.setdefault("runs_dir", str(app.runs_dir))
+    base.setdefault("runs_dir", runs_dir)
     try:
-        config = config_mod.make_config(base, preset=preset)
+        config = make_config(base, preset=preset)
     except ConfigError as exc:
-        app.notify(str(exc), title="Cannot start", severity="error")
-        return None
+        node.notify(str(exc), title="Cannot start", severity="error")
+        return
     settings.save_last_config(config.to_json())
-    return app.start_run(config)
+    node.post_message(StartRun(config))

@@ -25,6 +25,7 @@ from textual.widgets import (
 
 from ... import runstore
 from ...formatting import fmt, format_duration, format_pct
+from ..messages import ScreenEntered, ShowRun
 from .base import CifarScreen
 from ..widgets.charts import MARK_COLOR, PALETTE, LineChart
 from ..widgets.confusion import ConfusionMatrix
@@ -80,7 +81,6 @@ class EvaluateScreen(CifarScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self._ready = False  # set once mounted (is_mounted is still False inside on_mount)
         self.run_dir: Path | None = None
         self.report: dict[str, Any] | None = None
         self.problem: str | None = None
@@ -128,7 +128,6 @@ class EvaluateScreen(CifarScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self._ready = True
         self.query_one("#mistakes-loading").display = False
         per_class = self.query_one("#per-class", DataTable)
         for key, label in (("class", "Class"), ("precision", "Precision"), ("recall", "Recall"),
@@ -138,16 +137,12 @@ class EvaluateScreen(CifarScreen):
         for key, label in (("true", "True class"), ("predicted", "Predicted as"), ("count", "Count"),
                            ("share", "Share of true class")):
             confused.add_column(label, key=key)
-        if self.run_dir is not None:
-            self._load(self.run_dir)
-        else:
-            self.on_goto(self.cifar.current_run)
+        # the app follows with ShowRun or ScreenEntered, which pick the run to show
 
     # ------------------------------------------------------------ run selection
-    def on_goto(self, current: Path | None) -> None:
-        """Called when the user switches here with 'e': the current run if it has a report, else the newest."""
-        if not self._ready:
-            return  # on_mount comes back here
+    def on_screen_entered(self, message: ScreenEntered) -> None:
+        """The user switched here ('e'): the current run if it has a report, else the newest finished one."""
+        current = message.current_run
         if current is not None and (current / runstore.REPORT_FILE).exists():
             if current != self.run_dir:
                 self.show_run(current)
@@ -164,10 +159,12 @@ class EvaluateScreen(CifarScreen):
             self.notify(f"{current.name} has no test report yet; showing {latest.name}", timeout=4)
         self.show_run(latest)
 
+    def on_show_run(self, message: ShowRun) -> None:
+        self.show_run(message.run_dir)
+
     def show_run(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)
-        if self._ready:
-            self._load(self.run_dir)
+        self._load(self.run_dir)
 
     def _set_title(self, text: Text | str) -> None:
         self.query_one("#eval-title", Static).update(text)
@@ -471,8 +468,7 @@ class EvaluateScreen(CifarScreen):
         self._layout_grid()
 
     def _clear_images(self) -> None:
-        if self._ready:
-            self.query_one("#mistakes-grid", Grid).remove_children()
+        self.query_one("#mistakes-grid", Grid).remove_children()
 
     def _layout_grid(self) -> None:
         grid = self.query_one("#mistakes-grid", Grid)

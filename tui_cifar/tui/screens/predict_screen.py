@@ -25,6 +25,7 @@ from textual.worker import get_current_worker
 from ... import runstore
 from ...formatting import format_pct
 from ...images import IMAGE_SUFFIXES
+from ..messages import ClassifyFolder
 from .base import CifarScreen
 from ..widgets.bars import topk_table
 from ..widgets.halfblock import HalfBlockImage
@@ -332,6 +333,9 @@ class PredictScreen(CifarScreen):
             self.notify(error, title="Cannot classify this file", severity="error", timeout=6)
 
     # ------------------------------------------------------------ folders
+    def on_classify_folder(self, _message: ClassifyFolder) -> None:
+        self.action_classify_folder()
+
     def action_classify_folder(self) -> None:
         from textual_fspicker import SelectDirectory
 

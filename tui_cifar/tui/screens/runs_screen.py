@@ -17,6 +17,7 @@ from textual.widgets.data_table import RowDoesNotExist
 
 from ... import runstore
 from ...formatting import format_duration, format_pct, format_started
+from ..messages import CompareRuns, OpenRun
 from ..runwatch import RunProgress
 from .base import CifarScreen
 from ..widgets.charts import LineChart
@@ -244,10 +245,8 @@ class RunsScreen(CifarScreen):
 
     def open_summary(self, summary: runstore.RunSummary) -> None:
         has_report = (summary.path / runstore.REPORT_FILE).exists()
-        if summary.state == "finished" and has_report:
-            self.cifar.open_run(summary.path, "evaluate")
-        else:
-            self.cifar.open_run(summary.path, "train")
+        mode = "evaluate" if summary.state == "finished" and has_report else "train"
+        self.post_message(OpenRun(summary.path, mode))
 
     def action_mark(self) -> None:
         key = self.selected_key()
@@ -264,6 +263,9 @@ class RunsScreen(CifarScreen):
         table.update_cell(key, "mark", Text("●", style="bold magenta") if key in self.marked else " ")
         if table.cursor_row < table.row_count - 1:
             table.move_cursor(row=table.cursor_row + 1)
+
+    def on_compare_runs(self, _message: CompareRuns) -> None:
+        self.action_compare()
 
     def action_compare(self) -> None:
         keys = [k for k in self.order if k in self.marked]

@@ -19,6 +19,7 @@ from textual.widgets import Footer, Header, Label, Log, ProgressBar, Static
 
 from ... import runstore
 from ...formatting import format_duration, format_lr, format_pct
+from ..messages import GotoScreen, RunStateChanged, ScreenEntered, ShowRun, StopRun
 from ..runwatch import LogFollower, RunProgress
 from ..widgets.charts import TRAIN_COLOR, VAL_COLOR, LineChart
 from .base import CifarScreen
@@ -39,7 +40,6 @@ class TrainingScreen(CifarScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self._ready = False  # set once mounted (is_mounted is still False inside on_mount)
         self.run_dir: Path | None = None
         self.progress = RunProgress()
         self.tail: runstore.MetricsTail | None = None
@@ -75,16 +75,9 @@ class TrainingScreen(CifarScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self._ready = True
-        self._timer = self.set_interval(self.cifar.poll_interval, self.poll, pause=self.run_dir is None)
+        # the app follows with ShowRun or ScreenEntered, which pick the run to watch
+        self._timer = self.set_interval(self.cifar.poll_interval, self.poll, pause=True)
         self.query_one("#train-log", Log).border_title = "train.log"
-        if self.run_dir is not None:
-            self._reset_view()
-            self.poll()
-        else:
-            self.on_goto(self.cifar.current_run)  # attaches to the current or newest run, if any
-            if self.run_dir is None:
-                self._show_no_run()
 
     def on_screen_suspend(self) -> None:
         if self._timer is not None:
@@ -96,10 +89,9 @@ class TrainingScreen(CifarScreen):
             self.poll()
 
     # ------------------------------------------------------------ run selection
-    def on_goto(self, current: Path | None) -> None:
-        """Called when the user switches here with 't'."""
-        if not self._ready:
-            return  # on_mount looks at the app's current run
+    def on_screen_entered(self, message: ScreenEntered) -> None:
+        """The user switched here ('t'): watch the app's current run, else the newest running (or any) run."""
+        current = message.current_run
         if current is not None and current != self.run_dir:
             self.show_run(current)
         elif current is None and self.run_dir is None:
@@ -107,13 +99,17 @@ class TrainingScreen(CifarScreen):
             if latest is not None:
                 self.cifar.current_run = latest
                 self.show_run(latest)
+        if self.run_dir is None:
+            self._show_no_run()
+
+    def on_show_run(self, message: ShowRun) -> None:
+        self.show_run(message.run_dir)
 
     def show_run(self, run_dir: Path) -> None:
         """Attach to a run folder (replacing the one watched before)."""
         run_dir = Path(run_dir)
         if run_dir == self.run_dir:
-            if self._ready:
-                self.poll()
+            self.poll()
             return
         self.run_dir = run_dir
         self.progress = RunProgress()
@@ -124,11 +120,10 @@ class TrainingScreen(CifarScreen):
         self._epoch_version = self._batch_version = -1
         self._announced_end = False
         self.set_reactive(TrainingScreen.state, "none")
-        if self._ready:
-            self._reset_view()
-            if self._timer is not None:
-                self._timer.resume()
-            self.poll()
+        self._reset_view()
+        if self._timer is not None:
+            self._timer.resume()
+        self.poll()
 
     def _reset_view(self) -> None:
         self.query_one("#train-log", Log).clear()
@@ -189,6 +184,7 @@ class TrainingScreen(CifarScreen):
         for name in ("running", "finished", "stopped", "failed", "killed", "unknown", "none"):
             badge.set_class(name == new, f"-{name}")
         self.refresh_bindings()
+        self.post_message(RunStateChanged(self.run_dir, new))
         if new in ENDED and old in ("running", "unknown", "none") and not self._announced_end:
             self._announce_end(new, live=old == "running")
 
@@ -322,6 +318,9 @@ class TrainingScreen(CifarScreen):
             vlines=[boundary - 0.5] if boundary is not None else [])
 
     # ------------------------------------------------------------ actions
+    def on_stop_run(self, _message: StopRun) -> None:
+        self.action_stop()
+
     def can_stop(self) -> bool:
         return self.run_dir is not None and self.state == "running"
 
@@ -364,4 +363,4 @@ class TrainingScreen(CifarScreen):
         """Leave the run going in the background and go to the runs list."""
         if self.run_dir is not None and self.state == "running":
             self.notify(f"{self.run_dir.name} keeps running; reattach from the runs screen", timeout=4)
-        self.cifar.action_goto("runs")
+        self.post_message(GotoScreen("runs"))
