@@ -1,25 +1,30 @@
 """Line charts on textual-plotext: each widget owns its figure and replots from stored data.
 
 The data a chart shows is kept on the widget (``series``, ``vlines``) so that
-tests and callers can read what is plotted without parsing the drawing.
+tests and callers can read what is plotted without parsing the drawing. A
+series colour is an RGB triple or the name of a theme colour ("primary"):
+theme colours are looked up at each drawing, and the chart redraws when the
+app's theme changes, as the confusion matrix does.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
+from textual.color import Color
 from textual_plotext import PlotextPlot
 
-# Colours readable on both dark and light themes (the "tableau 10" palette).
+# Categorical colours readable on both dark and light themes (the "tableau 10" palette).
 PALETTE = (
     (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
     (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
 )
-TRAIN_COLOR = (23, 190, 207)
-VAL_COLOR = (255, 127, 14)
+TRAIN_COLOR = "primary"  # theme colours: they follow the app's theme
+VAL_COLOR = "warning"
 MARK_COLOR = (127, 127, 127)
 
 Point = tuple[float, float]
+ChartColor = tuple[int, int, int] | str
 
 
 class LineChart(PlotextPlot):
@@ -55,29 +60,36 @@ class LineChart(PlotextPlot):
         self.empty_text = empty_text
         self.legend = legend  # plotext draws it over the top-left corner; off where curves live there
         self.series: dict[str, list[Point]] = {}
-        self.series_colors: dict[str, object] = {}
+        self.series_colors: dict[str, ChartColor] = {}
         self.vlines: list[float] = []
-        self.replots = 0
         self._draw()
+
+    def on_mount(self) -> None:
+        # PlotextPlot's own on_mount (run too) follows the theme's background and text colours
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._draw())
 
     def set_series(
         self,
         series: dict[str, Sequence[Point]],
         *,
-        colors: dict[str, object] | None = None,
+        colors: dict[str, ChartColor] | None = None,
         vlines: Sequence[float] = (),
-        title: str | None = None,
     ) -> None:
         """Replace the plotted data and replot (clear data, plot, refresh)."""
         self.series = {name: list(points) for name, points in series.items()}
         self.series_colors = dict(colors or {})
         self.vlines = list(vlines)
-        if title is not None:
-            self.chart_title = title
         self._draw()
 
     def point_count(self, name: str) -> int:
         return len(self.series.get(name, ()))
+
+    def resolve_color(self, color: ChartColor) -> tuple[int, int, int]:
+        """An RGB triple for plotext: a theme colour's name is looked up in the app's current theme."""
+        if not isinstance(color, str):
+            return color
+        value = self.app.theme_variables.get(color)
+        return Color.parse(value).rgb if value else PALETTE[0]
 
     def _draw(self) -> None:
         plt = self.plt
@@ -93,7 +105,7 @@ class LineChart(PlotextPlot):
                 continue
             xs = [p[0] for p in points]
             ys = [p[1] for p in points]
-            color = self.series_colors.get(name, PALETTE[index % len(PALETTE)])
+            color = self.resolve_color(self.series_colors.get(name, PALETTE[index % len(PALETTE)]))
             marker = self.marker if len(points) > 1 else "dot"
             plt.plot(xs, ys, label=name if self.legend else None, color=color, marker=marker)
         for x in self.vlines:
@@ -108,5 +120,4 @@ class LineChart(PlotextPlot):
         if not has_data:
             plt.xlim(0, 1)
             plt.ylim(0, 1)
-        self.replots += 1
         self.refresh()
