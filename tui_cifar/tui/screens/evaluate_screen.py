@@ -11,33 +11,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rich.color import Color
-from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import (
-    DataTable, Footer, Header, Label, LoadingIndicator, Select, Static, TabbedContent, TabPane,
-)
+from textual.widgets import DataTable, Footer, Header, Label, Static, TabbedContent, TabPane
 
 from ... import runstore
-from ...formatting import fmt, format_duration, format_pct
+from ...formatting import format_duration, format_pct
 from ..messages import ScreenEntered, ShowRun
-from .base import CifarScreen
-from ..widgets.charts import MARK_COLOR, PALETTE, LineChart
+from ..widgets.class_report import ClassReport
 from ..widgets.confusion import ConfusionMatrix
-from ..widgets.halfblock import HalfBlockImage
+from ..widgets.gallery import MisclassifiedGallery
+from ..widgets.roc_panel import RocPanel
+from .base import CifarScreen
 
 MAX_IMAGES = 40
-THUMB_SIZES = ((16, 8), (32, 16), (64, 32))  # cells; 32 x 16 cells = the 32 x 32 pixels, one to one
-ALL = "__all__"
-
-
-def _f(value: Any, digits: int = 3) -> str:
-    return fmt(value, f".{digits}f")
 
 
 class PredictionsLoaded(Message):
@@ -50,21 +41,6 @@ class ImagesLoaded(Message):
     def __init__(self, cell: tuple[int, int], items: list, error: str | None) -> None:
         super().__init__()
         self.cell, self.items, self.error = cell, items, error
-
-
-class Thumb(Vertical):
-    """A test image and its caption."""
-
-    def __init__(self, image, caption: str, size: tuple[int, int]):
-        super().__init__(classes="thumb")
-        self.image = image
-        self.caption = caption
-        self.styles.width = size[0]
-        self.styles.height = size[1] + 1
-
-    def compose(self) -> ComposeResult:
-        yield HalfBlockImage(self.image)
-        yield Label(self.caption, classes="thumb-caption")
 
 
 class EvaluateScreen(CifarScreen):
@@ -89,7 +65,6 @@ class EvaluateScreen(CifarScreen):
         self.class_names: list[str] = []
         self.selected_cell: tuple[int, int] | None = None
         self.shown_indices: list[int] = []
-        self.thumb_size_index = 1
 
 
     # ------------------------------------------------------------ layout
@@ -104,35 +79,16 @@ class EvaluateScreen(CifarScreen):
                                     id="matrix-help", classes="dim")
                         yield ConfusionMatrix(id="confusion")
                         yield Static("", id="cell-info")
-                    with Vertical(id="mistakes-box"):
-                        yield Static("Select a cell (Enter) to see its test images.", id="mistakes-title")
-                        yield LoadingIndicator(id="mistakes-loading")
-                        with VerticalScroll(id="mistakes-scroll"):
-                            yield Grid(id="mistakes-grid")
+                    yield MisclassifiedGallery(id="mistakes-box")
             with TabPane("Per class (2)", id="tab-classes"):
-                yield DataTable(id="per-class", cursor_type="row", zebra_stripes=True)
+                yield ClassReport(id="per-class")
             with TabPane("ROC (3)", id="tab-roc"):
-                with Horizontal(id="roc-controls"):
-                    yield Label("Curves:", classes="toolbar-label")
-                    yield Select([("All classes", ALL)], value=ALL, allow_blank=False, id="roc-class")
-                    yield Static("", id="roc-auc")
-                with Horizontal(id="roc-box"):
-                    # ROC curves rise through the top-left corner, where plotext puts its legend:
-                    # the legend (class, colour, AUC) goes beside the chart instead.
-                    yield LineChart("One-vs-rest ROC: true positive rate", xlabel="false positive rate",
-                                    ylim=(0, 1.02), empty_text="no ROC curves in the report", legend=False,
-                                    id="roc-chart")
-                    yield Static("", id="roc-legend")
+                yield RocPanel(id="roc-panel")
             with TabPane("Most confused (4)", id="tab-confused"):
                 yield DataTable(id="confused", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#mistakes-loading").display = False
-        per_class = self.query_one("#per-class", DataTable)
-        for key, label in (("class", "Class"), ("precision", "Precision"), ("recall", "Recall"),
-                           ("f1", "F1"), ("support", "Support"), ("roc_auc", "ROC-AUC")):
-            per_class.add_column(label, key=key)
         confused = self.query_one("#confused", DataTable)
         for key, label in (("true", "True class"), ("predicted", "Predicted as"), ("count", "Count"),
                            ("share", "Share of true class")):
@@ -174,7 +130,7 @@ class EvaluateScreen(CifarScreen):
         self.predictions = None
         self.predictions_problem = None
         self.selected_cell = None
-        self._clear_images()
+        self.query_one(MisclassifiedGallery).clear()
         report = self.report or {}
         names = report.get("classes")
         if not isinstance(names, list) or not names:
@@ -184,9 +140,8 @@ class EvaluateScreen(CifarScreen):
         self.class_names = [str(n) for n in names]
         self._show_title()
         self._fill_confusion()
-        self._fill_per_class()
-        self._fill_roc_options()
-        self._fill_roc()
+        self.query_one(ClassReport).show(report, self.class_names)
+        self.query_one(RocPanel).show(report, self.class_names)
         self._fill_confused()
         self._load_predictions(run_dir)
 
@@ -231,64 +186,6 @@ class EvaluateScreen(CifarScreen):
             return
         matrix.set_data(cm, self.class_names)
         self._cell_info(0, 0)
-
-    def _fill_per_class(self) -> None:
-        table = self.query_one("#per-class", DataTable)
-        table.clear()
-        report = self.report or {}
-        per_class = report.get("per_class") or {}
-        for name in self.class_names:
-            row = per_class.get(name) or {}
-            table.add_row(name, _f(row.get("precision")), _f(row.get("recall")), _f(row.get("f1")),
-                          str(row.get("support", "–")), _f(row.get("roc_auc"), 4), key=name)
-        for key, label in (("macro_avg", "macro avg"), ("weighted_avg", "weighted avg")):
-            row = report.get(key)
-            if isinstance(row, dict):
-                auc = row.get("roc_auc", report.get("macro_roc_auc") if key == "macro_avg" else None)
-                table.add_row(Text(label, style="bold"), _f(row.get("precision")), _f(row.get("recall")),
-                              _f(row.get("f1")), str(row.get("support", "–")), _f(auc, 4), key=key)
-
-    def _fill_roc_options(self) -> None:
-        select = self.query_one("#roc-class", Select)
-        curves = (self.report or {}).get("roc_curves") or {}
-        options = [("All classes", ALL)] + [(n, n) for n in self.class_names if n in curves]
-        select.set_options(options)
-        select.value = ALL
-
-    @on(Select.Changed, "#roc-class")
-    def _roc_class_changed(self) -> None:
-        self._fill_roc()
-
-    def _fill_roc(self) -> None:
-        report = self.report or {}
-        curves = report.get("roc_curves") or {}
-        per_class = report.get("per_class") or {}
-        choice = self.query_one("#roc-class", Select).value
-        names = [n for n in self.class_names if n in curves and (choice in (ALL, Select.NULL) or n == choice)]
-        series: dict[str, list[tuple[float, float]]] = {}
-        colors: dict[str, str] = {}
-        for name in names:
-            curve = curves.get(name) or {}
-            fpr, tpr = curve.get("fpr") or [], curve.get("tpr") or []
-            auc = (per_class.get(name) or {}).get("roc_auc")
-            label = f"{name} {auc:.3f}" if isinstance(auc, (int, float)) else name
-            series[label] = list(zip(fpr, tpr))
-            colors[label] = PALETTE[self.class_names.index(name) % len(PALETTE)]
-        if series:
-            series["chance"] = [(0.0, 0.0), (1.0, 1.0)]
-            colors["chance"] = MARK_COLOR
-        self.query_one("#roc-chart", LineChart).set_series(series, colors=colors)
-        legend = Text("\n").join(
-            Text.assemble(("━━ ", Style(color=Color.from_rgb(*color))), label) for label, color in colors.items()
-        )
-        self.query_one("#roc-legend", Static).update(legend)
-        auc_text = ""
-        if choice not in (ALL, Select.NULL):
-            auc = (per_class.get(choice) or {}).get("roc_auc")
-            auc_text = f"AUC {auc:.4f}" if isinstance(auc, (int, float)) else ""
-        elif isinstance(report.get("macro_roc_auc"), (int, float)):
-            auc_text = f"macro AUC {report['macro_roc_auc']:.4f}"
-        self.query_one("#roc-auc", Static).update(auc_text)
 
     def _fill_confused(self) -> None:
         table = self.query_one("#confused", DataTable)
@@ -347,7 +244,7 @@ class EvaluateScreen(CifarScreen):
         self.query_one("#eval-tabs", TabbedContent).active = tab
 
     def action_zoom(self) -> None:
-        self.thumb_size_index = (self.thumb_size_index + 1) % len(THUMB_SIZES)
+        self.query_one(MisclassifiedGallery).zoom()
         if self.selected_cell is not None:
             self.show_cell_images(*self.selected_cell)
 
@@ -394,25 +291,24 @@ class EvaluateScreen(CifarScreen):
 
     def show_cell_images(self, i: int, j: int) -> None:
         self.selected_cell = (i, j)
-        names = self.class_names
-        title = self.query_one("#mistakes-title", Static)
-        what = f"{names[i]} (correct)" if i == j else f"{names[i]} predicted as {names[j]}"
+        gallery = self.query_one(MisclassifiedGallery)
+        what = self._cell_name(i, j)
         if self.predictions is None:
-            self._clear_images()
+            gallery.clear()
             if self.predictions_problem:
-                title.update(Text(f"{what}: cannot show images: {self.predictions_problem}", style="yellow"))
+                gallery.say(Text(f"{what}: cannot show images: {self.predictions_problem}", style="yellow"))
             else:
-                title.update(f"{what}: loading predictions…")
+                gallery.say(f"{what}: loading predictions…")
             return
         positions = self.cell_indices(i, j)
         self.shown_indices = positions
         if not positions:
-            self._clear_images()
-            title.update(f"{what}: no test images")
+            gallery.clear()
+            gallery.say(f"{what}: no test images")
             return
-        title.update(f"{what}: {len(positions)} images" + (f", first {MAX_IMAGES}" if len(positions) > MAX_IMAGES else "")
-                     + " — loading test images…")
-        self.query_one("#mistakes-loading").display = True
+        gallery.say(f"{what}: {len(positions)} images" + (f", first {MAX_IMAGES}" if len(positions) > MAX_IMAGES else "")
+                    + " — loading test images…")
+        gallery.loading_images(True)
         self._load_images(i, j, positions[:MAX_IMAGES])
 
     def _data_dir(self) -> str | None:
@@ -445,41 +341,29 @@ class EvaluateScreen(CifarScreen):
     @on(ImagesLoaded)
     def _images_loaded(self, message: ImagesLoaded) -> None:
         cell, items, error = message.cell, message.items, message.error
-        self.query_one("#mistakes-loading").display = False
+        gallery = self.query_one(MisclassifiedGallery)
+        gallery.loading_images(False)
         if cell != self.selected_cell:
             return
-        i, j = cell
-        names = self.class_names
-        title = self.query_one("#mistakes-title", Static)
-        what = f"{names[i]} (correct)" if i == j else f"{names[i]} predicted as {names[j]}"
+        what = self._cell_name(*cell)
         if error:
-            title.update(Text(f"{what}: cannot load the CIFAR-10 test images: {error}", style="yellow"))
+            gallery.say(Text(f"{what}: cannot load the CIFAR-10 test images: {error}", style="yellow"))
             self.notify(f"Cannot load the test images: {error}", severity="error", timeout=8)
-            self._clear_images()
+            gallery.clear()
             return
         total = len(self.shown_indices)
-        title.update(f"{what}: {total} image{'s' if total != 1 else ''}"
-                     + (f" (first {len(items)})" if total > len(items) else "")
-                     + (" · z: zoom" if items else ""))
-        self._clear_images()
-        grid = self.query_one("#mistakes-grid", Grid)
-        size = THUMB_SIZES[self.thumb_size_index]
-        grid.mount_all([Thumb(img, caption, size) for img, caption in items])
-        self._layout_grid()
+        gallery.say(f"{what}: {total} image{'s' if total != 1 else ''}"
+                    + (f" (first {len(items)})" if total > len(items) else "")
+                    + (" · z: zoom" if items else ""))
+        gallery.show_images(items)
 
-    def _clear_images(self) -> None:
-        self.query_one("#mistakes-grid", Grid).remove_children()
-
-    def _layout_grid(self) -> None:
-        grid = self.query_one("#mistakes-grid", Grid)
-        width = self.query_one("#mistakes-scroll").content_size.width or 40
-        thumb_w = THUMB_SIZES[self.thumb_size_index][0]
-        columns = max(1, width // (thumb_w + 1))
-        grid.styles.grid_size_columns = columns
-        grid.styles.grid_columns = f"{thumb_w}"
-        rows = -(-len(grid.children) // columns) if grid.children else 1
-        grid.styles.height = rows * (THUMB_SIZES[self.thumb_size_index][1] + 2)
+    def _cell_name(self, i: int, j: int) -> str:
+        names = self.class_names
+        return f"{names[i]} (correct)" if i == j else f"{names[i]} predicted as {names[j]}"
 
     def on_resize(self) -> None:
-        if self.is_mounted and self.query_one("#mistakes-grid", Grid).children:
-            self.call_after_refresh(self._layout_grid)
+        if not self.is_mounted:
+            return
+        gallery = self.query_one(MisclassifiedGallery)
+        if gallery.has_images():
+            self.call_after_refresh(gallery.relayout)
