@@ -101,6 +101,25 @@ async def test_light_theme(runs_dir):
         await pilot.pause()
 
 
+async def test_charts_follow_the_theme(runs_dir):
+    from textual.color import Color
+
+    def drawn_colors(chart) -> set[tuple[int, int, int]]:
+        return {tuple(span.style.color.triplet) for span in chart.render().spans
+                if getattr(span.style, "color", None) is not None and span.style.color.triplet}
+
+    app = make_app(runs_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_run(runs_dir / FINISHED, "train")
+        await wait_for(pilot, lambda: app.screen.progress.epochs_done > 0, what="run read")
+        chart = app.screen.query_one("#acc-chart")
+        await wait_for(pilot, lambda: chart.point_count("train") > 0, what="curves drawn")
+        for theme in ("textual-dark", "textual-light"):
+            app.theme = theme
+            await pilot.pause()
+            assert Color.parse(app.theme_variables["primary"]).rgb in drawn_colors(chart), theme
+
+
 # ---------------------------------------------------------------------------- runs
 
 
