@@ -22,10 +22,11 @@ import json
 import os
 import re
 import socket
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+from .files import atomic_write_json, atomic_write_text, read_json  # noqa: F401  (part of the run-folder API)
 
 FORMAT_VERSION = 1
 
@@ -47,25 +48,6 @@ class RunStoreError(Exception):
 
 def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename, so readers never see half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def _slug(text: str) -> str:
@@ -272,18 +254,6 @@ def last_wall_time(records: list[dict[str, Any]]) -> float | None:
     """Seconds since the run started at its latest record (continued across resumes)."""
     walls = [r["wall_time"] for r in records if isinstance(r.get("wall_time"), (int, float))]
     return max(walls, default=None)
-
-
-def read_json(path: Path) -> tuple[dict[str, Any] | None, str | None]:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None, f"{Path(path).name} is missing"
-    except (OSError, ValueError) as exc:
-        return None, f"{Path(path).name} is unreadable ({exc})"
-    if not isinstance(data, dict):
-        return None, f"{Path(path).name} does not hold a JSON object"
-    return data, None
 
 
 @dataclass
