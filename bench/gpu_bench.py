@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from tui_cifar import runstore  # noqa: E402
+from tui_cifar import runreader, runstore  # noqa: E402
 
 
 def gpu_names() -> list[str]:
@@ -61,7 +61,7 @@ def main() -> None:
     run_dir = next(runstore.iter_run_dirs(work / "runs"))
     records, _ = runstore.read_metrics(run_dir)
     report, _ = runstore.read_json(run_dir / runstore.REPORT_FILE)
-    epochs = runstore.epoch_records(records)
+    epochs = runreader.epoch_records(records)
     result = {
         "date": dt.datetime.now().isoformat(timespec="seconds"),
         "command": " ".join(command),

@@ -34,7 +34,7 @@ from faultkit import (
     wait_for,
     write_config,
 )
-from tui_cifar import cli, runstore
+from tui_cifar import cli, runreader, runstore
 
 
 def slow_config(data_dir: Path, runs_dir: Path, **overrides) -> dict:
@@ -375,7 +375,7 @@ def test_garbled_metrics_and_status_readers(fake_cifar, tmp_path):
         "metrics.jsonl line 4 is garbled and was skipped",
         "metrics.jsonl ends with an incomplete line (the run was cut off mid-write?)",
     ]
-    summary = runstore.summarize_run(run)
+    summary = runreader.summarize_run(run)
     assert summary.state == "unknown" and summary.best_val_accuracy == 0.75 and summary.duration_s == 30.0
     assert summary.problems[0].startswith("status.json is unreadable") and summary.problems[1:] == problems
 
@@ -622,7 +622,7 @@ def test_run_folders_from_other_versions(fake_cifar, tmp_path, capsys):
 
     status = runstore.read_status(newer)
     assert status.state == "finished" and "newer cifar-tui (format 99)" in status.problem
-    summaries = {s.name: s for s in runstore.list_runs(runs)}
+    summaries = {s.name: s for s in runreader.list_runs(runs)}
     assert any("optimizer" in p and "ema" in p and "newer" in p for p in summaries["1-newer"].problems)
     assert summaries[old.name].problems == [
         "config.json lacks label_smoothing, weight_decay (written by an older cifar-tui?); defaults assumed"]

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
-from tui_cifar import data, features, runstore, training
+from tui_cifar import data, features, runreader, runstore, training
 from tui_cifar.config import make_config
 from tui_cifar.data import CLASS_NAMES, load_cifar10, make_splits
 from tui_cifar.evaluation import predict_probabilities
@@ -113,7 +113,7 @@ def test_a_tiny_run_writes_the_whole_run_folder(tiny_run):
     assert runstore.effective_state(status) == "finished"
     assert status.message.startswith("test accuracy")
     assert not [p for p in run_dir.rglob("*") if p.name.startswith(".tmp") or p.name.endswith(".tmp")]
-    summary = runstore.summarize_run(run_dir)
+    summary = runreader.summarize_run(run_dir)
     assert summary.state == "finished" and summary.backbone == "mobilenetv2-0.35" and summary.image_size == 32
     assert summary.test_accuracy == json.loads((run_dir / "metrics.json").read_text())["test_accuracy"]
 

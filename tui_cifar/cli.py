@@ -233,7 +233,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    from .runstore import list_runs
+    from .runreader import list_runs
 
     runs = list_runs(Path(args.runs_dir))
     if args.json:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .backbones import BACKBONES
+from .runstore import CONFIG_FILE, RunStoreError
 
 
 class ConfigError(ValueError):
@@ -157,10 +158,28 @@ def make_config(values: dict[str, Any] | None = None, preset: str | None = None)
     return config
 
 
+# A run folder's config.json, written by this or another version, is judged here and only here:
+# config_file_problems for listing runs (never raises), config_from_run for using one.
+
+
+def config_file_problems(config: dict[str, Any]) -> list[str]:
+    """What makes a run's config.json differ from this version's settings (unknown or missing keys)."""
+    if not config:
+        return []
+    known = {f.name for f in fields(TrainConfig)}
+    problems = []
+    unknown = sorted(set(config) - known)
+    if unknown:
+        problems.append(f"config.json has settings this version does not know ({', '.join(unknown)}); "
+                        "written by a newer cifar-tui?")
+    missing = [f.name for f in fields(TrainConfig) if f.name not in config]
+    if missing:
+        problems.append(f"config.json lacks {', '.join(missing)} (written by an older cifar-tui?); defaults assumed")
+    return problems
+
+
 def config_from_run(data: dict[str, Any], run_dir: Path) -> TrainConfig:
     """The TrainConfig a run folder was started with; one this version cannot use says why, as a RunStoreError."""
-    from .runstore import CONFIG_FILE, RunStoreError
-
     try:
         return make_config(data)
     except ConfigError as exc:

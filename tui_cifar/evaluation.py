@@ -13,6 +13,7 @@ import numpy as np
 
 from . import runstore
 from .data import CLASS_NAMES
+from .runreader import summarize_run
 
 ROC_POINTS = 100  # per class, enough for a terminal chart
 
@@ -114,14 +115,10 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
     report = report_from_probabilities(y_test, y_prob)
     report["tta_flip"] = config.tta_flip
     report["evaluation_seconds"] = round(time.perf_counter() - started, 2)
-    records, _ = runstore.read_metrics(run_dir)
-    report["best_val_accuracy"] = runstore.best_val_accuracy(records)
-    report["stage_times"] = {
-        f"stage{r['stage']}": r["seconds"] for r in records if r.get("type") == "stage_end"
-    } | {
-        "features": sum(r["seconds"] for r in records if r.get("type") == "features_done")
-    }
-    report["wall_time"] = runstore.last_wall_time(records)
+    summary = summarize_run(run_dir)  # the training figures come from the run's log, not from scoring
+    report["best_val_accuracy"] = summary.best_val_accuracy
+    report["stage_times"] = summary.stage_times
+    report["wall_time"] = summary.duration_s
     np.savez_compressed(
         run_dir / "predictions.npz", y_true=y_test, y_prob=y_prob.astype(np.float32), test_index=index
     )

@@ -12,7 +12,8 @@ A run folder holds::
     STOP             created to ask the run to stop after its current batch
 
 This module imports neither TensorFlow nor Textual, so the CLI and the TUI can
-list and tail runs cheaply while another process trains.
+list and tail runs cheaply while another process trains. What a run's records
+mean (epochs, best validation accuracy, summaries, live progress) is runreader's.
 """
 
 from __future__ import annotations
@@ -182,27 +183,40 @@ class MetricsWriter:
 
 
 @dataclass
-class MetricsTail:
-    """Reads metrics.jsonl incrementally from a byte offset; a half-written last line waits for the next read."""
+class LineTail:
+    """The whole new lines of a growing file (metrics.jsonl, train.log), read from a byte offset.
+
+    A half-written last line waits for the next read; a file that shrank (replaced or
+    truncated) is read again from its start.
+    """
 
     path: Path
     offset: int = 0
+
+    def read_lines(self) -> list[bytes]:
+        try:
+            with open(self.path, "rb") as f:
+                if f.seek(0, os.SEEK_END) < self.offset:
+                    self.offset = 0
+                f.seek(self.offset)
+                chunk = f.read()
+        except OSError:
+            return []
+        *lines, _partial = chunk.split(b"\n")
+        self.offset += sum(len(line) + 1 for line in lines)
+        return lines
+
+
+@dataclass
+class MetricsTail(LineTail):
+    """The new records of metrics.jsonl on each read; a garbled line is skipped and listed in ``problems``."""
+
     problems: list[str] = field(default_factory=list)
     _line_no: int = 0
 
     def read_new(self) -> list[dict[str, Any]]:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                chunk = f.read()
-        except FileNotFoundError:
-            return []
         records = []
-        consumed = 0
-        for raw in chunk.splitlines(keepends=True):
-            if not raw.endswith(b"\n"):
-                break  # partial last line: the writer is mid-record
-            consumed += len(raw)
+        for raw in self.read_lines():
             self._line_no += 1
             text = raw.strip()
             if not text:
@@ -215,7 +229,6 @@ class MetricsTail:
                 self.problems.append(f"{self.path.name} line {self._line_no} is garbled and was skipped")
                 continue
             records.append(record)
-        self.offset += consumed
         return records
 
 
@@ -232,90 +245,6 @@ def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
     return records, problems
 
 
-def epoch_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The per-epoch records, keeping only the last one for each (stage, epoch).
-
-    A resumed run may repeat an epoch that was interrupted; the later record wins.
-    """
-    latest: dict[tuple[int, int], dict[str, Any]] = {}
-    for rec in records:
-        if rec.get("type") == "epoch":
-            latest[(int(rec.get("stage", 0)), int(rec.get("epoch", 0)))] = rec
-    return [latest[k] for k in sorted(latest)]
-
-
-def best_val_accuracy(records: list[dict[str, Any]]) -> float | None:
-    """The highest validation accuracy over a run's epochs, or None before the first epoch."""
-    vals = [r["val_accuracy"] for r in epoch_records(records) if isinstance(r.get("val_accuracy"), (int, float))]
-    return max(vals, default=None)
-
-
-def last_wall_time(records: list[dict[str, Any]]) -> float | None:
-    """Seconds since the run started at its latest record (continued across resumes)."""
-    walls = [r["wall_time"] for r in records if isinstance(r.get("wall_time"), (int, float))]
-    return max(walls, default=None)
-
-
-@dataclass
-class RunSummary:
-    path: Path
-    name: str
-    state: str
-    backbone: str | None
-    image_size: int | None
-    best_val_accuracy: float | None
-    test_accuracy: float | None
-    started_at: str | None
-    duration_s: float | None
-    problems: list[str]
-
-
-def config_file_problems(config: dict[str, Any]) -> list[str]:
-    """What makes a run's config.json differ from this version's settings (unknown or missing keys)."""
-    if not config:
-        return []
-    from .config import TrainConfig  # no TensorFlow: config only knows the backbone names
-
-    known = set(TrainConfig.__dataclass_fields__)
-    problems = []
-    unknown = sorted(set(config) - known)
-    if unknown:
-        problems.append(f"config.json has settings this version does not know ({', '.join(unknown)}); "
-                        "written by a newer cifar-tui?")
-    missing = [k for k in TrainConfig.__dataclass_fields__ if k not in config]
-    if missing:
-        problems.append(f"config.json lacks {', '.join(missing)} (written by an older cifar-tui?); defaults assumed")
-    return problems
-
-
-def summarize_run(run_dir: Path) -> RunSummary:
-    run_dir = Path(run_dir)
-    problems: list[str] = []
-    status = read_status(run_dir)
-    if status.problem:
-        problems.append(status.problem)
-    config, problem = read_json(run_dir / CONFIG_FILE)
-    if problem:
-        problems.append(problem)
-    config = config or {}
-    problems.extend(config_file_problems(config))
-    records, log_problems = read_metrics(run_dir)
-    problems.extend(log_problems)
-    report, _ = read_json(run_dir / REPORT_FILE)
-    return RunSummary(
-        path=run_dir,
-        name=run_dir.name,
-        state=effective_state(status),
-        backbone=config.get("backbone"),
-        image_size=config.get("image_size"),
-        best_val_accuracy=best_val_accuracy(records),
-        test_accuracy=(report or {}).get("test_accuracy"),
-        started_at=status.started_at,
-        duration_s=last_wall_time(records),
-        problems=problems,
-    )
-
-
 def iter_run_dirs(runs_dir: Path) -> Iterator[Path]:
     runs_dir = Path(runs_dir).expanduser()
     if not runs_dir.is_dir():
@@ -323,7 +252,3 @@ def iter_run_dirs(runs_dir: Path) -> Iterator[Path]:
     for child in sorted(runs_dir.iterdir()):
         if child.is_dir() and ((child / STATUS_FILE).exists() or (child / CONFIG_FILE).exists()):
             yield child
-
-
-def list_runs(runs_dir: Path) -> list[RunSummary]:
-    return [summarize_run(d) for d in iter_run_dirs(runs_dir)]

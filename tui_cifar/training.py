@@ -22,7 +22,7 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
-from . import runstore
+from . import runreader, runstore
 from .config import TrainConfig
 from .features import VIEWS
 from .runstore import MetricsWriter, write_status
@@ -66,7 +66,7 @@ def train_run(
     writer = MetricsWriter(run_dir, listeners)
     started = time.perf_counter()
     previous, _ = runstore.read_metrics(run_dir) if resume else ([], [])
-    previous_wall = runstore.last_wall_time(previous) or 0.0
+    previous_wall = runreader.last_wall_time(previous) or 0.0
 
     def clock() -> float:
         return round(previous_wall + time.perf_counter() - started, 2)
@@ -139,7 +139,7 @@ class _Trainer:
         self.backup_dir = self.run_dir / runstore.BACKUP_DIR
         self.backup_dir.mkdir(exist_ok=True)
         # Epochs a resumed run already logged are not logged again.
-        self.logged_epochs = {(int(r["stage"]), int(r["epoch"])) for r in runstore.epoch_records(previous_records)}
+        self.logged_epochs = {(int(r["stage"]), int(r["epoch"])) for r in runreader.epoch_records(previous_records)}
 
     def log(self, record: dict[str, Any]) -> None:
         record.setdefault("wall_time", self.clock())

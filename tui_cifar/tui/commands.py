@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Callable
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from .. import runstore
+from .. import runreader, runstore
 
 if TYPE_CHECKING:
     from .app import CifarApp
@@ -20,7 +20,7 @@ class CifarCommands(Provider):
     async def startup(self) -> None:
         app: CifarApp = self.app  # type: ignore[assignment]
         try:
-            self._runs = await asyncio.to_thread(runstore.list_runs, app.runs_dir)
+            self._runs = await asyncio.to_thread(runreader.list_runs, app.runs_dir)
         except OSError:
             self._runs = []
 

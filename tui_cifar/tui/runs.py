@@ -15,10 +15,9 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Label, Static
 from textual.widgets.data_table import RowDoesNotExist
 
-from .. import runstore
+from .. import runreader, runstore
 from .base import CifarScreen
 from ..formatting import format_duration, format_pct, format_started
-from .runwatch import RunProgress
 from .widgets.charts import LineChart
 
 STATE_STYLES = {
@@ -58,9 +57,9 @@ class SummaryCache:
     """
 
     def __init__(self) -> None:
-        self._cache: dict[Path, tuple[tuple, runstore.RunSummary]] = {}
+        self._cache: dict[Path, tuple[tuple, runreader.RunSummary]] = {}
 
-    def list_runs(self, runs_dir: Path) -> list[runstore.RunSummary]:
+    def list_runs(self, runs_dir: Path) -> list[runreader.RunSummary]:
         out, seen = [], set()
         for run_dir in runstore.iter_run_dirs(runs_dir):
             seen.add(run_dir)
@@ -69,7 +68,7 @@ class SummaryCache:
             if cached is not None and cached[0] == sig and cached[1].state != "running":
                 out.append(cached[1])
                 continue
-            summary = runstore.summarize_run(run_dir)
+            summary = runreader.summarize_run(run_dir)
             self._cache[run_dir] = (sig, summary)
             out.append(summary)
         for gone in set(self._cache) - seen:
@@ -77,12 +76,12 @@ class SummaryCache:
         return out
 
 
-def _sort_key(summary: runstore.RunSummary) -> tuple[str, str]:
+def _sort_key(summary: runreader.RunSummary) -> tuple[str, str]:
     return (summary.started_at or "", summary.name)
 
 
 class RunsLoaded(Message):
-    def __init__(self, runs_dir: Path, summaries: list[runstore.RunSummary], error: str | None) -> None:
+    def __init__(self, runs_dir: Path, summaries: list[runreader.RunSummary], error: str | None) -> None:
         super().__init__()
         self.runs_dir, self.summaries, self.error = runs_dir, summaries, error
 
@@ -104,7 +103,7 @@ class RunsScreen(CifarScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.summaries: dict[str, runstore.RunSummary] = {}
+        self.summaries: dict[str, runreader.RunSummary] = {}
         self.order: list[str] = []
         self.marked: set[str] = set()
         self._timer: Timer | None = None
@@ -182,7 +181,7 @@ class RunsScreen(CifarScreen):
         self.loaded = True
         self._show_detail()
 
-    def _cells(self, s: runstore.RunSummary) -> list:
+    def _cells(self, s: runreader.RunSummary) -> list:
         state = Text(s.state, style=STATE_STYLES.get(s.state, ""))
         if s.problems:
             state.append(" ⚠", style="bold yellow")
@@ -208,7 +207,7 @@ class RunsScreen(CifarScreen):
         except RowDoesNotExist:
             return None
 
-    def selected(self) -> runstore.RunSummary | None:
+    def selected(self) -> runreader.RunSummary | None:
         key = self.selected_key()
         return self.summaries.get(key) if key else None
 
@@ -242,7 +241,7 @@ class RunsScreen(CifarScreen):
         if summary is not None:
             self.open_summary(summary)
 
-    def open_summary(self, summary: runstore.RunSummary) -> None:
+    def open_summary(self, summary: runreader.RunSummary) -> None:
         has_report = (summary.path / runstore.REPORT_FILE).exists()
         if summary.state == "finished" and has_report:
             self.cifar.open_run(summary.path, "evaluate")
@@ -299,9 +298,7 @@ class CompareScreen(ModalScreen[None]):
         curves: dict[str, list[tuple[float, float]]] = {}
         notes = []
         for run_dir in self.run_dirs:
-            records, problems = runstore.read_metrics(run_dir)
-            progress = RunProgress()
-            progress.feed(records)
+            progress, problems = runreader.read_progress(run_dir)
             curve = progress.epoch_series()["val_accuracy"]
             name = run_dir.name
             curves[name] = curve

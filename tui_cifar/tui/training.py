@@ -20,7 +20,7 @@ from textual.widgets import Footer, Header, Label, Log, ProgressBar, Static
 from .. import runstore
 from .base import CifarScreen
 from ..formatting import format_duration, format_lr, format_pct
-from .runwatch import LogFollower, RunProgress
+from ..runreader import LogFollower, RunProgress
 from .widgets.charts import TRAIN_COLOR, VAL_COLOR, LineChart
 from .widgets.confirm import ConfirmScreen
 
