@@ -18,37 +18,30 @@ EXIT_STOPPED = 130
 
 
 def _add_train(sub) -> None:
+    from .config import PRESETS
+
     p = sub.add_parser("train", help="train a model into a new run folder",
                        description="Two-stage transfer learning on CIFAR-10 into a run folder.")
     p.add_argument("--config", type=Path, help="JSON or TOML file of settings (command-line flags override it)")
-    p.add_argument("--preset", choices=("quick", "default", "best"), help="start from a preset")
-    p.add_argument("--backbone", help="see `cifar-tui backbones`")
-    p.add_argument("--image-size", type=int, help="input size the 32x32 images are upsampled to")
-    p.add_argument("--fine-tune-blocks", help="top blocks of the backbone unfrozen in stage 2: N or 'all'")
-    p.add_argument("--epochs-head", type=int, help="stage 1 epochs (head on frozen features)")
-    p.add_argument("--epochs-fine", type=int, help="stage 2 epochs (fine-tuning)")
-    p.add_argument("--lr-head", type=float)
-    p.add_argument("--lr-fine", type=float)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--no-augment", dest="augment", action="store_false", default=None, help="no mirrored view")
-    p.add_argument("--no-tta", dest="tta_flip", action="store_false", default=None, help="no flip test-time augmentation")
-    p.add_argument("--weights", choices=("imagenet", "none"))
-    p.add_argument("--mixed-precision", choices=("auto", "on", "off"), help="float16 compute (auto: on with a GPU)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--val-size", type=int)
-    p.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz")
-    p.add_argument("--runs-dir", help="where run folders go (default ./runs)")
-    p.add_argument("--cache-dir", help="feature cache (default ~/.cache/cifar-tui/features)")
-    p.add_argument("--limit-train", type=int, help="use a stratified subset of N training images")
-    p.add_argument("--limit-test", type=int, help="use a stratified subset of N test images")
+    p.add_argument("--preset", choices=tuple(PRESETS), help="start from a preset")
+    _add_setting_flags(p)
     p.add_argument("--detach", action="store_true", help="run in the background, detached from this terminal; prints the run folder")
     p.add_argument("--resume", type=Path, metavar="RUN", help="continue a killed or stopped run from its last completed epoch")
     p.add_argument("--in-run-dir", type=Path, help=argparse.SUPPRESS)  # used by --detach
 
 
-CONFIG_FLAGS = ("backbone", "image_size", "fine_tune_blocks", "epochs_head", "epochs_fine", "lr_head", "lr_fine",
-                "batch_size", "augment", "tta_flip", "weights", "seed", "val_size", "data_dir", "runs_dir",
-                "cache_dir", "limit_train", "limit_test", "mixed_precision")
+def _add_setting_flags(p) -> None:
+    """One flag per TrainConfig setting, from its declaration (config.SETTINGS); make_config checks the values."""
+    from .config import SETTINGS
+
+    for s in SETTINGS:
+        if s.kind == "bool":  # on by default: the flag turns it off
+            p.add_argument(s.flag, dest=s.name, action="store_false", default=None, help=f"off: {s.help}")
+            continue
+        default = "" if s.default is None else f" (default {s.default})"
+        p.add_argument(s.flag, dest=s.name, type={"int": int, "float": float}.get(s.kind),
+                       choices=s.values if s.kind == "choice" else None,
+                       help=f"{s.label}: {s.help}{default}" if s.help else f"{s.label}{default}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,10 +108,10 @@ def cmd_watch(args) -> int:
 
 
 def _config_from_args(args):
-    from .config import load_config_file, make_config
+    from .config import SETTINGS, load_config_file, make_config
 
     values = load_config_file(args.config) if args.config else {}
-    values.update({k: getattr(args, k) for k in CONFIG_FLAGS if getattr(args, k) is not None})
+    values.update({s.name: getattr(args, s.name) for s in SETTINGS if getattr(args, s.name) is not None})
     return make_config(values, preset=args.preset)
 
 
