@@ -60,7 +60,7 @@ def main() -> None:
     wall = time.perf_counter() - start
     run_dir = next(runstore.iter_run_dirs(work / "runs"))
     records, _ = runstore.read_metrics(run_dir)
-    report, _ = runstore.read_json(run_dir / runstore.REPORT_FILE)
+    report, _ = runstore.read_report(run_dir)
     epochs = runreader.epoch_records(records)
     result = {
         "date": dt.datetime.now().isoformat(timespec="seconds"),

@@ -87,7 +87,7 @@ def bench_preset(preset: str, data_dir: str, work: Path, env: dict) -> dict:
     code, wall, rss = run_measured(command, work / f"{preset}.log", env)
     run_dir = next(runstore.iter_run_dirs(runs_dir))
     records, _ = runstore.read_metrics(run_dir)
-    report, _ = runstore.read_json(run_dir / runstore.REPORT_FILE)
+    report, _ = runstore.read_report(run_dir)
     epochs = runreader.epoch_records(records)
     stage_ends = {r["stage"]: r for r in records if r.get("type") == "stage_end"}
     features = next((r for r in records if r.get("type") == "features_done"), {})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fixtures.tui_support import recorded_records
 
@@ -81,3 +83,18 @@ def test_log_follower_starts_over_when_the_log_is_replaced(tmp_path):
     assert follow.read_new() == ["first run, a long line"]
     path.write_text("again\n")
     assert follow.read_new() == ["again"]
+
+
+def test_a_report_of_an_earlier_version_is_still_read(tmp_path, capsys):
+    """Earlier versions named the test report metrics.json; their run folders keep working."""
+    from tui_cifar import cli, runstore
+    from tui_cifar.runreader import summarize_run
+
+    runstore.write_status(tmp_path, "finished")
+    (tmp_path / runstore.LEGACY_REPORT_FILE).write_text(json.dumps({"test_accuracy": 0.75}))
+    assert runstore.has_report(tmp_path)
+    assert summarize_run(tmp_path).test_accuracy == 0.75
+    assert cli.main(["evaluate", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"test_accuracy": 0.75}
+    (tmp_path / runstore.REPORT_FILE).write_text(json.dumps({"test_accuracy": 0.8}))  # scored again by this version
+    assert summarize_run(tmp_path).test_accuracy == 0.8

@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     p = sub.add_parser("evaluate", help="test-set report of a run")
     p.add_argument("run", type=Path)
-    p.add_argument("--json", action="store_true", help="print metrics.json")
+    p.add_argument("--json", action="store_true", help="print the report as JSON (report.json)")
     p.add_argument("--recompute", action="store_true", help="score the saved model again")
     p = sub.add_parser("predict", help="classify images with a run's model")
     p.add_argument("run", type=Path, help="run folder or .keras file")
@@ -162,7 +162,7 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from . import runstore
 
-    report, problem = runstore.read_json(args.run / runstore.REPORT_FILE)
+    report, _ = runstore.read_report(args.run)
     if report is None or args.recompute:
         from .evaluation import evaluate_run
         from .prediction import ModelLoadError

@@ -94,7 +94,7 @@ def predict_probabilities(model, images: np.ndarray, tta_flip: bool, batch_size:
 
 
 def evaluate_run(run_dir: Path) -> dict[str, Any]:
-    """Score the run's best model on the test split; writes metrics.json and predictions.npz."""
+    """Score the run's best model on the test split; writes report.json and predictions.npz."""
     import time
 
     from .config import config_from_run
@@ -120,7 +120,7 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
     report["stage_times"] = summary.stage_times
     report["wall_time"] = summary.duration_s
     np.savez_compressed(
-        run_dir / "predictions.npz", y_true=y_test, y_prob=y_prob.astype(np.float32), test_index=index
+        run_dir / runstore.PREDICTIONS_FILE, y_true=y_test, y_prob=y_prob.astype(np.float32), test_index=index
     )
     runstore.atomic_write_json(run_dir / runstore.REPORT_FILE, report)
     return report

@@ -89,7 +89,7 @@ def summarize_run(run_dir: Path) -> RunSummary:
     problems.extend(config_file_problems(config))
     records, log_problems = runstore.read_metrics(run_dir)
     problems.extend(log_problems)
-    report, _ = runstore.read_json(run_dir / runstore.REPORT_FILE)
+    report, _ = runstore.read_report(run_dir)
     return RunSummary(
         path=run_dir,
         name=run_dir.name,

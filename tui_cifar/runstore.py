@@ -7,7 +7,9 @@ A run folder holds::
     metrics.jsonl    append-only, one JSON record per line, flushed per record
     train.log        what the training process printed (detached runs)
     model.keras      the best model so far (written to a temporary file, then renamed)
-    metrics.json     the final test-set report
+    report.json      the final test-set report (metrics.json in folders of earlier versions)
+    predictions.npz  the test-set probabilities behind the report (y_true, y_prob, test_index)
+    error.txt        the traceback of a failed run
     backup/          Keras BackupAndRestore state, for ``train --resume``
     STOP             created to ask the run to stop after its current batch
 
@@ -38,7 +40,10 @@ STATUS_FILE = "status.json"
 METRICS_LOG = "metrics.jsonl"
 TRAIN_LOG = "train.log"
 MODEL_FILE = "model.keras"
-REPORT_FILE = "metrics.json"
+REPORT_FILE = "report.json"
+LEGACY_REPORT_FILE = "metrics.json"  # the report's name in earlier versions: too close to metrics.jsonl
+PREDICTIONS_FILE = "predictions.npz"
+ERROR_FILE = "error.txt"
 BACKUP_DIR = "backup"
 STOP_FILE = "STOP"
 
@@ -243,6 +248,21 @@ def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
     except FileNotFoundError:
         pass
     return records, problems
+
+
+def report_path(run_dir: Path) -> Path:
+    """Where a run's test report is: report.json, or metrics.json in a folder of an earlier version."""
+    run_dir = Path(run_dir)
+    legacy = run_dir / LEGACY_REPORT_FILE
+    return legacy if legacy.exists() and not (run_dir / REPORT_FILE).exists() else run_dir / REPORT_FILE
+
+
+def has_report(run_dir: Path) -> bool:
+    return report_path(run_dir).exists()
+
+
+def read_report(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+    return read_json(report_path(run_dir))
 
 
 def iter_run_dirs(runs_dir: Path) -> Iterator[Path]:

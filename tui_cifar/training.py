@@ -80,7 +80,7 @@ def train_run(
     except Exception as exc:  # the run folder must say why it ended
         state, message = "failed", _explain(exc)
         try:
-            (run_dir / "error.txt").write_text(traceback.format_exc())
+            (run_dir / runstore.ERROR_FILE).write_text(traceback.format_exc())
         except OSError:
             pass  # e.g. the disk is full: the status below says why, if anything can be written
     writer.write({"type": "run_end", "state": state, "message": message, "wall_time": clock(),
@@ -97,7 +97,7 @@ def _explain(exc: Exception) -> str:
 
 
 def _test_accuracy(run_dir: Path) -> float | None:
-    report, _ = runstore.read_json(run_dir / runstore.REPORT_FILE)
+    report, _ = runstore.read_report(run_dir)
     return (report or {}).get("test_accuracy")
 
 

@@ -48,7 +48,7 @@ class CifarCommands(Provider):
         predict_help = "pick a folder of images and write predictions to a CSV file"
         commands.append(("Classify folder to CSV", predict_help, partial(_predict_folder, app)))
         for summary in reversed(getattr(self, "_runs", [])):
-            mode = "evaluate" if (summary.path / runstore.REPORT_FILE).exists() else "train"
+            mode = "evaluate" if runstore.has_report(summary.path) else "train"
             commands.append((
                 f"Open run {summary.name}",
                 f"{summary.state}, {summary.backbone or '?'} {summary.image_size or ''}px",

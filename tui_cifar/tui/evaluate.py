@@ -1,7 +1,7 @@
 """Evaluate screen: the test report of a finished run.
 
 Confusion matrix (Enter on a cell lists those test images), per-class scores,
-one-vs-rest ROC curves and the most confused pairs. Reads metrics.json and
+one-vs-rest ROC curves and the most confused pairs. Reads report.json and
 predictions.npz; the CIFAR-10 test images are loaded (once) in a thread worker
 only when a cell's images are asked for.
 """
@@ -148,7 +148,7 @@ class EvaluateScreen(CifarScreen):
         """Called when the user switches here with 'e': the current run if it has a report, else the newest."""
         if not self._ready:
             return  # on_mount comes back here
-        if current is not None and (current / runstore.REPORT_FILE).exists():
+        if current is not None and runstore.has_report(current):
             if current != self.run_dir:
                 self.show_run(current)
             return
@@ -173,7 +173,7 @@ class EvaluateScreen(CifarScreen):
         self.query_one("#eval-title", Static).update(text)
 
     def _load(self, run_dir: Path) -> None:
-        self.report, self.problem = runstore.read_json(run_dir / runstore.REPORT_FILE)
+        self.report, self.problem = runstore.read_report(run_dir)
         self.predictions = None
         self.predictions_problem = None
         self.selected_cell = None
@@ -357,7 +357,7 @@ class EvaluateScreen(CifarScreen):
     # ------------------------------------------------------------ images
     @work(thread=True, exclusive=True, exit_on_error=False, group="predictions")
     def _load_predictions(self, run_dir: Path) -> None:
-        path = run_dir / "predictions.npz"
+        path = run_dir / runstore.PREDICTIONS_FILE
         try:
             import numpy as np
 

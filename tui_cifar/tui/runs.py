@@ -39,7 +39,8 @@ MAX_COMPARE = 8
 def _signature(run_dir: Path) -> tuple:
     """What changes when a run folder changes: sizes and times of the files a summary reads."""
     sig = []
-    for name in (runstore.STATUS_FILE, runstore.CONFIG_FILE, runstore.METRICS_LOG, runstore.REPORT_FILE):
+    for name in (runstore.STATUS_FILE, runstore.CONFIG_FILE, runstore.METRICS_LOG, runstore.REPORT_FILE,
+                 runstore.LEGACY_REPORT_FILE):
         try:
             st = (run_dir / name).stat()
             sig.append((st.st_size, st.st_mtime_ns))
@@ -242,7 +243,7 @@ class RunsScreen(CifarScreen):
             self.open_summary(summary)
 
     def open_summary(self, summary: runreader.RunSummary) -> None:
-        has_report = (summary.path / runstore.REPORT_FILE).exists()
+        has_report = runstore.has_report(summary.path)
         if summary.state == "finished" and has_report:
             self.cifar.open_run(summary.path, "evaluate")
         else:

@@ -193,7 +193,7 @@ class TrainingScreen(CifarScreen):
             self._announce_end(new, live=old == "running")
 
     def _has_report(self) -> bool:
-        return self.run_dir is not None and (self.run_dir / runstore.REPORT_FILE).exists()
+        return self.run_dir is not None and runstore.has_report(self.run_dir)
 
     def _banner_text(self, state: str) -> str:
         end = self.progress.end or {}
