@@ -20,7 +20,7 @@ from conftest import tiny_config
 from tui_cifar import data, features, runreader, runstore, training
 from tui_cifar.config import make_config
 from tui_cifar.data import CLASS_NAMES, load_cifar10, make_splits
-from tui_cifar.evaluation import predict_probabilities
+from tui_cifar.prediction import predict_probabilities
 from tui_cifar.prediction import load_model_checked
 from tui_cifar.runstore import create_run_dir, read_metrics, read_status
 

@@ -84,22 +84,13 @@ def report_from_probabilities(y_true: np.ndarray, y_prob: np.ndarray) -> dict[st
     }
 
 
-def predict_probabilities(model, images: np.ndarray, tta_flip: bool, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities; with tta_flip, the mean over each image and its mirror."""
-    probs = model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
-    if tta_flip:
-        probs = (probs + model.predict(images[:, :, ::-1].astype(np.float32), batch_size=batch_size, verbose=0)) / 2
-    probs = np.asarray(probs, dtype=np.float64)
-    return probs / probs.sum(axis=1, keepdims=True)  # float16/32 softmax sums drift from 1
-
-
 def evaluate_run(run_dir: Path) -> dict[str, Any]:
     """Score the run's best model on the test split; writes report.json and predictions.npz."""
     import time
 
     from .config import config_from_run
     from .data import load_cifar10, test_indices
-    from .prediction import load_model_checked
+    from .prediction import load_model_checked, predict_probabilities
 
     run_dir = Path(run_dir)
     config_data, problem = runstore.read_json(run_dir / runstore.CONFIG_FILE)
