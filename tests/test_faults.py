@@ -35,6 +35,7 @@ from faultkit import (
     write_config,
 )
 from tui_cifar import cli, runreader, runstore
+from tui_cifar.launcher import create_run
 
 
 def slow_config(data_dir: Path, runs_dir: Path, **overrides) -> dict:
@@ -252,7 +253,7 @@ def test_nan_loss_fails_the_run_and_keeps_the_last_good_model(stage, fake_cifar,
 
     monkeypatch.setattr(features, "extract", poisoned)
     config = make_config(tiny_config(fake_cifar, tmp_path / "runs"))
-    run_dir = runstore.create_run_dir(tmp_path / "runs", config.run_name)
+    run_dir = create_run(config)
     assert train_run(config, run_dir) == "failed"
     status = runstore.read_status(run_dir)
     assert status.state == "failed"
@@ -336,7 +337,7 @@ def test_disk_full_on_the_second_checkpoint(fake_cifar, keras_home, tmp_path, mo
 
     monkeypatch.setattr(keras.Model, "save", save)
     config = make_config(tiny_config(fake_cifar, tmp_path / "runs", weights="imagenet", epochs_head=4))
-    run_dir = runstore.create_run_dir(tmp_path / "runs", config.run_name)
+    run_dir = create_run(config)
     assert train_run(config, run_dir) == "failed"
     assert len(saves) == 2, "val_accuracy never improved twice: the fault was not reached"
     status = runstore.read_status(run_dir)
@@ -583,7 +584,7 @@ def test_no_weights_and_no_network(fake_cifar, tmp_path, monkeypatch):
 
     monkeypatch.setattr(file_utils, "get_file", offline)
     config = make_config(tiny_config(fake_cifar, tmp_path / "runs", weights="imagenet", image_size=96))
-    run_dir = runstore.create_run_dir(tmp_path / "runs", config.run_name)
+    run_dir = create_run(config)
     assert train_run(config, run_dir) == "failed"
     message = runstore.read_status(run_dir).message
     assert asked == ["mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5"]

@@ -22,7 +22,8 @@ from tui_cifar.config import make_config
 from tui_cifar.data import CLASS_NAMES, load_cifar10, make_splits
 from tui_cifar.prediction import predict_probabilities
 from tui_cifar.prediction import load_model_checked
-from tui_cifar.runstore import create_run_dir, read_metrics, read_status
+from tui_cifar.launcher import create_run
+from tui_cifar.runstore import read_metrics, read_status
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
@@ -32,7 +33,7 @@ EPOCH_FIELDS = ("stage", "epoch", "loss", "accuracy", "val_loss", "val_accuracy"
 def train(values: dict, listeners=None):
     """Train in this process, restoring the signal handlers train_run installs."""
     config = make_config(values)
-    run_dir = create_run_dir(Path(config.runs_dir), config.run_name)
+    run_dir = create_run(config)
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         state = training.train_run(config, run_dir, listeners=listeners)

@@ -116,46 +116,63 @@ def _config_from_args(args):
 
 
 def cmd_train(args) -> int:
+    """Train in this process, or start a detached one (--detach); --resume continues a run, --in-run-dir is the child."""
+    import signal
+
+    # A closed terminal must not end a run: ignore hangups from the start, before the slow TensorFlow import.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    if args.in_run_dir:  # the detached child of `--detach`: its run folder and config.json are ready
+        return _train_here(_run_config(args.in_run_dir), args.in_run_dir, resume=False)
+    if args.resume:
+        config = _run_config(args.resume)
+        _refuse_if_running(args.resume)
+        return _detach(config, args.resume) if args.detach else _train_here(config, args.resume, resume=True)
+    config = _config_from_args(args)
+    if args.detach:
+        return _detach(config)
+    from .data import load_cifar10
+    from .launcher import create_run
+
+    load_cifar10(config.data_dir)  # fail before any model is built when the data is nowhere to be found
+    run_dir = create_run(config)
+    print(f"run folder: {run_dir}", flush=True)
+    return _train_here(config, run_dir, resume=False)
+
+
+def _run_config(run_dir: Path):
+    """The TrainConfig a run folder holds, or a RunStoreError saying why it cannot be used."""
     from . import runstore
     from .config import config_from_run
 
-    if args.in_run_dir:
-        import signal
+    data, problem = runstore.read_json(run_dir / runstore.CONFIG_FILE)
+    if problem:
+        raise runstore.RunStoreError(f"cannot resume {run_dir}: {problem}")
+    return config_from_run(data, run_dir)
 
-        # The detached child of `--detach`: ignore hangups from the start, not only once
-        # train_run is reached after the slow TensorFlow import.
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    if args.resume or args.in_run_dir:
-        run_dir = args.resume or args.in_run_dir
-        data, problem = runstore.read_json(run_dir / runstore.CONFIG_FILE)
-        if problem:
-            raise runstore.RunStoreError(f"cannot resume {run_dir}: {problem}")
-        config = config_from_run(data, run_dir)
-        if args.resume and runstore.effective_state(runstore.read_status(run_dir)) == "running":
-            raise runstore.RunStoreError(f"{run_dir} is still running (pid {runstore.read_status(run_dir).pid})")
-    else:
-        config = _config_from_args(args)
-        if not args.detach:
-            # Fail before any model is built when the data is nowhere to be found.
-            from .data import load_cifar10
 
-            load_cifar10(config.data_dir)
-        run_dir = None
-    if args.detach:
-        from .launcher import start_detached
+def _refuse_if_running(run_dir: Path) -> None:
+    from . import runstore
 
-        run_dir = start_detached(config, resume=args.resume)
-        print(run_dir)
-        print(f"training in the background (log: {run_dir / runstore.TRAIN_LOG}); watch it with `cifar-tui`", file=sys.stderr)
-        return 0
-    if run_dir is None:
-        run_dir = runstore.create_run_dir(Path(config.runs_dir), config.run_name)
+    status = runstore.read_status(run_dir)
+    if runstore.effective_state(status) == "running":
+        raise runstore.RunStoreError(f"{run_dir} is still running (pid {status.pid})")
+
+
+def _detach(config, resume: Path | None = None) -> int:
+    from .launcher import start_detached
+    from .runstore import TRAIN_LOG
+
+    run_dir = start_detached(config, resume=resume)
+    print(run_dir)
+    print(f"training in the background (log: {run_dir / TRAIN_LOG}); watch it with `cifar-tui`", file=sys.stderr)
+    return 0
+
+
+def _train_here(config, run_dir: Path, resume: bool) -> int:
     from .console import make_reporter
     from .training import train_run
 
-    if not args.in_run_dir:
-        print(f"run folder: {run_dir}", flush=True)
-    state = train_run(config, run_dir, resume=bool(args.resume), listeners=[make_reporter()])
+    state = train_run(config, run_dir, resume=resume, listeners=[make_reporter()])
     return {"finished": 0, "stopped": EXIT_STOPPED}.get(state, EXIT_FAILED)
 
 

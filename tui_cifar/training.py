@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import signal
 import time
 import traceback
 from pathlib import Path
@@ -53,16 +52,16 @@ def train_run(
     resume: bool = False,
     listeners: list[Callable[[dict[str, Any]], None]] | None = None,
 ) -> str:
-    """Train into run_dir and return the final state (finished, stopped or failed)."""
+    """Train into run_dir (made by launcher.create_run, which wrote its config.json) and return the final state.
+
+    The state is finished, stopped or failed. SIGINT and SIGTERM stop the run after its current batch.
+    """
     from .callbacks import StopRequest
 
     run_dir = Path(run_dir)
-    if not resume:
-        runstore.atomic_write_json(run_dir / runstore.CONFIG_FILE, config.to_json())
     stop = StopRequest(run_dir / runstore.STOP_FILE)
     (run_dir / runstore.STOP_FILE).unlink(missing_ok=True)  # a resumed run starts unstopped
     stop.install()
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closed terminal must not end the run
     writer = MetricsWriter(run_dir, listeners)
     started = time.perf_counter()
     previous, _ = runstore.read_metrics(run_dir) if resume else ([], [])
