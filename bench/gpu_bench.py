@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from tui_cifar import runstore  # noqa: E402
+from tui_cifar import runreader, runstore  # noqa: E402
 
 
 def gpu_names() -> list[str]:
@@ -60,8 +60,8 @@ def main() -> None:
     wall = time.perf_counter() - start
     run_dir = next(runstore.iter_run_dirs(work / "runs"))
     records, _ = runstore.read_metrics(run_dir)
-    report, _ = runstore.read_json(run_dir / runstore.REPORT_FILE)
-    epochs = runstore.epoch_records(records)
+    report, _ = runstore.read_report(run_dir)
+    epochs = runreader.epoch_records(records)
     result = {
         "date": dt.datetime.now().isoformat(timespec="seconds"),
         "command": " ".join(command),

@@ -25,7 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from tui_cifar import runstore  # noqa: E402
+from tui_cifar import runreader, runstore  # noqa: E402
 
 
 def run_measured(command: list[str], log_path: Path, env: dict) -> tuple[int, float, float]:
@@ -87,8 +87,8 @@ def bench_preset(preset: str, data_dir: str, work: Path, env: dict) -> dict:
     code, wall, rss = run_measured(command, work / f"{preset}.log", env)
     run_dir = next(runstore.iter_run_dirs(runs_dir))
     records, _ = runstore.read_metrics(run_dir)
-    report, _ = runstore.read_json(run_dir / runstore.REPORT_FILE)
-    epochs = runstore.epoch_records(records)
+    report, _ = runstore.read_report(run_dir)
+    epochs = runreader.epoch_records(records)
     stage_ends = {r["stage"]: r for r in records if r.get("type") == "stage_end"}
     features = next((r for r in records if r.get("type") == "features_done"), {})
     stage1 = [e["epoch_time"] for e in epochs if e["stage"] == 1]

@@ -94,10 +94,10 @@ def test_train_prints_plain_lines_and_fills_the_run_folder(trained):
     assert config["epochs_fine"] == 1  # the flag overrode the file
     assert config["epochs_head"] == trained.values["epochs_head"]  # the file overrode the default
     assert json.loads((run_dir / "status.json").read_text())["state"] == "finished"
-    for name in ("model.keras", "metrics.json", "metrics.jsonl"):
+    for name in ("model.keras", "report.json", "metrics.jsonl"):
         assert (run_dir / name).is_file()
     if HAVE_WEIGHTS:
-        assert json.loads((run_dir / "metrics.json").read_text())["test_accuracy"] >= 0.6
+        assert json.loads((run_dir / "report.json").read_text())["test_accuracy"] >= 0.6
 
 
 def test_runs_as_a_table_and_as_json(trained):
@@ -106,7 +106,7 @@ def test_runs_as_a_table_and_as_json(trained):
     assert table.returncode == 0 and not ANSI.search(table.stdout)
     assert trained.run_dir.name in table.stdout
     assert "finished" in table.stdout and "mobilenetv2-0.35" in table.stdout
-    report = json.loads((trained.run_dir / "metrics.json").read_text())
+    report = json.loads((trained.run_dir / "report.json").read_text())
     assert f"{report['test_accuracy']:.4f}" in table.stdout
 
     listed = json.loads(cifar_tui("runs", "--runs-dir", runs_dir, "--json", env=trained.env).stdout)
@@ -124,7 +124,7 @@ def test_runs_as_a_table_and_as_json(trained):
 
 def test_evaluate_human_json_and_recompute(trained):
     run_dir = trained.run_dir
-    report = json.loads((run_dir / "metrics.json").read_text())
+    report = json.loads((run_dir / "report.json").read_text())
     human = cifar_tui("evaluate", run_dir, env=trained.env)
     assert human.returncode == 0, human.stderr
     assert not ANSI.search(human.stdout)
@@ -135,12 +135,12 @@ def test_evaluate_human_json_and_recompute(trained):
     as_json = cifar_tui("evaluate", run_dir, "--json", env=trained.env)
     assert as_json.returncode == 0 and json.loads(as_json.stdout) == report
 
-    before = (run_dir / "metrics.json").stat().st_mtime_ns
+    before = (run_dir / "report.json").stat().st_mtime_ns
     again = cifar_tui("evaluate", run_dir, "--json", "--recompute", env=trained.env)
     assert again.returncode == 0, again.stderr
     recomputed = json.loads(again.stdout)
-    assert (run_dir / "metrics.json").stat().st_mtime_ns != before  # scored again, and saved
-    assert json.loads((run_dir / "metrics.json").read_text()) == recomputed
+    assert (run_dir / "report.json").stat().st_mtime_ns != before  # scored again, and saved
+    assert json.loads((run_dir / "report.json").read_text()) == recomputed
     for key in ("test_accuracy", "confusion_matrix", "per_class", "most_confused", "num_test"):
         assert recomputed[key] == report[key], key
 
@@ -228,6 +228,6 @@ def test_train_detach_returns_at_once_and_the_run_finishes(trained):
     log = (run_dir / "train.log").read_text()
     assert state == "finished", log
     assert "run finished: test accuracy" in log and not ANSI.search(log)
-    assert (run_dir / "model.keras").is_file() and (run_dir / "metrics.json").is_file()
+    assert (run_dir / "model.keras").is_file() and (run_dir / "report.json").is_file()
     listed = json.loads(cifar_tui("runs", "--runs-dir", run_dir.parent, "--json", env=trained.env).stdout)
     assert [r["state"] for r in listed] == ["finished"]

@@ -15,6 +15,7 @@ import pytest
 from conftest import tiny_config
 from faultkit import run_cli, save_jpeg, save_png
 from tui_cifar import cli, runstore
+from tui_cifar.launcher import create_run
 
 # TensorFlow's C++ start-up lines, which TF_CPP_MIN_LOG_LEVEL does not silence (absl logs before it is set up).
 TF_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} |To enable the following instructions)")
@@ -27,7 +28,7 @@ def trained_run(fake_cifar, tmp_path_factory) -> Path:
 
     base = tmp_path_factory.mktemp("predict_run")
     config = make_config(tiny_config(fake_cifar, base / "runs", cache_dir=str(base / "cache"), epochs_fine=1))
-    run_dir = runstore.create_run_dir(base / "runs", config.run_name)
+    run_dir = create_run(config)
     assert train_run(config, run_dir) == "finished"
     assert (run_dir / runstore.MODEL_FILE).is_file()
     return run_dir

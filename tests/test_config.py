@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -162,3 +163,34 @@ def test_a_bad_value_in_a_file_names_the_field(tmp_path):
     path.write_text('image_size = "large"\n')
     with pytest.raises(ConfigError, match="image_size"):
         make_config(load_config_file(path))
+
+
+def test_every_setting_is_a_train_flag_and_reaches_the_config():
+    """The CLI's flags are derived from TrainConfig's declarations: none missing, each one effective."""
+    from tui_cifar.cli import _config_from_args, build_parser
+    from tui_cifar.config import SETTINGS
+
+    other = {"image_size": "96", "fine_tune_blocks": "all", "epochs_head": "2", "epochs_fine": "1", "lr_head": "0.01",
+             "lr_fine": "0.001", "batch_size": "64", "head_batch_size": "256", "dropout": "0.5", "label_smoothing": "0",
+             "weight_decay": "0", "val_size": "100", "patience": "2", "seed": "7", "limit_train": "500",
+             "limit_test": "200", "mixed_precision": "off", "weights": "none", "backbone": "resnet50",
+             "data_dir": "d", "runs_dir": "r", "cache_dir": "c"}
+    argv = ["train"]
+    for s in SETTINGS:
+        argv += [s.flag] if s.kind == "bool" else [s.flag, other[s.name]]
+    config = _config_from_args(build_parser().parse_args(argv))
+    defaults = TrainConfig()
+    changed = [s.name for s in SETTINGS if getattr(config, s.name) != getattr(defaults, s.name)]
+    assert changed == [s.name for s in SETTINGS]
+    assert config.fine_tune_blocks == "all" and config.lr_head == 0.01 and config.augment is False
+
+
+def test_settings_declare_what_the_form_shows():
+    from tui_cifar.config import SETTING_BY_NAME, SETTINGS
+
+    assert [s.name for s in SETTINGS] == [f.name for f in dataclasses.fields(TrainConfig)]
+    assert all(s.label for s in SETTINGS)
+    assert SETTING_BY_NAME["limit_train"].optional and not SETTING_BY_NAME["image_size"].optional
+    assert SETTING_BY_NAME["image_size"].range == (32, 600)
+    assert SETTING_BY_NAME["weights"].values == ("imagenet", "none")
+    assert SETTING_BY_NAME["backbone"].kind == "select" and "resnet50" in SETTING_BY_NAME["backbone"].values

@@ -34,7 +34,8 @@ from faultkit import (
     wait_for,
     write_config,
 )
-from tui_cifar import cli, runstore
+from tui_cifar import cli, runreader, runstore
+from tui_cifar.launcher import create_run
 
 
 def slow_config(data_dir: Path, runs_dir: Path, **overrides) -> dict:
@@ -252,7 +253,7 @@ def test_nan_loss_fails_the_run_and_keeps_the_last_good_model(stage, fake_cifar,
 
     monkeypatch.setattr(features, "extract", poisoned)
     config = make_config(tiny_config(fake_cifar, tmp_path / "runs"))
-    run_dir = runstore.create_run_dir(tmp_path / "runs", config.run_name)
+    run_dir = create_run(config)
     assert train_run(config, run_dir) == "failed"
     status = runstore.read_status(run_dir)
     assert status.state == "failed"
@@ -336,7 +337,7 @@ def test_disk_full_on_the_second_checkpoint(fake_cifar, keras_home, tmp_path, mo
 
     monkeypatch.setattr(keras.Model, "save", save)
     config = make_config(tiny_config(fake_cifar, tmp_path / "runs", weights="imagenet", epochs_head=4))
-    run_dir = runstore.create_run_dir(tmp_path / "runs", config.run_name)
+    run_dir = create_run(config)
     assert train_run(config, run_dir) == "failed"
     assert len(saves) == 2, "val_accuracy never improved twice: the fault was not reached"
     status = runstore.read_status(run_dir)
@@ -375,7 +376,7 @@ def test_garbled_metrics_and_status_readers(fake_cifar, tmp_path):
         "metrics.jsonl line 4 is garbled and was skipped",
         "metrics.jsonl ends with an incomplete line (the run was cut off mid-write?)",
     ]
-    summary = runstore.summarize_run(run)
+    summary = runreader.summarize_run(run)
     assert summary.state == "unknown" and summary.best_val_accuracy == 0.75 and summary.duration_s == 30.0
     assert summary.problems[0].startswith("status.json is unreadable") and summary.problems[1:] == problems
 
@@ -583,7 +584,7 @@ def test_no_weights_and_no_network(fake_cifar, tmp_path, monkeypatch):
 
     monkeypatch.setattr(file_utils, "get_file", offline)
     config = make_config(tiny_config(fake_cifar, tmp_path / "runs", weights="imagenet", image_size=96))
-    run_dir = runstore.create_run_dir(tmp_path / "runs", config.run_name)
+    run_dir = create_run(config)
     assert train_run(config, run_dir) == "failed"
     message = runstore.read_status(run_dir).message
     assert asked == ["mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5"]
@@ -622,7 +623,7 @@ def test_run_folders_from_other_versions(fake_cifar, tmp_path, capsys):
 
     status = runstore.read_status(newer)
     assert status.state == "finished" and "newer cifar-tui (format 99)" in status.problem
-    summaries = {s.name: s for s in runstore.list_runs(runs)}
+    summaries = {s.name: s for s in runreader.list_runs(runs)}
     assert any("optimizer" in p and "ema" in p and "newer" in p for p in summaries["1-newer"].problems)
     assert summaries[old.name].problems == [
         "config.json lacks label_smoothing, weight_decay (written by an older cifar-tui?); defaults assumed"]

@@ -25,13 +25,11 @@ from tui_cifar.runstore import (
     atomic_write_text,
     create_run_dir,
     effective_state,
-    epoch_records,
-    list_runs,
     read_metrics,
     read_status,
-    summarize_run,
     write_status,
 )
+from tui_cifar.runreader import epoch_records, list_runs, summarize_run
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("tensorflow", "keras", "textual")
@@ -373,7 +371,8 @@ def _heavy_modules_after(code: str) -> list[str]:
 
 def test_light_modules_import_neither_tensorflow_nor_keras_nor_textual():
     heavy = _heavy_modules_after(
-        "import tui_cifar.runstore, tui_cifar.config, tui_cifar.cli, tui_cifar.data, tui_cifar.images"
+        "import tui_cifar.runstore, tui_cifar.runreader, tui_cifar.files, tui_cifar.paths, tui_cifar.formatting,"
+        " tui_cifar.config, tui_cifar.cli, tui_cifar.data, tui_cifar.images"
     )
     assert heavy == []
 

@@ -17,12 +17,13 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
-from tui_cifar import data, features, runstore, training
+from tui_cifar import data, features, runreader, runstore, training
 from tui_cifar.config import make_config
 from tui_cifar.data import CLASS_NAMES, load_cifar10, make_splits
-from tui_cifar.evaluation import predict_probabilities
+from tui_cifar.prediction import predict_probabilities
 from tui_cifar.prediction import load_model_checked
-from tui_cifar.runstore import create_run_dir, read_metrics, read_status
+from tui_cifar.launcher import create_run
+from tui_cifar.runstore import read_metrics, read_status
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
@@ -32,7 +33,7 @@ EPOCH_FIELDS = ("stage", "epoch", "loss", "accuracy", "val_loss", "val_accuracy"
 def train(values: dict, listeners=None):
     """Train in this process, restoring the signal handlers train_run installs."""
     config = make_config(values)
-    run_dir = create_run_dir(Path(config.runs_dir), config.run_name)
+    run_dir = create_run(config)
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         state = training.train_run(config, run_dir, listeners=listeners)
@@ -102,20 +103,20 @@ def tiny_run(fake_cifar, tmp_path_factory):
 def test_a_tiny_run_writes_the_whole_run_folder(tiny_run):
     run_dir = tiny_run.run_dir
     assert tiny_run.state == "finished"
-    for name in ("config.json", "status.json", "metrics.jsonl", "model.keras", "metrics.json", "predictions.npz"):
+    for name in ("config.json", "status.json", "metrics.jsonl", "model.keras", "report.json", "predictions.npz"):
         assert (run_dir / name).is_file(), name
     assert (run_dir / "backup").is_dir()
     assert (run_dir / "backup" / "stage1.done").exists() and (run_dir / "backup" / "stage2.done").exists()
-    assert not (run_dir / "error.txt").exists()
+    assert not (run_dir / runstore.ERROR_FILE).exists()
     assert json.loads((run_dir / "config.json").read_text()) == tiny_run.config.to_json()
     status = read_status(run_dir)
     assert status.problem is None and status.state == "finished"
     assert runstore.effective_state(status) == "finished"
     assert status.message.startswith("test accuracy")
     assert not [p for p in run_dir.rglob("*") if p.name.startswith(".tmp") or p.name.endswith(".tmp")]
-    summary = runstore.summarize_run(run_dir)
+    summary = runreader.summarize_run(run_dir)
     assert summary.state == "finished" and summary.backbone == "mobilenetv2-0.35" and summary.image_size == 32
-    assert summary.test_accuracy == json.loads((run_dir / "metrics.json").read_text())["test_accuracy"]
+    assert summary.test_accuracy == json.loads((run_dir / "report.json").read_text())["test_accuracy"]
 
 
 def test_metrics_log_tells_the_whole_story(tiny_run):
@@ -156,14 +157,14 @@ def test_metrics_log_tells_the_whole_story(tiny_run):
     assert all(b["batch"] <= b["steps"] and "loss" in b for b in batches)
 
     end = records[-1]
-    report = json.loads((tiny_run.run_dir / "metrics.json").read_text())
+    report = json.loads((tiny_run.run_dir / "report.json").read_text())
     assert end["state"] == "finished" and end["test_accuracy"] == report["test_accuracy"]
     # The listener (the CLI's display) heard exactly what was written to the file.
     assert [r["type"] for r in tiny_run.heard] == types
 
 
 def test_metrics_json_has_every_field(tiny_run):
-    report = json.loads((tiny_run.run_dir / "metrics.json").read_text())
+    report = json.loads((tiny_run.run_dir / "report.json").read_text())
     n = 40
     assert report["num_test"] == n
     assert 0 <= report["test_accuracy"] <= 1 and report["test_loss"] > 0
@@ -206,7 +207,7 @@ def test_the_report_scores_the_saved_model_on_the_run_test_subset(tiny_run, fake
     model = load_model_checked(run_dir / "model.keras")
     probs = predict_probabilities(model, x_test[index], tta_flip=True)
     np.testing.assert_allclose(saved["y_prob"], probs, atol=1e-5)
-    report = json.loads((run_dir / "metrics.json").read_text())
+    report = json.loads((run_dir / "report.json").read_text())
     assert report["test_accuracy"] == pytest.approx((probs.argmax(1) == y_test[index]).mean())
 
 
@@ -265,7 +266,7 @@ def test_fine_tune_blocks_0_skips_stage_2(fake_cifar, tmp_path):
     assert not (run.run_dir / "backup" / "stage2.done").exists()
     names = cache_files(tmp_path / "cache")
     assert len(names) == 3 and all(n.endswith(".pooled.npy") for n in names)  # no activations kept
-    assert (run.run_dir / "model.keras").is_file() and (run.run_dir / "metrics.json").is_file()
+    assert (run.run_dir / "model.keras").is_file() and (run.run_dir / "report.json").is_file()
 
 
 def test_without_augmentation_one_view_is_extracted(fake_cifar, tmp_path, monkeypatch):
@@ -335,7 +336,7 @@ def test_imagenet_features_learn_the_fake_classes(fake_cifar, tmp_path, imagenet
     assert epochs[-2]["accuracy"] > epochs[0]["accuracy"] + 0.2  # the head learned
     best_val = max(e["val_accuracy"] for e in epochs)
     assert best_val >= 0.7
-    report = json.loads((run.run_dir / "metrics.json").read_text())
+    report = json.loads((run.run_dir / "report.json").read_text())
     assert report["test_accuracy"] >= 0.6, report["test_accuracy"]  # chance is 0.1
     assert report["macro_roc_auc"] > 0.85
 

@@ -1,57 +1,16 @@
-"""Pieces of the TUI that need no running app: run progress arithmetic, form validation, rendering."""
+"""Pieces of the TUI that need no running app: form validation, settings, rendering."""
 
 from __future__ import annotations
 
 import json
 
-import pytest
 from fixtures.tui_support import recorded_records
 from rich.console import Console
 
 from tui_cifar.tui import settings
 from tui_cifar.formatting import format_duration
-from tui_cifar.tui.runwatch import LogFollower, RunProgress
 from tui_cifar.tui.screens.configure_screen import FIELD_BY_NAME, field_of_message, parse_text, validate
 from tui_cifar.tui.widgets.halfblock import HalfBlock, fit_size
-
-
-def test_run_progress_over_a_recorded_run():
-    records = recorded_records()
-    p = RunProgress()
-    p.feed(records[:3])
-    assert p.device == "CPU" and p.config["backbone"] == "mobilenetv2"
-    assert p.epochs_total == 5 and p.epochs_done == 0 and p.stage_boundary is None
-    p.feed(records[3:])
-    assert p.epochs_done == 5 and p.epochs_total == 5
-    assert p.stage_boundary == 3.5
-    series = p.epoch_series()
-    assert [x for x, _ in series["val_accuracy"]] == [1, 2, 3, 4, 5]
-    assert len(p.batch_points) == 50
-    assert p.batch_points[-1][0] == pytest.approx(5.0)
-    assert p.finished and p.eta_seconds() == 0.0
-    assert p.best_val_accuracy == max(r["val_accuracy"] for r in records if r["type"] == "epoch")
-
-
-def test_early_stopping_shrinks_stage_one():
-    records = recorded_records()
-    # drop stage 1's third epoch (early stopping after 2)
-    cut = [r for r in records if not (r["type"] in ("epoch", "batch") and r.get("stage") == 1 and r["epoch"] == 3)]
-    p = RunProgress()
-    p.feed(cut)
-    assert p.planned_epochs(1) == 2
-    assert p.stage_boundary == 2.5
-    assert [x for x, _ in p.epoch_series()["val_accuracy"]] == [1, 2, 3, 4]
-
-
-def test_resumed_epoch_is_counted_once_and_eta():
-    records = recorded_records()
-    first_epoch = next(k for k, r in enumerate(records) if r["type"] == "epoch")
-    p = RunProgress()
-    p.feed(records[: first_epoch + 1])
-    p.feed([dict(records[first_epoch], val_accuracy=0.9)])  # the same epoch again (resume)
-    assert p.epochs_done == 1 and p.epoch_series()["val_accuracy"] == [(1, 0.9)]
-    eta = p.eta_seconds()
-    assert eta == pytest.approx(4 * records[first_epoch]["epoch_time"])
 
 
 def test_validate_names_the_fields():
@@ -88,20 +47,6 @@ def test_settings_round_trip(tmp_path, monkeypatch):
     assert settings.load_last_config() is None
     settings.cache_description("mobilenetv2", 96, 1, "1 of 17 blocks")
     assert settings.cached_description("mobilenetv2", 96, 1) == "1 of 17 blocks"
-
-
-def test_log_follower(tmp_path):
-    path = tmp_path / "train.log"
-    path.write_text("a\nb\n")
-    follow = LogFollower(path)
-    assert follow.read_new() == ["a", "b"]
-    with open(path, "a") as f:
-        f.write("progress 10%\rprogress 50%\rprogress 100%\nhalf")
-    assert follow.read_new() == ["progress 100%"]
-    with open(path, "a") as f:
-        f.write(" done\n")
-    assert follow.read_new() == ["half done"]
-    assert LogFollower(tmp_path / "missing.log").read_new() == []
 
 
 def test_half_block_render():

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import signal
 import threading
 import time
@@ -13,7 +11,8 @@ from typing import Any, Callable
 
 import keras
 
-from .runstore import MetricsWriter, atomic_write_json
+from .files import atomic_write, atomic_write_json, read_json
+from .runstore import MetricsWriter
 
 
 def current_lr(optimizer) -> float:
@@ -182,31 +181,17 @@ class BestCheckpoint(keras.callbacks.Callback):
             self._write(epoch)
 
     def _write(self, epoch: int) -> None:
-        save_atomically(lambda p: self.model.save_weights(p), self.trainer_weights)
-        save_atomically(lambda p: self.full_model.save(p), self.model_path)
+        atomic_write(self.trainer_weights, lambda p: self.model.save_weights(p))
+        atomic_write(self.model_path, lambda p: self.full_model.save(p))
         atomic_write_json(self.score_path, {"val_accuracy": self.best, "epoch": epoch + 1})
         self.pending = None
         self.last_write = time.monotonic()
 
 
 def read_best_score(path: Path) -> float:
+    """The best val_accuracy a stage reached before (a resumed run keeps comparing), or -inf."""
+    data, _ = read_json(path)
     try:
-        return float(json.loads(Path(path).read_text())["val_accuracy"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return float((data or {})["val_accuracy"])
+    except (KeyError, ValueError, TypeError):
         return -math.inf
-
-
-def save_atomically(save: Callable[[str], None], path: Path) -> None:
-    """Save to a temporary name with the same suffix (Keras checks it), then rename."""
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    try:
-        save(str(tmp))
-        os.replace(tmp, path)
-    except OSError as exc:
-        if exc.errno is None:
-            raise
-        # Name the file the user knows (e.g. model.keras), not the temporary one just removed.
-        raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
-    finally:
-        tmp.unlink(missing_ok=True)

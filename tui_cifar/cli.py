@@ -18,37 +18,30 @@ EXIT_STOPPED = 130
 
 
 def _add_train(sub) -> None:
+    from .config import PRESETS
+
     p = sub.add_parser("train", help="train a model into a new run folder",
                        description="Two-stage transfer learning on CIFAR-10 into a run folder.")
     p.add_argument("--config", type=Path, help="JSON or TOML file of settings (command-line flags override it)")
-    p.add_argument("--preset", choices=("quick", "default", "best"), help="start from a preset")
-    p.add_argument("--backbone", help="see `cifar-tui backbones`")
-    p.add_argument("--image-size", type=int, help="input size the 32x32 images are upsampled to")
-    p.add_argument("--fine-tune-blocks", help="top blocks of the backbone unfrozen in stage 2: N or 'all'")
-    p.add_argument("--epochs-head", type=int, help="stage 1 epochs (head on frozen features)")
-    p.add_argument("--epochs-fine", type=int, help="stage 2 epochs (fine-tuning)")
-    p.add_argument("--lr-head", type=float)
-    p.add_argument("--lr-fine", type=float)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--no-augment", dest="augment", action="store_false", default=None, help="no mirrored view")
-    p.add_argument("--no-tta", dest="tta_flip", action="store_false", default=None, help="no flip test-time augmentation")
-    p.add_argument("--weights", choices=("imagenet", "none"))
-    p.add_argument("--mixed-precision", choices=("auto", "on", "off"), help="float16 compute (auto: on with a GPU)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--val-size", type=int)
-    p.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz")
-    p.add_argument("--runs-dir", help="where run folders go (default ./runs)")
-    p.add_argument("--cache-dir", help="feature cache (default ~/.cache/cifar-tui/features)")
-    p.add_argument("--limit-train", type=int, help="use a stratified subset of N training images")
-    p.add_argument("--limit-test", type=int, help="use a stratified subset of N test images")
+    p.add_argument("--preset", choices=tuple(PRESETS), help="start from a preset")
+    _add_setting_flags(p)
     p.add_argument("--detach", action="store_true", help="run in the background, detached from this terminal; prints the run folder")
     p.add_argument("--resume", type=Path, metavar="RUN", help="continue a killed or stopped run from its last completed epoch")
     p.add_argument("--in-run-dir", type=Path, help=argparse.SUPPRESS)  # used by --detach
 
 
-CONFIG_FLAGS = ("backbone", "image_size", "fine_tune_blocks", "epochs_head", "epochs_fine", "lr_head", "lr_fine",
-                "batch_size", "augment", "tta_flip", "weights", "seed", "val_size", "data_dir", "runs_dir",
-                "cache_dir", "limit_train", "limit_test", "mixed_precision")
+def _add_setting_flags(p) -> None:
+    """One flag per TrainConfig setting, from its declaration (config.SETTINGS); make_config checks the values."""
+    from .config import SETTINGS
+
+    for s in SETTINGS:
+        if s.kind == "bool":  # on by default: the flag turns it off
+            p.add_argument(s.flag, dest=s.name, action="store_false", default=None, help=f"off: {s.help}")
+            continue
+        default = "" if s.default is None else f" (default {s.default})"
+        p.add_argument(s.flag, dest=s.name, type={"int": int, "float": float}.get(s.kind),
+                       choices=s.values if s.kind == "choice" else None,
+                       help=f"{s.label}: {s.help}{default}" if s.help else f"{s.label}{default}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     p = sub.add_parser("evaluate", help="test-set report of a run")
     p.add_argument("run", type=Path)
-    p.add_argument("--json", action="store_true", help="print metrics.json")
+    p.add_argument("--json", action="store_true", help="print the report as JSON (report.json)")
     p.add_argument("--recompute", action="store_true", help="score the saved model again")
     p = sub.add_parser("predict", help="classify images with a run's model")
     p.add_argument("run", type=Path, help="run folder or .keras file")
@@ -115,61 +108,78 @@ def cmd_watch(args) -> int:
 
 
 def _config_from_args(args):
-    from .config import load_config_file, make_config
+    from .config import SETTINGS, load_config_file, make_config
 
     values = load_config_file(args.config) if args.config else {}
-    values.update({k: getattr(args, k) for k in CONFIG_FLAGS if getattr(args, k) is not None})
+    values.update({s.name: getattr(args, s.name) for s in SETTINGS if getattr(args, s.name) is not None})
     return make_config(values, preset=args.preset)
 
 
 def cmd_train(args) -> int:
+    """Train in this process, or start a detached one (--detach); --resume continues a run, --in-run-dir is the child."""
+    import signal
+
+    # A closed terminal must not end a run: ignore hangups from the start, before the slow TensorFlow import.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    if args.in_run_dir:  # the detached child of `--detach`: its run folder and config.json are ready
+        return _train_here(_run_config(args.in_run_dir), args.in_run_dir, resume=False)
+    if args.resume:
+        config = _run_config(args.resume)
+        _refuse_if_running(args.resume)
+        return _detach(config, args.resume) if args.detach else _train_here(config, args.resume, resume=True)
+    config = _config_from_args(args)
+    if args.detach:
+        return _detach(config)
+    from .data import load_cifar10
+    from .launcher import create_run
+
+    load_cifar10(config.data_dir)  # fail before any model is built when the data is nowhere to be found
+    run_dir = create_run(config)
+    print(f"run folder: {run_dir}", flush=True)
+    return _train_here(config, run_dir, resume=False)
+
+
+def _run_config(run_dir: Path):
+    """The TrainConfig a run folder holds, or a RunStoreError saying why it cannot be used."""
     from . import runstore
     from .config import config_from_run
 
-    if args.in_run_dir:
-        import signal
+    data, problem = runstore.read_json(run_dir / runstore.CONFIG_FILE)
+    if problem:
+        raise runstore.RunStoreError(f"cannot resume {run_dir}: {problem}")
+    return config_from_run(data, run_dir)
 
-        # The detached child of `--detach`: ignore hangups from the start, not only once
-        # train_run is reached after the slow TensorFlow import.
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    if args.resume or args.in_run_dir:
-        run_dir = args.resume or args.in_run_dir
-        data, problem = runstore.read_json(run_dir / runstore.CONFIG_FILE)
-        if problem:
-            raise runstore.RunStoreError(f"cannot resume {run_dir}: {problem}")
-        config = config_from_run(data, run_dir)
-        if args.resume and runstore.effective_state(runstore.read_status(run_dir)) == "running":
-            raise runstore.RunStoreError(f"{run_dir} is still running (pid {runstore.read_status(run_dir).pid})")
-    else:
-        config = _config_from_args(args)
-        if not args.detach:
-            # Fail before any model is built when the data is nowhere to be found.
-            from .data import load_cifar10
 
-            load_cifar10(config.data_dir)
-        run_dir = None
-    if args.detach:
-        from .launcher import start_detached
+def _refuse_if_running(run_dir: Path) -> None:
+    from . import runstore
 
-        run_dir = start_detached(config, resume=args.resume)
-        print(run_dir)
-        print(f"training in the background (log: {run_dir / runstore.TRAIN_LOG}); watch it with `cifar-tui`", file=sys.stderr)
-        return 0
-    if run_dir is None:
-        run_dir = runstore.create_run_dir(Path(config.runs_dir), config.run_name)
+    status = runstore.read_status(run_dir)
+    if runstore.effective_state(status) == "running":
+        raise runstore.RunStoreError(f"{run_dir} is still running (pid {status.pid})")
+
+
+def _detach(config, resume: Path | None = None) -> int:
+    from .launcher import start_detached
+    from .runstore import TRAIN_LOG
+
+    run_dir = start_detached(config, resume=resume)
+    print(run_dir)
+    print(f"training in the background (log: {run_dir / TRAIN_LOG}); watch it with `cifar-tui`", file=sys.stderr)
+    return 0
+
+
+def _train_here(config, run_dir: Path, resume: bool) -> int:
     from .console import make_reporter
     from .training import train_run
 
-    if not args.in_run_dir:
-        print(f"run folder: {run_dir}", flush=True)
-    state = train_run(config, run_dir, resume=bool(args.resume), listeners=[make_reporter()])
+    state = train_run(config, run_dir, resume=resume, listeners=[make_reporter()])
     return {"finished": 0, "stopped": EXIT_STOPPED}.get(state, EXIT_FAILED)
 
 
 def cmd_evaluate(args) -> int:
     from . import runstore
 
-    report, problem = runstore.read_json(args.run / runstore.REPORT_FILE)
+    report, _ = runstore.read_report(args.run)
     if report is None or args.recompute:
         from .evaluation import evaluate_run
         from .prediction import ModelLoadError
@@ -233,7 +243,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    from .runstore import list_runs
+    from .runreader import list_runs
 
     runs = list_runs(Path(args.runs_dir))
     if args.json:

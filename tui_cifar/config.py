@@ -4,46 +4,73 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, fields
+import typing
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from .backbones import BACKBONES
+from .runstore import CONFIG_FILE, RunStoreError
 
 
 class ConfigError(ValueError):
     """A configuration value or file is invalid; the message names the field."""
 
 
+def setting(default: Any, label: str, help: str = "", *, range: tuple[float, float] | None = None,
+            choices: tuple[tuple[str, str], ...] = (), kind: str | None = None, advanced: bool = False,
+            flag: str | None = None) -> Any:
+    """A TrainConfig field with what the CLI and the configure form need to show and check it.
+
+    Each setting is declared here once: its label, help text, allowed range or choices;
+    ``cli.py`` derives the ``train`` flags from it and the configure screen its form.
+    """
+    return field(default=default, metadata={
+        "label": label, "help": help, "range": range, "choices": choices, "kind": kind,
+        "advanced": advanced, "flag": flag,
+    })
+
+
+_BACKBONE_CHOICES = tuple((f"{spec.label} — {spec.description}", name) for name, spec in BACKBONES.items())
+
+
+# The field order is the form's order (basic settings first, then the advanced ones).
 @dataclass
 class TrainConfig:
-    backbone: str = "mobilenetv2"
-    image_size: int = 160
+    backbone: str = setting("mobilenetv2", "Backbone", "see `cifar-tui backbones`", choices=_BACKBONE_CHOICES,
+                            kind="select")
+    image_size: int = setting(160, "Input size (px)", "CIFAR's 32 px images are upscaled to this", range=(32, 600))
     # Blocks of the backbone unfrozen in stage 2: an int, or "all".
-    fine_tune_blocks: int | str = 3
-    epochs_head: int = 8
-    epochs_fine: int = 6
-    lr_head: float = 2e-3  # for head_batch_size 512
-    lr_fine: float = 3e-4
-    batch_size: int = 128  # stage 2 (and end-to-end) batches
+    fine_tune_blocks: int | str = setting(3, "Fine-tune blocks", "top blocks unfrozen in stage 2 (a number or 'all')",
+                                          choices=(("all", "all"),), kind="blocks")
+    epochs_head: int = setting(8, "Epochs, stage 1 (head)", "new classifier head on frozen features", range=(0, 1000))
+    epochs_fine: int = setting(6, "Epochs, stage 2 (fine-tune)", "0 skips fine-tuning", range=(0, 1000))
+    lr_head: float = setting(2e-3, "Learning rate, stage 1", "for head_batch_size 512", range=(1e-7, 1.0))
+    lr_fine: float = setting(3e-4, "Learning rate, stage 2", range=(1e-8, 1.0))
+    batch_size: int = setting(128, "Batch size", "stage 2", range=(1, 4096))  # stage 2 (and end-to-end) batches
     # Stage 1 trains on cached feature vectors, where a step costs little but Keras' per-step
     # overhead: larger batches make its epochs several times faster.
-    head_batch_size: int = 512
-    dropout: float = 0.3
-    label_smoothing: float = 0.1
-    weight_decay: float = 1e-4
-    augment: bool = True  # a mirrored view of every training image (plus random crops when fine-tuning from pixels)
-    tta_flip: bool = True  # average the prediction of each image and its mirror at test time
-    val_size: int = 5000
-    patience: int = 3
-    seed: int = 42
-    weights: str = "imagenet"  # or "none" for random weights (tests)
-    limit_train: int | None = None
-    limit_test: int | None = None
-    data_dir: str | None = None
-    runs_dir: str = "runs"
-    cache_dir: str | None = None
-    mixed_precision: str = "auto"  # auto | on | off
+    head_batch_size: int = setting(512, "Batch size, stage 1", "on cached features", range=(1, 16384), advanced=True)
+    dropout: float = setting(0.3, "Dropout", range=(0.0, 0.95), advanced=True)
+    label_smoothing: float = setting(0.1, "Label smoothing", range=(0.0, 0.5), advanced=True)
+    weight_decay: float = setting(1e-4, "Weight decay", range=(0.0, 1.0), advanced=True)
+    augment: bool = setting(True, "Augmentation", "mirrored view of every image (+ crops end to end)")
+    tta_flip: bool = setting(True, "Test-time flip (TTA)", "average each test image with its mirror", flag="--no-tta")
+    val_size: int = setting(5000, "Validation images", "held out of the training set", range=(10, 25000), advanced=True)
+    patience: int = setting(3, "Early-stopping patience", "epochs without val improvement", range=(1, 1000),
+                            advanced=True)
+    seed: int = setting(42, "Random seed", range=(0, 2**31 - 1), advanced=True)
+    limit_train: int | None = setting(None, "Limit training images", "a stratified subset (empty: all 50,000)",
+                                      range=(20, 50000), advanced=True)
+    limit_test: int | None = setting(None, "Limit test images", "a stratified subset (empty: all 10,000)",
+                                     range=(10, 10000), advanced=True)
+    mixed_precision: str = setting("auto", "Mixed precision", "float16 compute (auto: on with a GPU)",
+                                   choices=(("auto (GPU only)", "auto"), ("on", "on"), ("off", "off")), advanced=True)
+    weights: str = setting("imagenet", "Backbone weights", "none: random weights (tests)",
+                           choices=(("ImageNet", "imagenet"), ("none (random)", "none")), advanced=True)
+    data_dir: str | None = setting(None, "Data folder", "CIFAR-10 location (empty: the default)", kind="path")
+    runs_dir: str = setting("runs", "Runs folder", "where run folders are created", kind="path")
+    cache_dir: str | None = setting(None, "Feature cache folder", "empty: the default", kind="path", advanced=True)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -53,23 +80,50 @@ class TrainConfig:
         return f"{self.backbone}-{self.image_size}px"
 
 
-_RANGES: dict[str, tuple[float, float]] = {
-    "image_size": (32, 600),
-    "epochs_head": (0, 1000),
-    "epochs_fine": (0, 1000),
-    "lr_head": (1e-7, 1.0),
-    "lr_fine": (1e-8, 1.0),
-    "batch_size": (1, 4096),
-    "head_batch_size": (1, 16384),
-    "dropout": (0.0, 0.95),
-    "label_smoothing": (0.0, 0.5),
-    "weight_decay": (0.0, 1.0),
-    "val_size": (10, 25000),
-    "patience": (1, 1000),
-    "seed": (0, 2**31 - 1),
-    "limit_train": (20, 50000),
-    "limit_test": (10, 10000),
-}
+@dataclass(frozen=True)
+class Setting:
+    """One TrainConfig field as the CLI and the configure form see it.
+
+    ``kind`` is one of select, choice, bool, int, float, blocks (a count or a word), path;
+    ``choices`` are (label, value) pairs.
+    """
+
+    name: str
+    label: str
+    kind: str
+    help: str
+    default: Any
+    types: tuple[type, ...]  # the declared type, e.g. (int, NoneType) for ``int | None``
+    optional: bool  # None allowed (an empty form field)
+    advanced: bool
+    choices: tuple[tuple[str, str], ...]
+    range: tuple[float, float] | None
+    flag: str  # the `cifar-tui train` option
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        return tuple(value for _label, value in self.choices)
+
+
+def _settings() -> tuple[Setting, ...]:
+    hints = typing.get_type_hints(TrainConfig)
+    out = []
+    for f in fields(TrainConfig):
+        meta = f.metadata
+        types = typing.get_args(hints[f.name]) or (hints[f.name],)
+        plain = [t for t in types if t is not type(None)]
+        kind = meta["kind"] or ("choice" if meta["choices"] else
+                                {bool: "bool", int: "int", float: "float"}.get(plain[0], "path"))
+        dashed = f.name.replace("_", "-")
+        flag = meta["flag"] or (f"--no-{dashed}" if f.default is True else f"--{dashed}")
+        out.append(Setting(f.name, meta["label"], kind, meta["help"], f.default, types, type(None) in types,
+                           meta["advanced"], meta["choices"], meta["range"], flag))
+    return tuple(out)
+
+
+SETTINGS: tuple[Setting, ...] = _settings()
+SETTING_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The fastest run that beats the seed notebook: the head alone on 4,500 images at 112 px
@@ -86,45 +140,38 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _check_type(name: str, value: Any, kind: Any) -> Any:
-    if name == "fine_tune_blocks":
-        if value == "all":
+def _check_type(s: Setting, value: Any) -> Any:
+    """The value as its declared type (a whole float is an int, an int a float), or a ConfigError naming the setting."""
+    name = s.name
+    if value is None and s.optional:
+        return None
+    if s.kind == "blocks":  # a count or a word: fine_tune_blocks is 3 or "all"
+        if value in s.values:
             return value
         if isinstance(value, str) and value.isdigit():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ConfigError(f"fine_tune_blocks must be a whole number >= 0 or 'all', not {value!r}")
+            words = " or ".join(repr(w) for w in s.values)
+            raise ConfigError(f"{name} must be a whole number >= 0 or {words}, not {value!r}")
         return value
-    if name == "mixed_precision":
-        if value not in ("auto", "on", "off"):
-            raise ConfigError(f"mixed_precision must be auto, on or off, not {value!r}")
+    if s.choices:
+        if value not in s.values:
+            raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(s.values)}")
         return value
-    if name == "weights":
-        if value not in ("imagenet", "none"):
-            raise ConfigError(f"weights must be 'imagenet' or 'none', not {value!r}")
-        return value
-    if name == "backbone":
-        if value not in BACKBONES:
-            raise ConfigError(f"unknown backbone {value!r}; choose one of: {', '.join(BACKBONES)}")
-        return value
-    if value is None and "None" in str(kind):
-        return None
-    if "bool" in str(kind):
+    if bool in s.types:
         if not isinstance(value, bool):
             raise ConfigError(f"{name} must be true or false, not {value!r}")
         return value
-    if "int" in str(kind):
+    if int in s.types:
         if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
             raise ConfigError(f"{name} must be a whole number, not {value!r}")
         return int(value)
-    if "float" in str(kind):
+    if float in s.types:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{name} must be a number, not {value!r}")
         return float(value)
-    if "str" in str(kind):
-        if not isinstance(value, str):
-            raise ConfigError(f"{name} must be text, not {value!r}")
-        return value
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be text, not {value!r}")
     return value
 
 
@@ -136,15 +183,15 @@ def make_config(values: dict[str, Any] | None = None, preset: str | None = None)
             raise ConfigError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
         merged.update(PRESETS[preset])
     merged.update({k: v for k, v in (values or {}).items()})
-    known = {f.name: f for f in fields(TrainConfig)}
-    unknown = sorted(set(merged) - set(known))
+    unknown = sorted(set(merged) - set(SETTING_BY_NAME))
     if unknown:
         raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
     checked = {}
     for name, value in merged.items():
-        value = _check_type(name, value, known[name].type)
-        if name in _RANGES and value is not None:
-            lo, hi = _RANGES[name]
+        s = SETTING_BY_NAME[name]
+        value = _check_type(s, value)
+        if s.range is not None and value is not None:
+            lo, hi = s.range
             if not lo <= value <= hi:
                 raise ConfigError(f"{name} must be between {lo:g} and {hi:g}, not {value!r}")
         checked[name] = value
@@ -157,10 +204,28 @@ def make_config(values: dict[str, Any] | None = None, preset: str | None = None)
     return config
 
 
+# A run folder's config.json, written by this or another version, is judged here and only here:
+# config_file_problems for listing runs (never raises), config_from_run for using one.
+
+
+def config_file_problems(config: dict[str, Any]) -> list[str]:
+    """What makes a run's config.json differ from this version's settings (unknown or missing keys)."""
+    if not config:
+        return []
+    known = {f.name for f in fields(TrainConfig)}
+    problems = []
+    unknown = sorted(set(config) - known)
+    if unknown:
+        problems.append(f"config.json has settings this version does not know ({', '.join(unknown)}); "
+                        "written by a newer cifar-tui?")
+    missing = [f.name for f in fields(TrainConfig) if f.name not in config]
+    if missing:
+        problems.append(f"config.json lacks {', '.join(missing)} (written by an older cifar-tui?); defaults assumed")
+    return problems
+
+
 def config_from_run(data: dict[str, Any], run_dir: Path) -> TrainConfig:
     """The TrainConfig a run folder was started with; one this version cannot use says why, as a RunStoreError."""
-    from .runstore import CONFIG_FILE, RunStoreError
-
     try:
         return make_config(data)
     except ConfigError as exc:

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import runstore
 from .data import CLASS_NAMES
+from .runreader import summarize_run
 
 ROC_POINTS = 100  # per class, enough for a terminal chart
 
@@ -83,22 +84,13 @@ def report_from_probabilities(y_true: np.ndarray, y_prob: np.ndarray) -> dict[st
     }
 
 
-def predict_probabilities(model, images: np.ndarray, tta_flip: bool, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities; with tta_flip, the mean over each image and its mirror."""
-    probs = model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
-    if tta_flip:
-        probs = (probs + model.predict(images[:, :, ::-1].astype(np.float32), batch_size=batch_size, verbose=0)) / 2
-    probs = np.asarray(probs, dtype=np.float64)
-    return probs / probs.sum(axis=1, keepdims=True)  # float16/32 softmax sums drift from 1
-
-
 def evaluate_run(run_dir: Path) -> dict[str, Any]:
-    """Score the run's best model on the test split; writes metrics.json and predictions.npz."""
+    """Score the run's best model on the test split; writes report.json and predictions.npz."""
     import time
 
     from .config import config_from_run
     from .data import load_cifar10, test_indices
-    from .prediction import load_model_checked
+    from .prediction import load_model_checked, predict_probabilities
 
     run_dir = Path(run_dir)
     config_data, problem = runstore.read_json(run_dir / runstore.CONFIG_FILE)
@@ -114,16 +106,12 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
     report = report_from_probabilities(y_test, y_prob)
     report["tta_flip"] = config.tta_flip
     report["evaluation_seconds"] = round(time.perf_counter() - started, 2)
-    records, _ = runstore.read_metrics(run_dir)
-    report["best_val_accuracy"] = runstore.best_val_accuracy(records)
-    report["stage_times"] = {
-        f"stage{r['stage']}": r["seconds"] for r in records if r.get("type") == "stage_end"
-    } | {
-        "features": sum(r["seconds"] for r in records if r.get("type") == "features_done")
-    }
-    report["wall_time"] = runstore.last_wall_time(records)
+    summary = summarize_run(run_dir)  # the training figures come from the run's log, not from scoring
+    report["best_val_accuracy"] = summary.best_val_accuracy
+    report["stage_times"] = summary.stage_times
+    report["wall_time"] = summary.duration_s
     np.savez_compressed(
-        run_dir / "predictions.npz", y_true=y_test, y_prob=y_prob.astype(np.float32), test_index=index
+        run_dir / runstore.PREDICTIONS_FILE, y_true=y_test, y_prob=y_prob.astype(np.float32), test_index=index
     )
     runstore.atomic_write_json(run_dir / runstore.REPORT_FILE, report)
     return report

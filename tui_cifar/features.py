@@ -9,11 +9,12 @@ input size, freeze boundary, view (original or mirrored) and the exact pixels.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from .files import atomic_write
 
 VIEWS = ("original", "mirrored")
 
@@ -94,9 +95,4 @@ def cached_extract(
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    try:
-        np.save(tmp, array)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda tmp: np.save(tmp, array))

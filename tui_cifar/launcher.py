@@ -17,13 +17,16 @@ from . import runstore
 from .config import TrainConfig
 
 
+def create_run(config: TrainConfig) -> Path:
+    """A new run folder holding its config.json: the one place a run's config is written."""
+    run_dir = runstore.create_run_dir(Path(config.runs_dir), config.run_name)
+    runstore.atomic_write_json(run_dir / runstore.CONFIG_FILE, config.to_json())
+    return run_dir
+
+
 def start_detached(config: TrainConfig, resume: Path | None = None) -> Path:
     """Spawn `cifar-tui train` for this config (or resume a run) and return its run folder at once."""
-    if resume is not None:
-        run_dir = Path(resume)
-    else:
-        run_dir = runstore.create_run_dir(Path(config.runs_dir), config.run_name)
-        runstore.atomic_write_json(run_dir / runstore.CONFIG_FILE, config.to_json())
+    run_dir = Path(resume) if resume is not None else create_run(config)
     flag = "--resume" if resume is not None else "--in-run-dir"
     command = [sys.executable, "-m", "tui_cifar", "train", flag, str(run_dir)]
     log = open(run_dir / runstore.TRAIN_LOG, "ab")

@@ -49,6 +49,18 @@ def load_model_checked(path: Path):
     return model
 
 
+def predict_probabilities(model, images: np.ndarray, tta_flip: bool, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities; with tta_flip, the mean over each image and its mirror.
+
+    The one serving path: the evaluation scores the test set through it, the CLI and the app classify pictures.
+    """
+    probs = model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
+    if tta_flip:
+        probs = (probs + model.predict(images[:, :, ::-1].astype(np.float32), batch_size=batch_size, verbose=0)) / 2
+    probs = np.asarray(probs, dtype=np.float64)
+    return probs / probs.sum(axis=1, keepdims=True)  # float16/32 softmax sums drift from 1
+
+
 @dataclass
 class FilePrediction:
     path: Path
@@ -62,8 +74,6 @@ class Classifier:
         self.tta_flip = tta_flip
 
     def predict_arrays(self, images: np.ndarray) -> np.ndarray:
-        from .evaluation import predict_probabilities
-
         return predict_probabilities(self.model, images, self.tta_flip, batch_size=64)
 
     def classify_files(self, paths, top_k: int = 5) -> list[FilePrediction]:

@@ -7,12 +7,15 @@ A run folder holds::
     metrics.jsonl    append-only, one JSON record per line, flushed per record
     train.log        what the training process printed (detached runs)
     model.keras      the best model so far (written to a temporary file, then renamed)
-    metrics.json     the final test-set report
+    report.json      the final test-set report (metrics.json in folders of earlier versions)
+    predictions.npz  the test-set probabilities behind the report (y_true, y_prob, test_index)
+    error.txt        the traceback of a failed run
     backup/          Keras BackupAndRestore state, for ``train --resume``
     STOP             created to ask the run to stop after its current batch
 
 This module imports neither TensorFlow nor Textual, so the CLI and the TUI can
-list and tail runs cheaply while another process trains.
+list and tail runs cheaply while another process trains. What a run's records
+mean (epochs, best validation accuracy, summaries, live progress) is runreader's.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ import json
 import os
 import re
 import socket
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+from .files import atomic_write_json, atomic_write_text, read_json  # noqa: F401  (part of the run-folder API)
 
 FORMAT_VERSION = 1
 
@@ -36,7 +40,10 @@ STATUS_FILE = "status.json"
 METRICS_LOG = "metrics.jsonl"
 TRAIN_LOG = "train.log"
 MODEL_FILE = "model.keras"
-REPORT_FILE = "metrics.json"
+REPORT_FILE = "report.json"
+LEGACY_REPORT_FILE = "metrics.json"  # the report's name in earlier versions: too close to metrics.jsonl
+PREDICTIONS_FILE = "predictions.npz"
+ERROR_FILE = "error.txt"
 BACKUP_DIR = "backup"
 STOP_FILE = "STOP"
 
@@ -47,25 +54,6 @@ class RunStoreError(Exception):
 
 def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename, so readers never see half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def _slug(text: str) -> str:
@@ -200,27 +188,40 @@ class MetricsWriter:
 
 
 @dataclass
-class MetricsTail:
-    """Reads metrics.jsonl incrementally from a byte offset; a half-written last line waits for the next read."""
+class LineTail:
+    """The whole new lines of a growing file (metrics.jsonl, train.log), read from a byte offset.
+
+    A half-written last line waits for the next read; a file that shrank (replaced or
+    truncated) is read again from its start.
+    """
 
     path: Path
     offset: int = 0
+
+    def read_lines(self) -> list[bytes]:
+        try:
+            with open(self.path, "rb") as f:
+                if f.seek(0, os.SEEK_END) < self.offset:
+                    self.offset = 0
+                f.seek(self.offset)
+                chunk = f.read()
+        except OSError:
+            return []
+        *lines, _partial = chunk.split(b"\n")
+        self.offset += sum(len(line) + 1 for line in lines)
+        return lines
+
+
+@dataclass
+class MetricsTail(LineTail):
+    """The new records of metrics.jsonl on each read; a garbled line is skipped and listed in ``problems``."""
+
     problems: list[str] = field(default_factory=list)
     _line_no: int = 0
 
     def read_new(self) -> list[dict[str, Any]]:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                chunk = f.read()
-        except FileNotFoundError:
-            return []
         records = []
-        consumed = 0
-        for raw in chunk.splitlines(keepends=True):
-            if not raw.endswith(b"\n"):
-                break  # partial last line: the writer is mid-record
-            consumed += len(raw)
+        for raw in self.read_lines():
             self._line_no += 1
             text = raw.strip()
             if not text:
@@ -233,7 +234,6 @@ class MetricsTail:
                 self.problems.append(f"{self.path.name} line {self._line_no} is garbled and was skipped")
                 continue
             records.append(record)
-        self.offset += consumed
         return records
 
 
@@ -250,100 +250,19 @@ def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
     return records, problems
 
 
-def epoch_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The per-epoch records, keeping only the last one for each (stage, epoch).
-
-    A resumed run may repeat an epoch that was interrupted; the later record wins.
-    """
-    latest: dict[tuple[int, int], dict[str, Any]] = {}
-    for rec in records:
-        if rec.get("type") == "epoch":
-            latest[(int(rec.get("stage", 0)), int(rec.get("epoch", 0)))] = rec
-    return [latest[k] for k in sorted(latest)]
-
-
-def best_val_accuracy(records: list[dict[str, Any]]) -> float | None:
-    """The highest validation accuracy over a run's epochs, or None before the first epoch."""
-    vals = [r["val_accuracy"] for r in epoch_records(records) if isinstance(r.get("val_accuracy"), (int, float))]
-    return max(vals, default=None)
-
-
-def last_wall_time(records: list[dict[str, Any]]) -> float | None:
-    """Seconds since the run started at its latest record (continued across resumes)."""
-    walls = [r["wall_time"] for r in records if isinstance(r.get("wall_time"), (int, float))]
-    return max(walls, default=None)
-
-
-def read_json(path: Path) -> tuple[dict[str, Any] | None, str | None]:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None, f"{Path(path).name} is missing"
-    except (OSError, ValueError) as exc:
-        return None, f"{Path(path).name} is unreadable ({exc})"
-    if not isinstance(data, dict):
-        return None, f"{Path(path).name} does not hold a JSON object"
-    return data, None
-
-
-@dataclass
-class RunSummary:
-    path: Path
-    name: str
-    state: str
-    backbone: str | None
-    image_size: int | None
-    best_val_accuracy: float | None
-    test_accuracy: float | None
-    started_at: str | None
-    duration_s: float | None
-    problems: list[str]
-
-
-def config_file_problems(config: dict[str, Any]) -> list[str]:
-    """What makes a run's config.json differ from this version's settings (unknown or missing keys)."""
-    if not config:
-        return []
-    from .config import TrainConfig  # no TensorFlow: config only knows the backbone names
-
-    known = set(TrainConfig.__dataclass_fields__)
-    problems = []
-    unknown = sorted(set(config) - known)
-    if unknown:
-        problems.append(f"config.json has settings this version does not know ({', '.join(unknown)}); "
-                        "written by a newer cifar-tui?")
-    missing = [k for k in TrainConfig.__dataclass_fields__ if k not in config]
-    if missing:
-        problems.append(f"config.json lacks {', '.join(missing)} (written by an older cifar-tui?); defaults assumed")
-    return problems
-
-
-def summarize_run(run_dir: Path) -> RunSummary:
+def report_path(run_dir: Path) -> Path:
+    """Where a run's test report is: report.json, or metrics.json in a folder of an earlier version."""
     run_dir = Path(run_dir)
-    problems: list[str] = []
-    status = read_status(run_dir)
-    if status.problem:
-        problems.append(status.problem)
-    config, problem = read_json(run_dir / CONFIG_FILE)
-    if problem:
-        problems.append(problem)
-    config = config or {}
-    problems.extend(config_file_problems(config))
-    records, log_problems = read_metrics(run_dir)
-    problems.extend(log_problems)
-    report, _ = read_json(run_dir / REPORT_FILE)
-    return RunSummary(
-        path=run_dir,
-        name=run_dir.name,
-        state=effective_state(status),
-        backbone=config.get("backbone"),
-        image_size=config.get("image_size"),
-        best_val_accuracy=best_val_accuracy(records),
-        test_accuracy=(report or {}).get("test_accuracy"),
-        started_at=status.started_at,
-        duration_s=last_wall_time(records),
-        problems=problems,
-    )
+    legacy = run_dir / LEGACY_REPORT_FILE
+    return legacy if legacy.exists() and not (run_dir / REPORT_FILE).exists() else run_dir / REPORT_FILE
+
+
+def has_report(run_dir: Path) -> bool:
+    return report_path(run_dir).exists()
+
+
+def read_report(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+    return read_json(report_path(run_dir))
 
 
 def iter_run_dirs(runs_dir: Path) -> Iterator[Path]:
@@ -353,7 +272,3 @@ def iter_run_dirs(runs_dir: Path) -> Iterator[Path]:
     for child in sorted(runs_dir.iterdir()):
         if child.is_dir() and ((child / STATUS_FILE).exists() or (child / CONFIG_FILE).exists()):
             yield child
-
-
-def list_runs(runs_dir: Path) -> list[RunSummary]:
-    return [summarize_run(d) for d in iter_run_dirs(runs_dir)]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import signal
 import time
 import traceback
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
-from . import runstore
+from . import runreader, runstore
 from .config import TrainConfig
 from .features import VIEWS
 from .runstore import MetricsWriter, write_status
@@ -53,20 +52,20 @@ def train_run(
     resume: bool = False,
     listeners: list[Callable[[dict[str, Any]], None]] | None = None,
 ) -> str:
-    """Train into run_dir and return the final state (finished, stopped or failed)."""
+    """Train into run_dir (made by launcher.create_run, which wrote its config.json) and return the final state.
+
+    The state is finished, stopped or failed. SIGINT and SIGTERM stop the run after its current batch.
+    """
     from .callbacks import StopRequest
 
     run_dir = Path(run_dir)
-    if not resume:
-        runstore.atomic_write_json(run_dir / runstore.CONFIG_FILE, config.to_json())
     stop = StopRequest(run_dir / runstore.STOP_FILE)
     (run_dir / runstore.STOP_FILE).unlink(missing_ok=True)  # a resumed run starts unstopped
     stop.install()
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closed terminal must not end the run
     writer = MetricsWriter(run_dir, listeners)
     started = time.perf_counter()
     previous, _ = runstore.read_metrics(run_dir) if resume else ([], [])
-    previous_wall = runstore.last_wall_time(previous) or 0.0
+    previous_wall = runreader.last_wall_time(previous) or 0.0
 
     def clock() -> float:
         return round(previous_wall + time.perf_counter() - started, 2)
@@ -80,7 +79,7 @@ def train_run(
     except Exception as exc:  # the run folder must say why it ended
         state, message = "failed", _explain(exc)
         try:
-            (run_dir / "error.txt").write_text(traceback.format_exc())
+            (run_dir / runstore.ERROR_FILE).write_text(traceback.format_exc())
         except OSError:
             pass  # e.g. the disk is full: the status below says why, if anything can be written
     writer.write({"type": "run_end", "state": state, "message": message, "wall_time": clock(),
@@ -97,7 +96,7 @@ def _explain(exc: Exception) -> str:
 
 
 def _test_accuracy(run_dir: Path) -> float | None:
-    report, _ = runstore.read_json(run_dir / runstore.REPORT_FILE)
+    report, _ = runstore.read_report(run_dir)
     return (report or {}).get("test_accuracy")
 
 
@@ -139,7 +138,7 @@ class _Trainer:
         self.backup_dir = self.run_dir / runstore.BACKUP_DIR
         self.backup_dir.mkdir(exist_ok=True)
         # Epochs a resumed run already logged are not logged again.
-        self.logged_epochs = {(int(r["stage"]), int(r["epoch"])) for r in runstore.epoch_records(previous_records)}
+        self.logged_epochs = {(int(r["stage"]), int(r["epoch"])) for r in runreader.epoch_records(previous_records)}
 
     def log(self, record: dict[str, Any]) -> None:
         record.setdefault("wall_time", self.clock())

@@ -224,7 +224,7 @@ class CifarApp(App):
             state = runstore.effective_state(status)
             if want == "running" and state == "running":
                 return run_dir
-            if want == "finished" and (run_dir / runstore.REPORT_FILE).exists():
+            if want == "finished" and runstore.has_report(run_dir):
                 return run_dir
         return None
 

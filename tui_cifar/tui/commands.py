@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Callable
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from .. import runstore
+from .. import runreader, runstore
 from ..config import PRESETS
 from .messages import ClassifyFolder, CompareRuns, GotoScreen, OpenRun, StartPreset, StopRun
 
@@ -22,7 +22,7 @@ class CifarCommands(Provider):
     async def startup(self) -> None:
         app: CifarApp = self.app  # type: ignore[assignment]
         try:
-            self._runs = await asyncio.to_thread(runstore.list_runs, app.runs_dir)
+            self._runs = await asyncio.to_thread(runreader.list_runs, app.runs_dir)
         except OSError:
             self._runs = []
 
@@ -48,7 +48,7 @@ class CifarCommands(Provider):
         predict_help = "pick a folder of images and write predictions to a CSV file"
         commands.append(("Classify folder to CSV", predict_help, partial(post, ClassifyFolder())))
         for summary in reversed(getattr(self, "_runs", [])):
-            mode = "evaluate" if (summary.path / runstore.REPORT_FILE).exists() else "train"
+            mode = "evaluate" if runstore.has_report(summary.path) else "train"
             commands.append((
                 f"Open run {summary.name}",
                 f"{summary.state}, {summary.backbone or '?'} {summary.image_size or ''}px",

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from ..paths import config_dir
-from ..runstore import atomic_write_json
+from ..files import atomic_write_json, read_json
 
 LAST_CONFIG = "last_config.json"
 DESCRIBE_CACHE = "fine_tune_descriptions.json"
 
 
 def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_json(path)[0]
 
 
 def _write(path: Path, data: dict[str, Any]) -> str | None:

@@ -1,7 +1,7 @@
 """Evaluate screen: the test report of a finished run.
 
 Confusion matrix (Enter on a cell lists those test images), per-class scores,
-one-vs-rest ROC curves and the most confused pairs. Reads metrics.json and
+one-vs-rest ROC curves and the most confused pairs. Reads report.json and
 predictions.npz; the CIFAR-10 test images are loaded (once) in a thread worker
 only when a cell's images are asked for.
 """
@@ -20,6 +20,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Label, Static, TabbedContent, TabPane
 
 from ... import runstore
+from ...files import read_json
 from ...formatting import format_duration, format_pct
 from ..messages import ScreenEntered, ShowRun
 from ..widgets.class_report import ClassReport
@@ -99,7 +100,7 @@ class EvaluateScreen(CifarScreen):
     def on_screen_entered(self, message: ScreenEntered) -> None:
         """The user switched here ('e'): the current run if it has a report, else the newest finished one."""
         current = message.current_run
-        if current is not None and (current / runstore.REPORT_FILE).exists():
+        if current is not None and runstore.has_report(current):
             if current != self.run_dir:
                 self.show_run(current)
             return
@@ -126,7 +127,7 @@ class EvaluateScreen(CifarScreen):
         self.query_one("#eval-title", Static).update(text)
 
     def _load(self, run_dir: Path) -> None:
-        self.report, self.problem = runstore.read_json(run_dir / runstore.REPORT_FILE)
+        self.report, self.problem = runstore.read_report(run_dir)
         self.predictions = None
         self.predictions_problem = None
         self.selected_cell = None
@@ -251,7 +252,7 @@ class EvaluateScreen(CifarScreen):
     # ------------------------------------------------------------ images
     @work(thread=True, exclusive=True, exit_on_error=False, group="predictions")
     def _load_predictions(self, run_dir: Path) -> None:
-        path = run_dir / "predictions.npz"
+        path = run_dir / runstore.PREDICTIONS_FILE
         try:
             import numpy as np
 
@@ -313,7 +314,7 @@ class EvaluateScreen(CifarScreen):
 
     def _data_dir(self) -> str | None:
         if self.run_dir is not None:
-            config, _ = runstore.read_json(self.run_dir / runstore.CONFIG_FILE)
+            config, _ = read_json(self.run_dir / runstore.CONFIG_FILE)
             if config and config.get("data_dir"):
                 return str(config["data_dir"])
         return self.cifar.data_dir

@@ -22,7 +22,7 @@ from textual.widgets import (
 )
 from textual.worker import get_current_worker
 
-from ... import runstore
+from ... import runreader, runstore
 from ...formatting import format_pct
 from ...images import IMAGE_SUFFIXES
 from ..messages import ClassifyFolder
@@ -136,7 +136,7 @@ class PredictScreen(CifarScreen):
     def _find_models(self, runs_dir: Path) -> None:
         options = []
         try:
-            summaries = runstore.list_runs(runs_dir)
+            summaries = runreader.list_runs(runs_dir)
         except OSError:
             summaries = []
         summaries.sort(key=lambda s: (s.state == "finished", s.started_at or "", s.name), reverse=True)

@@ -15,10 +15,9 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Label, Static
 from textual.widgets.data_table import RowDoesNotExist
 
-from ... import runstore
+from ... import runreader, runstore
 from ...formatting import format_duration, format_pct, format_started
 from ..messages import CompareRuns, OpenRun
-from ..runwatch import RunProgress
 from .base import CifarScreen
 from ..widgets.charts import LineChart
 
@@ -41,7 +40,8 @@ MAX_COMPARE = 8
 def _signature(run_dir: Path) -> tuple:
     """What changes when a run folder changes: sizes and times of the files a summary reads."""
     sig = []
-    for name in (runstore.STATUS_FILE, runstore.CONFIG_FILE, runstore.METRICS_LOG, runstore.REPORT_FILE):
+    for name in (runstore.STATUS_FILE, runstore.CONFIG_FILE, runstore.METRICS_LOG, runstore.REPORT_FILE,
+                 runstore.LEGACY_REPORT_FILE):
         try:
             st = (run_dir / name).stat()
             sig.append((st.st_size, st.st_mtime_ns))
@@ -59,9 +59,9 @@ class SummaryCache:
     """
 
     def __init__(self) -> None:
-        self._cache: dict[Path, tuple[tuple, runstore.RunSummary]] = {}
+        self._cache: dict[Path, tuple[tuple, runreader.RunSummary]] = {}
 
-    def list_runs(self, runs_dir: Path) -> list[runstore.RunSummary]:
+    def list_runs(self, runs_dir: Path) -> list[runreader.RunSummary]:
         out, seen = [], set()
         for run_dir in runstore.iter_run_dirs(runs_dir):
             seen.add(run_dir)
@@ -70,7 +70,7 @@ class SummaryCache:
             if cached is not None and cached[0] == sig and cached[1].state != "running":
                 out.append(cached[1])
                 continue
-            summary = runstore.summarize_run(run_dir)
+            summary = runreader.summarize_run(run_dir)
             self._cache[run_dir] = (sig, summary)
             out.append(summary)
         for gone in set(self._cache) - seen:
@@ -78,12 +78,12 @@ class SummaryCache:
         return out
 
 
-def _sort_key(summary: runstore.RunSummary) -> tuple[str, str]:
+def _sort_key(summary: runreader.RunSummary) -> tuple[str, str]:
     return (summary.started_at or "", summary.name)
 
 
 class RunsLoaded(Message):
-    def __init__(self, runs_dir: Path, summaries: list[runstore.RunSummary], error: str | None) -> None:
+    def __init__(self, runs_dir: Path, summaries: list[runreader.RunSummary], error: str | None) -> None:
         super().__init__()
         self.runs_dir, self.summaries, self.error = runs_dir, summaries, error
 
@@ -105,7 +105,7 @@ class RunsScreen(CifarScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.summaries: dict[str, runstore.RunSummary] = {}
+        self.summaries: dict[str, runreader.RunSummary] = {}
         self.order: list[str] = []
         self.marked: set[str] = set()
         self._timer: Timer | None = None
@@ -183,7 +183,7 @@ class RunsScreen(CifarScreen):
         self.loaded = True
         self._show_detail()
 
-    def _cells(self, s: runstore.RunSummary) -> list:
+    def _cells(self, s: runreader.RunSummary) -> list:
         state = Text(s.state, style=STATE_STYLES.get(s.state, ""))
         if s.problems:
             state.append(" ⚠", style="bold yellow")
@@ -209,7 +209,7 @@ class RunsScreen(CifarScreen):
         except RowDoesNotExist:
             return None
 
-    def selected(self) -> runstore.RunSummary | None:
+    def selected(self) -> runreader.RunSummary | None:
         key = self.selected_key()
         return self.summaries.get(key) if key else None
 
@@ -243,8 +243,8 @@ class RunsScreen(CifarScreen):
         if summary is not None:
             self.open_summary(summary)
 
-    def open_summary(self, summary: runstore.RunSummary) -> None:
-        has_report = (summary.path / runstore.REPORT_FILE).exists()
+    def open_summary(self, summary: runreader.RunSummary) -> None:
+        has_report = runstore.has_report(summary.path)
         mode = "evaluate" if summary.state == "finished" and has_report else "train"
         self.post_message(OpenRun(summary.path, mode))
 
@@ -301,9 +301,7 @@ class CompareScreen(ModalScreen[None]):
         curves: dict[str, list[tuple[float, float]]] = {}
         notes = []
         for run_dir in self.run_dirs:
-            records, problems = runstore.read_metrics(run_dir)
-            progress = RunProgress()
-            progress.feed(records)
+            progress, problems = runreader.read_progress(run_dir)
             curve = progress.epoch_series()["val_accuracy"]
             name = run_dir.name
             curves[name] = curve

@@ -20,7 +20,7 @@ from textual.widgets import Footer, Header, Label, Log, ProgressBar, Static
 from ... import runstore
 from ...formatting import format_duration, format_lr, format_pct
 from ..messages import GotoScreen, RunStateChanged, ScreenEntered, ShowRun, StopRun
-from ..runwatch import LogFollower, RunProgress
+from ...runreader import LogFollower, RunProgress
 from ..widgets.charts import TRAIN_COLOR, VAL_COLOR, LineChart
 from .base import CifarScreen
 from .dialogs import ConfirmScreen
@@ -189,7 +189,7 @@ class TrainingScreen(CifarScreen):
             self._announce_end(new, live=old == "running")
 
     def _has_report(self) -> bool:
-        return self.run_dir is not None and (self.run_dir / runstore.REPORT_FILE).exists()
+        return self.run_dir is not None and runstore.has_report(self.run_dir)
 
     def _banner_text(self, state: str) -> str:
         end = self.progress.end or {}

@@ -1,8 +1,9 @@
-"""A live model of one run, fed by the records of its metrics log.
+"""Reading run folders: what a run did and how far it got, from the files of runstore's layout.
 
-No Textual and no TensorFlow here: the training screen polls a run folder,
-feeds new records into a :class:`RunProgress` and redraws from it, and the
-tests can check the arithmetic (progress, ETA, stage boundary) on their own.
+One reader for every consumer: the CLI's `runs` table, the app's screens (which poll a
+running run and feed new records into a :class:`RunProgress`), the evaluation's report
+and the trainer resuming a run. No TensorFlow and no Textual here, so listing and
+watching runs stays cheap while another process trains.
 """
 
 from __future__ import annotations
@@ -12,7 +13,103 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import runstore
+from . import runstore
+from .config import config_file_problems
+
+
+def _num(value: Any) -> float | None:
+    """A record's number as a float; None for a missing, boolean or non-numeric value (never trust a log)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+# --- figures from a run's records ----------------------------------------------------------------
+
+
+def epoch_key(rec: dict[str, Any]) -> tuple[int, int]:
+    """(stage, epoch) of an epoch record: a resumed run may log an epoch twice, and the later record wins."""
+    return int(_num(rec.get("stage")) or 1), int(_num(rec.get("epoch")) or 0)
+
+
+def epoch_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The per-epoch records, keeping only the last one for each (stage, epoch).
+
+    A resumed run may repeat an epoch that was interrupted; the later record wins.
+    """
+    latest = {epoch_key(rec): rec for rec in records if rec.get("type") == "epoch"}
+    return [latest[k] for k in sorted(latest)]
+
+
+def best_val_accuracy(records: list[dict[str, Any]]) -> float | None:
+    """The highest validation accuracy over a run's epochs, or None before the first epoch."""
+    vals = [r["val_accuracy"] for r in epoch_records(records) if isinstance(r.get("val_accuracy"), (int, float))]
+    return max(vals, default=None)
+
+
+def last_wall_time(records: list[dict[str, Any]]) -> float | None:
+    """Seconds since the run started at its latest record (continued across resumes)."""
+    walls = [r["wall_time"] for r in records if isinstance(r.get("wall_time"), (int, float))]
+    return max(walls, default=None)
+
+
+def stage_times(records: list[dict[str, Any]]) -> dict[str, float]:
+    """Seconds per stage (stage1, stage2) and for feature extraction, as the training log recorded them."""
+    return {f"stage{r['stage']}": r["seconds"] for r in records if r.get("type") == "stage_end"} | {
+        "features": sum(r["seconds"] for r in records if r.get("type") == "features_done")
+    }
+
+
+@dataclass
+class RunSummary:
+    path: Path
+    name: str
+    state: str
+    backbone: str | None
+    image_size: int | None
+    best_val_accuracy: float | None
+    test_accuracy: float | None
+    started_at: str | None
+    duration_s: float | None
+    problems: list[str]
+    stage_times: dict[str, float] = field(default_factory=dict)
+
+
+def summarize_run(run_dir: Path) -> RunSummary:
+    """What the runs table shows of a run folder; whatever cannot be read is listed in ``problems``."""
+    run_dir = Path(run_dir)
+    problems: list[str] = []
+    status = runstore.read_status(run_dir)
+    if status.problem:
+        problems.append(status.problem)
+    config, problem = runstore.read_json(run_dir / runstore.CONFIG_FILE)
+    if problem:
+        problems.append(problem)
+    config = config or {}
+    problems.extend(config_file_problems(config))
+    records, log_problems = runstore.read_metrics(run_dir)
+    problems.extend(log_problems)
+    report, _ = runstore.read_report(run_dir)
+    return RunSummary(
+        path=run_dir,
+        name=run_dir.name,
+        state=runstore.effective_state(status),
+        backbone=config.get("backbone"),
+        image_size=config.get("image_size"),
+        best_val_accuracy=best_val_accuracy(records),
+        test_accuracy=(report or {}).get("test_accuracy"),
+        started_at=status.started_at,
+        duration_s=last_wall_time(records),
+        stage_times=stage_times(records),
+        problems=problems,
+    )
+
+
+def list_runs(runs_dir: Path) -> list[RunSummary]:
+    return [summarize_run(d) for d in runstore.iter_run_dirs(runs_dir)]
+
+
+# --- a live model of one run -------------------------------------------------------------------
 
 PHASE_LABELS = {
     "load_data": "loading data",
@@ -24,12 +121,6 @@ PHASE_LABELS = {
 
 # The batch-loss curve keeps at most this many points (older ones are thinned).
 MAX_BATCH_POINTS = 2000
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
 
 
 @dataclass
@@ -58,7 +149,6 @@ class RunProgress:
     batch: int | None = None
     steps: int | None = None
     batch_epoch: int | None = None
-    last_batch: dict[str, Any] | None = None
     end: dict[str, Any] | None = None
     wall_time: float | None = None
     records_seen: int = 0
@@ -116,7 +206,6 @@ class RunProgress:
             self.batch = int(_num(rec.get("batch")) or 0)
             self.steps = int(_num(rec.get("steps")) or 0) or self.steps
             self.batch_epoch = epoch
-            self.last_batch = rec
             loss = _num(rec.get("loss"))
             if loss is not None and self.steps:
                 x = self.epoch_offset(stage) + (epoch - 1) + self.batch / self.steps
@@ -125,10 +214,9 @@ class RunProgress:
                     self.batch_points = self.batch_points[::2]
                 self.batch_version += 1
         elif kind == "epoch":
-            stage = int(_num(rec.get("stage")) or 1)
-            epoch = int(_num(rec.get("epoch")) or 0)
+            stage, _epoch = key = epoch_key(rec)
             self.stage = stage
-            self._epochs[(stage, epoch)] = rec
+            self._epochs[key] = rec
             if _num(rec.get("epochs")) and stage not in self.stages:
                 self.stages[stage] = StageInfo(stage=stage, epochs=int(rec["epochs"]))
             self.epoch_version += 1
@@ -196,8 +284,7 @@ class RunProgress:
 
     @property
     def best_val_accuracy(self) -> float | None:
-        vals = [v for _x, v in self.epoch_series()["val_accuracy"]]
-        return max(vals) if vals else None
+        return best_val_accuracy(self.epochs)
 
     @property
     def lr(self) -> float | None:
@@ -254,6 +341,17 @@ class RunProgress:
         return PHASE_LABELS.get(self.phase or "", self.phase or "starting")
 
 
+def read_progress(run_dir: Path) -> tuple[RunProgress, list[str]]:
+    """A finished (or paused) run's progress at once, with the problems met reading its log."""
+    records, problems = runstore.read_metrics(run_dir)
+    progress = RunProgress()
+    progress.feed(records)
+    return progress, problems
+
+
+# --- following a run's text log -----------------------------------------------------------------
+
+
 def tail_lines(path: Path, max_lines: int = 200, max_bytes: int = 64_000) -> tuple[list[str], int]:
     """The last lines of a text file and its size (the offset to continue from)."""
     try:
@@ -271,41 +369,21 @@ def tail_lines(path: Path, max_lines: int = 200, max_bytes: int = 64_000) -> tup
 
 
 class LogFollower:
-    """Follows a growing text file (train.log), giving whole new lines on each poll."""
+    """Follows train.log: its last lines at first, then the whole new lines of each poll (runstore's LineTail)."""
 
     def __init__(self, path: Path, initial_lines: int = 200):
-        self.path = Path(path)
+        self.tail = runstore.LineTail(Path(path))
         self.initial_lines = initial_lines
-        self.offset: int | None = None
-        self._partial = b""
+        self.started = False
 
     def read_new(self) -> list[str]:
-        if self.offset is None:
-            lines, size = tail_lines(self.path, self.initial_lines)
-            self.offset = size
+        if not self.started:
+            self.started = True
+            lines, self.tail.offset = tail_lines(self.tail.path, self.initial_lines)
             return [_strip_cr(line) for line in lines]
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(0, 2)
-                size = f.tell()
-                if size < self.offset:  # truncated or replaced
-                    self.offset = 0
-                    self._partial = b""
-                f.seek(self.offset)
-                data = f.read(1_000_000)
-        except OSError:
-            return []
-        self.offset += len(data)
-        data = self._partial + data
-        *complete, self._partial = data.split(b"\n")
-        return [_strip_cr(line.decode("utf-8", errors="replace")) for line in complete]
+        return [_strip_cr(line.decode("utf-8", errors="replace")) for line in self.tail.read_lines()]
 
 
 def _strip_cr(line: str) -> str:
     # progress bars in a captured log rewrite themselves with \r: keep the last state
     return line.rsplit("\r", 1)[-1] if "\r" in line.rstrip("\r") else line.rstrip("\r")
-
-
-__all__ = [
-    "RunProgress", "StageInfo", "LogFollower", "tail_lines", "runstore",
-]

@@ -1,0 +1,100 @@
+"""tui_cifar.runreader: what a run did, read from its folder (run progress arithmetic, log following)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fixtures.tui_support import recorded_records
+
+from tui_cifar.runreader import LogFollower, RunProgress, best_val_accuracy
+
+
+def test_run_progress_over_a_recorded_run():
+    records = recorded_records()
+    p = RunProgress()
+    p.feed(records[:3])
+    assert p.device == "CPU" and p.config["backbone"] == "mobilenetv2"
+    assert p.epochs_total == 5 and p.epochs_done == 0 and p.stage_boundary is None
+    p.feed(records[3:])
+    assert p.epochs_done == 5 and p.epochs_total == 5
+    assert p.stage_boundary == 3.5
+    series = p.epoch_series()
+    assert [x for x, _ in series["val_accuracy"]] == [1, 2, 3, 4, 5]
+    assert len(p.batch_points) == 50
+    assert p.batch_points[-1][0] == pytest.approx(5.0)
+    assert p.finished and p.eta_seconds() == 0.0
+    assert p.best_val_accuracy == max(r["val_accuracy"] for r in records if r["type"] == "epoch")
+
+
+def test_early_stopping_shrinks_stage_one():
+    records = recorded_records()
+    # drop stage 1's third epoch (early stopping after 2)
+    cut = [r for r in records if not (r["type"] in ("epoch", "batch") and r.get("stage") == 1 and r["epoch"] == 3)]
+    p = RunProgress()
+    p.feed(cut)
+    assert p.planned_epochs(1) == 2
+    assert p.stage_boundary == 2.5
+    assert [x for x, _ in p.epoch_series()["val_accuracy"]] == [1, 2, 3, 4]
+
+
+def test_resumed_epoch_is_counted_once_and_eta():
+    records = recorded_records()
+    first_epoch = next(k for k, r in enumerate(records) if r["type"] == "epoch")
+    p = RunProgress()
+    p.feed(records[: first_epoch + 1])
+    p.feed([dict(records[first_epoch], val_accuracy=0.9)])  # the same epoch again (resume)
+    assert p.epochs_done == 1 and p.epoch_series()["val_accuracy"] == [(1, 0.9)]
+    eta = p.eta_seconds()
+    assert eta == pytest.approx(4 * records[first_epoch]["epoch_time"])
+
+
+def test_log_follower(tmp_path):
+    path = tmp_path / "train.log"
+    path.write_text("a\nb\n")
+    follow = LogFollower(path)
+    assert follow.read_new() == ["a", "b"]
+    with open(path, "a") as f:
+        f.write("progress 10%\rprogress 50%\rprogress 100%\nhalf")
+    assert follow.read_new() == ["progress 100%"]
+    with open(path, "a") as f:
+        f.write(" done\n")
+    assert follow.read_new() == ["half done"]
+    assert LogFollower(tmp_path / "missing.log").read_new() == []
+
+
+def test_one_best_val_figure_for_the_live_view_and_the_summary(tmp_path):
+    """A resumed run logs an epoch twice: the live view, the summary and the report count the later record."""
+    records = [
+        {"type": "epoch", "stage": 1, "epoch": 1, "val_accuracy": 0.5},
+        {"type": "epoch", "stage": 1, "epoch": 2, "val_accuracy": 0.95},  # killed before it was final
+        {"type": "run_resume"},
+        {"type": "epoch", "stage": 1, "epoch": 2, "val_accuracy": 0.6},
+    ]
+    progress = RunProgress()
+    progress.feed(records)
+    assert best_val_accuracy(records) == progress.best_val_accuracy == 0.6
+
+
+def test_log_follower_starts_over_when_the_log_is_replaced(tmp_path):
+    path = tmp_path / "train.log"
+    path.write_text("first run, a long line\n")
+    follow = LogFollower(path)
+    assert follow.read_new() == ["first run, a long line"]
+    path.write_text("again\n")
+    assert follow.read_new() == ["again"]
+
+
+def test_a_report_of_an_earlier_version_is_still_read(tmp_path, capsys):
+    """Earlier versions named the test report metrics.json; their run folders keep working."""
+    from tui_cifar import cli, runstore
+    from tui_cifar.runreader import summarize_run
+
+    runstore.write_status(tmp_path, "finished")
+    (tmp_path / runstore.LEGACY_REPORT_FILE).write_text(json.dumps({"test_accuracy": 0.75}))
+    assert runstore.has_report(tmp_path)
+    assert summarize_run(tmp_path).test_accuracy == 0.75
+    assert cli.main(["evaluate", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"test_accuracy": 0.75}
+    (tmp_path / runstore.REPORT_FILE).write_text(json.dumps({"test_accuracy": 0.8}))  # scored again by this version
+    assert summarize_run(tmp_path).test_accuracy == 0.8
