@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
 from typing import Any
 
 from textual import on, work
@@ -11,60 +10,23 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.timer import Timer
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Button, Collapsible, Footer, Header, Input, Label, Select, Static, Switch
 from textual.worker import get_current_worker
 
 from ...backbones import BACKBONES
-from ...config import PRESETS, ConfigError, TrainConfig, make_config
+from ...config import PRESETS, SETTING_BY_NAME, SETTINGS, ConfigError, Setting, TrainConfig, make_config
 from .. import settings
 from ..messages import StartPreset, StartRun
 from .base import CifarScreen
 
-
-@dataclass(frozen=True)
-class Field:
-    name: str
-    label: str
-    kind: str  # select | int | float | blocks | bool | path | choice
-    help: str = ""
-    optional: bool = False
-    advanced: bool = False
-    choices: tuple[tuple[str, str], ...] = ()
-
-
-FIELDS: tuple[Field, ...] = (
-    Field("backbone", "Backbone", "select"),
-    Field("image_size", "Input size (px)", "int", "CIFAR's 32 px images are upscaled to this"),
-    Field("fine_tune_blocks", "Fine-tune blocks", "blocks", "top blocks unfrozen in stage 2 (a number or 'all')"),
-    Field("epochs_head", "Epochs, stage 1 (head)", "int", "new classifier head on frozen features"),
-    Field("epochs_fine", "Epochs, stage 2 (fine-tune)", "int", "0 skips fine-tuning"),
-    Field("lr_head", "Learning rate, stage 1", "float"),
-    Field("lr_fine", "Learning rate, stage 2", "float"),
-    Field("batch_size", "Batch size", "int", "stage 2"),
-    Field("augment", "Augmentation", "bool", "mirrored view of every image (+ crops end to end)"),
-    Field("tta_flip", "Test-time flip (TTA)", "bool", "average each test image with its mirror"),
-    Field("data_dir", "Data folder", "path", "CIFAR-10 location (empty: the default)", optional=True),
-    Field("runs_dir", "Runs folder", "path", "where run folders are created"),
-    Field("head_batch_size", "Batch size, stage 1", "int", "on cached features", advanced=True),
-    Field("dropout", "Dropout", "float", advanced=True),
-    Field("label_smoothing", "Label smoothing", "float", advanced=True),
-    Field("weight_decay", "Weight decay", "float", advanced=True),
-    Field("val_size", "Validation images", "int", "held out of the training set", advanced=True),
-    Field("patience", "Early-stopping patience", "int", "epochs without val improvement", advanced=True),
-    Field("seed", "Random seed", "int", advanced=True),
-    Field("limit_train", "Limit training images", "int", "empty: all 50,000", optional=True, advanced=True),
-    Field("limit_test", "Limit test images", "int", "empty: all 10,000", optional=True, advanced=True),
-    Field("mixed_precision", "Mixed precision", "choice", advanced=True,
-          choices=(("auto (GPU only)", "auto"), ("on", "on"), ("off", "off"))),
-    Field("weights", "Backbone weights", "choice", advanced=True,
-          choices=(("ImageNet", "imagenet"), ("none (random)", "none"))),
-    Field("cache_dir", "Feature cache folder", "path", "empty: the default", optional=True, advanced=True),
-)
-FIELD_BY_NAME = {f.name: f for f in FIELDS}
-CONFIG_FIELDS = {f.name for f in fields(TrainConfig)}
+# The form shows config.SETTINGS (TrainConfig's field metadata: label, help, kind, choices),
+# the basic settings first, the advanced ones below them (in a collapsible).
+FIELDS: tuple[Setting, ...] = (tuple(s for s in SETTINGS if not s.advanced)
+                               + tuple(s for s in SETTINGS if s.advanced))
+FIELD_BY_NAME = SETTING_BY_NAME
 DESCRIBE_FIELDS = ("backbone", "image_size", "fine_tune_blocks")
 # Settings of the machine rather than of the experiment: presets leave them alone.
 KEEP_ON_PRESET = ("backbone", "data_dir", "runs_dir", "cache_dir", "mixed_precision", "weights")
@@ -80,7 +42,7 @@ def field_of_message(message: str, candidates=None) -> list[str]:
     return [name for _pos, name in sorted(found)]
 
 
-def parse_text(field: Field, text: str) -> Any:
+def parse_text(field: Setting, text: str) -> Any:
     """Form text to a config value; unparsable text is passed on for make_config to name."""
     text = text.strip()
     if field.kind == "path":
@@ -105,7 +67,7 @@ def parse_text(field: Field, text: str) -> Any:
     return text
 
 
-def format_value(field: Field, value: Any) -> str:
+def format_value(field: Setting, value: Any) -> str:
     if value is None:
         return ""
     if field.kind == "float" and isinstance(value, float):
@@ -119,7 +81,7 @@ def validate(values: dict[str, Any]) -> tuple[TrainConfig | None, dict[str, str]
     if not values.get("runs_dir"):
         errors["runs_dir"] = "runs_dir must name a folder"
     for name, value in values.items():
-        if name not in CONFIG_FIELDS or name in errors:
+        if name not in SETTING_BY_NAME or name in errors:
             continue
         try:
             make_config({name: value})
@@ -130,7 +92,7 @@ def validate(values: dict[str, Any]) -> tuple[TrainConfig | None, dict[str, str]
     if errors:
         return None, errors
     try:
-        config = make_config({k: v for k, v in values.items() if k in CONFIG_FIELDS})
+        config = make_config({k: v for k, v in values.items() if k in SETTING_BY_NAME})
     except ConfigError as exc:
         message = str(exc)
         mentioned = field_of_message(message) or ["_form"]
@@ -192,7 +154,7 @@ class ConfigureScreen(CifarScreen):
                         yield from self._field_row(field)
         yield Footer()
 
-    def _field_row(self, field: Field) -> ComposeResult:
+    def _field_row(self, field: Setting) -> ComposeResult:
         with Vertical(classes="field", id=f"row-{field.name}"):
             with FieldRow():
                 yield Label(field.label, classes="field-label")
@@ -201,17 +163,15 @@ class ConfigureScreen(CifarScreen):
                     yield Button("Count", id="count-params", classes="small", compact=True,
                                  tooltip="count trainable parameters (ctrl+o)")
                     yield Static("", id="blocks-desc", classes="field-side")
-                elif field.help:
+                elif field.help and field.kind != "select":  # the backbone list is wide: its help is a tooltip
                     yield Static(field.help, classes="field-side field-help")
             yield Static("", id=f"err-{field.name}", classes="field-error")
 
-    def _control(self, field: Field) -> Widget:
+    def _control(self, field: Setting) -> Widget:
         wid = f"f-{field.name}"
-        if field.kind == "select":
-            options = [(f"{spec.label} — {spec.description}", name) for name, spec in BACKBONES.items()]
-            return Select(options, allow_blank=False, id=wid, classes="field-control", compact=True)
-        if field.kind == "choice":
-            return Select(list(field.choices), allow_blank=False, id=wid, classes="field-control", compact=True)
+        if field.kind in ("select", "choice"):
+            return Select(list(field.choices), allow_blank=False, id=wid, classes="field-control", compact=True,
+                          tooltip=field.help or None)
         if field.kind == "bool":
             return Switch(id=wid, classes="field-switch")
         restrict = None
@@ -225,7 +185,7 @@ class ConfigureScreen(CifarScreen):
     def on_mount(self) -> None:
         values = TrainConfig().to_json()
         saved = settings.load_last_config() or {}
-        values.update({k: v for k, v in saved.items() if k in CONFIG_FIELDS})
+        values.update({k: v for k, v in saved.items() if k in SETTING_BY_NAME})
         values["runs_dir"] = str(self.cifar.runs_dir)
         if self.cifar.data_dir:
             values["data_dir"] = self.cifar.data_dir
@@ -248,8 +208,7 @@ class ConfigureScreen(CifarScreen):
                 continue
             widget = self.query_one(f"#f-{name}")
             if isinstance(widget, Select):
-                options = [v for _label, v in (field.choices or [(n, n) for n in BACKBONES])]
-                if value in options:
+                if value in field.values:
                     widget.value = value
             elif isinstance(widget, Switch):
                 widget.value = bool(value)
