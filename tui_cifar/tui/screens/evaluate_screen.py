@@ -21,7 +21,7 @@ from textual.widgets import DataTable, Footer, Header, Label, Static, TabbedCont
 
 from ... import runstore
 from ...files import read_json
-from ...formatting import format_duration, format_pct
+from ...formatting import DASH, format_duration, format_pct
 from ..messages import ScreenEntered, ShowRun
 from ..widgets.class_report import ClassReport
 from ..widgets.confusion import ConfusionMatrix
@@ -196,10 +196,10 @@ class EvaluateScreen(CifarScreen):
             if not isinstance(item, dict):
                 continue
             true, pred, count = item.get("true"), item.get("predicted"), item.get("count")
-            share = "–"
+            share = DASH
             if cm is not None and true in self.class_names and isinstance(count, (int, float)):
                 total = sum(cm[self.class_names.index(true)])
-                share = f"{100 * count / total:.1f}%" if total else "–"
+                share = f"{100 * count / total:.1f}%" if total else DASH
             table.add_row(str(true), str(pred), str(count), share, key=str(k))
 
     @on(DataTable.RowSelected, "#confused")
@@ -230,7 +230,7 @@ class EvaluateScreen(CifarScreen):
         names = self.class_names
         count = cm[i][j]
         total = sum(cm[i])
-        share = f"{100 * count / total:.1f}%" if total else "–"
+        share = f"{100 * count / total:.1f}%" if total else DASH
         if i == j:
             msg = f"{names[i]}: {count} of {total} correct ({share})"
         else:
