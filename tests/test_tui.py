@@ -322,6 +322,17 @@ async def test_command_palette_starts_quick_run(tmp_path, fake_launcher, fake_de
         await wait_for(pilot, lambda: app.current_mode == "train")
 
 
+async def test_command_palette_preset_keeps_the_forms_folders(tmp_path, fake_launcher, fake_describe):
+    app = make_app(tmp_path / "runs", start_screen="configure")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await set_input(pilot, "data_dir", str(tmp_path / "my-cifar"))
+        await palette_run(pilot, "start quick")
+        await wait_for(pilot, lambda: len(fake_launcher) == 1, what="launch")
+        assert fake_launcher[0].data_dir == str(tmp_path / "my-cifar")
+        assert fake_launcher[0].limit_train == PRESETS["quick"]["limit_train"]
+
+
 async def palette_run(pilot, command: str) -> None:
     """Open the command palette, type a command and run the best match."""
     await pilot.press("ctrl+p")
