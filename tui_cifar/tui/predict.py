@@ -25,24 +25,15 @@ from textual.worker import get_current_worker
 from .. import runreader, runstore
 from .base import CifarScreen
 from ..formatting import format_pct
+from ..images import is_image_name
 from .widgets.bars import topk_table
 from .widgets.halfblock import HalfBlockImage
 
 if TYPE_CHECKING:
     from .app import CifarApp
 
-FALLBACK_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"})
 TOP_K = 5
 _model_lock = threading.Lock()
-
-
-def image_suffixes() -> frozenset[str]:
-    try:
-        from ..images import IMAGE_SUFFIXES
-
-        return frozenset(s.lower() for s in IMAGE_SUFFIXES)
-    except ImportError:
-        return FALLBACK_SUFFIXES
 
 
 class ModelsFound(Message):
@@ -79,13 +70,12 @@ class ImageTree(DirectoryTree):
     """A directory tree showing only folders and image files (hidden ones left out)."""
 
     def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
-        suffixes = image_suffixes()
         keep = []
         for path in paths:
             if path.name.startswith("."):
                 continue
             try:
-                if path.is_dir() or path.suffix.lower() in suffixes:
+                if path.is_dir() or is_image_name(path.name):
                     keep.append(path)
             except OSError:
                 continue
@@ -250,8 +240,7 @@ class PredictScreen(CifarScreen):
     def action_open_file(self) -> None:
         from textual_fspicker import FileOpen, Filters
 
-        suffixes = image_suffixes()
-        filters = Filters(("Images", lambda p: p.suffix.lower() in suffixes), ("All files", lambda _p: True))
+        filters = Filters(("Images", lambda p: is_image_name(p.name)), ("All files", lambda _p: True))
         start = self.current_file.parent if self.current_file else self.start_dir
 
         def chosen(path: Path | None) -> None:
