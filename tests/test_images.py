@@ -23,6 +23,7 @@ from tui_cifar.images import (
     ImageLoadError,
     LoadResult,
     find_images,
+    is_image_name,
     load_image,
     load_many,
     load_preview,
@@ -531,3 +532,11 @@ def test_load_many_accepts_a_generator(tmp_path):
     Image.new("RGB", (8, 8), RED).save(path)
     results = load_many(p for p in [path, path])
     assert len(results) == 2 and all(r.error is None for r in results)
+
+
+@pytest.mark.parametrize("name, expected", [("cat.png", True), ("CAT.JPG", True), ("scan.TIFF", True), ("._cat.jpg", False),
+                                            (".hidden.png", False), ("notes.txt", False), ("png", False)])
+def test_is_image_name_is_find_images_rule(tmp_path, name, expected):
+    assert is_image_name(name) is expected
+    (tmp_path / name).write_bytes(b"")
+    assert (find_images(tmp_path) == [tmp_path / name]) is expected

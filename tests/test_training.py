@@ -284,9 +284,9 @@ def keep_trained_models(monkeypatch) -> dict:
     trained = {}
     original = training._Trainer.fit_stage
 
-    def keep_model(self, stage, model, tm, *args):
-        trained[stage] = (model, tm)
-        return original(self, stage, model, tm, *args)
+    def keep_model(self, plan):
+        trained[plan.stage] = (plan.model, self.tm)
+        return original(self, plan)
 
     monkeypatch.setattr(training._Trainer, "fit_stage", keep_model)
     return trained
@@ -383,13 +383,23 @@ def test_best_checkpoint_writes_the_best_weights_however_often_it_writes(tmp_pat
     assert float(model.layers[0].bias.numpy()[0]) == 2.0
 
 
-def test_stage1_dataset_draws_every_sample_once_per_epoch_from_either_view():
+def _epoch_batches(ds, in_place: bool):
+    """One epoch of view_batches as numpy (x, y) pairs, however it is built."""
+    if not in_place:
+        return [(bx.numpy(), by.numpy()) for bx, by in ds]
+    batches = [ds[i] for i in range(len(ds))]
+    ds.on_epoch_end()
+    return batches
+
+
+@pytest.mark.parametrize("in_place", [False, True], ids=["stage1-tf.data", "stage2-in-place"])
+def test_view_batches_draw_every_sample_once_per_epoch_from_either_view(in_place):
     n = 300
     code = np.arange(1, n + 1, dtype=np.float16)[:, None]  # sample i's features are i + 1, negated in the other view
-    ds = training._views_dataset([code, -code], np.arange(n)[:, None], batch_size=64, seed=3)
+    ds = training.view_batches([code, -code], np.arange(n)[:, None], batch_size=64, seed=3, in_place=in_place)
     epochs = []
     for _ in range(2):
-        x, y = (np.concatenate(parts) for parts in zip(*[(bx.numpy(), by.numpy()) for bx, by in ds]))
+        x, y = (np.concatenate(parts) for parts in zip(*_epoch_batches(ds, in_place)))
         assert x.dtype == np.float32 and sorted(y[:, 0]) == list(range(n))  # each sample once
         np.testing.assert_array_equal(np.abs(x[:, 0]) - 1, y[:, 0])  # features travel with their own label
         assert 0.3 < (x[:, 0] > 0).mean() < 0.7  # both views drawn

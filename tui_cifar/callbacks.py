@@ -122,18 +122,13 @@ def _num(value: Any) -> float | None:
 
 
 class GracefulStop(keras.callbacks.Callback):
-    """Stops after the current batch when asked (signal), or when the loss is NaN/inf."""
+    """Stops after the current batch when asked (a signal or the STOP file); a NaN loss is TerminateOnNaN's."""
 
     def __init__(self, request: StopRequest):
         super().__init__()
         self.request = request
-        self.diverged = False
 
     def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.diverged = True
-            self.model.stop_training = True
         if self.request.requested:
             self.model.stop_training = True
 

@@ -8,9 +8,7 @@ from dataclasses import dataclass
 @dataclass
 class Hardware:
     strategy: object  # tf.distribute.Strategy
-    description: str
-    gpus: int
-    mixed_precision: bool
+    description: str  # e.g. "GPU x2 (...), mixed precision", logged in run_start
 
 
 def setup_hardware(mixed_precision: str = "auto") -> Hardware:
@@ -37,4 +35,4 @@ def setup_hardware(mixed_precision: str = "auto") -> Hardware:
         description = f"CPU ({os.cpu_count()} cores)"
     if use_mixed:
         description += ", mixed precision"
-    return Hardware(strategy, description, len(gpus), use_mixed)
+    return Hardware(strategy, description)

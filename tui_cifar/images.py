@@ -99,16 +99,15 @@ def find_images(folder: str | os.PathLike[str]) -> list[Path]:
     folder = Path(folder)
     try:
         with os.scandir(folder) as entries:
-            found = [
-                Path(entry.path)
-                for entry in entries
-                if not entry.name.startswith(".")
-                and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES
-                and entry.is_file()
-            ]
+            found = [Path(entry.path) for entry in entries if is_image_name(entry.name) and entry.is_file()]
     except OSError as exc:
         raise ImageLoadError(folder, _os_reason(exc, "folder")) from None
     return sorted(found, key=lambda p: (p.name.casefold(), p.name))
+
+
+def is_image_name(name: str) -> bool:
+    """Whether find_images would pick a file of this name: an image suffix, and not hidden."""
+    return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
 
 
 def load_many(paths: Iterable[str | os.PathLike[str]], size: int = 32) -> list[LoadResult]:

@@ -59,7 +59,6 @@ class TransferModel:
     top: keras.Model | None  # boundary activations -> backbone output; None when nothing is fine-tuned
     head: keras.Sequential  # backbone output -> class probabilities
     extractor: keras.Model  # 32x32 images -> (boundary activations, pooled frozen features)
-    boundary_layer: str
 
     def unfreeze_top(self) -> None:
         """Make the top blocks trainable for stage 2, their BatchNorm layers excepted.
@@ -109,11 +108,9 @@ def build_transfer_model(
     start = first_trainable_layer(backbone_name, backbone, fine_tune_blocks)
     if start >= len(backbone.layers):
         boundary = backbone.output
-        boundary_layer = backbone.layers[-1].name
         top = None
     else:
         boundary = backbone.layers[start].input
-        boundary_layer = backbone.layers[start - 1].name
         top = keras.Model(boundary, backbone.output, name="backbone_top")
         _freeze_batchnorm(top)  # see TransferModel.unfreeze_top
     bottom = keras.Model(backbone.input, boundary, name="backbone_bottom")
@@ -147,4 +144,4 @@ def build_transfer_model(
 
     pooled = keras.layers.GlobalAveragePooling2D(name="frozen_pool")(features)
     extractor = keras.Model(images, [activations, pooled], name="extractor")
-    return TransferModel(full, bottom, top, head, extractor, boundary_layer)
+    return TransferModel(full, bottom, top, head, extractor)

@@ -15,6 +15,7 @@ import os
 import shutil
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -100,11 +101,26 @@ def _test_accuracy(run_dir: Path) -> float | None:
     return (report or {}).get("test_accuracy")
 
 
-class CachedViews(keras.utils.PyDataset):
-    """Batches from cached arrays; each epoch, a new order and one view (original or mirrored) per sample.
+def view_batches(views: list[np.ndarray], labels: np.ndarray, batch_size: int, seed: int, in_place: bool):
+    """Training batches from cached views of every sample (original, mirrored): each epoch a new
+    order, and for each sample one view drawn at random.
 
-    For stage 2's boundary activations (gigabytes, read in place); stage 1 uses _views_dataset.
+    Two ways to that one sampling, chosen by measurement:
+
+    - ``in_place=False`` (stage 1, pooled features): they are small (45,000 images x 2 views x
+      1,280 float16 = 230 MB), so they go into one tensor and tf.data gathers the batches: an epoch
+      took ~0.26 s, against ~0.4-0.6 s through a PyDataset, whose per-batch Python cost dominates
+      when a step is one dense layer.
+    - ``in_place=True`` (stage 2, boundary activations): gigabytes, which a PyDataset reads batch
+      by batch from the arrays where they are instead of copying them into a tensor.
     """
+    if in_place:
+        return _CachedViews(views, labels, batch_size, seed)
+    return _views_dataset(views, labels, batch_size, seed)
+
+
+class _CachedViews(keras.utils.PyDataset):
+    """view_batches' sampling over arrays read in place (see there)."""
 
     def __init__(self, views: list[np.ndarray], labels: np.ndarray, batch_size: int, seed: int):
         super().__init__()
@@ -129,6 +145,19 @@ class CachedViews(keras.utils.PyDataset):
             mask = choice == v
             x[mask] = view[idx[mask]]
         return x, self.labels[idx]
+
+
+@dataclass
+class StagePlan:
+    """What one training stage fits: which model, on what data, for how long and how fast."""
+
+    stage: int  # 1: the head on cached features; 2: fine-tuning
+    model: keras.Model
+    train_data: Any
+    val_data: Any
+    epochs: int
+    lr: float
+    batch_size: int
 
 
 class _Trainer:
@@ -166,8 +195,9 @@ class _Trainer:
 
         from .model import build_transfer_model
 
+        self.hw = hw
         with hw.strategy.scope():
-            tm = build_transfer_model(cfg.backbone, cfg.image_size, cfg.fine_tune_blocks,
+            self.tm = tm = build_transfer_model(cfg.backbone, cfg.image_size, cfg.fine_tune_blocks,
                                       None if cfg.weights == "none" else "imagenet", cfg.dropout)
         fine_tune = tm.top is not None and cfg.epochs_fine > 0
         act_bytes = int(np.prod(tm.bottom.output.shape[1:])) * 2
@@ -183,12 +213,12 @@ class _Trainer:
         if cfg.epochs_head > 0:
             with hw.strategy.scope():
                 head_model = tm.trainable_on_features()
-            result = self.fit_stage(
-                1, head_model, tm,
-                _views_dataset([feats["train"][v][1] for v in views], y_train, cfg.head_batch_size, cfg.seed),
+            result = self.fit_stage(StagePlan(
+                1, head_model,
+                view_batches([feats["train"][v][1] for v in views], y_train, cfg.head_batch_size, cfg.seed, in_place=False),
                 (feats["val"]["original"][1].astype(np.float32), y_val),
-                cfg.epochs_head, cfg.lr_head, cfg.head_batch_size, hw,
-            )
+                cfg.epochs_head, cfg.lr_head, cfg.head_batch_size,
+            ))
             if result:
                 return result
         if fine_tune:
@@ -196,14 +226,15 @@ class _Trainer:
             if use_cache:
                 with hw.strategy.scope():
                     stage2 = tm.trainable_on_activations()
-                train_data = CachedViews([feats["train"][v][0] for v in views], y_train, cfg.batch_size, cfg.seed + 1)
+                train_data = view_batches([feats["train"][v][0] for v in views], y_train, cfg.batch_size, cfg.seed + 1,
+                                          in_place=True)
                 val_data = (feats["val"]["original"][0].astype(np.float32), y_val)
             else:
                 stage2 = tm.full
                 train_data = _pixel_dataset(splits.x_train, y_train, cfg.batch_size, cfg.augment, cfg.seed)
                 val_data = _pixel_dataset(splits.x_val, y_val, cfg.batch_size, False, cfg.seed)
             del feats
-            result = self.fit_stage(2, stage2, tm, train_data, val_data, cfg.epochs_fine, cfg.lr_fine, cfg.batch_size, hw)
+            result = self.fit_stage(StagePlan(2, stage2, train_data, val_data, cfg.epochs_fine, cfg.lr_fine, cfg.batch_size))
             if result:
                 return result
 
@@ -251,11 +282,13 @@ class _Trainer:
                   "images_per_sec": round(total / elapsed, 1) if elapsed > 0 else None})
         return out
 
-    def fit_stage(self, stage, model, tm, train_data, val_data, epochs, lr, batch_size, hw) -> tuple[str, str] | None:
+    def fit_stage(self, plan: StagePlan) -> tuple[str, str] | None:
         """Train one stage; returns (state, message) when the run must end here, else None."""
         from .callbacks import BestCheckpoint, GracefulStop, MetricsLogger
 
-        cfg = self.config
+        cfg, hw, tm = self.config, self.hw, self.tm
+        stage, model, train_data, val_data = plan.stage, plan.model, plan.train_data, plan.val_data
+        epochs, lr, batch_size = plan.epochs, plan.lr, plan.batch_size
         done_marker = self.backup_dir / f"stage{stage}.done"
         best_weights = self.backup_dir / f"stage{stage}.best.weights.h5"
         stage_backup = self.backup_dir / f"stage{stage}"
@@ -279,9 +312,9 @@ class _Trainer:
         self.log({"type": "stage_start", "stage": stage, "epochs": epochs, "steps_per_epoch": steps,
                   "lr": lr, "trainable_params": trainable})
         write_status(self.run_dir, "running", f"stage {stage}", stage=stage)
-        stopper = GracefulStop(self.stop)
         callbacks = [
-            stopper,
+            GracefulStop(self.stop),
+            keras.callbacks.TerminateOnNaN(),  # stops after the batch whose loss is NaN/inf
             MetricsLogger(self.writer, stage, epochs, steps, batch_size, self.clock, self.logged_epochs),
             BestCheckpoint(best_weights, tm.full, self.run_dir / runstore.MODEL_FILE, score_file, CHECKPOINT_INTERVAL),
             keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.patience, restore_best_weights=False),
@@ -291,10 +324,10 @@ class _Trainer:
         ]
         t0 = time.perf_counter()
         # The training data shuffles itself (shuffle=False only silences Keras' warning about that).
-        model.fit(train_data, validation_data=val_data, validation_batch_size=batch_size if isinstance(val_data, tuple) else None,
+        history = model.fit(train_data, validation_data=val_data, validation_batch_size=batch_size if isinstance(val_data, tuple) else None,
                   epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
         self.log({"type": "stage_end", "stage": stage, "seconds": round(time.perf_counter() - t0, 2)})
-        if stopper.diverged:
+        if not all(math.isfinite(loss) for loss in history.history.get("loss", [])):
             shutil.rmtree(stage_backup, ignore_errors=True)  # NaN weights: a resume starts the stage over
             raise TrainingDiverged(
                 f"the loss became NaN/inf in stage {stage}; lower the learning rate (now {lr:g}) and retry"
@@ -309,12 +342,7 @@ class _Trainer:
 
 
 def _views_dataset(views: list[np.ndarray], labels: np.ndarray, batch_size: int, seed: int):
-    """Stage-1 batches as a tf.data pipeline: a new order and one view per sample every epoch, like CachedViews.
-
-    Pooled features are small (45,000 images x 2 views x 1,280 float16 = 230 MB), so they go into
-    one tensor and TensorFlow gathers the batches: an epoch took ~0.26 s, against ~0.4-0.6 s
-    through a PyDataset, whose per-batch Python cost dominates when a step is one dense layer.
-    """
+    """view_batches' sampling as a tf.data pipeline over one tensor (see there)."""
     import tensorflow as tf
 
     stacked = tf.convert_to_tensor(np.stack(views, axis=1))  # (samples, views, features)

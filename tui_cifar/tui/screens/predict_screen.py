@@ -24,7 +24,7 @@ from textual.worker import get_current_worker
 
 from ... import runreader, runstore
 from ...formatting import format_pct
-from ...images import IMAGE_SUFFIXES
+from ...images import is_image_name
 from ..messages import ClassifyFolder
 from .base import CifarScreen
 from ..widgets.bars import topk_table
@@ -226,7 +226,7 @@ class PredictScreen(CifarScreen):
     def action_open_file(self) -> None:
         from textual_fspicker import FileOpen, Filters
 
-        filters = Filters(("Images", lambda p: p.suffix.lower() in IMAGE_SUFFIXES), ("All files", lambda _p: True))
+        filters = Filters(("Images", lambda p: is_image_name(p.name)), ("All files", lambda _p: True))
         start = self.current_file.parent if self.current_file else self.start_dir
 
         def chosen(path: Path | None) -> None:

@@ -7,7 +7,7 @@ from typing import Iterable
 
 from textual.widgets import DirectoryTree
 
-from ...images import IMAGE_SUFFIXES
+from ...images import is_image_name
 
 
 class ImageTree(DirectoryTree):
@@ -22,7 +22,7 @@ class ImageTree(DirectoryTree):
             if path.name.startswith("."):
                 continue
             try:
-                if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
+                if path.is_dir() or is_image_name(path.name):
                     keep.append(path)
             except OSError:
                 continue
