@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import keras
 
+from .resources import resource_usage
 from .runstore import MetricsWriter, atomic_write_json
 
 
@@ -113,6 +114,7 @@ class MetricsLogger(keras.callbacks.Callback):
                 "epoch_time": round(elapsed, 2), "wall_time": self.clock(),
                 # A stop request ends an epoch early; Keras still closes it (validation, backup).
                 "partial": self._batches < self.steps,
+                "memory": resource_usage(),
             }
         )
 

@@ -247,7 +247,8 @@ def cmd_runs(args) -> int:
 
     table = Table("run", "state", "backbone", "size", "best val", "test", "time")
     for r in runs:
-        table.add_row(r.name, r.state, r.backbone or "?", str(r.image_size or "?"),
+        model = r.backbone or (f"{r.model} ({r.kind})" if r.model else "?")
+        table.add_row(r.name, r.state, model, str(r.image_size or ("-" if r.model else "?")),
                       f"{r.best_val_accuracy:.4f}" if r.best_val_accuracy is not None else "-",
                       f"{r.test_accuracy:.4f}" if r.test_accuracy is not None else "-",
                       f"{r.duration_s / 60:.1f} min" if r.duration_s else "-")

@@ -159,8 +159,11 @@ def make_config(values: dict[str, Any] | None = None, preset: str | None = None)
 
 def config_from_run(data: dict[str, Any], run_dir: Path) -> TrainConfig:
     """The TrainConfig a run folder was started with; one this version cannot use says why, as a RunStoreError."""
-    from .runstore import CONFIG_FILE, RunStoreError
+    from .runstore import CONFIG_FILE, RunStoreError, no_cifar_model_reason
 
+    reason = no_cifar_model_reason(data)
+    if reason:
+        raise RunStoreError(f"{run_dir}: {reason}")
     try:
         return make_config(data)
     except ConfigError as exc:

@@ -2,7 +2,8 @@
 
 A run folder holds::
 
-    config.json      the TrainConfig that started the run
+    config.json      the TrainConfig that started the run; a run recorded by RunLogger from
+                     anyone's model.fit has "kind": "keras" and the hyperparameters Keras shows
     status.json      {"state", "pid", "host", "started_at", "updated_at", "message", ...}
     metrics.jsonl    append-only, one JSON record per line, flushed per record
     train.log        what the training process printed (detached runs)
@@ -39,6 +40,9 @@ MODEL_FILE = "model.keras"
 REPORT_FILE = "metrics.json"
 BACKUP_DIR = "backup"
 STOP_FILE = "STOP"
+
+# config.json "kind" of a run that RunLogger recorded from a plain model.fit (the trainer writes none).
+KERAS_KIND = "keras"
 
 
 class RunStoreError(Exception):
@@ -298,11 +302,26 @@ class RunSummary:
     started_at: str | None
     duration_s: float | None
     problems: list[str]
+    kind: str = "cifar-tui"
+    model: str | None = None  # the Keras model's name, for a RunLogger run
+
+
+def run_kind(config: dict[str, Any]) -> str:
+    """'keras' for a run RunLogger recorded from a plain model.fit, 'cifar-tui' for the trainer's runs."""
+    return str(config.get("kind") or "cifar-tui")
+
+
+def no_cifar_model_reason(config: dict[str, Any]) -> str | None:
+    """Why a run has no cifar-tui model to evaluate, predict with or resume; None when it has one."""
+    if run_kind(config) == KERAS_KIND:
+        return ("this run was recorded by RunLogger from a Keras script's model.fit: "
+                "cifar-tui can show and export its metrics, but has no model of it to evaluate, predict with or resume")
+    return None
 
 
 def config_file_problems(config: dict[str, Any]) -> list[str]:
     """What makes a run's config.json differ from this version's settings (unknown or missing keys)."""
-    if not config:
+    if not config or run_kind(config) != "cifar-tui":  # a Keras run's config holds what its script had
         return []
     from .config import TrainConfig  # no TensorFlow: config only knows the backbone names
 
@@ -343,6 +362,8 @@ def summarize_run(run_dir: Path) -> RunSummary:
         started_at=status.started_at,
         duration_s=last_wall_time(records),
         problems=problems,
+        kind=run_kind(config),
+        model=config.get("model") if isinstance(config.get("model"), str) else None,
     )
 
 
