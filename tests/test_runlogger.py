@@ -188,3 +188,19 @@ def test_resource_usage_on_cpu_reports_this_process():
     block[::4096] = b"x" * len(block[::4096])  # touch every page so it becomes resident
     assert resource_usage()["rss_peak"] >= before + 150 * 2**20
     del block
+
+
+def test_the_docs_example_records_a_run_that_the_cli_reads(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    runs = tmp_path / "runs"
+    out = subprocess.run([sys.executable, str(root / "docs" / "runlogger_example.py"), "--runs-dir", str(runs),
+                          "--epochs", "2", "--samples", "400"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    run_dir = the_run(runs)
+    assert runstore.read_status(run_dir).state == "finished"
+    epochs = runstore.epoch_records(runstore.read_metrics(run_dir)[0])
+    assert [r["epoch"] for r in epochs] == [1, 2] and "val_top3" in epochs[-1]
+    for command in (["predict", str(run_dir), str(root / "README.md")], ["train", "--resume", str(run_dir)]):
+        refused = subprocess.run([sys.executable, "-m", "tui_cifar", *command], capture_output=True, text=True,
+                                 timeout=120)
+        assert refused.returncode == 1 and "recorded by RunLogger" in refused.stderr, command
