@@ -15,7 +15,7 @@ from tui_cifar.resources import resource_usage
 
 # A plain Keras script (no cifar-tui trainer): a binary classifier with an AUC metric.
 # GATE (if set) holds fit after the first epoch until that file exists; FAIL_AFTER makes the
-# data raise after that many batches; WAIT keeps fit busy after epoch 1 until a signal ends it.
+# data raise after that many batches; SLOW makes every batch after epoch 1 take 0.2 s (EPOCHS: 3 unless set).
 SCRIPT = """
 import os, sys, time
 import numpy as np, keras
@@ -41,17 +41,17 @@ class Hold(keras.callbacks.Callback):
         while epoch == 0 and gate and not os.path.exists(gate):
             time.sleep(0.05)
     def on_train_batch_end(self, batch, logs=None):
-        while os.environ.get("WAIT") and self.epochs_seen:
-            time.sleep(0.05)
-    epochs_seen = 0
+        if os.environ.get("SLOW") and self.epoch > 0:
+            time.sleep(0.2)
+    epoch = 0
     def on_epoch_begin(self, epoch, logs=None):
-        self.epochs_seen = epoch
+        self.epoch = epoch
 
 model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"),
                           keras.layers.Dense(1, activation="sigmoid")], name="plain_mlp")
 model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="binary_crossentropy",
               metrics=["accuracy", keras.metrics.AUC(name="auc")])
-model.fit(Data(), validation_data=(x[:64], y[:64]), epochs=3, verbose=0,
+model.fit(Data(), validation_data=(x[:64], y[:64]), epochs=int(os.environ.get("EPOCHS", 3)), verbose=0,
           callbacks=[RunLogger(sys.argv[1], hparams={"hidden": 8}), Hold()])
 print("after fit", flush=True)
 """
@@ -152,31 +152,37 @@ def test_an_exception_in_fit_marks_the_run_failed(tmp_path):
     assert [r["epoch"] for r in runstore.epoch_records(records)] == [1]
 
 
-@pytest.mark.parametrize("how", ["sigint", "stop_request"])
+@pytest.mark.parametrize("how", ["sigint", "app_stop", "stop_file"])
 def test_ctrl_c_or_the_apps_stop_marks_the_run_stopped(tmp_path, how):
-    proc, runs = start_script(tmp_path, WAIT="1")
+    proc, runs = start_script(tmp_path, SLOW="1", EPOCHS="50")
     try:
         run_dir = wait_for(lambda: the_run(runs), proc=proc)
         wait_for(lambda: runstore.epoch_records(runstore.read_metrics(run_dir)[0]), proc=proc)
         if how == "sigint":
             proc.send_signal(signal.SIGINT)
-        else:
+        elif how == "app_stop":
             from tui_cifar.launcher import request_stop
 
             assert request_stop(run_dir)  # STOP file + SIGTERM, as the app's stop does
+        else:
+            (run_dir / runstore.STOP_FILE).touch()  # from another host sharing the folder
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert "after fit" not in out  # the signal ends the script as it would without RunLogger
-    if how == "sigint":
-        assert "KeyboardInterrupt" in err
-    else:
-        assert proc.returncode == -signal.SIGTERM
     status = runstore.read_status(run_dir)
     assert status.state == "stopped", status
-    assert status.message == f"stopped by {'SIGINT' if how == 'sigint' else 'SIGTERM'}"
     records, problems = runstore.read_metrics(run_dir)
     assert problems == [] and records[-1]["type"] == "run_end" and records[-1]["state"] == "stopped"
+    if how == "stop_file":  # fit returns after the current batch and the script goes on
+        assert proc.returncode == 0 and "after fit" in out
+        assert status.message == "stopped by a stop request"
+        assert runstore.epoch_records(records)[-1]["partial"] is True
+        return
+    assert "after fit" not in out  # the signal ends the script as it would without RunLogger
+    if how == "sigint":
+        assert "KeyboardInterrupt" in err and status.message == "stopped by SIGINT"
+    else:
+        assert proc.returncode == -signal.SIGTERM and status.message == "stopped by SIGTERM"
 
 
 def test_resource_usage_on_cpu_reports_this_process():
