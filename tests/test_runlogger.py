@@ -152,18 +152,18 @@ def test_an_exception_in_fit_marks_the_run_failed(tmp_path):
     assert [r["epoch"] for r in runstore.epoch_records(records)] == [1]
 
 
-@pytest.mark.parametrize("how", ["sigint", "app_stop", "stop_file"])
+@pytest.mark.parametrize("how", ["sigint", "sigterm", "app_stop", "stop_file"])
 def test_ctrl_c_or_the_apps_stop_marks_the_run_stopped(tmp_path, how):
     proc, runs = start_script(tmp_path, SLOW="1", EPOCHS="50")
     try:
         run_dir = wait_for(lambda: the_run(runs), proc=proc)
         wait_for(lambda: runstore.epoch_records(runstore.read_metrics(run_dir)[0]), proc=proc)
-        if how == "sigint":
-            proc.send_signal(signal.SIGINT)
+        if how in ("sigint", "sigterm"):
+            proc.send_signal(signal.SIGINT if how == "sigint" else signal.SIGTERM)
         elif how == "app_stop":
             from tui_cifar.launcher import request_stop
 
-            assert request_stop(run_dir)  # STOP file + SIGTERM, as the app's stop does
+            assert request_stop(run_dir)
         else:
             (run_dir / runstore.STOP_FILE).touch()  # from another host sharing the folder
         out, err = proc.communicate(timeout=60)
@@ -173,7 +173,7 @@ def test_ctrl_c_or_the_apps_stop_marks_the_run_stopped(tmp_path, how):
     assert status.state == "stopped", status
     records, problems = runstore.read_metrics(run_dir)
     assert problems == [] and records[-1]["type"] == "run_end" and records[-1]["state"] == "stopped"
-    if how == "stop_file":  # fit returns after the current batch and the script goes on
+    if how in ("app_stop", "stop_file"):  # fit returns after the current batch and the script goes on
         assert proc.returncode == 0 and "after fit" in out
         assert status.message == "stopped by a stop request"
         assert runstore.epoch_records(records)[-1]["partial"] is True

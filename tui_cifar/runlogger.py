@@ -35,8 +35,9 @@ class RunLogger(keras.callbacks.Callback):
 
     ``name`` names the folder (default: the model's name); ``hparams`` is any dict of
     your own settings, kept in config.json and exported as TensorBoard hyperparameters.
-    The run ends as "finished", "stopped" (Ctrl-C, SIGTERM or the app's stop, which
-    ends fit after the current batch) or "failed" (an exception that ends the script).
+    The run ends as "finished", "stopped" (Ctrl-C or SIGTERM, which end the script as
+    usual, or the app's stop, after which fit returns) or "failed" (an exception that
+    ends the script).
     """
 
     def __init__(self, runs_dir: str | os.PathLike = "runs", name: str | None = None,
