@@ -31,7 +31,8 @@ def trainer_run(runs_dir, name="mobilenetv2-96px"):
             writer.write({"type": "epoch", "stage": stage, "epoch": epoch, "epochs": epochs,
                           "loss": float(rng.random()), "accuracy": float(rng.random()),
                           "val_loss": float(rng.random()), "val_accuracy": float(rng.random()), "lr": 1e-3,
-                          "wall_time": wall, "memory": {"rss": 300 * 2**20, "rss_peak": 310 * 2**20}})
+                          "wall_time": wall, "memory": {"rss": 300 * 2**20, "rss_peak": 310 * 2**20,
+                                                              "gpu": {"GPU:0": {"current": 2**30, "peak": 3 * 2**30}}}})
     writer.close()
     runstore.write_status(run_dir, "finished", "test accuracy")
     y_true = np.repeat(np.arange(10), 5)
@@ -116,6 +117,7 @@ def test_tensorboard_export_counts_epochs_across_stages_and_draws_the_confusion_
     # stage 2's batches follow stage 1's 2 x 4 steps
     steps = sorted({s for s, _ in scalars(load_events(target / "train"), "batch_loss")})
     assert steps == list(range(1, 9)) + list(range(9, 19))
+    assert scalars(load_events(target / "train"), "memory/gpu/GPU_0/peak_mib")[0] == (1, 3 * 1024)
     top = load_events(target)
     image = top.Tensors("test/confusion_matrix")[0]
     width, height, png = tensor_util.make_ndarray(image.tensor_proto)

@@ -8,6 +8,7 @@ extra: ``pip install 'cifar-tui[tensorboard]'``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,8 @@ def export_tensorboard(run_dir: Path, out_dir: Path) -> Path:
         raise runstore.RunStoreError(f"{run_dir} is not a readable run folder ({problem})")
     records, _ = runstore.read_metrics(run_dir)
     target = Path(out_dir).expanduser() / run_dir.name
-    writers = {side: tf.summary.create_file_writer(str(target / side)) for side in ("train", "validation")}
+    # train/ and validation/ hold the curves; the run's own folder the settings and the test report.
+    writers = {side: tf.summary.create_file_writer(str(target / side)) for side in ("train", "validation", "")}
     epochs = runstore.epoch_records(records)
     epoch_steps, batch_steps = _global_steps(records, epochs)
     for rec in epochs:
@@ -55,9 +57,9 @@ def export_tensorboard(run_dir: Path, out_dir: Path) -> Path:
             with writers[side].as_default(step=step):
                 tf.summary.scalar(f"epoch_{tag}", value)
         with writers["train"].as_default(step=step):
-            for name, value in flatten(rec.get("memory") or {}, "memory/").items():
-                if isinstance(value, (int, float)):
-                    tf.summary.scalar(name.replace(".", "/") + "_mib", value / 2**20)
+            for name, value in flatten(rec.get("memory") or {}, "memory.").items():
+                if isinstance(value, (int, float)):  # memory.gpu.GPU:0.peak -> memory/gpu/GPU_0/peak_mib
+                    tf.summary.scalar(re.sub(r"[^-\w/]", "_", name.replace(".", "/")) + "_mib", value / 2**20)
     with writers["train"].as_default():
         for rec in records:
             if rec.get("type") == "batch":
@@ -65,7 +67,7 @@ def export_tensorboard(run_dir: Path, out_dir: Path) -> Path:
                 for name, value in _metrics(rec).items():
                     tf.summary.scalar(f"batch_{name}", value, step=step)
     report, _ = runstore.read_json(run_dir / runstore.REPORT_FILE)
-    with tf.summary.create_file_writer(str(target)).as_default(step=0):
+    with writers[""].as_default(step=0):
         hp.hparams(_hparams(config), trial_id=run_dir.name)
         if report and report.get("confusion_matrix"):
             image = confusion_image(np.asarray(report["confusion_matrix"]), list(report.get("classes") or []))
