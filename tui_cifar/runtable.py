@@ -34,7 +34,7 @@ def run_settings(config: dict[str, Any]) -> dict[str, Scalar]:
     A Keras run's own ``hparams`` keep their names, so they line up with what the script calls them.
     """
     if runstore.run_kind(config) != runstore.KERAS_KIND:
-        return {k: v for k, v in flatten(config).items()}
+        return flatten(config)
     optimizer = config.get("optimizer") if isinstance(config.get("optimizer"), dict) else {}
     settings: dict[str, Scalar] = {"kind": runstore.KERAS_KIND}
     for key in ("model", "loss", "batch_size", "epochs", "steps_per_epoch", "total_params", "trainable_params"):
