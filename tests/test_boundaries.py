@@ -56,7 +56,10 @@ def test_the_core_never_imports_textual_or_the_app():
 
 def test_the_core_has_no_import_cycle():
     modules = {_module_name(p): p for p in _core_files()}
-    graph = {m: sorted({n for n in _imports(p) if n in modules and n != m}) for m, p in modules.items()}
+    # A module's own parent packages are imported before it by Python itself (`from . import x` names the
+    # package too): not an edge a design can remove, so the package's lazy `RunLogger` export is no loop.
+    graph = {m: sorted({n for n in _imports(p) if n in modules and n != m and not m.startswith(f"{n}.")})
+             for m, p in modules.items()}
     cycles = []
 
     def visit(node: str, path: list[str], state: dict[str, int]) -> None:

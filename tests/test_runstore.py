@@ -372,7 +372,7 @@ def _heavy_modules_after(code: str) -> list[str]:
 def test_light_modules_import_neither_tensorflow_nor_keras_nor_textual():
     heavy = _heavy_modules_after(
         "import tui_cifar.runstore, tui_cifar.runreader, tui_cifar.files, tui_cifar.paths, tui_cifar.formatting,"
-        " tui_cifar.config, tui_cifar.cli, tui_cifar.data, tui_cifar.images"
+        " tui_cifar.config, tui_cifar.cli, tui_cifar.data, tui_cifar.images, tui_cifar.runtable, tui_cifar.resources"
     )
     assert heavy == []
 

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from conftest import tiny_config
 
 from tui_cifar import data, features, runreader, runstore, training
@@ -148,6 +149,8 @@ def test_metrics_log_tells_the_whole_story(tiny_run):
             assert isinstance(e.get(key), (int, float)), (key, e)
         assert 0 <= e["accuracy"] <= 1 and 0 <= e["val_accuracy"] <= 1
         assert e["images_per_sec"] > 0 and e["lr"] > 0
+        assert e["memory"]["rss_peak"] >= e["memory"]["rss"] > 100 * 2**20  # TensorFlow alone takes more
+        assert ("gpu" in e["memory"]) == bool(tf.config.list_physical_devices("GPU"))
     assert epochs[1]["lr"] < epochs[0]["lr"]  # cosine decay within a stage
     walls = [r["wall_time"] for r in records if "wall_time" in r]
     assert walls == sorted(walls)

@@ -13,6 +13,7 @@ import keras
 
 from .files import atomic_write, atomic_write_json, read_json
 from .runstore import MetricsWriter
+from .resources import resource_usage
 
 
 def current_lr(optimizer) -> float:
@@ -112,6 +113,7 @@ class MetricsLogger(keras.callbacks.Callback):
                 "epoch_time": round(elapsed, 2), "wall_time": self.clock(),
                 # A stop request ends an epoch early; Keras still closes it (validation, backup).
                 "partial": self._batches < self.steps,
+                "memory": resource_usage(),
             }
         )
 

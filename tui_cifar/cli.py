@@ -67,16 +67,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("runs", help="list runs")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--csv", type=Path, metavar="FILE", help="also write one row per run (settings and results) to FILE")
     sub.add_parser("backbones", help="list the available backbones")
     p = sub.add_parser("watch", help="open the app on a run's live training view (attach to a running run)")
     p.add_argument("run", type=Path)
+    p = sub.add_parser("export", help="a run's metrics for TensorBoard or a spreadsheet")
+    p.add_argument("run", type=Path)
+    add_metrics_export_args(p)
     return parser
+
+
+def add_metrics_export_args(p: argparse.ArgumentParser) -> None:
+    """`export`'s options for a run's metrics (any run, a Keras script's too)."""
+    p.add_argument("--tensorboard", type=Path, metavar="DIR",
+                   help="write TensorBoard event files under DIR/RUN (needs: pip install 'cifar-tui[tensorboard]')")
+    p.add_argument("--csv", type=Path, metavar="FILE", help="write the run's metrics log (batch and epoch records) to FILE")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-                "runs": cmd_runs, "backbones": cmd_backbones, "watch": cmd_watch, None: cmd_app}
+                "runs": cmd_runs, "backbones": cmd_backbones, "watch": cmd_watch, "export": cmd_export, None: cmd_app}
     from .config import ConfigError
     from .data import DatasetNotFound
     from .runstore import RunStoreError
@@ -245,6 +256,11 @@ def cmd_predict(args) -> int:
 def cmd_runs(args) -> int:
     from .runreader import list_runs
 
+    if args.csv:
+        from .runtable import runs_rows, write_csv
+
+        count = write_csv(runs_rows(Path(args.runs_dir)), args.csv)
+        print(f"{count} runs written to {args.csv}", file=sys.stderr)
     runs = list_runs(Path(args.runs_dir))
     if args.json:
         print(json.dumps([{**r.__dict__, "path": str(r.path)} for r in runs], indent=2))
@@ -259,13 +275,47 @@ def cmd_runs(args) -> int:
 
     table = Table("run", "state", "backbone", "size", "best val", "test", "time")
     for r in runs:
-        table.add_row(r.name, r.state, r.backbone or "?", str(r.image_size or "?"),
+        model = r.backbone or (f"{r.model} ({r.kind})" if r.model else "?")
+        table.add_row(r.name, r.state, model, str(r.image_size or (ASCII_DASH if r.model else "?")),
                       fmt(r.best_val_accuracy, ".4f", ASCII_DASH), fmt(r.test_accuracy, ".4f", ASCII_DASH),
                       f"{r.duration_s / 60:.1f} min" if r.duration_s else ASCII_DASH)
     Console().print(table)
     for r in runs:
         for problem in r.problems:
             print(f"{r.name}: {problem}", file=sys.stderr)
+    return 0
+
+
+def export_metrics(args) -> bool:
+    """Do what `export`'s --tensorboard and --csv ask for; False when neither was given."""
+    if args.csv:
+        from .runtable import metrics_rows, write_csv
+
+        count = write_csv(metrics_rows(args.run), args.csv)
+        print(f"{count} records written to {args.csv}", file=sys.stderr)
+    if args.tensorboard:
+        from .tbexport import export_tensorboard
+
+        target = export_tensorboard(args.run, args.tensorboard)
+        print(f"TensorBoard event files in {target}; view them with: tensorboard --logdir {args.tensorboard}",
+              file=sys.stderr)
+    return bool(args.csv or args.tensorboard)
+
+
+def cmd_export(args) -> int:
+    from .runstore import CONFIG_FILE, RunStoreError
+
+    if not (args.run / CONFIG_FILE).is_file():
+        raise RunStoreError(f"{args.run} is not a run folder (no {CONFIG_FILE})")
+    from .tbexport import TensorBoardMissing
+
+    try:
+        if not export_metrics(args):
+            print("cifar-tui export: say what to write: --tensorboard DIR and/or --csv FILE", file=sys.stderr)
+            return EXIT_USAGE
+    except TensorBoardMissing as exc:
+        print(f"cifar-tui: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     return 0
 
 

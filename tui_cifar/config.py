@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from .backbones import BACKBONES
-from .runstore import CONFIG_FILE, RunStoreError
+from . import runstore
+from .runstore import CONFIG_FILE, RunStoreError, no_cifar_model_reason
 
 
 class ConfigError(ValueError):
@@ -210,7 +211,7 @@ def make_config(values: dict[str, Any] | None = None, preset: str | None = None)
 
 def config_file_problems(config: dict[str, Any]) -> list[str]:
     """What makes a run's config.json differ from this version's settings (unknown or missing keys)."""
-    if not config:
+    if not config or runstore.run_kind(config) != "cifar-tui":  # a Keras run's config holds what its script had
         return []
     known = {f.name for f in fields(TrainConfig)}
     problems = []
@@ -226,6 +227,9 @@ def config_file_problems(config: dict[str, Any]) -> list[str]:
 
 def config_from_run(data: dict[str, Any], run_dir: Path) -> TrainConfig:
     """The TrainConfig a run folder was started with; one this version cannot use says why, as a RunStoreError."""
+    reason = no_cifar_model_reason(data)
+    if reason:
+        raise RunStoreError(f"{run_dir}: {reason}")
     try:
         return make_config(data)
     except ConfigError as exc:

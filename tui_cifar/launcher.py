@@ -48,14 +48,18 @@ def request_stop(run_dir: Path) -> bool:
     """Ask a running run to stop after its current batch; False if it is not running.
 
     Writes the run's STOP file (seen by the trainer wherever it runs) and, when the
-    process is on this host, also sends SIGTERM so the request lands at once.
+    process is on this host, also sends SIGTERM so the request lands at once. A Keras
+    script's run (RunLogger) gets the file only: its fit returns after the batch and
+    the script goes on (to save its model, say), where SIGTERM would end it.
     """
     run_dir = Path(run_dir)
     status = runstore.read_status(run_dir)
     if runstore.effective_state(status) != "running":
         return False
     (run_dir / runstore.STOP_FILE).touch()
-    if status.pid and status.host == socket.gethostname():
+    config, _ = runstore.read_json(run_dir / runstore.CONFIG_FILE)
+    keras_script = runstore.run_kind(config or {}) == runstore.KERAS_KIND
+    if status.pid and status.host == socket.gethostname() and not keras_script:
         try:
             os.kill(status.pid, signal.SIGTERM)
         except (ProcessLookupError, PermissionError):

@@ -117,5 +117,8 @@ def load_classifier(run_or_model: Path) -> Classifier:
     path = Path(run_or_model).expanduser()
     if path.is_dir():
         config, _ = runstore.read_json(path / runstore.CONFIG_FILE)
+        reason = runstore.no_cifar_model_reason(config or {})
+        if reason:
+            raise ModelLoadError(f"{path}: {reason}")
         return Classifier(load_model_checked(path / runstore.MODEL_FILE), bool((config or {}).get("tta_flip", True)))
     return Classifier(load_model_checked(path))

@@ -73,6 +73,8 @@ class RunSummary:
     duration_s: float | None
     problems: list[str]
     stage_times: dict[str, float] = field(default_factory=dict)
+    kind: str = "cifar-tui"
+    model: str | None = None  # the Keras model's name, for a RunLogger run
 
 
 def summarize_run(run_dir: Path) -> RunSummary:
@@ -102,6 +104,8 @@ def summarize_run(run_dir: Path) -> RunSummary:
         duration_s=last_wall_time(records),
         stage_times=stage_times(records),
         problems=problems,
+        kind=runstore.run_kind(config),
+        model=config.get("model") if isinstance(config.get("model"), str) else None,
     )
 
 

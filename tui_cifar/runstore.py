@@ -2,7 +2,8 @@
 
 A run folder holds::
 
-    config.json      the TrainConfig that started the run
+    config.json      the TrainConfig that started the run; a run recorded by RunLogger from
+                     anyone's model.fit has "kind": "keras" and the hyperparameters Keras shows
     status.json      {"state", "pid", "host", "started_at", "updated_at", "message", ...}
     metrics.jsonl    append-only, one JSON record per line, flushed per record
     train.log        what the training process printed (detached runs)
@@ -46,6 +47,9 @@ PREDICTIONS_FILE = "predictions.npz"
 ERROR_FILE = "error.txt"
 BACKUP_DIR = "backup"
 STOP_FILE = "STOP"
+
+# config.json "kind" of a run that RunLogger recorded from a plain model.fit (the trainer writes none).
+KERAS_KIND = "keras"
 
 
 class RunStoreError(Exception):
@@ -263,6 +267,19 @@ def has_report(run_dir: Path) -> bool:
 
 def read_report(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
     return read_json(report_path(run_dir))
+
+
+def run_kind(config: dict[str, Any]) -> str:
+    """'keras' for a run RunLogger recorded from a plain model.fit, 'cifar-tui' for the trainer's runs."""
+    return str(config.get("kind") or "cifar-tui")
+
+
+def no_cifar_model_reason(config: dict[str, Any]) -> str | None:
+    """Why a run has no cifar-tui model to evaluate, predict with or resume; None when it has one."""
+    if run_kind(config) == KERAS_KIND:
+        return ("this run was recorded by RunLogger from a Keras script's model.fit: "
+                "cifar-tui can show and export its metrics, but has no model of it to evaluate, predict with or resume")
+    return None
 
 
 def iter_run_dirs(runs_dir: Path) -> Iterator[Path]:

@@ -1,0 +1,261 @@
+"""RunLogger: record anyone's ``model.fit`` as a cifar-tui run, to watch it live and export it.
+
+    model.fit(x, y, epochs=10, validation_split=0.1, callbacks=[RunLogger("runs")])
+
+writes the run folder the trainer writes (see runstore): config.json with what Keras
+shows of the run (marked "kind": "keras"), status.json with this process's pid, and
+metrics.jsonl with a record every few batches and one per epoch, carrying every
+metric the model logs. `cifar-tui runs`, `cifar-tui watch RUN` and the app read it
+from another terminal while it trains. One run folder per ``fit`` call.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from . import runstore
+from .files import atomic_write_json
+from .callbacks import _num, current_lr
+from .resources import resource_usage
+
+
+class RunLogger(keras.callbacks.Callback):
+    """Streams a ``model.fit`` into a new run folder under ``runs_dir``.
+
+    ``name`` names the folder (default: the model's name); ``hparams`` is any dict of
+    your own settings, kept in config.json and exported as TensorBoard hyperparameters.
+    The run ends as "finished", "stopped" (Ctrl-C or SIGTERM, which end the script as
+    usual, or the app's stop, after which fit returns) or "failed" (an exception that
+    ends the script).
+    """
+
+    def __init__(self, runs_dir: str | os.PathLike = "runs", name: str | None = None,
+                 hparams: dict[str, Any] | None = None, batch_records: int = 40):
+        super().__init__()
+        self.runs_dir = Path(runs_dir)
+        self.name = name
+        self.hparams = dict(hparams or {})
+        self.batch_records = batch_records  # batch records per epoch, at most
+        self.run_dir: Path | None = None
+        self._open = False
+        self._stop_requested = False
+        self._previous_handlers: dict[int, Any] = {}
+        self._previous_excepthook = None
+
+    # ------------------------------------------------------------------ Keras hooks
+    def on_train_begin(self, logs=None):
+        self.steps = self.params.get("steps")
+        self.epochs = self.params.get("epochs")
+        self.batch_size = _fit_batch_size(self.model)
+        self.every = max(1, self.steps // self.batch_records) if self.steps else 1
+        self.run_dir = runstore.create_run_dir(self.runs_dir, self.name or self.model.name)
+        config = self._config()
+        atomic_write_json(self.run_dir / runstore.CONFIG_FILE, config)
+        runstore.write_status(self.run_dir, "running", f"training {self.model.name}", stage=1)
+        self._writer = runstore.MetricsWriter(self.run_dir)
+        self._started = time.perf_counter()
+        self._open = True
+        self._stop_requested = False
+        self._epochs_done = 0
+        self._install_hooks()
+        self._log({"type": "run_start", "config": config, "device": _device(), "pid": os.getpid()})
+        self._log({"type": "phase", "phase": "train", "message": f"training {self.model.name}"})
+        self._log({"type": "stage_start", "stage": 1, "epochs": self.epochs, "steps_per_epoch": self.steps,
+                   "lr": _lr(self.model), "trainable_params": config["trainable_params"]})
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._epoch_start = time.perf_counter()
+        self._batches = self._last_logged = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        done = min(batch + 1, self.steps) if self.steps else batch + 1  # steps_per_execution may overshoot
+        self._batches = done
+        if (self.run_dir / runstore.STOP_FILE).exists():  # the app's stop, from any host sharing the folder
+            self._stop_requested = True
+            self.model.stop_training = True
+        if done - self._last_logged >= self.every or done == self.steps:
+            self._last_logged = done
+            self._log({**_metrics(logs), "type": "batch", "stage": 1, "epoch": self._epoch + 1,
+                       "batch": done, "steps": self.steps})
+
+    def on_epoch_end(self, epoch, logs=None):
+        elapsed = time.perf_counter() - self._epoch_start
+        self._epochs_done += 1
+        images = self._batches * self.batch_size if self.batch_size else None
+        self._log({
+            **_metrics(logs), "type": "epoch", "stage": 1, "epoch": epoch + 1, "epochs": self.epochs,
+            "lr": _lr(self.model), "images_per_sec": round(images / elapsed, 1) if images and elapsed else None,
+            "epoch_time": round(elapsed, 2), "partial": bool(self.steps) and self._batches < self.steps,
+            "memory": resource_usage(),
+        })
+
+    def on_train_end(self, logs=None):
+        if self._open:
+            self._writer.close()  # _finish writes the end through its own handle
+        if self._stop_requested:
+            self._finish("stopped", "stopped by a stop request")
+        else:
+            self._finish("finished", f"{self._epochs_done} epochs done")
+
+    # ------------------------------------------------------------------ the record
+    def _clock(self) -> float:
+        return round(time.perf_counter() - self._started, 2)
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if self._open:
+            record.setdefault("wall_time", self._clock())
+            self._writer.write(record)
+
+    def _config(self) -> dict[str, Any]:
+        model = self.model
+        optimizer = getattr(model, "optimizer", None)
+        return _jsonable({
+            "kind": runstore.KERAS_KIND,
+            "model": model.name,
+            "optimizer": optimizer.get_config() if optimizer is not None else None,
+            "loss": _name_of(getattr(model, "loss", None)),
+            "batch_size": self.batch_size,
+            "epochs": self.epochs,
+            "steps_per_epoch": self.steps,
+            "total_params": model.count_params(),
+            "trainable_params": sum(math.prod(w.shape) for w in model.trainable_weights),
+            "hparams": self.hparams,
+            "script": " ".join(sys.argv),
+            "keras_version": keras.__version__,
+            "backend": keras.backend.backend(),
+        })
+
+    def _finish(self, state: str, message: str) -> None:
+        """Write the run's end once. Its own log handle: a signal may have interrupted a write on the other."""
+        if not self._open:
+            return
+        self._open = False
+        self._remove_hooks()
+        writer = runstore.MetricsWriter(self.run_dir)
+        try:
+            writer.write({"type": "run_end", "state": state, "message": message, "wall_time": self._clock()})
+        finally:
+            writer.close()
+            runstore.write_status(self.run_dir, state, message)
+
+    # ------------------------------------------------------------------ ends Keras does not report
+    def _install_hooks(self) -> None:
+        """Catch the ends fit() does not tell callbacks about: signals, an uncaught exception, exit.
+
+        Each hook records the end, then does what was there before (KeyboardInterrupt,
+        termination, the traceback), so the script behaves as it would without RunLogger.
+        """
+        if threading.current_thread() is threading.main_thread():
+            for sig, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL)):
+                if signal.getsignal(sig) is default:  # a script's own handler is left alone
+                    self._previous_handlers[sig] = signal.signal(sig, self._on_signal)
+        self._previous_excepthook = sys.excepthook
+        sys.excepthook = self._excepthook
+        atexit.register(self._at_exit)
+
+    def _remove_hooks(self) -> None:
+        for sig, previous in self._previous_handlers.items():
+            if signal.getsignal(sig) == self._on_signal:
+                signal.signal(sig, previous)
+        self._previous_handlers = {}
+        if sys.excepthook == self._excepthook:
+            sys.excepthook = self._previous_excepthook
+        atexit.unregister(self._at_exit)
+
+    def _on_signal(self, signum, frame) -> None:
+        previous = self._previous_handlers.get(signum)
+        self._finish("stopped", f"stopped by {signal.Signals(signum).name}")
+        if previous is signal.SIG_DFL:
+            os.kill(os.getpid(), signum)  # the default handler is back: the process ends as it would have
+        elif callable(previous):
+            previous(signum, frame)  # default_int_handler: KeyboardInterrupt
+
+    def _excepthook(self, exc_type, exc, tb) -> None:
+        previous = self._previous_excepthook
+        if issubclass(exc_type, KeyboardInterrupt):
+            self._finish("stopped", "stopped by KeyboardInterrupt")
+        else:
+            try:
+                (self.run_dir / "error.txt").write_text("".join(traceback.format_exception(exc_type, exc, tb)))
+            except OSError:
+                pass
+            self._finish("failed", f"{exc_type.__name__}: {exc}")
+        (previous or sys.__excepthook__)(exc_type, exc, tb)
+
+    def _at_exit(self) -> None:
+        self._finish("failed", "the script ended while model.fit was running (an exception it caught?)")
+
+
+def _fit_batch_size(model) -> int | None:
+    """The batch size of the running fit(): Keras does not pass it to callbacks, so read fit()'s arguments.
+
+    None when the data comes batched (a tf.data.Dataset, a PyDataset, a generator).
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "fit" and frame.f_locals.get("self") is model:
+            args = frame.f_locals
+            if args.get("batch_size") is not None:
+                return int(args["batch_size"])
+            x = args.get("x")
+            inputs = x.values() if isinstance(x, dict) else x if isinstance(x, (list, tuple)) else [x]
+            # Keras batches arrays itself, 32 at a time unless told; a dataset or generator comes batched.
+            return 32 if inputs and all(hasattr(v, "shape") for v in inputs) else None
+        frame = frame.f_back
+    return None
+
+
+def _metrics(logs: dict[str, Any] | None) -> dict[str, float | None]:
+    """Every scalar metric Keras logged, as plain floats (NaN stays NaN, so divergence shows)."""
+    out = {}
+    for key, value in (logs or {}).items():
+        try:
+            out[key] = _num(value)
+        except (TypeError, ValueError):
+            continue  # not a scalar
+    return out
+
+
+def _lr(model) -> float | None:
+    try:
+        return current_lr(model.optimizer)
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def _name_of(obj: Any) -> Any:
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    if isinstance(obj, dict):
+        return {k: _name_of(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_name_of(v) for v in obj]
+    return getattr(obj, "name", None) or getattr(obj, "__name__", None) or type(obj).__name__
+
+
+def _jsonable(data: Any) -> Any:
+    """Config values as JSON: numpy scalars as numbers, anything else Keras holds as its text."""
+    def default(obj):
+        return obj.item() if hasattr(obj, "item") else str(obj)
+
+    return json.loads(json.dumps(data, default=default))
+
+
+def _device() -> str:
+    tf = sys.modules.get("tensorflow")
+    gpus = tf.config.list_physical_devices("GPU") if tf is not None else []
+    where = f"GPU x{len(gpus)}" if gpus else f"CPU ({os.cpu_count()} cores)"
+    return f"{where}, Keras {keras.__version__} on {keras.backend.backend()}"
