@@ -155,8 +155,10 @@ class _Trainer:
         cfg = self.config
         keras.utils.set_random_seed(cfg.seed)
         hw = setup_hardware(cfg.mixed_precision)
+        from .environment import versions
+
         self.log({"type": "run_start" if not self.resume else "run_resume", "config": cfg.to_json(),
-                  "device": hw.description, "pid": os.getpid()})
+                  "device": hw.description, "versions": versions(), "pid": os.getpid()})
 
         self.phase("load_data", "loading CIFAR-10")
         from .data import make_splits
