@@ -1,18 +1,18 @@
 """GPU benchmark: full fine-tuning from pixels at 224 px with mixed precision and tf.data.
 
-One short command on a machine with an NVIDIA GPU, TensorFlow with CUDA
-(`pip install -e ".[gpu]"`) and CIFAR-10 (plus ImageNet weights, or a network):
+On a Linux machine with an NVIDIA GPU and CIFAR-10 (plus ImageNet weights, or a network),
+from the project folder, install and run in one command:
 
-    python bench/gpu_bench.py --data-dir PATH [--epochs-fine 4]
+    python3 -m venv .venv && .venv/bin/pip install -e ".[gpu]" && .venv/bin/python bench/gpu_bench.py --data-dir PATH
 
-Writes bench/gpu_results.json: the card (nvidia-smi), the command, the date,
-test accuracy, seconds per stage and training images per second.
+It stops before training, with `cifar-tui doctor`'s reason, when TensorFlow sees no GPU.
+Writes bench/gpu_results.json: the card (nvidia-smi), TensorFlow's build and devices, the
+versions, the command, the date, test accuracy, seconds per stage and training images per second.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import subprocess
@@ -23,17 +23,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
-from tui_cifar import runreader, runstore  # noqa: E402
+from run_bench import provenance  # noqa: E402
 
-
-def gpu_names() -> list[str]:
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20).stdout
-        return [line.strip() for line in out.splitlines() if line.strip()]
-    except (OSError, subprocess.SubprocessError):
-        return []
+from tui_cifar import environment, runreader, runstore  # noqa: E402
 
 
 def main() -> None:
@@ -45,10 +39,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--out", type=Path, default=HERE / "gpu_results.json")
     args = parser.parse_args()
-    gpus = gpu_names()
+    work = Path(tempfile.mkdtemp(prefix="cifar-tui-gpu-"))
+    facts = environment.doctor(work / "cache", args.data_dir)
+    gpus = facts["nvidia_gpus"]
     if not gpus:
         raise SystemExit("no NVIDIA GPU found (nvidia-smi): this benchmark is for a GPU machine")
-    work = Path(tempfile.mkdtemp(prefix="cifar-tui-gpu-"))
+    if not any(d.startswith("GPU") for d in (facts["tensorflow"] or {}).get("devices", [])):
+        raise SystemExit("TensorFlow sees no GPU: " + " ".join(facts["warnings"]))
     command = [sys.executable, "-m", "tui_cifar", "train", "--fine-tune-blocks", "all", "--mixed-precision", "on",
                "--image-size", str(args.image_size), "--batch-size", str(args.batch_size),
                "--epochs-head", str(args.epochs_head), "--epochs-fine", str(args.epochs_fine),
@@ -63,9 +60,11 @@ def main() -> None:
     report, _ = runstore.read_report(run_dir)
     epochs = runreader.epoch_records(records)
     result = {
-        "date": dt.datetime.now().isoformat(timespec="seconds"),
-        "command": " ".join(command),
+        **provenance(),
+        "train_command": " ".join(command),
         "gpus": gpus,
+        "versions": facts["versions"],
+        "tensorflow": facts["tensorflow"],
         "device": next((r.get("device") for r in records if r.get("type") == "run_start"), None),
         "exit_code": code,
         "test_accuracy": (report or {}).get("test_accuracy"),

@@ -11,8 +11,8 @@ import keras
 import numpy as np
 import pytest
 
-from tui_cifar.backbones import BACKBONES, blocks_of, describe_fine_tune, first_trainable_layer, get_spec, preprocess_fn
-from tui_cifar.model import _PREPROCESS_MODES, BackbonePreprocess, build_transfer_model
+from tui_cifar.backbones import BACKBONES, blocks_of, describe_fine_tune, first_trainable_layer, get_spec
+from tui_cifar.model import BackbonePreprocess, build_transfer_model, preprocessing
 from tui_cifar.prediction import load_model_checked
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # Keras + NumPy 2
@@ -188,26 +188,49 @@ def test_saved_model_reloads_in_safe_mode_with_identical_outputs(name, tmp_path)
     np.testing.assert_array_equal(probs(reloaded, IMAGES), probs(tm.full, IMAGES))
 
 
+# What the first convolution of each backbone sees for the RGB pixel (0, 127.5, 255), by hand from
+# keras.applications' preprocess_input: "tf" x/127.5 - 1; EfficientNetV2-B: x/255 then ImageNet
+# mean/std; "caffe" BGR minus the ImageNet mean.
+FIRST_CONV_INPUT = {
+    "mobilenetv2": (-1.0, 0.0, 1.0),
+    "mobilenetv2-0.35": (-1.0, 0.0, 1.0),
+    "mobilenetv3small": (-1.0, 0.0, 1.0),
+    "mobilenetv3large": (-1.0, 0.0, 1.0),
+    "efficientnetv2b0": ((0 - 0.485) / 0.229, (0.5 - 0.456) / 0.224, (1 - 0.406) / 0.225),
+    "resnet50": (255 - 103.939, 127.5 - 116.779, 0 - 123.68),
+}
+
+
 @pytest.mark.parametrize("name", list(BACKBONES))
-def test_backbone_preprocess_matches_keras_preprocess_input(name):
-    spec = get_spec(name)
-    x = np.random.default_rng(5).uniform(0, 255, (3, 8, 8, 3)).astype(np.float32)
-    layer = BackbonePreprocess(_PREPROCESS_MODES[spec.app_module])
-    expected = keras.ops.convert_to_numpy(preprocess_fn(name)(x.copy()))
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), expected, rtol=1e-6, atol=1e-4)
+def test_each_backbone_sees_its_own_input_scaling_once(name):
+    """The full model's path from pixels to the backbone's first convolution scales as the backbone was trained."""
+    tm = built(name, 2)
+    first_conv = next(layer for layer in tm.bottom.layers if isinstance(layer, keras.layers.Conv2D))
+    into_conv = keras.Model(tm.bottom.input, first_conv.input)
+    x = np.broadcast_to(np.array([0.0, 127.5, 255.0], np.float32), (1, 32, 32, 3))
+    x = tm.full.get_layer("upsample")(x)
+    for layer in tm.full.layers:
+        if layer.name == "preprocess":
+            x = layer(x)
+    seen = keras.ops.convert_to_numpy(into_conv(x))
+    np.testing.assert_allclose(seen[0, SIZE // 2, SIZE // 2], FIRST_CONV_INPUT[name], rtol=1e-5, atol=1e-4)
 
 
-def test_preprocess_modes_by_hand():
-    x = np.array([[[[0.0, 127.5, 255.0]]]], np.float32)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(BackbonePreprocess("tf")(x)), [[[[-1, 0, 1]]]], atol=1e-6)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.applications.mobilenet_v2.preprocess_input(x.copy())),
-                               [[[[-1, 0, 1]]]], atol=1e-6)
-    caffe = keras.ops.convert_to_numpy(BackbonePreprocess("caffe")(x))
-    np.testing.assert_allclose(caffe, [[[[255 - 103.939, 127.5 - 116.779, 0 - 123.68]]]], atol=1e-4)
-    np.testing.assert_allclose(caffe, keras.applications.resnet50.preprocess_input(x.copy()), atol=1e-4)
-    with pytest.raises(ValueError, match="unknown preprocessing mode"):
-        BackbonePreprocess("torch")
-    assert BackbonePreprocess.from_config(BackbonePreprocess("caffe").get_config()).mode == "caffe"
+@pytest.mark.parametrize("mode", ["tf", "caffe"])
+def test_models_of_earlier_versions_still_load_and_scale_as_before(mode, tmp_path):
+    """model.keras files written with the custom BackbonePreprocess layer load in cifar-tui, same numbers."""
+    keras.utils.set_random_seed(3)
+    images = keras.Input((32, 32, 3))
+    x = BackbonePreprocess(mode, name="preprocess")(images)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    old = keras.Model(images, keras.layers.Dense(10, activation="softmax")(x))
+    old.save(tmp_path / "model.keras")
+    np.testing.assert_array_equal(probs(load_model_checked(tmp_path / "model.keras"), IMAGES), probs(old, IMAGES))
+    new = IMAGES
+    for layer in preprocessing(mode):
+        new = layer(new)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(new),
+                               keras.ops.convert_to_numpy(old.get_layer("preprocess")(IMAGES)), rtol=1e-6, atol=1e-4)
 
 
 def test_extraction_in_padded_batches_matches_one_image_at_a_time():

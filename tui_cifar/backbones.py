@@ -10,14 +10,17 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)
 class BackboneSpec:
     name: str
     label: str
-    app_module: str  # keras.applications submodule, for preprocess_input
+    # How 0..255 RGB becomes the backbone's input, as its keras.applications preprocess_input does:
+    # "tf" x / 127.5 - 1; "caffe" RGB -> BGR minus the ImageNet mean; "none" the network rescales
+    # itself (include_preprocessing=True). model.preprocessing() turns it into built-in layers.
+    preprocess: str
     constructor: str  # keras.applications attribute that builds the network
     default_size: int
     block_pattern: str  # regex whose first group names the block a layer belongs to
@@ -33,32 +36,32 @@ BACKBONES: dict[str, BackboneSpec] = {
     spec.name: spec
     for spec in (
         BackboneSpec(
-            "mobilenetv2", "MobileNetV2 (alpha 1.0)", "mobilenet_v2", "MobileNetV2", 160,
+            "mobilenetv2", "MobileNetV2 (alpha 1.0)", "tf", "MobileNetV2", 160,
             r"^(expanded_conv|block_\d+|Conv_1)", "3.4 M params; fast on CPU",
             (("alpha", 1.0),),
         ),
         BackboneSpec(
-            "mobilenetv2-0.35", "MobileNetV2 (alpha 0.35)", "mobilenet_v2", "MobileNetV2", 160,
+            "mobilenetv2-0.35", "MobileNetV2 (alpha 0.35)", "tf", "MobileNetV2", 160,
             r"^(expanded_conv|block_\d+|Conv_1)", "0.4 M params; fastest, least accurate",
             (("alpha", 0.35),),
         ),
         BackboneSpec(
-            "mobilenetv3small", "MobileNetV3Small", "mobilenet_v3", "MobileNetV3Small", 160,
+            "mobilenetv3small", "MobileNetV3Small", "none", "MobileNetV3Small", 160,
             r"^(expanded_conv(?:_\d+)?_|conv_1)", "1.0 M params; built-in preprocessing",
             (("include_preprocessing", True),),
         ),
         BackboneSpec(
-            "mobilenetv3large", "MobileNetV3Large", "mobilenet_v3", "MobileNetV3Large", 160,
+            "mobilenetv3large", "MobileNetV3Large", "none", "MobileNetV3Large", 160,
             r"^(expanded_conv(?:_\d+)?_|conv_1)", "3.0 M params; built-in preprocessing",
             (("include_preprocessing", True),),
         ),
         BackboneSpec(
-            "efficientnetv2b0", "EfficientNetV2B0", "efficientnet_v2", "EfficientNetV2B0", 192,
+            "efficientnetv2b0", "EfficientNetV2B0", "none", "EfficientNetV2B0", 192,
             r"^(block\d|top)", "5.9 M params; GPU recommended",
             (("include_preprocessing", True),),
         ),
         BackboneSpec(
-            "resnet50", "ResNet50", "resnet50", "ResNet50", 160,
+            "resnet50", "ResNet50", "caffe", "ResNet50", 160,
             r"^(conv\d_block\d+)", "23.6 M params; GPU recommended",
         ),
     )
@@ -120,15 +123,6 @@ def _weights_problem(spec: BackboneSpec, exc: Exception) -> str:
                 f"{models}, or train with --weights none (random weights, far lower accuracy).")
     return (f"cannot read the ImageNet weights of {spec.label} from {models} ({type(exc).__name__}: {text[:200]}). "
             f"Fix: delete the damaged file there to download it again, or train with --weights none.")
-
-
-def preprocess_fn(name: str) -> Callable:
-    """The backbone's own input scaling (0..255 RGB in)."""
-    import keras
-
-    spec = get_spec(name)
-    module = getattr(keras.applications, spec.app_module)
-    return module.preprocess_input
 
 
 def blocks_of(name: str, backbone) -> list[str]:

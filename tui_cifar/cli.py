@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from .environment import package_version, platform_problem, tensorflow_problem
+
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 # A run stopped before its end (Ctrl-C, SIGTERM, the app's stop): the shell's "interrupted" code.
@@ -52,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--runs-dir", dest="app_runs_dir", default="runs", help="runs folder for the app (default ./runs)")
     parser.add_argument("--data-dir", dest="app_data_dir", help="CIFAR-10 folder for the app")
+    parser.add_argument("--version", action="version", version=f"cifar-tui {package_version() or '(not installed)'}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_train(sub)
     p = sub.add_parser("evaluate", help="test-set report of a run")
@@ -71,9 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("backbones", help="list the available backbones")
     p = sub.add_parser("watch", help="open the app on a run's live training view (attach to a running run)")
     p.add_argument("run", type=Path)
-    p = sub.add_parser("export", help="a run's metrics for TensorBoard or a spreadsheet")
-    p.add_argument("run", type=Path)
-    add_metrics_export_args(p)
+    _add_export(sub)
+    _add_doctor(sub)
+    _add_cache(sub)
     return parser
 
 
@@ -86,8 +89,13 @@ def add_metrics_export_args(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-                "runs": cmd_runs, "backbones": cmd_backbones, "watch": cmd_watch, "export": cmd_export, None: cmd_app}
+    problem = platform_problem()
+    if problem:
+        print(f"cifar-tui: {problem}", file=sys.stderr)
+        return EXIT_FAILED
+    handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "runs": cmd_runs,
+                "backbones": cmd_backbones, "watch": cmd_watch, "export": cmd_export, "doctor": cmd_doctor,
+                "cache": cmd_cache, None: cmd_app}
     from .config import ConfigError
     from .data import DatasetNotFound
     from .runstore import RunStoreError
@@ -97,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, RunStoreError, DatasetNotFound) as exc:
         print(f"cifar-tui: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in ("tensorflow", "keras"):
+            raise
+        print(f"cifar-tui: {tensorflow_problem() or exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:  # Ctrl-C outside training (which stops itself cleanly): no traceback
         print("cifar-tui: interrupted", file=sys.stderr)
         return EXIT_STOPPED
@@ -302,26 +315,93 @@ def export_metrics(args) -> bool:
     return bool(args.csv or args.tensorboard)
 
 
-def cmd_export(args) -> int:
-    from .runstore import CONFIG_FILE, RunStoreError
-
-    if not (args.run / CONFIG_FILE).is_file():
-        raise RunStoreError(f"{args.run} is not a run folder (no {CONFIG_FILE})")
-    from .tbexport import TensorBoardMissing
-
-    try:
-        if not export_metrics(args):
-            print("cifar-tui export: say what to write: --tensorboard DIR and/or --csv FILE", file=sys.stderr)
-            return EXIT_USAGE
-    except TensorBoardMissing as exc:
-        print(f"cifar-tui: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    return 0
-
-
 def cmd_backbones(args) -> int:
     from .backbones import BACKBONES
 
     for spec in BACKBONES.values():
         print(f"{spec.name:18} {spec.label:26} default {spec.default_size}px  {spec.description}")
+    return 0
+
+
+def _add_export(sub) -> None:
+    """`export`: a run's model in another format and its metrics for other tools (every export flag in one place)."""
+    from .export import FORMATS
+
+    p = sub.add_parser("export", help="a run's model (SavedModel, TFLite) or its metrics (TensorBoard, CSV)",
+                       description="Write a run's model for TF Serving (saved_model) or phones and small boards "
+                       "(tflite; input float32 32x32 RGB 0..255, output the 10 probabilities), and/or its metrics "
+                       "as TensorBoard event files or CSV (any run, a Keras script's RunLogger run too).")
+    p.add_argument("run", type=Path, help="run folder (or a .keras file, with --format)")
+    p.add_argument("--format", choices=FORMATS, help="write the model in this format")
+    p.add_argument("--out", type=Path, help="where --format writes (default: beside model.keras)")
+    add_metrics_export_args(p)
+
+
+def cmd_export(args) -> int:
+    from . import runstore
+    from .prediction import ModelLoadError
+    from .tbexport import TensorBoardMissing
+
+    if not (args.format or args.tensorboard or args.csv):
+        print("cifar-tui export: say what to write: --format saved_model|tflite, --tensorboard DIR and/or --csv FILE",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if (args.tensorboard or args.csv) and not (args.run / runstore.CONFIG_FILE).is_file():
+        raise runstore.RunStoreError(f"{args.run} is not a run folder (no {runstore.CONFIG_FILE})")
+    try:
+        if args.format:
+            from .export import export_model
+
+            print(export_model(args.run, args.format, args.out))
+        export_metrics(args)
+    except (ModelLoadError, TensorBoardMissing) as exc:
+        print(f"cifar-tui: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def _add_doctor(sub) -> None:
+    p = sub.add_parser("doctor", help="versions, TensorFlow's build and devices, GPUs, where data and caches are")
+    p.add_argument("--cache-dir", help="feature cache to measure (default ~/.cache/cifar-tui/features)")
+    p.add_argument("--json", action="store_true")
+
+
+def cmd_doctor(args) -> int:
+    """Exit 1 when something needs fixing (every warning says how)."""
+    from .environment import doctor
+
+    facts = doctor(args.cache_dir, args.app_data_dir)
+    if args.json:
+        print(json.dumps(facts, indent=2))
+        return EXIT_FAILED if facts["warnings"] else 0
+    for name, version in facts["versions"].items():
+        print(f"{name:14} {version or 'not installed'}")
+    tf = facts["tensorflow"]
+    if tf:
+        cuda = f"CUDA {tf['cuda_version']}, cuDNN {tf['cudnn_version']}" if tf["cuda_build"] else "no (CPU only)"
+        print(f"{'CUDA build':14} {cuda}")
+        print(f"{'TF devices':14} {', '.join(tf['devices'])}")
+    print(f"{'nvidia-smi':14} {'; '.join(facts['nvidia_gpus']) or 'no NVIDIA GPU'}")
+    for name, where in facts["locations"].items():
+        print(f"{name.replace('_', ' '):14} {where}")
+    cache = facts["feature_cache"]
+    print(f"{'cache size':14} {cache['bytes'] / 2**20:.1f} MiB in {cache['files']} files (`cifar-tui cache clear` empties it)")
+    for warning in facts["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    return EXIT_FAILED if facts["warnings"] else 0
+
+
+def _add_cache(sub) -> None:
+    p = sub.add_parser("cache", help="the feature cache: `cache clear` deletes it (runs recompute what they need)")
+    p.add_argument("action", choices=("clear",))
+    p.add_argument("--cache-dir", help="default ~/.cache/cifar-tui/features")
+
+
+def cmd_cache(args) -> int:
+    from .environment import clear_cache
+    from .paths import features_cache_dir
+
+    cache = Path(args.cache_dir).expanduser() if args.cache_dir else features_cache_dir()
+    files, size = clear_cache(cache)
+    print(f"removed {files} files ({size / 2**20:.1f} MiB) from {cache}")
     return 0

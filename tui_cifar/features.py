@@ -2,8 +2,9 @@
 
 A frozen layer gives the same output for the same image every epoch, so paying
 for it every epoch (what `model.fit` through a frozen backbone does) is waste.
-The cache key covers everything that changes the output: backbone, weights,
-input size, freeze boundary, view (original or mirrored) and the exact pixels.
+The cache key covers everything that changes the output: backbone, the values
+of its weights (a replaced or re-downloaded weights file is a new key), input
+size, freeze boundary, compute dtype, view (original or mirrored) and the exact pixels.
 """
 
 from __future__ import annotations
@@ -21,6 +22,22 @@ VIEWS = ("original", "mirrored")
 
 def view_of(images: np.ndarray, view: str) -> np.ndarray:
     return images[:, :, ::-1, :] if view == "mirrored" else images
+
+
+def model_id(backbone: str, image_size: int, bottom, extractor) -> str:
+    """What identifies the frozen network in the cache key.
+
+    The weights are fingerprinted by their loaded values, not by name or by file: that covers a
+    replaced weights file and --weights none's random initialisation alike, and Keras does not say
+    which file it read. Hashing them costs about a second per 100 MB, next to minutes of extraction.
+    The freeze boundary goes in by position, not layer name: Keras numbers unnamed layers per
+    process (activation_17), so a name can change between runs or mean another layer.
+    """
+    digest = hashlib.sha1()
+    for array in extractor.get_weights():
+        digest.update(np.ascontiguousarray(array).data)
+    cut = f"{len(bottom.layers)}:{tuple(bottom.output.shape[1:])}"
+    return f"{backbone}|{digest.hexdigest()[:16]}|{image_size}|{cut}|{extractor.dtype_policy.name}|v3"
 
 
 def cache_key(model_id: str, view: str, images: np.ndarray) -> str:

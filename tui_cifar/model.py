@@ -12,29 +12,41 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 
 from .backbones import build_backbone, first_trainable_layer, get_spec
 
 NUM_CLASSES = 10
 CIFAR_SHAPE = (32, 32, 3)
 
-# Per backbone: how keras.applications.<module>.preprocess_input scales 0..255 RGB.
-_PREPROCESS_MODES = {
-    "mobilenet_v2": "tf",  # x / 127.5 - 1
-    "mobilenet_v3": "none",  # the model rescales itself (include_preprocessing=True)
-    "efficientnet_v2": "none",
-    "resnet50": "caffe",  # RGB -> BGR, minus the ImageNet mean
-}
+IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)  # keras.applications' "caffe" preprocessing
+
+
+def preprocessing(mode: str) -> list[keras.layers.Layer]:
+    """The backbone's input scaling (BackboneSpec.preprocess) as built-in layers.
+
+    Built-in layers only, so model.keras loads with plain `keras.models.load_model` (safe mode on)
+    where cifar-tui is not installed, and converts to TFLite.
+    """
+    if mode == "tf":
+        return [keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")]
+    if mode == "caffe":
+        # RGB -> BGR and minus the mean is one fixed affine map per pixel: a frozen 3x3 Dense.
+        swap = keras.layers.Dense(3, name="preprocess", trainable=False)
+        swap.build((None, 3))
+        swap.set_weights([np.eye(3, dtype=np.float32)[::-1], -np.array(IMAGENET_MEAN_BGR, np.float32)])
+        return [swap]
+    if mode == "none":
+        return []
+    raise ValueError(f"unknown preprocessing mode {mode!r}")
 
 
 @keras.saving.register_keras_serializable(package="cifar_tui")
 class BackbonePreprocess(keras.layers.Layer):
-    """The backbone's input scaling as a plain, serialisable layer (a Lambda would be refused by safe_mode)."""
+    """Loading only: the model.keras files of earlier cifar-tui versions hold this layer, not built-in ones."""
 
     def __init__(self, mode: str, **kwargs):
         super().__init__(**kwargs)
-        if mode not in ("tf", "caffe", "none"):
-            raise ValueError(f"unknown preprocessing mode {mode!r}")
         self.mode = mode
 
     def call(self, inputs):
@@ -42,8 +54,7 @@ class BackbonePreprocess(keras.layers.Layer):
         if self.mode == "tf":
             return x / 127.5 - 1.0
         if self.mode == "caffe":
-            mean = keras.ops.convert_to_tensor([103.939, 116.779, 123.68], dtype=self.compute_dtype)
-            return x[..., ::-1] - mean
+            return x[..., ::-1] - keras.ops.convert_to_tensor(IMAGENET_MEAN_BGR, dtype=self.compute_dtype)
         return x
 
     def get_config(self):
@@ -134,7 +145,8 @@ def build_transfer_model(
 
     images = keras.Input(CIFAR_SHAPE, name="image")
     x = keras.layers.Resizing(image_size, image_size, interpolation="bilinear", name="upsample")(images)
-    x = BackbonePreprocess(_PREPROCESS_MODES[spec.app_module], name="preprocess")(x)
+    for layer in preprocessing(spec.preprocess):
+        x = layer(x)
     activations = bottom(x, training=False)
     # training=False documents the intent; under Keras 3 a training call overrides it, and
     # the frozen BatchNorm layers (trainable=False) are what keep inference mode.

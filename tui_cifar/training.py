@@ -183,8 +183,10 @@ class _Trainer:
         cfg = self.config
         keras.utils.set_random_seed(cfg.seed)
         hw = setup_hardware(cfg.mixed_precision)
+        from .environment import versions
+
         self.log({"type": "run_start" if not self.resume else "run_resume", "config": cfg.to_json(),
-                  "device": hw.description, "pid": os.getpid()})
+                  "device": hw.description, "versions": versions(), "pid": os.getpid()})
 
         self.phase("load_data", "loading CIFAR-10")
         from .data import make_splits
@@ -245,16 +247,12 @@ class _Trainer:
         return "finished", f"test accuracy {report['test_accuracy']:.4f}"
 
     def extract_features(self, tm, splits, views, keep_activations):
-        from .features import cached_extract
+        from .features import cached_extract, model_id
         from .paths import features_cache_dir
 
         cfg = self.config
         cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else features_cache_dir()
-        weights_id = f"random-seed{cfg.seed}" if cfg.weights == "none" else cfg.weights
-        # The freeze boundary by position, not layer name: Keras numbers unnamed layers per process
-        # (activation_17, input_layer_4), so a name can change between runs or mean another layer.
-        cut = f"{len(tm.bottom.layers)}:{tuple(tm.bottom.output.shape[1:])}"
-        model_id = f"{cfg.backbone}|{weights_id}|{cfg.image_size}|{cut}|v2"
+        key = model_id(cfg.backbone, cfg.image_size, tm.bottom, tm.extractor)
         jobs = [("train", v, splits.x_train) for v in views] + [("val", "original", splits.x_val)]
         total = sum(len(x) for _, _, x in jobs)
         self.phase("extract_features", f"computing frozen-backbone features for {total} images (cached for later runs)")
@@ -271,7 +269,7 @@ class _Trainer:
 
         for split, view, images in jobs:
             acts, pooled, hit = cached_extract(
-                cache_dir, model_id, view, images, tm.extractor, EXTRACT_BATCH,
+                cache_dir, key, view, images, tm.extractor, EXTRACT_BATCH,
                 keep_activations, progress, lambda: self.stop.requested,
             )
             out[split][view] = (acts, pooled)
