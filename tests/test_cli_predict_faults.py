@@ -11,10 +11,11 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
-
 from conftest import tiny_config
 from faultkit import run_cli, save_jpeg, save_png
+from PIL import Image
 from tui_cifar import cli, runstore
 
 # TensorFlow's C++ start-up lines, which TF_CPP_MIN_LOG_LEVEL does not silence (absl logs before it is set up).
@@ -138,6 +139,41 @@ def test_predict_an_unwritable_csv_path_is_one_clear_line(trained_run, tmp_path)
     assert result.returncode == 1
     assert f"cifar-tui: cannot write {tmp_path / 'file' / 'out.csv'}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_predict_explain_writes_one_png_per_picture_named_after_its_folder(trained_run, tmp_path):
+    photos = tmp_path / "photos"
+    for rel in ["cat/a.png", "dog/a.png"]:
+        (photos / rel).parent.mkdir(parents=True)
+        save_png(photos / rel)
+    single = save_jpeg(tmp_path / "b.jpg")
+    result = run_cli("predict", trained_run, photos, single, "--explain", tmp_path / "why")
+    assert result.returncode == 0, result.stderr
+    assert f"3 explanations written to {tmp_path / 'why'}" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "why").iterdir()) == ["b.png", "cat__a.png", "dog__a.png"]
+    for png in (tmp_path / "why").iterdir():
+        assert Image.open(png).size == (768, 256)  # photo, model input, heatmap: 256 px each
+
+
+def test_predict_explain_into_a_file_keeps_the_predictions_and_says_why(trained_run, tmp_path):
+    picture = save_png(tmp_path / "a.png")
+    blocker = tmp_path / "why"
+    blocker.write_text("a file, not a folder")
+    result = run_cli("predict", trained_run, picture, "--explain", blocker)
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"{picture}: ")
+    assert f"cifar-tui: no explanations written to {blocker}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_explain_refuses_a_model_without_a_backbone_model(tmp_path):
+    import keras
+
+    from tui_cifar.explain import ExplainError, explain
+
+    plain = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3), keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(10, activation="softmax")])
+    with pytest.raises(ExplainError, match="no backbone model followed by a head model"):
+        explain(plain, np.zeros((1, 32, 32, 3), np.uint8))
 
 
 # --- model files that must be refused -------------------------------------------------------------
