@@ -130,6 +130,24 @@ def test_predict_a_folder_of_class_subfolders(trained_run, tmp_path):
                                                                        "notes.txt", "t.png"]
 
 
+def test_classify_folder_counts_found_skipped_and_failed(trained_run, tmp_path):
+    """The core API the app's folder action uses: the scan, a result per picture, and a one-line summary."""
+    from tui_cifar.prediction import load_classifier
+
+    photos = tmp_path / "photos"
+    (photos / "cat").mkdir(parents=True)
+    save_png(photos / "cat" / "a.png")
+    save_jpeg(photos / "b.jpg")
+    (photos / "cat" / "broken.png").write_text("not a picture")
+    (photos / "notes.txt").write_text("x")
+    classifier = load_classifier(trained_run)
+    done = classifier.classify_folder(photos)
+    assert [r.relative_path.as_posix() for r in done.results] == ["b.jpg", "cat/a.png", "cat/broken.png"]
+    assert done.summary() == "3 images found in 2 folders, 1 skipped; 2 classified, 1 failed"
+    assert classifier.classify_folder_to_csv(photos, tmp_path / "out.csv") == (2, 1)
+    assert (tmp_path / "out.csv").read_text().count("\n") == 4  # the header and a row per picture
+
+
 def test_predict_an_unwritable_csv_path_is_one_clear_line(trained_run, tmp_path):
     folder = tmp_path / "pics"
     folder.mkdir()

@@ -4,8 +4,8 @@ A model.keras is a 32x32 input, a resize and the backbone's preprocessing, the
 backbone as one or two nested keras.Model layers (bottom and fine-tuned top),
 then the head (pooling, dropout, softmax) as a last nested model. The
 backbone's output is the last convolutional block's feature map; Grad-CAM
-(Selvaraju et al., 2017) weighs its channels by the gradient of the class score
-and keeps the positive part. The nested models are found by type, not by layer
+(Selvaraju et al., 2017) weighs its channels by the mean gradient of the class's
+probability and keeps the positive part. The nested models are found by type, not by layer
 names, so the model files of every version load.
 
 The map has the feature map's resolution: image_size / 32 cells a side
