@@ -4,9 +4,9 @@ A model.keras is a 32x32 input, a resize and the backbone's preprocessing, the
 backbone as one or two nested keras.Model layers (bottom and fine-tuned top),
 then the head (pooling, dropout, softmax) as a last nested model. The
 backbone's output is the last convolutional block's feature map; Grad-CAM
-(Selvaraju et al., 2017) weighs its channels by the mean gradient of the class's
-probability and keeps the positive part. The nested models are found by type, not by layer
-names, so the model files of every version load.
+(Selvaraju et al., 2017) weighs its channels by the mean gradient of the
+class's probability and keeps the positive part. The nested models are found
+by type, not by layer names, so the model files of every version load.
 
 The map has the feature map's resolution: image_size / 32 cells a side
 (3x3 at 96 px, 5x5 at 160 px), so it says which part of the picture, not which pixel.
@@ -45,7 +45,7 @@ class Explanation:
 
     def heatmap(self, size: int = MODEL_INPUT_SIZE) -> np.ndarray:
         """The map resized (bilinear) to size x size, float32 scaled to [0, 1] again (resizing lowers a corner peak)."""
-        heat = np.clip(np.asarray(Image.fromarray(self.cam.astype(np.float32), mode="F")
+        heat = np.clip(np.asarray(Image.fromarray(self.cam.astype(np.float32))
                                   .resize((size, size), Image.Resampling.BILINEAR)), 0.0, None)
         peak = heat.max()
         return heat / peak if peak > 0 else heat
