@@ -5,19 +5,23 @@ One tiny model is trained once for the module (random weights, fake data, second
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
-
 from conftest import tiny_config
 from faultkit import run_cli, save_jpeg, save_png
+from PIL import Image
 from tui_cifar import cli, runstore
 from tui_cifar.launcher import create_run
 
 # TensorFlow's C++ start-up lines, which TF_CPP_MIN_LOG_LEVEL does not silence (absl logs before it is set up).
+# What predict says about the folders it searched and the CSV it wrote, beside the per-file lines.
+FOLDER_NEWS = re.compile(r"^\S+: \d+ images? found in \d+ folders?, \d+ skipped$|^predictions written to ")
 TF_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} |To enable the following instructions)")
 
 
@@ -67,7 +71,8 @@ def test_predict_mixed_inputs_text(trained_run, picture_mix):
     for path in good:
         (line,) = [l for l in out_lines if l.startswith(f"{path}: ")]
         assert len(line.split(", ")) == 2 and "%" in line, line  # top-2 classes with probabilities
-    err_lines = [l for l in result.stderr.splitlines() if l.strip() and not TF_NOISE.match(l)]
+    err_lines = [l for l in result.stderr.splitlines()
+                 if l.strip() and not TF_NOISE.match(l) and not FOLDER_NEWS.search(l)]
     for path, reason in expect.items():
         lines = [l for l in err_lines if l.startswith(f"{path}: ")]
         assert len(lines) == 1, (path, err_lines)
@@ -94,6 +99,100 @@ def test_predict_only_good_files_exits_0(trained_run, tmp_path, capsys):
     rc = cli.main(["predict", str(trained_run), str(save_png(tmp_path / "a.png"))])
     assert rc == 0
     assert capsys.readouterr().out.startswith(f"{tmp_path / 'a.png'}: ")
+
+
+def test_predict_a_folder_of_class_subfolders(trained_run, tmp_path):
+    """Photos kept in class subfolders: all found, what was skipped said, the CSV written beside the run."""
+    photos = tmp_path / "photos"
+    for rel in ["cat/a.png", "cat/2023/b.png", "Dogs/c.png", "loose.png", ".thumbnails/t.png"]:
+        (photos / rel).parent.mkdir(parents=True, exist_ok=True)
+        save_png(photos / rel)
+    (photos / "Dogs" / "notes.txt").write_text("not a picture")
+    (photos / "cat" / "again").symlink_to(photos)  # a loop back to the top
+    photos.chmod(0o555)  # a read-only photo folder: nothing may be written into it
+    try:
+        result = run_cli("predict", trained_run, photos)
+    finally:
+        photos.chmod(0o755)
+    assert result.returncode == 0, result.stderr
+    assert [line.partition(": ")[0] for line in result.stdout.splitlines()] == [
+        str(photos / rel) for rel in ["cat/2023/b.png", "cat/a.png", "Dogs/c.png", "loose.png"]]
+    err = result.stderr.splitlines()
+    assert f"{photos}: 4 images found in 4 folders, 2 skipped" in err
+    assert f"{photos / 'cat' / 'again'}: skipped: link to a folder already searched" in err
+    assert f"{photos / 'Dogs' / 'notes.txt'}: skipped: not an image file (by its suffix)" in err
+    table = trained_run / "predictions" / "photos.csv"
+    assert f"predictions written to {table}" in err
+    with open(table, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["relative_path"] for r in rows] == ["cat/2023/b.png", "cat/a.png", "Dogs/c.png", "loose.png"]
+    assert all(r["prediction"] and not r["error"] for r in rows)
+    assert sorted(p.name for p in photos.rglob("*") if p.is_file()) == ["a.png", "b.png", "c.png", "loose.png",
+                                                                       "notes.txt", "t.png"]
+
+
+def test_classify_folder_counts_found_skipped_and_failed(trained_run, tmp_path):
+    """The core API the app's folder action uses: the scan, a result per picture, and a one-line summary."""
+    from tui_cifar.prediction import load_classifier
+
+    photos = tmp_path / "photos"
+    (photos / "cat").mkdir(parents=True)
+    save_png(photos / "cat" / "a.png")
+    save_jpeg(photos / "b.jpg")
+    (photos / "cat" / "broken.png").write_text("not a picture")
+    (photos / "notes.txt").write_text("x")
+    classifier = load_classifier(trained_run)
+    done = classifier.classify_folder(photos)
+    assert [r.relative_path.as_posix() for r in done.results] == ["b.jpg", "cat/a.png", "cat/broken.png"]
+    assert done.summary() == "3 images found in 2 folders, 1 skipped; 2 classified, 1 failed"
+    assert classifier.classify_folder_to_csv(photos, tmp_path / "out.csv") == (2, 1)
+    assert (tmp_path / "out.csv").read_text().count("\n") == 4  # the header and a row per picture
+
+
+def test_predict_an_unwritable_csv_path_is_one_clear_line(trained_run, tmp_path):
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    save_png(folder / "a.png")
+    (tmp_path / "file").write_text("x")
+    result = run_cli("predict", trained_run, folder, "--csv", tmp_path / "file" / "out.csv")
+    assert result.returncode == 1
+    assert f"cifar-tui: cannot write {tmp_path / 'file' / 'out.csv'}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_predict_explain_writes_one_png_per_picture_named_after_its_folder(trained_run, tmp_path):
+    photos = tmp_path / "photos"
+    for rel in ["cat/a.png", "dog/a.png"]:
+        (photos / rel).parent.mkdir(parents=True)
+        save_png(photos / rel)
+    single = save_jpeg(tmp_path / "b.jpg")
+    result = run_cli("predict", trained_run, photos, single, "--explain", tmp_path / "why")
+    assert result.returncode == 0, result.stderr
+    assert f"3 explanations written to {tmp_path / 'why'}" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "why").iterdir()) == ["b.png", "cat__a.png", "dog__a.png"]
+    for png in (tmp_path / "why").iterdir():
+        assert Image.open(png).size == (768, 256)  # photo, model input, heatmap: 256 px each
+
+
+def test_predict_explain_into_a_file_keeps_the_predictions_and_says_why(trained_run, tmp_path):
+    picture = save_png(tmp_path / "a.png")
+    blocker = tmp_path / "why"
+    blocker.write_text("a file, not a folder")
+    result = run_cli("predict", trained_run, picture, "--explain", blocker)
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"{picture}: ")
+    assert f"cifar-tui: no explanations written to {blocker}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_explain_refuses_a_model_without_a_backbone_model(tmp_path):
+    import keras
+
+    from tui_cifar.explain import ExplainError, explain
+
+    plain = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3), keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(10, activation="softmax")])
+    with pytest.raises(ExplainError, match="no backbone model followed by a head model"):
+        explain(plain, np.zeros((1, 32, 32, 3), np.uint8))
 
 
 # --- model files that must be refused -------------------------------------------------------------

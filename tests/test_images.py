@@ -482,14 +482,58 @@ def test_preview_of_transparent_png_is_rgb_on_white(tmp_path):
 def test_find_images_lists_sorted_image_files_only(tmp_path):
     for name in ["b.PNG", "a.jpg", "C.webp", "notes.txt", "noext", ".hidden.png", "._a.jpg"]:
         (tmp_path / name).write_bytes(b"x")
-    (tmp_path / "album.png").mkdir()  # a folder with an image-like name
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "deep.png").write_bytes(b"x")  # not recursive
-    assert find_images(tmp_path) == [tmp_path / "a.jpg", tmp_path / "b.PNG", tmp_path / "C.webp"]
+    (tmp_path / "album.png").mkdir()  # a folder with an image-like name is searched, not taken for a picture
+    scan = find_images(tmp_path)
+    assert scan.images == [tmp_path / "a.jpg", tmp_path / "b.PNG", tmp_path / "C.webp"]
+    assert scan.skipped == [(tmp_path / "noext", "not an image file (by its suffix)"),
+                            (tmp_path / "notes.txt", "not an image file (by its suffix)")]
+    assert scan.summary() == "3 images found in 1 folder, 2 skipped"
+
+
+def test_find_images_recurses_into_class_subfolders_in_a_stable_order(tmp_path):
+    """Photos kept as cat/, Dogs/, cat/2023/...: all found, by relative path ignoring case; hidden folders left out."""
+    for rel in ["cat/b.jpg", "cat/A.png", "cat/2023/x.png", "Dogs/d.webp", "top.png", ".thumbnails/t.png",
+                "cat/.git/c.png", "Dogs/readme.md"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    (tmp_path / "empty").mkdir()
+    scan = find_images(tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in scan.images] == [
+        "cat/2023/x.png", "cat/A.png", "cat/b.jpg", "Dogs/d.webp", "top.png"]
+    assert [(p.relative_to(tmp_path).as_posix(), why) for p, why in scan.skipped] == [
+        ("Dogs/readme.md", "not an image file (by its suffix)")]
+    assert scan.folders == 4 and scan.summary() == "5 images found in 4 folders, 1 skipped"
+
+
+def test_find_images_survives_link_loops_and_unreadable_subfolders(tmp_path):
+    (tmp_path / "cat").mkdir()
+    (tmp_path / "cat" / "a.png").write_bytes(b"x")
+    (tmp_path / "cat" / "back").symlink_to(tmp_path)  # a loop: cat/back/cat/back/...
+    (tmp_path / "dangling.png").symlink_to(tmp_path / "gone.png")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0)
+    try:
+        scan = find_images(tmp_path)
+    finally:
+        locked.chmod(0o755)
+    assert scan.images == [tmp_path / "cat" / "a.png"]
+    reasons = {p.relative_to(tmp_path).as_posix(): why for p, why in scan.skipped}
+    assert reasons["cat/back"] == "link to a folder already searched"
+    assert reasons["dangling.png"] == "broken link"
+    assert reasons.get("locked") == (None if os.geteuid() == 0 else "permission denied")  # root reads any folder
 
 
 def test_find_images_empty_folder(tmp_path):
-    assert find_images(tmp_path) == []
+    scan = find_images(tmp_path)
+    assert scan.images == [] and scan.skipped == []
+
+
+def test_model_input_is_what_the_classifier_is_given(tmp_path):
+    path = tmp_path / "wide.png"
+    halves((300, 100)).save(path)
+    assert np.array_equal(images.model_input(path), load_many([path])[0].array)
+    assert images.model_input(path).shape == (32, 32, 3)
 
 
 @pytest.mark.parametrize(
@@ -539,4 +583,4 @@ def test_load_many_accepts_a_generator(tmp_path):
 def test_is_image_name_is_find_images_rule(tmp_path, name, expected):
     assert is_image_name(name) is expected
     (tmp_path / name).write_bytes(b"")
-    assert (find_images(tmp_path) == [tmp_path / name]) is expected
+    assert (find_images(tmp_path).images == [tmp_path / name]) is expected

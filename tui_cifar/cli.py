@@ -63,10 +63,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recompute", action="store_true", help="score the saved model again")
     p = sub.add_parser("predict", help="classify images with a run's model")
     p.add_argument("run", type=Path, help="run folder or .keras file")
-    p.add_argument("images", nargs="+", type=Path, help="image files or folders")
+    p.add_argument("images", nargs="+", type=Path, help="image files or folders (searched with their subfolders)")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--json", action="store_true")
-    p.add_argument("--csv", type=Path, help="also write all probabilities to this CSV file")
+    p.add_argument("--csv", type=Path, help="also write all probabilities to this CSV file (default, when a folder "
+                   "is given: RUN/predictions/FOLDER.csv, or ./predictions-MODEL-FOLDER.csv for a .keras file)")
+    p.add_argument("--labels-from-folders", action="store_true",
+                   help="score the model on your photos: each subfolder named after a CIFAR-10 class (cat/, cars/, "
+                   "Plane/...) labels the pictures in it; prints accuracy, per-class recall and a confusion matrix")
+    p.add_argument("--label-map", type=Path, metavar="FILE",
+                   help='with --labels-from-folders: JSON {"folder": "class"} or CSV folder,class naming the class '
+                   "of folders whose names are not classes")
+    p.add_argument("--explain", type=Path, metavar="OUT_DIR",
+                   help="write one PNG per picture: the photo, the 32x32 input the model gets, and its Grad-CAM "
+                   "heatmap for the top class")
     p = sub.add_parser("runs", help="list runs")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--json", action="store_true")
@@ -224,46 +234,117 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     from .data import CLASS_NAMES
-    from .images import IMAGE_SUFFIXES, ImageLoadError, find_images
-    from .prediction import FilePrediction, ModelLoadError, load_classifier, write_csv
+    from .prediction import ModelLoadError, default_csv_path, load_classifier, write_csv
 
-    paths: list[Path] = []
-    folder_errors: list[FilePrediction] = []  # a folder that gives no picture is a failed input too
-    for p in args.images:
-        if p.is_dir():
-            try:
-                found = find_images(p)
-            except ImageLoadError as exc:
-                folder_errors.append(FilePrediction(p, None, str(exc)))
-                continue
-            if not found:
-                folder_errors.append(FilePrediction(
-                    p, None, f"{p.name}: no images in this folder (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"))
-            paths.extend(found)
-        else:
-            paths.append(p)
+    if args.label_map and not args.labels_from_folders:
+        print("cifar-tui: --label-map needs --labels-from-folders", file=sys.stderr)
+        return EXIT_USAGE
+    label_map = None
+    if args.label_map:
+        from .folder_labels import LabelMapError, load_label_map
+
+        try:
+            label_map = load_label_map(args.label_map)
+        except LabelMapError as exc:
+            print(f"cifar-tui: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    groups, folder_errors = _gather_inputs(args.images)
     try:
         classifier = load_classifier(args.run)
     except ModelLoadError as exc:
         print(f"cifar-tui: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    results = folder_errors + classifier.classify_files(paths, top_k=len(CLASS_NAMES))
-    if args.csv:
-        write_csv(results, args.csv)
+    results = folder_errors + [r for paths, root in groups if paths
+                               for r in classifier.classify_files(paths, top_k=len(CLASS_NAMES), root=root)]
+    folders = [root for _, root in groups if root is not None]
+    csv_path = args.csv or (default_csv_path(args.run, folders) if folders else None)
     top_k = max(1, min(args.top_k, len(CLASS_NAMES)))
     failed = sum(r.error is not None for r in results)
+    score = _photo_score(args.run, results, label_map) if args.labels_from_folders else None
     if args.json:
-        print(json.dumps([
-            {"path": str(r.path), "top": [{"class": c, "probability": round(p, 6)} for c, p in r.top[:top_k]] if r.top else None,
+        predictions = [
+            {"path": str(r.path), "relative_path": r.relative_path.as_posix(),
+             "top": [{"class": c, "probability": round(p, 6)} for c, p in r.top[:top_k]] if r.top else None,
              "error": r.error} for r in results
-        ], indent=2))
+        ]
+        print(json.dumps({"predictions": predictions, **score} if score else predictions, indent=2))
     else:
         for r in results:
             if r.error:  # the error starts with the file's name: the line names the path once
                 print(f"{r.path}: error: {r.error.removeprefix(f'{r.path.name}: ')}", file=sys.stderr)
             else:
                 print(f"{r.path}: " + ", ".join(f"{c} {p:.1%}" for c, p in r.top[:top_k]))
+        if score:
+            from .report import print_photo_score
+
+            print_photo_score(score["photos"], score["test"])
+    # The files last: when one cannot be written, the predictions above are not lost.
+    if csv_path:
+        try:
+            write_csv(results, csv_path)
+        except OSError as exc:
+            print(f"cifar-tui: cannot write {csv_path}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"predictions written to {csv_path}", file=sys.stderr)
+    if args.explain and not _write_explanations(classifier, [r for r in results if r.error is None], args.explain):
+        return EXIT_FAILED
     return EXIT_FAILED if failed or not results else 0
+
+
+def _gather_inputs(inputs: list[Path]):
+    """([(pictures, the folder they were found in or None)], a failed result per unusable folder), in argument order.
+
+    Each folder's search is reported on stderr: what was found, and each entry skipped with the reason.
+    """
+    from .images import IMAGE_SUFFIXES, ImageLoadError, find_images
+    from .prediction import FilePrediction
+
+    groups: list[tuple[list[Path], Path | None]] = []
+    folder_errors: list[FilePrediction] = []  # a folder that gives no picture is a failed input too
+    for p in inputs:
+        if not p.is_dir():
+            groups.append(([p], None))
+            continue
+        try:
+            scan = find_images(p)
+        except ImageLoadError as exc:
+            folder_errors.append(FilePrediction(p, None, str(exc)))
+            continue
+        print(f"{p}: {scan.summary()}", file=sys.stderr)
+        for path, reason in scan.skipped:
+            print(f"{path}: skipped: {reason}", file=sys.stderr)
+        if not scan.images:
+            folder_errors.append(FilePrediction(p, None, f"{p.name}: no images in this folder or its subfolders "
+                                                         f"(looked for {', '.join(sorted(IMAGE_SUFFIXES))})"))
+        groups.append((scan.images, scan.root))
+    return groups, folder_errors
+
+
+def _photo_score(run: Path, results, label_map) -> dict:
+    """{"photos": folder_labels.score_photos, "test": the run's test accuracy and recalls, or None}."""
+    from . import runstore
+    from .folder_labels import score_photos
+
+    report = runstore.read_json(run / runstore.REPORT_FILE)[0] if run.is_dir() else None
+    test = {"test_accuracy": report["test_accuracy"],
+            "recall": {name: row["recall"] for name, row in report["per_class"].items()}} if report else None
+    return {"photos": score_photos(results, label_map), "test": test}
+
+
+def _write_explanations(classifier, results, out_dir: Path) -> bool:
+    """--explain: one Grad-CAM PNG per classified picture, named after its path under the searched folder."""
+    from .explain import ExplainError, explain_files, png_names
+
+    names = png_names([r.relative_path if r.root is not None else Path(r.path.name) for r in results])
+    try:
+        written = explain_files(classifier.model, [r.path for r in results], [r.top[0][0] for r in results],
+                                out_dir, names)
+    except (ExplainError, OSError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        print(f"cifar-tui: no explanations written to {out_dir}: {reason}", file=sys.stderr)
+        return False
+    print(f"{len(written)} explanation{'s' * (len(written) != 1)} written to {out_dir}", file=sys.stderr)
+    return True
 
 
 def cmd_runs(args) -> int:

@@ -26,6 +26,9 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 )
 
+# CIFAR-10's side: every picture is brought to this before it reaches a model.
+MODEL_INPUT_SIZE = 32
+
 # Only the decoders behind IMAGE_SUFFIXES (JPEG includes the MPO files many
 # phone cameras write). Pillow identifies a file by content, not name: this
 # keeps e.g. an EPS renamed .png from reaching Ghostscript or a rare decoder.
@@ -66,7 +69,12 @@ class LoadResult:
     error: str | None
 
 
-def load_image(path: str | os.PathLike[str], size: int = 32) -> np.ndarray:
+def model_input(path: str | os.PathLike[str]) -> np.ndarray:
+    """Exactly the (32, 32, 3) array a classifier gets for this picture: show it as "what the model sees"."""
+    return load_image(path, MODEL_INPUT_SIZE)
+
+
+def load_image(path: str | os.PathLike[str], size: int = MODEL_INPUT_SIZE) -> np.ndarray:
     """The picture as a (size, size, 3) uint8 array: central square, antialiased; raises ImageLoadError."""
     if size < 1:
         raise ValueError(f"size must be >= 1, got {size}")
@@ -90,19 +98,43 @@ def load_preview(path: str | os.PathLike[str], max_side: int = 256) -> Image.Ima
     return img
 
 
-def find_images(folder: str | os.PathLike[str]) -> list[Path]:
-    """Image files (by suffix) directly in folder, sorted by name ignoring case; raises ImageLoadError.
+@dataclass
+class ImageScan:
+    """What find_images found under a folder: the pictures, and each entry it left out with the reason."""
 
-    Hidden files are skipped: macOS leaves "._photo.jpg" metadata files beside
-    the real pictures, and they are not images.
+    root: Path
+    images: list[Path]
+    skipped: list[tuple[Path, str]]  # (path, reason): not an image, unreadable, a link loop
+
+    @property
+    def folders(self) -> int:
+        """How many folders (root included) hold at least one picture."""
+        return len({path.parent for path in self.images})
+
+    def summary(self) -> str:
+        return (f"{len(self.images)} image{'s' * (len(self.images) != 1)} found in {self.folders} "
+                f"folder{'s' * (self.folders != 1)}, {len(self.skipped)} skipped")
+
+
+def find_images(folder: str | os.PathLike[str]) -> ImageScan:
+    """Image files (by suffix) in folder and all its subfolders; raises ImageLoadError if folder cannot be listed.
+
+    Users keep photos in class or album subfolders, so the walk recurses. Hidden
+    files and folders are left out silently: macOS leaves "._photo.jpg" metadata
+    files beside the real pictures, and ".git" or ".thumbnails" hold no photos.
+    Other files, unreadable subfolders and symlinks back into a folder already
+    walked are reported in ``skipped``. The order is deterministic: by relative
+    path, ignoring case, so a CSV comes out the same on every filesystem.
     """
-    folder = Path(folder)
+    root = Path(folder)
+    images: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
     try:
-        with os.scandir(folder) as entries:
-            found = [Path(entry.path) for entry in entries if is_image_name(entry.name) and entry.is_file()]
+        _walk(root, images, skipped, seen=set(), top=True)
     except OSError as exc:
-        raise ImageLoadError(folder, _os_reason(exc, "folder")) from None
-    return sorted(found, key=lambda p: (p.name.casefold(), p.name))
+        raise ImageLoadError(root, _os_reason(exc, "folder")) from None
+    key = lambda p: tuple((part.casefold(), part) for part in p.relative_to(root).parts)  # noqa: E731
+    return ImageScan(root, sorted(images, key=key), sorted(skipped, key=lambda item: key(item[0])))
 
 
 def is_image_name(name: str) -> bool:
@@ -110,7 +142,43 @@ def is_image_name(name: str) -> bool:
     return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
 
 
-def load_many(paths: Iterable[str | os.PathLike[str]], size: int = 32) -> list[LoadResult]:
+
+
+def _walk(folder: Path, images: list[Path], skipped: list[tuple[Path, str]], seen: set, top: bool = False) -> None:
+    """Depth-first; ``seen`` holds the (device, inode) of every folder walked, so a link cycle ends."""
+    try:
+        st = folder.stat()
+        if (st.st_dev, st.st_ino) in seen:
+            skipped.append((folder, "link to a folder already searched"))
+            return
+        seen.add((st.st_dev, st.st_ino))
+        with os.scandir(folder) as listing:
+            entries = list(listing)
+    except OSError as exc:
+        if top:
+            raise
+        skipped.append((folder, _os_reason(exc, "folder")))
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        path = Path(entry.path)
+        try:
+            is_dir, is_file = entry.is_dir(), entry.is_file()  # both follow symlinks
+        except OSError as exc:
+            skipped.append((path, _os_reason(exc, "file")))
+            continue
+        if is_dir:
+            _walk(path, images, skipped, seen)
+        elif is_file and is_image_name(entry.name):
+            images.append(path)
+        elif is_file:
+            skipped.append((path, "not an image file (by its suffix)"))
+        else:
+            skipped.append((path, "broken link" if entry.is_symlink() else "not a regular file"))
+
+
+def load_many(paths: Iterable[str | os.PathLike[str]], size: int = MODEL_INPUT_SIZE) -> list[LoadResult]:
     """One LoadResult per input, in order; a bad file gives an error, never an exception."""
     results = []
     for path in paths:

@@ -11,7 +11,11 @@ import numpy as np
 
 from . import runstore
 from .data import CLASS_NAMES
-from .images import find_images, load_many
+from .images import ImageScan, find_images, load_many
+
+
+# A run folder's subfolder for CSVs of the user's own pictures.
+PREDICTIONS_DIR = "predictions"
 
 
 class ModelLoadError(Exception):
@@ -66,6 +70,28 @@ class FilePrediction:
     path: Path
     top: list[tuple[str, float]] | None
     error: str | None = None
+    root: Path | None = None  # the folder it was found in, for a picture found by find_images
+
+    @property
+    def relative_path(self) -> Path:
+        """The path under the searched folder (its class subfolder first), or the path as given."""
+        return self.path.relative_to(self.root) if self.root is not None else self.path
+
+
+@dataclass
+class FolderPredictions:
+    """A folder searched with find_images and every picture found in it classified."""
+
+    scan: ImageScan
+    results: list[FilePrediction]
+
+    @property
+    def failed(self) -> int:
+        return sum(r.error is not None for r in self.results)
+
+    def summary(self) -> str:
+        """E.g. "12 images found in 3 folders, 1 skipped; 11 classified, 1 failed"."""
+        return f"{self.scan.summary()}; {len(self.results) - self.failed} classified, {self.failed} failed"
 
 
 class Classifier:
@@ -76,8 +102,11 @@ class Classifier:
     def predict_arrays(self, images: np.ndarray) -> np.ndarray:
         return predict_probabilities(self.model, images, self.tta_flip, batch_size=64)
 
-    def classify_files(self, paths, top_k: int = 5) -> list[FilePrediction]:
-        """One result per path, in order; a bad file gets an error and the others still get classified."""
+    def classify_files(self, paths, top_k: int = 5, root: Path | None = None) -> list[FilePrediction]:
+        """One result per path, in order; a bad file gets an error and the others still get classified.
+
+        root: the folder the paths were found under, kept for their relative paths.
+        """
         loaded = load_many([Path(p) for p in paths])
         good = [r for r in loaded if r.array is not None]
         probs = self.predict_arrays(np.stack([r.array for r in good])) if good else np.empty((0, 10))
@@ -85,30 +114,49 @@ class Classifier:
         results = []
         for r in loaded:
             if r.array is None:
-                results.append(FilePrediction(r.path, None, r.error))
+                results.append(FilePrediction(r.path, None, r.error, root))
                 continue
             p = by_path[id(r)]
             order = np.argsort(p)[::-1][:top_k]
-            results.append(FilePrediction(r.path, [(CLASS_NAMES[i], float(p[i])) for i in order]))
+            results.append(FilePrediction(r.path, [(CLASS_NAMES[i], float(p[i])) for i in order], root=root))
         return results
 
+    def classify_folder(self, folder: Path) -> FolderPredictions:
+        """Every picture in folder and its subfolders, with all 10 probabilities; raises ImageLoadError."""
+        scan = find_images(folder)
+        return FolderPredictions(scan, self.classify_files(scan.images, top_k=len(CLASS_NAMES), root=scan.root))
+
     def classify_folder_to_csv(self, folder: Path, csv_path: Path) -> tuple[int, int]:
-        """Classify every image of a folder into a CSV; returns (classified, failed)."""
-        results = self.classify_files(find_images(folder), top_k=len(CLASS_NAMES))
-        write_csv(results, csv_path)
-        ok = sum(r.error is None for r in results)
-        return ok, len(results) - ok
+        """Classify every image of a folder and its subfolders into a CSV; returns (classified, failed)."""
+        done = self.classify_folder(folder)
+        write_csv(done.results, csv_path)
+        return len(done.results) - done.failed, done.failed
+
+
+def default_csv_path(run_or_model: Path, folders: list[Path]) -> Path:
+    """Where predictions go without --csv: never inside the picture folder, which may be read-only or shared.
+
+    A run folder's predictions/ keeps them beside the model that made them; for a
+    bare .keras file, the current directory.
+    """
+    name = Path(folders[0]).resolve().name if len(folders) == 1 else "predictions"
+    run_or_model = Path(run_or_model).expanduser()
+    if run_or_model.is_dir():
+        return run_or_model / PREDICTIONS_DIR / f"{name or 'predictions'}.csv"
+    return Path.cwd() / f"predictions-{run_or_model.stem}-{name or 'root'}.csv"
 
 
 def write_csv(results: list[FilePrediction], csv_path: Path) -> None:
-    """Path, predicted class, confidence, all 10 probabilities and the error, one row per image."""
+    """Path, path under the searched folder, predicted class, confidence, all 10 probabilities and the error."""
+    csv_path = Path(csv_path)
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
     with open(csv_path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["path", "prediction", "confidence", *CLASS_NAMES, "error"])
+        writer.writerow(["path", "relative_path", "prediction", "confidence", *CLASS_NAMES, "error"])
         for r in results:
             probs = dict(r.top or [])
             best = r.top[0] if r.top else ("", None)
-            writer.writerow([str(r.path), best[0], "" if best[1] is None else f"{best[1]:.4f}",
+            writer.writerow([str(r.path), r.relative_path.as_posix(), best[0], "" if best[1] is None else f"{best[1]:.4f}",
                              *[f"{probs[c]:.4f}" if c in probs else "" for c in CLASS_NAMES], r.error or ""])
 
 

@@ -30,8 +30,17 @@ def print_report(report: dict[str, Any]) -> None:
                       _f(row.get("roc_auc"), ".4f"))
     console.print(table)
 
+    console.print(_confusion_table(report, "confusion matrix (rows: true class, columns: predicted)"))
+    pairs = report.get("most_confused", [])[:5]
+    if pairs:
+        console.print("most confused: " + "; ".join(f"{p['true']} -> {p['predicted']} ({p['count']})" for p in pairs))
+
+
+def _confusion_table(report: dict[str, Any], title: str):
+    from rich.table import Table
+
     classes = report["classes"]
-    matrix = Table(title="confusion matrix (rows: true class, columns: predicted)")
+    matrix = Table(title=title)
     matrix.add_column("", no_wrap=True)
     for name in classes:
         matrix.add_column(name[:5], justify="right", min_width=5, no_wrap=True)
@@ -43,7 +52,37 @@ def print_report(report: dict[str, Any]) -> None:
             style = "bold green" if classes[j] == name else ("red" if share >= 0.05 else ("yellow" if share >= 0.02 else "dim"))
             cells.append(f"[{style}]{count}[/]")
         matrix.add_row(name, *cells)
-    console.print(matrix)
-    pairs = report.get("most_confused", [])[:5]
-    if pairs:
-        console.print("most confused: " + "; ".join(f"{p['true']} -> {p['predicted']} ({p['count']})" for p in pairs))
+    return matrix
+
+
+def print_photo_score(score: dict[str, Any], test: dict[str, Any] | None) -> None:
+    """folder_labels.score_photos as text, beside the run's test accuracy and recalls (test) when it has a report."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for folder, cls in score["folders"].items():
+        console.print(f"folder {folder!r}: " + (cls or "[yellow]no CIFAR-10 class[/] (name it in a --label-map file)"),
+                      highlight=False)
+    report = score["report"]
+    if report is None:
+        console.print("no labelled photos: no folder is named after a CIFAR-10 class")
+    else:
+        beside = f"; test set {test['test_accuracy']:.4f}" if test else ""
+        console.print(f"[bold]accuracy on your photos {report['test_accuracy']:.4f}[/] "
+                      f"({report['num_test']} labelled images){beside}")
+        columns = ["class", "photos", "recall", "precision"] + (["test recall"] if test else [])
+        table = Table(*columns, title="per class, your photos")
+        for name in report["classes"]:
+            row = report["per_class"][name]
+            cells = [name, str(row["support"]), _f(row["recall"]) if row["support"] else "-", _f(row["precision"])]
+            if test:
+                cells.append(_f(test["recall"][name]))
+            table.add_row(*cells)
+        console.print(table)
+        console.print(_confusion_table(report, "confusion matrix of your photos (rows: folder class, columns: predicted)"))
+    if score["unlabelled"]:
+        console.print(f"{len(score['unlabelled'])} unlabelled (in no class folder, not scored): "
+                      + ", ".join(score["unlabelled"]), highlight=False)
+    if score["failed"]:
+        console.print(f"{score['failed']} could not be read (not scored)")
