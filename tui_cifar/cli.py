@@ -34,6 +34,8 @@ def _add_train(sub) -> None:
     p.add_argument("--no-tta", dest="tta_flip", action="store_false", default=None, help="no flip test-time augmentation")
     p.add_argument("--weights", choices=("imagenet", "none"))
     p.add_argument("--mixed-precision", choices=("auto", "on", "off"), help="float16 compute (auto: on with a GPU)")
+    p.add_argument("--runtime", choices=("auto", "keras", "litert"),
+                   help="runs the frozen forward passes (auto: LiteRT on a CPU, Keras on a GPU)")
     p.add_argument("--seed", type=int)
     p.add_argument("--val-size", type=int)
     p.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz")
@@ -48,7 +50,7 @@ def _add_train(sub) -> None:
 
 CONFIG_FLAGS = ("backbone", "image_size", "fine_tune_blocks", "epochs_head", "epochs_fine", "lr_head", "lr_fine",
                 "batch_size", "augment", "tta_flip", "weights", "seed", "val_size", "data_dir", "runs_dir",
-                "cache_dir", "limit_train", "limit_test", "mixed_precision")
+                "cache_dir", "limit_train", "limit_test", "mixed_precision", "runtime")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--json", action="store_true")
     p.add_argument("--csv", type=Path, help="also write all probabilities to this CSV file")
+    p.add_argument("--runtime", choices=("auto", "keras", "litert"), help="default: the run's setting (auto: LiteRT on a CPU)")
     p = sub.add_parser("runs", help="list runs")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--json", action="store_true")
@@ -209,7 +212,7 @@ def cmd_predict(args) -> int:
         else:
             paths.append(p)
     try:
-        classifier = load_classifier(args.run)
+        classifier = load_classifier(args.run, args.runtime)
     except ModelLoadError as exc:
         print(f"cifar-tui: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -44,6 +44,8 @@ class TrainConfig:
     runs_dir: str = "runs"
     cache_dir: str | None = None
     mixed_precision: str = "auto"  # auto | on | off
+    # Who runs the frozen forward passes (features, test report, prediction): auto = LiteRT on a CPU, Keras on a GPU.
+    runtime: str = "auto"  # auto | keras | litert
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -98,6 +100,10 @@ def _check_type(name: str, value: Any, kind: Any) -> Any:
     if name == "mixed_precision":
         if value not in ("auto", "on", "off"):
             raise ConfigError(f"mixed_precision must be auto, on or off, not {value!r}")
+        return value
+    if name == "runtime":
+        if value not in ("auto", "keras", "litert"):
+            raise ConfigError(f"runtime must be auto, keras or litert, not {value!r}")
         return value
     if name == "weights":
         if value not in ("imagenet", "none"):

@@ -216,6 +216,7 @@ class _Trainer:
 
     def extract_features(self, tm, splits, views, keep_activations):
         from .features import cached_extract, default_cache_dir
+        from .runtime import Forward, converted_path
 
         cfg = self.config
         cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
@@ -224,6 +225,7 @@ class _Trainer:
         # (activation_17, input_layer_4), so a name can change between runs or mean another layer.
         cut = f"{len(tm.bottom.layers)}:{tuple(tm.bottom.output.shape[1:])}"
         model_id = f"{cfg.backbone}|{weights_id}|{cfg.image_size}|{cut}|v2"
+        extractor = Forward(tm.extractor, cfg.runtime, converted_path(cache_dir, model_id))  # converts on first use
         jobs = [("train", v, splits.x_train) for v in views] + [("val", "original", splits.x_val)]
         total = sum(len(x) for _, _, x in jobs)
         self.phase("extract_features", f"computing frozen-backbone features for {total} images (cached for later runs)")
@@ -240,14 +242,16 @@ class _Trainer:
 
         for split, view, images in jobs:
             acts, pooled, hit = cached_extract(
-                cache_dir, model_id, view, images, tm.extractor, EXTRACT_BATCH,
+                cache_dir, model_id, view, images, extractor, EXTRACT_BATCH,
                 keep_activations, progress, lambda: self.stop.requested,
             )
             out[split][view] = (acts, pooled)
             done_before += len(images)
             hits += hit
         elapsed = time.perf_counter() - t0
+        # runtime: who computed the features (None when all came from the cache); runtime_note: why not LiteRT.
         self.log({"type": "features_done", "images": total, "seconds": round(elapsed, 2), "cache_hits": hits,
+                  "runtime": extractor.runtime, "runtime_note": extractor.note,
                   "images_per_sec": round(total / elapsed, 1) if elapsed > 0 else None})
         return out
 
