@@ -35,7 +35,7 @@ def images(n, seed=0):
 
 def test_litert_gives_the_keras_outputs_in_keras_order(tiny_model, converted):
     x = images(5)
-    got = Forward(tiny_model.extractor, "litert", converted).predict(x, batch_size=4)  # 4 + a padded 1
+    got = Forward(tiny_model.extractor, "litert", converted, litert_batch=4).predict(x)  # 4 + a padded 1
     want = tiny_model.extractor.predict(x, verbose=0)
     assert [g.shape for g in got] == [w.shape for w in want]
     for g, w in zip(got, want):
@@ -126,3 +126,12 @@ def test_a_run_records_which_runtime_ran(fake_cifar, tmp_path):
     x = images(3)
     np.testing.assert_allclose(classifier.predict_arrays(x), load_classifier(run_dir, "keras").predict_arrays(x), atol=1e-4)
     assert classifier.model.runtime == "litert"
+
+
+def test_a_damaged_cached_conversion_is_redone(tiny_model, tmp_path):
+    path = converted_path(tmp_path, "damaged")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a flatbuffer")
+    forward = Forward(tiny_model.full, "litert", path)
+    assert forward.ready() == "litert", forward.note
+    assert path.stat().st_size > 1000

@@ -29,8 +29,8 @@ def real():
 
 def test_features_agree_within_float16_rounding(real, tmp_path):
     tm, x = real
-    forward = Forward(tm.extractor, "litert", tmp_path / "extractor.tflite")
-    got = forward.predict(x, batch_size=16)  # 16, 16 and a padded 8
+    forward = Forward(tm.extractor, "litert", tmp_path / "extractor.tflite", litert_batch=16)
+    got = forward.predict(x)  # 16, 16 and a padded 8
     assert forward.runtime == "litert", forward.note
     for g, want in zip(got, tm.extractor.predict(x.astype(np.float32), verbose=0)):
         scale = np.abs(want).max()

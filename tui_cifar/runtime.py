@@ -21,6 +21,9 @@ from pathlib import Path
 import numpy as np
 
 RUNTIMES = ("auto", "keras", "litert")
+# LiteRT runs this many images per invoke: 4 beat 64 for every size and model in each run of
+# bench/forward_speed.py (64 images' intermediate tensors outgrow the CPU caches).
+LITERT_BATCH = 4
 # Bumped when the conversion changes, so that stale converted models are not reused.
 _CONVERSION_VERSION = "1"
 
@@ -82,12 +85,14 @@ class Forward:
     ``predict``, with the same results, so the call sites stay as they were.
     """
 
-    def __init__(self, model, runtime: str = "auto", cache_path: Path | None = None, threads: int | None = None):
+    def __init__(self, model, runtime: str = "auto", cache_path: Path | None = None, threads: int | None = None,
+                 litert_batch: int = LITERT_BATCH):
         self.model = model
         self.outputs = model.outputs  # their shapes size the callers' buffers
         self.requested = runtime
         self.cache_path = Path(cache_path) if cache_path else None
         self.threads = threads or len(os.sched_getaffinity(0))
+        self.litert_batch = litert_batch
         self.runtime: str | None = None  # which runtime ran, known after the first call (or ready())
         self.note: str | None = None  # why LiteRT was not used, when it was wanted
         self._interpreter = None
@@ -96,66 +101,69 @@ class Forward:
 
     def ready(self) -> str:
         """Settle the runtime (converting if needed) and return its name."""
-        if self.runtime is None:
-            self.runtime = resolve(self.requested)
-            if self.runtime == "litert":
-                try:
-                    self._interpreter = self._load_interpreter()
-                except Exception as exc:  # an import, conversion or load failure: Keras still gives the answer
-                    reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else "no details"
-                    self.runtime, self.note = "keras", f"LiteRT unavailable ({type(exc).__name__}: {reason}); using Keras"
-                    log.warning(self.note)
+        with self._lock:
+            if self.runtime is None:
+                runtime = resolve(self.requested)
+                if runtime == "litert":
+                    try:
+                        self._interpreter = self._load_interpreter()
+                    except Exception as exc:  # an import, conversion or load failure: Keras still gives the answer
+                        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else "no details"
+                        runtime, self.note = "keras", f"LiteRT unavailable ({type(exc).__name__}: {reason}); using Keras"
+                        log.warning(self.note)
+                self.runtime = runtime
         return self.runtime
 
     def _load_interpreter(self):
         from ai_edge_litert.interpreter import Interpreter
 
-        content = None
+        def load(content: bytes):
+            interpreter = Interpreter(model_content=content, num_threads=self.threads)
+            signature = interpreter._get_full_signature_list()["serving_default"]
+            self._input = next(iter(signature["inputs"].values()))
+            self._output_index = [signature["outputs"][f"output_{i}"] for i in range(len(self.outputs))]
+            return interpreter
+
         if self.cache_path and self.cache_path.is_file():
-            content = self.cache_path.read_bytes()
-        if content is None:
-            content = convert(self.model)
-            if self.cache_path:
-                _write_atomically(self.cache_path, content)
-        interpreter = Interpreter(model_content=content, num_threads=self.threads)
-        signature = interpreter._get_full_signature_list()["serving_default"]
-        self._input = next(iter(signature["inputs"].values()))
-        self._output_index = [signature["outputs"][f"output_{i}"] for i in range(len(self.outputs))]
-        return interpreter
+            try:
+                return load(self.cache_path.read_bytes())
+            except (OSError, ValueError, RuntimeError, KeyError):
+                pass  # a damaged cached file is converted again
+        content = convert(self.model)
+        if self.cache_path:
+            _write_atomically(self.cache_path, content)
+        return load(content)
 
     def predict_on_batch(self, x):
         """Like keras.Model.predict_on_batch: one array, or a list for a multi-output model."""
         if self.ready() == "keras":
             return self.model.predict_on_batch(x)
-        x = np.asarray(x, np.float32)
-        with self._lock:
-            if self._batch != len(x):  # a new shape costs a re-plan: done once per batch size
-                self._interpreter.resize_tensor_input(self._input, x.shape, strict=True)
-                self._interpreter.allocate_tensors()
-                self._batch = len(x)
-            self._interpreter.set_tensor(self._input, x)
-            self._interpreter.invoke()
-            outs = [self._interpreter.get_tensor(i).copy() for i in self._output_index]
-        return outs if len(outs) > 1 else outs[0]
+        return self._run(x)
 
     def predict(self, x, batch_size: int = 64, verbose=0):
-        """Like keras.Model.predict; the last batch is padded so that every call has one shape."""
+        """Like keras.Model.predict (LiteRT picks its own batch size)."""
         if self.ready() == "keras":
             return self.model.predict(x, batch_size=batch_size, verbose=verbose)
-        batch_size = max(1, min(batch_size, len(x)))
-        results = None
-        for start in range(0, len(x), batch_size):
-            batch = np.asarray(x[start : start + batch_size], np.float32)
-            n = len(batch)
-            outs = self.predict_on_batch(np.pad(batch, [(0, batch_size - n)] + [(0, 0)] * (batch.ndim - 1)))
-            outs = outs if isinstance(outs, list) else [outs]
-            if results is None:
-                results = [np.empty((len(x), *o.shape[1:]), o.dtype) for o in outs]
-            for buf, o in zip(results, outs):
-                buf[start : start + n] = o[:n]
-        if results is None:  # no images
-            results = [np.empty((0, *o.shape[1:]), np.float32) for o in self.outputs]
-        return results if len(results) > 1 else results[0]
+        return self._run(x)
+
+    def _run(self, x):
+        """All of x through LiteRT, litert_batch images per invoke; the last batch is padded so the shape never changes."""
+        x = np.asarray(x, np.float32)
+        step = max(1, min(self.litert_batch, len(x)))
+        outs = [np.empty((len(x), *o.shape[1:]), np.float32) for o in self.outputs]
+        with self._lock:
+            if self._batch != step:  # a new shape costs a re-plan
+                self._interpreter.resize_tensor_input(self._input, (step, *x.shape[1:]), strict=True)
+                self._interpreter.allocate_tensors()
+                self._batch = step
+            for start in range(0, len(x), step):
+                batch = x[start : start + step]
+                n = len(batch)
+                self._interpreter.set_tensor(self._input, np.pad(batch, [(0, step - n)] + [(0, 0)] * (x.ndim - 1)))
+                self._interpreter.invoke()
+                for buf, index in zip(outs, self._output_index):
+                    buf[start : start + n] = self._interpreter.get_tensor(index)[:n]
+        return outs if len(outs) > 1 else outs[0]
 
 
 def _write_atomically(path: Path, content: bytes) -> None:

@@ -62,6 +62,8 @@ FIELDS: tuple[Field, ...] = (
     Field("limit_test", "Limit test images", "int", "empty: all 10,000", optional=True, advanced=True),
     Field("mixed_precision", "Mixed precision", "choice", advanced=True,
           choices=(("auto (GPU only)", "auto"), ("on", "on"), ("off", "off"))),
+    Field("runtime", "Inference runtime", "choice", "frozen forward passes: features, test report, prediction", advanced=True,
+          choices=(("auto (LiteRT on a CPU)", "auto"), ("Keras", "keras"), ("LiteRT", "litert"))),
     Field("weights", "Backbone weights", "choice", advanced=True,
           choices=(("ImageNet", "imagenet"), ("none (random)", "none"))),
     Field("cache_dir", "Feature cache folder", "path", "empty: the default", optional=True, advanced=True),
@@ -70,7 +72,7 @@ FIELD_BY_NAME = {f.name: f for f in FIELDS}
 CONFIG_FIELDS = {f.name for f in fields(TrainConfig)}
 DESCRIBE_FIELDS = ("backbone", "image_size", "fine_tune_blocks")
 # Settings of the machine rather than of the experiment: presets leave them alone.
-KEEP_ON_PRESET = ("backbone", "data_dir", "runs_dir", "cache_dir", "mixed_precision", "weights")
+KEEP_ON_PRESET = ("backbone", "data_dir", "runs_dir", "cache_dir", "mixed_precision", "runtime", "weights")
 
 
 def field_of_message(message: str, candidates=None) -> list[str]:
