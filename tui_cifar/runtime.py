@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 RUNTIMES = ("auto", "keras", "litert")
-# LiteRT runs this many images per invoke: 4 beat 64 for every size and model in each run of
-# bench/forward_speed.py (64 images' intermediate tensors outgrow the CPU caches).
+# LiteRT runs this many images per invoke: 4 beat 64 for nearly every size and model in bench/forward_speed.json
+# (64 images' intermediate tensors outgrow the CPU caches).
 LITERT_BATCH = 4
 # Bumped when the conversion changes, so that stale converted models are not reused.
 _CONVERSION_VERSION = "1"
