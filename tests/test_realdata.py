@@ -57,6 +57,8 @@ def test_real_imagenet_transfer_learns_cifar10(real_run):
     assert report["test_accuracy"] > 0.6, report["test_accuracy"]
     assert report["macro_roc_auc"] > 0.9
     assert report["num_test"] == 1000 and np.array(report["confusion_matrix"]).sum() == 1000
+    assert report["runtime"] == "litert"  # auto on a CPU
+    assert [r["runtime"] for r in records if r["type"] == "features_done"] == ["litert"]
     recalls = [row["recall"] for row in report["per_class"].values()]
     assert min(recalls) > 0.25  # every class is learned, not just a few
 

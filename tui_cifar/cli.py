@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explain", type=Path, metavar="OUT_DIR",
                    help="write one PNG per picture: the photo, the 32x32 input the model gets, and its Grad-CAM "
                    "heatmap for the top class")
+    p.add_argument("--runtime", choices=("auto", "keras", "litert"),
+                   help="runs the forward pass (default: the run's setting; auto: LiteRT on a CPU)")
     p = sub.add_parser("runs", help="list runs")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--json", action="store_true")
@@ -250,7 +252,7 @@ def cmd_predict(args) -> int:
             return EXIT_USAGE
     groups, folder_errors = _gather_inputs(args.images)
     try:
-        classifier = load_classifier(args.run)
+        classifier = load_classifier(args.run, args.runtime)
     except ModelLoadError as exc:
         print(f"cifar-tui: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -72,6 +72,10 @@ class TrainConfig:
     data_dir: str | None = setting(None, "Data folder", "CIFAR-10 location (empty: the default)", kind="path")
     runs_dir: str = setting("runs", "Runs folder", "where run folders are created", kind="path")
     cache_dir: str | None = setting(None, "Feature cache folder", "empty: the default", kind="path", advanced=True)
+    # Who runs the frozen forward passes (features, test report, prediction).
+    runtime: str = setting("auto", "Forward-pass runtime", "auto: LiteRT (XNNPACK) on a CPU, TensorFlow on a GPU",
+                           choices=(("auto", "auto"), ("LiteRT", "litert"), ("Keras/TensorFlow", "keras")),
+                           advanced=True)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

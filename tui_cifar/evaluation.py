@@ -91,13 +91,15 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
     from .config import config_from_run
     from .data import load_cifar10, test_indices
     from .prediction import load_model_checked, predict_probabilities
+    from .runtime import saved_model_forward
 
     run_dir = Path(run_dir)
     config_data, problem = runstore.read_json(run_dir / runstore.CONFIG_FILE)
     if problem:
         raise runstore.RunStoreError(f"{run_dir}: {problem}")
     config = config_from_run(config_data, run_dir)
-    model = load_model_checked(run_dir / runstore.MODEL_FILE)
+    model_path = run_dir / runstore.MODEL_FILE
+    model = saved_model_forward(load_model_checked(model_path), model_path, config.runtime, config.cache_dir)
     started = time.perf_counter()
     _, _, x_test_all, y_test_all, _ = load_cifar10(config.data_dir)
     index = test_indices(config.limit_test, config.seed, y_test_all)
@@ -105,6 +107,7 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
     y_prob = predict_probabilities(model, x_test, config.tta_flip)
     report = report_from_probabilities(y_test, y_prob)
     report["tta_flip"] = config.tta_flip
+    report["runtime"] = model.runtime
     report["evaluation_seconds"] = round(time.perf_counter() - started, 2)
     summary = summarize_run(run_dir)  # the training figures come from the run's log, not from scoring
     report["best_val_accuracy"] = summary.best_val_accuracy

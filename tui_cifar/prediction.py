@@ -96,6 +96,7 @@ class FolderPredictions:
 
 class Classifier:
     def __init__(self, model, tta_flip: bool = True):
+        """``model``: a Keras model, or a runtime.Forward running one."""
         self.model = model
         self.tta_flip = tta_flip
 
@@ -160,13 +161,21 @@ def write_csv(results: list[FilePrediction], csv_path: Path) -> None:
                              *[f"{probs[c]:.4f}" if c in probs else "" for c in CLASS_NAMES], r.error or ""])
 
 
-def load_classifier(run_or_model: Path) -> Classifier:
-    """A Classifier from a run folder (its model.keras and TTA setting) or a .keras file."""
+def load_classifier(run_or_model: Path, runtime: str | None = None) -> Classifier:
+    """A Classifier from a run folder (its model.keras, TTA and runtime settings) or a .keras file.
+
+    The model runs on ``runtime`` if given, else the run's setting (auto: LiteRT on a CPU).
+    """
+    from .runtime import RUNTIMES, saved_model_forward
+
     path = Path(run_or_model).expanduser()
+    config: dict = {}
     if path.is_dir():
-        config, _ = runstore.read_json(path / runstore.CONFIG_FILE)
-        reason = runstore.no_cifar_model_reason(config or {})
+        config = runstore.read_json(path / runstore.CONFIG_FILE)[0] or {}
+        reason = runstore.no_cifar_model_reason(config)
         if reason:
             raise ModelLoadError(f"{path}: {reason}")
-        return Classifier(load_model_checked(path / runstore.MODEL_FILE), bool((config or {}).get("tta_flip", True)))
-    return Classifier(load_model_checked(path))
+        path = path / runstore.MODEL_FILE
+    runtime = runtime or (config.get("runtime") if config.get("runtime") in RUNTIMES else "auto")
+    forward = saved_model_forward(load_model_checked(path), path, runtime, config.get("cache_dir"))
+    return Classifier(forward, bool(config.get("tta_flip", True)))

@@ -29,7 +29,7 @@ FIELDS: tuple[Setting, ...] = (tuple(s for s in SETTINGS if not s.advanced)
 FIELD_BY_NAME = SETTING_BY_NAME
 DESCRIBE_FIELDS = ("backbone", "image_size", "fine_tune_blocks")
 # Settings of the machine rather than of the experiment: presets leave them alone.
-KEEP_ON_PRESET = ("backbone", "data_dir", "runs_dir", "cache_dir", "mixed_precision", "weights")
+KEEP_ON_PRESET = ("backbone", "data_dir", "runs_dir", "cache_dir", "mixed_precision", "runtime", "weights")
 
 
 def field_of_message(message: str, candidates=None) -> list[str]:
