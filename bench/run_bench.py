@@ -81,12 +81,13 @@ def bench_baseline(data_dir: str, epochs: int | None, work: Path, env: dict, mod
     return result
 
 
-def bench_preset(preset: str, data_dir: str, work: Path, env: dict) -> dict:
-    runs_dir = work / f"runs-{preset}"
-    cache = work / f"cache-{preset}"  # cold cache: feature extraction is part of the time
+def bench_preset(preset: str, data_dir: str, work: Path, env: dict, runtime: str) -> dict:
+    name = f"{preset}-{runtime}"
+    runs_dir = work / f"runs-{name}"
+    cache = work / f"cache-{name}"  # cold cache: feature extraction (and the LiteRT conversion) is part of the time
     command = [sys.executable, "-m", "tui_cifar", "train", "--preset", preset, "--data-dir", data_dir,
-               "--runs-dir", str(runs_dir), "--cache-dir", str(cache)]
-    code, wall, rss = run_measured(command, work / f"{preset}.log", env)
+               "--runs-dir", str(runs_dir), "--cache-dir", str(cache), "--runtime", runtime]
+    code, wall, rss = run_measured(command, work / f"{name}.log", env)
     run_dir = next(runstore.iter_run_dirs(runs_dir))
     records, _ = runstore.read_metrics(run_dir)
     report, _ = runstore.read_report(run_dir)
@@ -98,6 +99,9 @@ def bench_preset(preset: str, data_dir: str, work: Path, env: dict) -> dict:
     trained_at = max((r["wall_time"] for r in stage_ends.values()), default=None)
     return {
         "preset": preset,
+        "runtime": runtime,
+        "runtime_used": features.get("runtime"),  # what ran the features (a failed conversion falls back to keras)
+        "run_dir": str(run_dir),
         "exit_code": code,
         "config": json.loads((run_dir / runstore.CONFIG_FILE).read_text()),
         "test_accuracy": (report or {}).get("test_accuracy"),
@@ -116,8 +120,49 @@ def bench_preset(preset: str, data_dir: str, work: Path, env: dict) -> dict:
     }
 
 
+def bench_predict_photo(run_dir: str, data_dir: str, work: Path, env: dict, runtimes: list[str]) -> dict:
+    """`cifar-tui predict RUN photo.png` as a user runs it (process start and model load included), per runtime.
+
+    The photo is a real CIFAR-10 test image upscaled to 256 px. The first LiteRT call converts and caches the
+    model; the figure is the second call (every later one), with the first one recorded beside it.
+    """
+    import numpy as np
+    from PIL import Image
+
+    from tui_cifar.data import load_test_images
+
+    x_test, _ = load_test_images(data_dir)
+    photo = work / "photo.png"
+    Image.fromarray(np.asarray(x_test[3])).resize((256, 256), Image.BICUBIC).save(photo)
+    result: dict = {"photo": "CIFAR-10 test image 3, upscaled to 256x256", "run": run_dir}
+    for runtime in runtimes:
+        command = [sys.executable, "-m", "tui_cifar", "predict", run_dir, str(photo), "--runtime", runtime]
+        first = run_measured(command, work / f"predict-{runtime}-1.log", env)[1]
+        code, wall, _ = run_measured(command, work / f"predict-{runtime}-2.log", env)
+        result[runtime] = {"exit_code": code, "seconds": round(wall, 2), "first_call_seconds": round(first, 2)}
+    return result
+
+
+def runtime_ratios(presets: list[dict]) -> dict:
+    """Per preset, LiteRT against Keras in this run: wall-time ratio and accuracy difference (points)."""
+    ratios = {}
+    for preset in dict.fromkeys(p["preset"] for p in presets):
+        by = {p["runtime"]: p for p in presets if p["preset"] == preset}
+        if "keras" in by and "litert" in by and by["keras"]["test_accuracy"] and by["litert"]["test_accuracy"]:
+            k, lt = by["keras"], by["litert"]
+            ratios[preset] = {
+                "wall_time_litert_over_keras": round(lt["process_wall_time"] / k["process_wall_time"], 3),
+                "features_speedup": round(lt["feature_images_per_sec"] / k["feature_images_per_sec"], 2)
+                if lt["feature_images_per_sec"] and k["feature_images_per_sec"] else None,
+                "test_report_speedup": round(k["evaluation_seconds"] / lt["evaluation_seconds"], 2)
+                if lt["evaluation_seconds"] and k["evaluation_seconds"] else None,
+                "accuracy_points_litert_minus_keras": round(100 * (lt["test_accuracy"] - k["test_accuracy"]), 2),
+            }
+    return ratios
+
+
 def summarize(baseline: dict | None, presets: list[dict], faithful: dict | None = None) -> dict:
-    summary: dict = {}
+    summary: dict = {"runtime_ratios": runtime_ratios(presets)}
     if faithful:
         # The notebook's own figures: its model was selected on the test set (val_loss on the test images).
         summary["faithful_notebook_accuracy"] = faithful["notebook_test_accuracy"]
@@ -175,10 +220,12 @@ def write_markdown(path: Path, results: dict) -> None:
                      f"| {b['epochs'][-1]['train_seconds_so_far']} | {b['process_wall_time']} | - | {b['seconds_per_epoch']} | - | {b['peak_rss_mib']} |")
     for p in results["presets"]:
         acc = f"{p['test_accuracy']:.4f}" if p["test_accuracy"] is not None else "failed"
-        lines.append(f"| cifar-tui `{p['preset']}` ({p['config']['image_size']}px, {p['config']['fine_tune_blocks']} blocks) | {acc} "
+        lines.append(f"| cifar-tui `{p['preset']}` --runtime {p['runtime']} ({p['config']['image_size']}px, {p['config']['fine_tune_blocks']} blocks) | {acc} "
                      f"| {p['training_done_at']} | {p['process_wall_time']} | {p['feature_images_per_sec']} | {p['stage1_seconds_per_epoch']} "
                      f"| {p['stage2_images_per_sec']} | {p['peak_rss_mib']} |")
     lines += ["", "## Summary", ""] + [f"- {k}: {v}" for k, v in s.items()]
+    if results.get("predict_one_photo"):
+        lines += ["", f"- predict one photo (process start and model load included): {results['predict_one_photo']}"]
     if b:
         lines += ["", "Baseline learning curve (test accuracy measured after each epoch for this table only; "
                   "its early stopping watched a validation split):", ""]
@@ -191,6 +238,7 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--only", nargs="*", default=["faithful", "baseline", "quick", "default", "best"])
     parser.add_argument("--baseline-epochs", type=int, default=3)
+    parser.add_argument("--runtimes", nargs="*", default=["keras", "litert"], help="run every preset once per runtime")
     parser.add_argument("--work-dir", type=Path, help="keep logs and runs here (default: a temporary folder)")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     args = parser.parse_args()
@@ -207,10 +255,17 @@ def main() -> None:
         results["baseline"] = bench_baseline(args.data_dir, args.baseline_epochs, work, env)
         print(json.dumps(results["baseline"], indent=1), flush=True)
     for preset in [p for p in args.only if p not in ("baseline", "faithful")]:
-        print(f"preset {preset} ...", flush=True)
-        results["presets"].append(bench_preset(preset, args.data_dir, work, env))
-        print(json.dumps(results["presets"][-1], indent=1), flush=True)
-        shutil.rmtree(work / f"cache-{preset}", ignore_errors=True)
+        for runtime in args.runtimes:
+            print(f"preset {preset}, runtime {runtime} ...", flush=True)
+            results["presets"].append(bench_preset(preset, args.data_dir, work, env, runtime))
+            print(json.dumps(results["presets"][-1], indent=1), flush=True)
+            if not (preset == "default" and runtime == "litert"):  # its converted model serves the predict timing
+                shutil.rmtree(work / f"cache-{preset}-{runtime}", ignore_errors=True)
+    default_run = next((p["run_dir"] for p in results["presets"] if p["preset"] == "default" and p["runtime"] == "litert"), None)
+    if default_run:
+        print("predict one photo ...", flush=True)
+        results["predict_one_photo"] = bench_predict_photo(default_run, args.data_dir, work, env, args.runtimes)
+        print(json.dumps(results["predict_one_photo"], indent=1), flush=True)
     results["summary"] = summarize(results["baseline"], results["presets"], results["faithful_baseline"])
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     markdown = args.out.with_name("RESULTS.md" if args.out.name == "results.json" else f"{args.out.stem}.md")
