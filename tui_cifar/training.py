@@ -259,6 +259,7 @@ class _Trainer:
         total = sum(len(x) for _, _, x in jobs)
         self.phase("extract_features", f"computing frozen-backbone features for {total} images (cached for later runs)")
         done_before = hits = 0
+        keys = []
         out: dict[str, dict[str, tuple]] = {"train": {}, "val": {}}
         t0 = time.perf_counter()
         last_report = [0.0]
@@ -270,15 +271,17 @@ class _Trainer:
                 self.log({"type": "progress", "phase": "extract_features", "done": done_before + done, "total": total})
 
         for split, view, images in jobs:
-            acts, pooled, hit = cached_extract(
+            acts, pooled, hit, key = cached_extract(
                 cache_dir, model_id, view, images, tm.extractor, EXTRACT_BATCH,
                 keep_activations, progress, lambda: self.stop.requested,
             )
             out[split][view] = (acts, pooled)
             done_before += len(images)
             hits += hit
+            keys.append(key)
         elapsed = time.perf_counter() - t0
         self.log({"type": "features_done", "images": total, "seconds": round(elapsed, 2), "cache_hits": hits,
+                  "cache_keys": keys,  # what a later run's cost estimate looks for in the cache
                   "images_per_sec": round(total / elapsed, 1) if elapsed > 0 else None})
         return out
 
