@@ -35,11 +35,15 @@ def test_no_signal_while_both_losses_fall():
 
 def test_validation_loss_rising_while_training_loss_falls_is_flagged_with_advice():
     turning = HEALTHY + [epoch(1, 5, 0.8, 0.90, 0.77, 0.76), epoch(1, 6, 0.75, 0.93, 0.78, 0.76)]
-    assert diagnostics.overfitting(turning) is None  # two rises: not yet
-    turning.append(epoch(1, 7, 0.7, 0.97, 0.79, 0.76))
+    assert diagnostics.overfitting(turning) is None  # above its lowest for two epochs: not yet
+    turning.append(epoch(1, 7, 0.7, 0.87, 0.79, 0.76))  # a noisy epoch below the lowest: still improving
+    assert diagnostics.overfitting(turning) is None
+    turning += [epoch(1, 8, 0.65, 0.95, 0.79, 0.76), epoch(1, 9, 0.6, 0.88, 0.79, 0.76)]
+    assert diagnostics.overfitting(turning) is None  # within 2% of the lowest (0.87): noise
+    turning.append(epoch(1, 10, 0.55, 0.97, 0.8, 0.76))
     signal = diagnostics.overfitting(turning, {"dropout": 0.3, "fine_tune_blocks": 3})
-    assert signal is not None and (signal.stage, signal.epoch) == (1, 7)
-    assert "validation loss has risen 3 epochs" in signal.why and "0.880 → 0.970" in signal.why
+    assert signal is not None and (signal.stage, signal.epoch) == (1, 10)
+    assert signal.why.startswith("val loss up from 0.870 to 0.970 over 3 epochs while train loss falls")
     assert "more dropout (now 0.3)" in signal.advice and "fewer fine-tune blocks (now 3)" in signal.advice
 
 
@@ -51,9 +55,17 @@ def test_rising_validation_loss_with_rising_training_loss_is_not_overfitting():
 def test_a_widening_accuracy_gap_is_flagged():
     gap = [epoch(2, 1, 0.5, 0.6, 0.84, 0.82), epoch(2, 2, 0.45, 0.6, 0.88, 0.83), epoch(2, 3, 0.4, 0.59, 0.92, 0.84)]
     signal = diagnostics.overfitting(gap, {"dropout": 0.2, "fine_tune_blocks": 0})
-    assert signal is not None and "8.0 points above" in signal.why
+    assert signal is not None and signal.why.startswith("train accuracy 8.0 points above val, and the gap widens")
     assert "fine-tune blocks" not in signal.advice  # nothing to make smaller
     assert diagnostics.overfitting(gap, gap=0.10) is None
+    assert diagnostics.overfitting(gap[:2]) is None  # three epochs make a trend
+
+
+def test_a_large_gap_stays_flagged_when_it_stops_widening():
+    plateau = [epoch(1, n, 0.1, 0.9, 0.99, val) for n, val in ((1, 0.72), (2, 0.74), (3, 0.73))]
+    signal = diagnostics.overfitting(plateau)
+    assert signal is not None and signal.why.startswith("train accuracy 26.0 points above val: it memorises")
+    assert diagnostics.overfitting(plateau, gap=0.1) is None
 
 
 def test_stage_two_is_judged_apart_from_stage_one():

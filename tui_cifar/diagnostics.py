@@ -11,9 +11,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-# Validation loss rising this many epochs in a row while the training loss falls is overfitting.
+# Validation loss above its lowest for this many epochs (and measurably so) while the training
+# loss keeps falling is overfitting. Judged against the minimum, not epoch to epoch, so that one
+# noisy epoch neither raises nor clears the signal.
 RISING_EPOCHS = 3
-# Training accuracy this far above validation accuracy, and growing, is overfitting too.
+RISE_TOLERANCE = 0.02  # relative: val loss must be 2% above its lowest
+# Training accuracy this far above validation accuracy and widening over 3 epochs is overfitting;
+# three times as far for 3 epochs in a row is, even when the gap has stopped growing.
 GAP_THRESHOLD = 0.05
 
 
@@ -36,7 +40,7 @@ class Overfitting:
 def _advice(config: dict[str, Any]) -> str:
     dropout, blocks = config.get("dropout"), config.get("fine_tune_blocks")
     tries = [f"more dropout (now {dropout:g})" if isinstance(dropout, (int, float)) else "more dropout",
-             "fewer epochs (early stopping keeps the best epoch anyway)"]
+             "fewer epochs"]
     if blocks != 0:
         tries.append(f"fewer fine-tune blocks (now {blocks})" if blocks is not None else "fewer fine-tune blocks")
     return "Try " + ", ".join(tries[:-1]) + " or " + tries[-1] + "."
@@ -53,23 +57,25 @@ def overfitting(epochs: list[dict[str, Any]], config: dict[str, Any] | None = No
         return None
     stage = int(epochs[-1].get("stage", 1))
     recs = [r for r in epochs if int(r.get("stage", 1)) == stage]
-    last = recs[-1]
-    window = recs[-(rising + 1):]
-    val = [_num(r.get("val_loss")) for r in window]
-    train = [_num(r.get("loss")) for r in window]
+    epoch = int(recs[-1].get("epoch", 0))
     advice = _advice(config or {})
-    if len(window) == rising + 1 and None not in val and None not in train:
-        if all(b > a for a, b in zip(val, val[1:])) and train[-1] < train[0]:
-            return Overfitting(stage, int(last.get("epoch", 0)),
-                               f"validation loss has risen {rising} epochs in a row "
-                               f"({val[0]:.3f} → {val[-1]:.3f}) while training loss fell: "
-                               "the model is learning the training images, not the classes.", advice)
+    points = [(_num(r.get("val_loss")), _num(r.get("loss"))) for r in recs]
+    points = [(v, t) for v, t in points if v is not None and t is not None]
+    if points:
+        low = min(range(len(points)), key=lambda i: points[i][0])
+        (low_val, low_train), (val, train) = points[low], points[-1]
+        if len(points) - 1 - low >= rising and val > low_val * (1 + RISE_TOLERANCE) and train < low_train:
+            return Overfitting(stage, epoch,
+                               f"val loss up from {low_val:.3f} to {val:.3f} over {len(points) - 1 - low} epochs "
+                               "while train loss falls: it learns the training images, not the classes.", advice)
     gaps = [(_num(r.get("accuracy")), _num(r.get("val_accuracy"))) for r in recs[-3:]]
     gaps = [a - v for a, v in gaps if a is not None and v is not None]
-    if len(gaps) >= 2 and gaps[-1] > gap and gaps[-1] > gaps[0]:
-        return Overfitting(stage, int(last.get("epoch", 0)),
-                           f"training accuracy is {100 * gaps[-1]:.1f} points above validation accuracy "
-                           "and the gap keeps widening: the model memorises the training images.", advice)
+    if len(gaps) == 3 and min(gaps) > 3 * gap:
+        return Overfitting(stage, epoch, f"train accuracy {100 * gaps[-1]:.1f} points above val: "
+                                         "it memorises the training images.", advice)
+    if len(gaps) == 3 and gaps[-1] > gap and gaps[-1] > gaps[0]:
+        return Overfitting(stage, epoch, f"train accuracy {100 * gaps[-1]:.1f} points above val, and the gap widens: "
+                                         "it memorises the training images.", advice)
     return None
 
 

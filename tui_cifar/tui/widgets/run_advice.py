@@ -22,16 +22,13 @@ def advice_text(progress: RunProgress, running: bool, signal: diagnostics.Overfi
     stop = diagnostics.early_stopping(epochs, patience) if isinstance(patience, int) else None
     bits = []
     if stop is not None and running:
-        if stop.waited == 0:
-            bits.append(f"early stopping: new best at stage {stop.stage} epoch {stop.best_epoch} "
-                        f"(patience {stop.patience})")
-        else:
-            bits.append(f"early stopping: {stop.left} of {stop.patience} epochs left without improvement "
-                        f"(stage {stop.stage} best: epoch {stop.best_epoch})")
+        # Keras' EarlyStopping ends the stage after `patience` epochs without a new best val accuracy
+        bits.append(f"early stop in {stop.left}/{stop.patience} epochs without a new best")
     kept = diagnostics.kept_epoch(epochs)
     if kept is not None:
         stage, epoch = kept
-        bits.append(f"kept: stage {stage} epoch {epoch} (val {format_pct(progress.best_val_accuracy)}, ┃ on the charts)")
+        bits.append(f"kept: stage {stage} epoch {epoch}, val {format_pct(progress.best_val_accuracy)} "
+                    "(green line)")
     memory = diagnostics.format_memory((progress.last_epoch or {}).get("memory"))
     if memory:
         bits.append(f"memory {memory}")
