@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tui_cifar import diagnostics, runstore
 from tui_cifar.compare import differing_settings, load_compared
@@ -127,24 +128,31 @@ def test_estimate_without_earlier_runs_claims_nothing(tmp_path):
     assert est.cache == "95,000 images to run through the backbone (then cached)"
 
 
-def test_estimate_from_an_earlier_runs_throughput_and_its_cache(tmp_path):
+def test_estimate_from_an_earlier_runs_times_and_its_cache(tmp_path):
     runs = tmp_path / "runs"
     cache = tmp_path / "cache"
     earlier = make_config({"runs_dir": str(runs), "limit_train": 2000, "val_size": 200, "augment": False,
                            "epochs_head": 2, "epochs_fine": 1, "limit_test": 500, "tta_flip": False})
     keys = [cache_key("m", "original", np.zeros((2, 2), np.uint8))]
     write_run(runs, earlier, [
+        {"type": "data", "train": 1800, "val": 200, "test": 500},
+        {"type": "phase", "phase": "extract_features", "wall_time": 15.0},
         {"type": "features_done", "images": 2000, "seconds": 20, "cache_hits": 0, "cache_keys": keys,
          "images_per_sec": 100.0},
-        epoch(1, 1, 1, 1, images_per_sec=1800.0, memory={"rss": 1, "rss_peak": 3 * 2**30}),
-        epoch(2, 1, 1, 1, images_per_sec=90.0),
+        epoch(1, 1, 1, 1, memory={"rss": 1, "rss_peak": 3 * 2**30}), epoch(1, 2, 1, 1),
+        {"type": "stage_end", "stage": 1, "seconds": 3.6},
+        epoch(2, 1, 1, 1),
+        {"type": "stage_end", "stage": 2, "seconds": 18.0},
+        {"type": "phase", "phase": "evaluate", "wall_time": 60.0},
+        {"type": "run_end", "state": "finished", "wall_time": 70.0},
     ], "earlier")
     other = make_config({"runs_dir": str(runs), "image_size": 96})  # another size: not comparable
-    write_run(runs, other, [{"type": "features_done", "cache_hits": 0, "images_per_sec": 1.0}], "other")
+    write_run(runs, other, [{"type": "data", "train": 10}, {"type": "features_done", "images_per_sec": 1.0}], "other")
 
     est = estimate_run(earlier, cache)
-    # 2000 images through the backbone at 100/s, 2 x 1800 at 1800/s, 1 x 1800 at 90/s, 500 test at 100/s
-    assert est.seconds == 2000 / 100 + 2 * 1800 / 1800 + 1800 / 90 + 500 / 100
+    # 15 s to start, 2000 images through the backbone at 100/s, stage 1 at 3.6 s / (2 epochs x 1800 images),
+    # stage 2 at 18 s / 1800 images, evaluation 10 s of which 500 images at 100/s were the images
+    assert est.seconds == pytest.approx(15 + 20 + 3.6 + 18 + 5 + 5)
     assert est.memory_peak == 3 * 2**30 and "peak 3.0 GiB" in est.lines()[1]
     assert "from 1 earlier run(s) of mobilenetv2 at 160px" in est.basis
     assert "images to run through" in est.cache  # the cache files are gone
@@ -153,9 +161,13 @@ def test_estimate_from_an_earlier_runs_throughput_and_its_cache(tmp_path):
     assert cache_present(cache, keys)
     est = estimate_run(earlier, cache)
     assert est.cache == "reused (same data and backbone as earlier)"
-    assert est.seconds == 2 * 1800 / 1800 + 1800 / 90 + 500 / 100
-    # another seed draws another validation split: other images, other cache keys
-    assert "images to run through" in estimate_run(make_config({**earlier.to_json(), "seed": 7}), cache).cache
+    assert est.seconds == pytest.approx(15 + 3.6 + 18 + 5 + 5)
+    # twice the training images (3,600): twice the epochs' time, and other images, so no cache
+    bigger = estimate_run(make_config({**earlier.to_json(), "limit_train": 3800}), cache)
+    assert "images to run through" in bigger.cache and bigger.seconds == pytest.approx(15 + 38 + 7.2 + 36 + 5 + 5)
+    # fine-tuning never measured: the time is unknown rather than guessed
+    only_head = write_run(tmp_path / "runs2", earlier, [], "x").parent
+    assert estimate_run(earlier, cache, only_head).seconds is None
 
 
 # ---------------------------------------------------------------------------- compare, labels

@@ -23,12 +23,15 @@ CIFAR_TEST = 10000
 
 @dataclass
 class Measured:
-    """Throughputs (images/s) and peak memory (bytes) earlier comparable runs recorded."""
+    """What earlier comparable runs recorded: seconds, throughputs (images/s), peak memory (bytes)."""
 
     runs: int = 0
-    features: list[float] = field(default_factory=list)
-    stage1: list[float] = field(default_factory=list)
-    stage2: list[float] = field(default_factory=list)
+    startup: list[float] = field(default_factory=list)  # seconds before feature extraction (data, model)
+    features: list[float] = field(default_factory=list)  # images/s through the frozen backbone
+    # seconds per training image per epoch, stage 1 and 2: the stage's whole time (validation,
+    # checkpoints) over its epochs, not the epoch records' images_per_sec, which leave those out
+    stage_cost: dict[int, list[float]] = field(default_factory=lambda: {1: [], 2: []})
+    evaluation: list[float] = field(default_factory=list)  # seconds of the final evaluation, less its images
     memory_peak: list[int] = field(default_factory=list)
     cache_keys: list[str] | None = None  # the feature-cache keys of an earlier run with the same data settings
     same_data_run: str | None = None
@@ -61,33 +64,50 @@ def _peak(memory: Any) -> int | None:
     return max(peaks, default=None)
 
 
+def _record_of(records: list[dict[str, Any]], kind: str, **match: Any) -> dict[str, Any] | None:
+    """The last record of a type (with these fields), or None."""
+    found = [r for r in records if r.get("type") == kind and all(r.get(k) == v for k, v in match.items())]
+    return found[-1] if found else None
+
+
 def measure(config: TrainConfig, runs_dir: Path) -> Measured:
     """What earlier runs with config's backbone and input size recorded."""
-    measured = Measured()
+    m = Measured()
     wanted = {name: getattr(config, name) for name in CACHE_SETTINGS}
     for run_dir in runstore.iter_run_dirs(runs_dir):
         cfg, _ = runstore.read_json(run_dir / runstore.CONFIG_FILE)
         if not cfg or (cfg.get("backbone"), cfg.get("image_size")) != (config.backbone, config.image_size):
             continue
         records, _ = runstore.read_metrics(run_dir)
-        if not records:
+        data = _record_of(records, "data")
+        if not records or data is None:
             continue
-        measured.runs += 1
-        for rec in records:
-            ips = rec.get("images_per_sec")
-            if rec.get("type") == "features_done" and not rec.get("cache_hits") and ips:
-                measured.features.append(float(ips))
-            if rec.get("type") == "features_done" and rec.get("cache_keys") and all(
-                    cfg.get(k) == v for k, v in wanted.items()):
-                measured.cache_keys, measured.same_data_run = list(rec["cache_keys"]), run_dir.name
-        for rec in runreader.epoch_records(records):
-            ips = rec.get("images_per_sec")
-            if ips and not rec.get("partial"):
-                (measured.stage1 if rec.get("stage", 1) == 1 else measured.stage2).append(float(ips))
-            peak = _peak(rec.get("memory"))
-            if peak:
-                measured.memory_peak.append(peak)
-    return measured
+        m.runs += 1
+        extract = _record_of(records, "phase", phase="extract_features")
+        if extract is not None and extract.get("wall_time"):
+            m.startup.append(float(extract["wall_time"]))
+        features = _record_of(records, "features_done")
+        feature_ips = features.get("images_per_sec") if features and not features.get("cache_hits") else None
+        if feature_ips:
+            m.features.append(float(feature_ips))
+        if features and features.get("cache_keys") and all(cfg.get(k) == v for k, v in wanted.items()):
+            m.cache_keys, m.same_data_run = list(features["cache_keys"]), run_dir.name
+        epochs = runreader.epoch_records(records)
+        times = runreader.stage_times(records)
+        for stage in (1, 2):
+            n = sum(1 for r in epochs if r.get("stage") == stage)
+            if f"stage{stage}" in times and n and data.get("train"):
+                m.stage_cost[stage].append(times[f"stage{stage}"] / (n * data["train"]))
+        evaluate, end = _record_of(records, "phase", phase="evaluate"), _record_of(records, "run_end")
+        if evaluate and end and end.get("state") == "finished" and feature_ips and data.get("test"):
+            test_images = data["test"] * (2 if cfg.get("tta_flip") else 1)
+            m.evaluation.append(max(0.0, end["wall_time"] - evaluate["wall_time"] - test_images / feature_ips))
+        m.memory_peak += [p for p in (_peak(r.get("memory")) for r in epochs) if p]
+    return m
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
 
 
 def estimate_run(config: TrainConfig, cache_dir: Path, runs_dir: Path | None = None) -> Estimate:
@@ -101,20 +121,25 @@ def estimate_run(config: TrainConfig, cache_dir: Path, runs_dir: Path | None = N
         cache = f"reused (same data and backbone as {m.same_data_run})"
     else:
         cache = f"{n_train * n_views + config.val_size:,} images to run through the backbone (then cached)"
-    seconds: float | None = 0.0
+    per_image = _median(m.features)
+    per_image = 1 / per_image if per_image else None
+    # (measured seconds, how many times): a part that happens but was never measured makes the time unknown
     parts = [
-        (0 if reused else n_train * n_views + config.val_size, m.features),
-        (config.epochs_head * n_train, m.stage1),
-        (config.epochs_fine * n_train if config.fine_tune_blocks != 0 else 0, m.stage2),
-        (n_test, m.features),  # the test set runs through the whole model once (twice with TTA)
+        (_median(m.startup), 1),
+        (per_image, 0 if reused else n_train * n_views + config.val_size),
+        (_median(m.stage_cost[1]), config.epochs_head * n_train),
+        (_median(m.stage_cost[2]), config.epochs_fine * n_train if config.fine_tune_blocks != 0 else 0),
+        (_median(m.evaluation), 1),
+        (per_image, n_test),  # the test set runs through the whole model once (twice with TTA)
     ]
-    for images, speeds in parts:
-        if not images:
+    seconds: float | None = 0.0
+    for cost, times in parts:
+        if not times:
             continue
-        if not speeds:
+        if cost is None:
             seconds = None
             break
-        seconds += images / statistics.median(speeds)
+        seconds += cost * times
     basis = (f"from {m.runs} earlier run(s) of {config.backbone} at {config.image_size}px in this runs folder"
              if m.runs else f"no earlier run of {config.backbone} at {config.image_size}px in this runs folder")
     return Estimate(seconds, max(m.memory_peak, default=None), cache, basis)
