@@ -295,7 +295,8 @@ class CompareScreen(ModalScreen[None]):
             yield Label("Validation accuracy per epoch", classes="dialog-title")
             yield LineChart("val accuracy", xlabel="epoch (stage 2 continues after stage 1)",
                             integer_x=True, empty_text="loading…", id="compare-chart")
-            yield DataTable(id="compare-table", cursor_type="none", zebra_stripes=True)
+            # a cell cursor: arrows scroll to the runs beyond the right edge of a narrow terminal
+            yield DataTable(id="compare-table", cursor_type="cell", zebra_stripes=True, fixed_columns=1)
             yield Static("", id="compare-notes")
             yield Label("esc closes", classes="dim")
 
@@ -326,20 +327,19 @@ class CompareScreen(ModalScreen[None]):
         self._fill_table(message.runs)
 
     def _fill_table(self, runs: list[ComparedRun]) -> None:
-        """One column per run: the settings that differ, then best val, test accuracy and wall time."""
+        """One column per run: best val, test accuracy and wall time, then the settings that differ."""
         self.differing = differing_settings(runs)
         table = self.query_one("#compare-table", DataTable)
         table.add_column("", key="what")
         for run in runs:
             table.add_column(run.name, key=run.name)
-        for name in self.differing:
-            table.add_row(Text(SETTING_BY_NAME[name].label, style="bold"),
-                          *(str(run.config.get(name)) for run in runs), key=name)
-        if not self.differing:
-            table.add_row(Text("settings", style="bold"), *("all the same" for _ in runs), key="same")
         table.add_row(Text("Best val", style="bold"), *(format_pct(r.best_val_accuracy) for r in runs), key="best_val")
         table.add_row(Text("Test acc", style="bold"), *(format_pct(r.test_accuracy, 2) for r in runs), key="test_acc")
         table.add_row(Text("Wall time", style="bold"), *(format_duration(r.duration_s) for r in runs), key="wall")
+        for name in self.differing:
+            table.add_row(SETTING_BY_NAME[name].label, *(str(run.config.get(name)) for run in runs), key=name)
+        if not self.differing:
+            table.add_row("Settings", *("all the same" for _ in runs), key="same")
 
     def action_close(self) -> None:
         self.dismiss(None)
