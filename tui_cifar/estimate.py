@@ -16,6 +16,7 @@ from . import runreader, runstore
 from .config import TrainConfig
 from .features import CACHE_SETTINGS, cache_present
 from .formatting import format_duration
+from .paths import features_cache_dir
 
 CIFAR_TRAIN = 50000
 CIFAR_TEST = 10000
@@ -110,8 +111,13 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def estimate_run(config: TrainConfig, cache_dir: Path, runs_dir: Path | None = None) -> Estimate:
-    """Time, memory and feature-cache reuse of a run with ``config`` (its runs folder holds the earlier runs)."""
+def estimate_run(config: TrainConfig, cache_dir: Path | None = None, runs_dir: Path | None = None) -> Estimate:
+    """Time, memory and feature-cache reuse of a run with ``config``.
+
+    The earlier runs are those in ``runs_dir`` (default: config's runs folder); the cache is
+    ``cache_dir`` (default: the one the run will use).
+    """
+    cache_dir = cache_dir if cache_dir is not None else features_cache_dir(config.cache_dir)
     m = measure(config, Path(runs_dir if runs_dir is not None else config.runs_dir).expanduser())
     n_train = (config.limit_train or CIFAR_TRAIN) - config.val_size
     n_views = 2 if config.augment else 1

@@ -249,7 +249,7 @@ class _Trainer:
         from .paths import features_cache_dir
 
         cfg = self.config
-        cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else features_cache_dir()
+        cache_dir = features_cache_dir(cfg.cache_dir)
         weights_id = f"random-seed{cfg.seed}" if cfg.weights == "none" else cfg.weights
         # The freeze boundary by position, not layer name: Keras numbers unnamed layers per process
         # (activation_17, input_layer_4), so a name can change between runs or mean another layer.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 from textual import on, work
@@ -338,10 +337,8 @@ class ConfigureScreen(CifarScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="estimate")
     def _estimate(self, config: TrainConfig) -> None:
         from ...estimate import estimate_run
-        from ...paths import features_cache_dir
 
-        cache_dir = Path(config.cache_dir).expanduser() if config.cache_dir else features_cache_dir()
-        lines = estimate_run(config, cache_dir).lines()
+        lines = estimate_run(config).lines()
         if not get_current_worker().is_cancelled:
             self.post_message(EstimateReady(config, lines))
 
