@@ -84,6 +84,8 @@ async def capture(args: argparse.Namespace) -> list[Path]:
         await pilot.press("c")
         await settle(pilot)
         shot(app, "configure")
+        app.screen.query_one("#advanced").collapsed = False
+        await settle(pilot, 0.3)
         app.screen.query_one("#f-dropout").focus()  # the help panel follows the focus
         await settle(pilot, 1.0)
         shot(app, "configure-help")
@@ -165,14 +167,14 @@ async def capture(args: argparse.Namespace) -> list[Path]:
         with tempfile.TemporaryDirectory(prefix="cifar-tui-replay-") as tmp:
             replay, end = replay_until_end(finished, Path(tmp))
             app = CifarApp(replay.parent, args.data_dir, run_dir=replay, poll_interval=0.25)
-            async with app.run_test(size=(width, height)) as pilot:
+            async with app.run_test(size=(width, height), notifications=True) as pilot:  # toasts shown
                 app.theme = args.theme
                 await settle(pilot, 1.0)
                 with open(replay / "metrics.jsonl", "a", encoding="utf-8") as f:
                     f.write(json.dumps(end) + "\n")
                 status = json.loads((finished / "status.json").read_text())
                 (replay / "status.json").write_text(json.dumps(status))
-                await wait(pilot, lambda: app._notifications)
+                await wait(pilot, lambda: len(app._notifications) > 0)
                 await settle(pilot, 0.5)
                 shot(app, "training-ended")
     if finished is not None:
