@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from tui_cifar import diagnostics, runstore
 from tui_cifar.compare import differing_settings, load_compared
 from tui_cifar.config import SETTINGS, make_config, with_labels
+from tui_cifar.console import plain_reporter
 from tui_cifar.estimate import estimate_run
 from tui_cifar.features import cache_key, cache_present
 from tui_cifar.notify import notify_env, run_notify_command
@@ -73,6 +75,19 @@ def test_stage_two_is_judged_apart_from_stage_one():
     # stage 2 starts lower than stage 1 ended: the jump between stages is no rise
     records = HEALTHY + [epoch(2, 1, 0.6, 0.95), epoch(2, 2, 0.55, 0.8)]
     assert diagnostics.overfitting(records) is None
+
+
+def test_the_cli_progress_lines_say_when_overfitting_starts():
+    out = io.StringIO()
+    report = plain_reporter(out)
+    report({"type": "run_start", "config": {"dropout": 0.1, "fine_tune_blocks": 2}, "device": "CPU"})
+    plateau = [(0.99, 0.72), (0.99, 0.74), (0.99, 0.73), (0.99, 0.72), (0.75, 0.74)]
+    for n, (acc, val) in enumerate(plateau, 1):
+        report({**epoch(1, n, 0.1, 0.9, acc, val), "epochs": 5, "epoch_time": 1.0})
+    lines = out.getvalue().splitlines()
+    flagged = [i for i, line in enumerate(lines) if line.startswith("  overfitting: ")]
+    assert flagged == [4]  # once, after epoch 3, while it lasts
+    assert "more dropout (now 0.1)" in lines[4] and "fewer fine-tune blocks (now 2)" in lines[4]
 
 
 # ---------------------------------------------------------------------------- early stopping, kept epoch

@@ -1,8 +1,8 @@
 """What a run's epoch records say about it, for a student watching it: overfitting, early stopping, the kept epoch.
 
 Pure Python on runreader's epoch records (dicts with stage, epoch, loss, val_loss,
-accuracy, val_accuracy), so the app and the CLI read the same judgement and tests
-can feed it a recorded log.
+accuracy, val_accuracy): the app's training screen and the CLI's plain progress lines
+show the same judgement, and tests feed it recorded logs.
 """
 
 from __future__ import annotations
