@@ -6,16 +6,22 @@
 
 It picks the newest running run (else the newest run) for the training screen,
 the newest finished run for the evaluate screen, the two newest runs with
-epochs for the comparison, and classifies --image on the predict screen when a
-run has a model (that loads TensorFlow). Nothing is written into the runs
-folder. Screens that have nothing to show are still captured, as users see them.
+epochs for the comparison, the newest run that overfits for the overfitting
+signal, and classifies --image on the predict screen when a run has a model
+(that loads TensorFlow). The end-of-run notification is shot on a copy of the
+newest finished run, in a temporary folder, replayed up to its last record.
+Nothing is written into the runs folder. Screens that have nothing to show are
+still captured, as users see them.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -78,12 +84,23 @@ async def capture(args: argparse.Namespace) -> list[Path]:
         await pilot.press("c")
         await settle(pilot)
         shot(app, "configure")
+        app.screen.query_one("#advanced").collapsed = False
+        await settle(pilot, 0.3)
+        app.screen.query_one("#f-dropout").focus()  # the help panel follows the focus
+        await settle(pilot, 1.0)
+        shot(app, "configure-help")
 
         watch = app.latest_run("running") or app.latest_run("any")
         if watch is not None:
             app.open_run(watch, "train")
             await settle(pilot, 1.0)
             shot(app, "training")
+
+        overfit = newest_overfitting(runs)
+        if overfit is not None:
+            app.open_run(overfit, "train")
+            await settle(pilot, 1.0)
+            shot(app, "training-overfitting")
 
         finished = app.latest_run("finished")
         if finished is not None:
@@ -139,6 +156,27 @@ async def capture(args: argparse.Namespace) -> list[Path]:
             app.theme = args.theme
             await settle(pilot, 1.0)
             shot(app, "training-80x24")
+    app = CifarApp(runs_dir, args.data_dir, start_screen="configure")
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.theme = args.theme
+        await settle(pilot, 0.5)
+        app.screen.query_one("#f-fine_tune_blocks").focus()
+        await settle(pilot, 0.5)
+        shot(app, "configure-help-80x24")
+    if finished is not None:
+        with tempfile.TemporaryDirectory(prefix="cifar-tui-replay-") as tmp:
+            replay, end = replay_until_end(finished, Path(tmp))
+            app = CifarApp(replay.parent, args.data_dir, run_dir=replay, poll_interval=0.25)
+            async with app.run_test(size=(width, height), notifications=True) as pilot:  # toasts shown
+                app.theme = args.theme
+                await settle(pilot, 1.0)
+                with open(replay / "metrics.jsonl", "a", encoding="utf-8") as f:
+                    f.write(json.dumps(end) + "\n")
+                status = json.loads((finished / "status.json").read_text())
+                (replay / "status.json").write_text(json.dumps(status))
+                await wait(pilot, lambda: len(app._notifications) > 0)
+                await settle(pilot, 0.5)
+                shot(app, "training-ended")
     if finished is not None:
         app = CifarApp(runs_dir, args.data_dir, run_dir=finished, start_screen="evaluate")
         async with app.run_test(size=(width, height)) as pilot:
@@ -146,6 +184,31 @@ async def capture(args: argparse.Namespace) -> list[Path]:
             await settle(pilot, 1.0)
             shot(app, "evaluate-light")
     return written
+
+
+def newest_overfitting(runs) -> Path | None:
+    """The newest run whose last epochs show the overfitting signal."""
+    from tui_cifar import diagnostics, runreader
+
+    for key in runs.order:
+        progress, _ = runreader.read_progress(Path(key))
+        if diagnostics.overfitting(progress.epochs, progress.config) is not None:
+            return Path(key)
+    return None
+
+
+def replay_until_end(run_dir: Path, tmp: Path) -> tuple[Path, dict]:
+    """A copy of run_dir in tmp that reads as running (this process), without its run_end record (returned)."""
+    copy = tmp / run_dir.name
+    shutil.copytree(run_dir, copy)
+    records = [json.loads(line) for line in (copy / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    end = next(r for r in reversed(records) if r.get("type") == "run_end")
+    with open(copy / "metrics.jsonl", "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records if r is not end)
+    status = json.loads((copy / "status.json").read_text())
+    status.update(state="running", pid=os.getpid(), host=socket.gethostname())
+    (copy / "status.json").write_text(json.dumps(status))
+    return copy, end
 
 
 def main(argv: list[str] | None = None) -> int:

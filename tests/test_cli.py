@@ -207,8 +207,10 @@ def test_predict_a_folder_to_csv_and_plain_lines(trained, pictures):
 
 def test_train_detach_returns_at_once_and_the_run_finishes(trained):
     started = time.perf_counter()
+    notified = trained.base / "notified.txt"
     out = cifar_tui("train", "--config", trained.config_file, "--detach", "--epochs-head", "1", "--epochs-fine", "1",
-                    "--runs-dir", trained.base / "detached", env=trained.env, cwd=trained.base)
+                    "--runs-dir", trained.base / "detached", "--notify", f"env | grep ^CIFAR_TUI_ | sort > {notified}",
+                    env=trained.env, cwd=trained.base)
     elapsed = time.perf_counter() - started
     assert out.returncode == 0, out.stderr
     assert not ANSI.search(out.stdout + out.stderr)
@@ -231,3 +233,10 @@ def test_train_detach_returns_at_once_and_the_run_finishes(trained):
     assert (run_dir / "model.keras").is_file() and (run_dir / "report.json").is_file()
     listed = json.loads(cifar_tui("runs", "--runs-dir", run_dir.parent, "--json", env=trained.env).stdout)
     assert [r["state"] for r in listed] == ["finished"]
+    # --notify: the detached process ran the command with the run's outcome once the run ended
+    while time.monotonic() < deadline and not (notified.exists() and notified.read_text().endswith("\n")):
+        time.sleep(0.5)  # the shell creates the file before sort writes to it
+    env = dict(line.split("=", 1) for line in notified.read_text().splitlines())
+    report = json.loads((run_dir / "report.json").read_text())
+    assert env["CIFAR_TUI_STATE"] == "finished" and env["CIFAR_TUI_RUN"] == str(run_dir.resolve())
+    assert env["CIFAR_TUI_TEST_ACCURACY"] == f"{report['test_accuracy']:.4f}"

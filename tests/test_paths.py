@@ -14,6 +14,9 @@ def test_user_folders_follow_the_xdg_variables(tmp_path, monkeypatch):
     assert paths.features_cache_dir() == tmp_path / "cache" / "cifar-tui" / "features"
     assert paths.stderr_log_path() == tmp_path / "cache" / "cifar-tui" / "tui-stderr.log"
     assert paths.config_dir() == tmp_path / "config" / "cifar-tui"
+    # a run's cache_dir setting overrides the default (the trainer and the cost estimate use the same one)
+    assert paths.features_cache_dir("~/feats") == Path(os.path.expanduser("~/feats"))
+    assert paths.features_cache_dir("") == paths.features_cache_dir(None) == paths.features_cache_dir()
 
 
 def test_an_empty_xdg_variable_means_the_default(monkeypatch):

@@ -227,12 +227,13 @@ async def test_configure_invalid_values_show_field_messages_and_do_not_start(tmp
         await pilot.pause()
         screen = app.screen
         await set_input(pilot, "image_size", "10")
-        assert "image_size must be between 32 and 600" in static_text(app, "#err-image_size")
+        # the message names the field as the form shows it (issue 13), not the config key
+        assert "“Input size (px)” must be between 32 and 600" in static_text(app, "#err-image_size")
         assert screen.query_one("#f-image_size").has_class("-invalid")
         await set_input(pilot, "fine_tune_blocks", "lots")
-        assert "fine_tune_blocks must be a whole number" in static_text(app, "#err-fine_tune_blocks")
+        assert "“Fine-tune blocks” must be a whole number" in static_text(app, "#err-fine_tune_blocks")
         await set_input(pilot, "lr_head", "")
-        assert "lr_head" in static_text(app, "#err-lr_head")
+        assert "“Learning rate, stage 1”" in static_text(app, "#err-lr_head")
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert fake_launcher == []

@@ -29,6 +29,10 @@ def _add_train(sub) -> None:
     _add_setting_flags(p)
     p.add_argument("--detach", action="store_true", help="run in the background, detached from this terminal; prints the run folder")
     p.add_argument("--resume", type=Path, metavar="RUN", help="continue a killed or stopped run from its last completed epoch")
+    p.add_argument("--notify", metavar="CMD",
+                   help="shell command run when the run ends (also with --detach), with CIFAR_TUI_STATE, CIFAR_TUI_RUN, "
+                   "CIFAR_TUI_RUN_NAME, CIFAR_TUI_TEST_ACCURACY, CIFAR_TUI_BEST_VAL_ACCURACY, CIFAR_TUI_MESSAGE, "
+                   "CIFAR_TUI_WALL_TIME_S in its environment")
     p.add_argument("--in-run-dir", type=Path, help=argparse.SUPPRESS)  # used by --detach
 
 
@@ -158,21 +162,23 @@ def cmd_train(args) -> int:
     # A closed terminal must not end a run: ignore hangups from the start, before the slow TensorFlow import.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if args.in_run_dir:  # the detached child of `--detach`: its run folder and config.json are ready
-        return _train_here(_run_config(args.in_run_dir), args.in_run_dir, resume=False)
+        return _train_here(_run_config(args.in_run_dir), args.in_run_dir, resume=False, notify=args.notify)
     if args.resume:
         config = _run_config(args.resume)
         _refuse_if_running(args.resume)
-        return _detach(config, args.resume) if args.detach else _train_here(config, args.resume, resume=True)
+        if args.detach:
+            return _detach(config, args.resume, notify=args.notify)
+        return _train_here(config, args.resume, resume=True, notify=args.notify)
     config = _config_from_args(args)
     if args.detach:
-        return _detach(config)
+        return _detach(config, notify=args.notify)
     from .data import load_cifar10
     from .launcher import create_run
 
     load_cifar10(config.data_dir)  # fail before any model is built when the data is nowhere to be found
     run_dir = create_run(config)
     print(f"run folder: {run_dir}", flush=True)
-    return _train_here(config, run_dir, resume=False)
+    return _train_here(config, run_dir, resume=False, notify=args.notify)
 
 
 def _run_config(run_dir: Path):
@@ -194,21 +200,25 @@ def _refuse_if_running(run_dir: Path) -> None:
         raise runstore.RunStoreError(f"{run_dir} is still running (pid {status.pid})")
 
 
-def _detach(config, resume: Path | None = None) -> int:
+def _detach(config, resume: Path | None = None, notify: str | None = None) -> int:
     from .launcher import start_detached
     from .runstore import TRAIN_LOG
 
-    run_dir = start_detached(config, resume=resume)
+    run_dir = start_detached(config, resume=resume, notify=notify)
     print(run_dir)
     print(f"training in the background (log: {run_dir / TRAIN_LOG}); watch it with `cifar-tui`", file=sys.stderr)
     return 0
 
 
-def _train_here(config, run_dir: Path, resume: bool) -> int:
+def _train_here(config, run_dir: Path, resume: bool, notify: str | None = None) -> int:
     from .console import make_reporter
     from .training import train_run
 
     state = train_run(config, run_dir, resume=resume, listeners=[make_reporter()])
+    if notify:
+        from .notify import run_notify_command
+
+        run_notify_command(notify, run_dir)
     return {"finished": 0, "stopped": EXIT_STOPPED}.get(state, EXIT_FAILED)
 
 
@@ -484,7 +494,7 @@ def cmd_cache(args) -> int:
     from .environment import clear_cache
     from .paths import features_cache_dir
 
-    cache = Path(args.cache_dir).expanduser() if args.cache_dir else features_cache_dir()
+    cache = features_cache_dir(args.cache_dir)
     files, size = clear_cache(cache)
     print(f"removed {files} files ({size / 2**20:.1f} MiB) from {cache}")
     return 0

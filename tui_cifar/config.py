@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -20,15 +21,16 @@ class ConfigError(ValueError):
 
 def setting(default: Any, label: str, help: str = "", *, range: tuple[float, float] | None = None,
             choices: tuple[tuple[str, str], ...] = (), kind: str | None = None, advanced: bool = False,
-            flag: str | None = None) -> Any:
+            flag: str | None = None, explain: str = "") -> Any:
     """A TrainConfig field with what the CLI and the configure form need to show and check it.
 
-    Each setting is declared here once: its label, help text, allowed range or choices;
-    ``cli.py`` derives the ``train`` flags from it and the configure screen its form.
+    Each setting is declared here once: its label, one-line help, allowed range or choices, and
+    ``explain``, a few sentences for a student (what it does, the trade-off, a sensible range);
+    ``cli.py`` derives the ``train`` flags from it and the configure screen its form and help panel.
     """
     return field(default=default, metadata={
         "label": label, "help": help, "range": range, "choices": choices, "kind": kind,
-        "advanced": advanced, "flag": flag,
+        "advanced": advanced, "flag": flag, "explain": explain,
     })
 
 
@@ -39,43 +41,140 @@ _BACKBONE_CHOICES = tuple((f"{spec.label} — {spec.description}", name) for nam
 @dataclass
 class TrainConfig:
     backbone: str = setting("mobilenetv2", "Backbone", "see `cifar-tui backbones`", choices=_BACKBONE_CHOICES,
-                            kind="select")
-    image_size: int = setting(160, "Input size (px)", "CIFAR's 32 px images are upscaled to this", range=(32, 600))
+                            kind="select",
+        explain=(
+            "The pretrained network whose ImageNet features are reused. Bigger backbones usually reach higher"
+            " accuracy but are slower per image and need more memory. MobileNetV2 is a fast, good start on a "
+            "CPU."))
+    image_size: int = setting(160, "Input size (px)", "CIFAR's 32 px images are upscaled to this", range=(32, 600),
+        explain=(
+            "CIFAR-10 images are 32x32; they are upscaled to this size before the backbone sees them, because"
+            " ImageNet backbones learned their features on larger images. Larger sizes give more accuracy but"
+            " cost time and memory roughly with the square of the size. Sensible: 96 to 224 (160 is a good "
+            "compromise)."))
     # Blocks of the backbone unfrozen in stage 2: an int, or "all".
     fine_tune_blocks: int | str = setting(3, "Fine-tune blocks", "top blocks unfrozen in stage 2 (a number or 'all')",
-                                          choices=(("all", "all"),), kind="blocks")
-    epochs_head: int = setting(8, "Epochs, stage 1 (head)", "new classifier head on frozen features", range=(0, 1000))
-    epochs_fine: int = setting(6, "Epochs, stage 2 (fine-tune)", "0 skips fine-tuning", range=(0, 1000))
-    lr_head: float = setting(2e-3, "Learning rate, stage 1", "for head_batch_size 512", range=(1e-7, 1.0))
-    lr_fine: float = setting(3e-4, "Learning rate, stage 2", range=(1e-8, 1.0))
-    batch_size: int = setting(128, "Batch size", "stage 2", range=(1, 4096))  # stage 2 (and end-to-end) batches
+                                          choices=(("all", "all"),), kind="blocks",
+        explain=(
+            "Stage 2 unfreezes this many of the backbone's top blocks and trains them together with the head,"
+            " so the pretrained features adapt to CIFAR-10. More blocks adapt more and can gain accuracy, but"
+            " train slower and overfit sooner. 0 trains only the head; 2 to 5 is typical; 'all' retrains the "
+            "whole backbone."))
+    epochs_head: int = setting(8, "Epochs, stage 1 (head)", "new classifier head on frozen features", range=(0, 1000),
+        explain=(
+            "Stage 1 trains only the new classifier head on features computed once by the frozen backbone, so"
+            " its epochs are fast. Too few leave accuracy on the table; early stopping ends the stage when "
+            "validation accuracy stops improving. Sensible: 5 to 15."))
+    epochs_fine: int = setting(6, "Epochs, stage 2 (fine-tune)", "0 skips fine-tuning", range=(0, 1000),
+        explain=(
+            "Stage 2 fine-tunes the unfrozen blocks, epoch by epoch over all training images: much slower "
+            "than stage 1. More epochs can gain a little accuracy but risk overfitting; early stopping keeps "
+            "the best epoch. 0 skips fine-tuning. Sensible: 3 to 12."))
+    lr_head: float = setting(2e-3, "Learning rate, stage 1", "for head_batch_size 512", range=(1e-7, 1.0),
+        explain=(
+            "How big a step the optimiser takes when training the head. Too high and the loss jumps around or"
+            " becomes NaN; too low and training crawls. It decays over the stage (cosine). Sensible: 1e-3 to "
+            "5e-3."))
+    lr_fine: float = setting(3e-4, "Learning rate, stage 2", "lower than stage 1's", range=(1e-8, 1.0),
+        explain=(
+            "The learning rate for fine-tuning, kept about 10x lower than stage 1's so the pretrained "
+            "features are adjusted, not destroyed. Too high erases what the backbone learned on ImageNet. "
+            "Sensible: 1e-4 to 1e-3."))
+    batch_size: int = setting(128, "Batch size", "stage 2", range=(1, 4096),
+        explain=(
+            "Images per training step in stage 2. Larger batches use the hardware better but need more memory"
+            " and may generalise slightly worse; if you change it a lot, scale the learning rate with it. "
+            "Sensible: 32 to 256."))  # stage 2 (and end-to-end) batches
     # Stage 1 trains on cached feature vectors, where a step costs little but Keras' per-step
     # overhead: larger batches make its epochs several times faster.
-    head_batch_size: int = setting(512, "Batch size, stage 1", "on cached features", range=(1, 16384), advanced=True)
-    dropout: float = setting(0.3, "Dropout", range=(0.0, 0.95), advanced=True)
-    label_smoothing: float = setting(0.1, "Label smoothing", range=(0.0, 0.5), advanced=True)
-    weight_decay: float = setting(1e-4, "Weight decay", range=(0.0, 1.0), advanced=True)
-    augment: bool = setting(True, "Augmentation", "mirrored view of every image (+ crops end to end)")
-    tta_flip: bool = setting(True, "Test-time flip (TTA)", "average each test image with its mirror", flag="--no-tta")
-    val_size: int = setting(5000, "Validation images", "held out of the training set", range=(10, 25000), advanced=True)
+    head_batch_size: int = setting(512, "Batch size, stage 1", "on cached features", range=(1, 16384), advanced=True,
+        explain=(
+            "Images per step in stage 1, which trains on cached feature vectors: a step costs little, so "
+            "larger batches make epochs several times faster. Sensible: 128 to 1024."))
+    dropout: float = setting(0.3, "Dropout", "fraction of features dropped in training", range=(0.0, 0.95), advanced=True,
+        explain=(
+            "During training, randomly zeroes this fraction of the features going into the classifier, so it "
+            "cannot rely on a few of them. Regularisation: more dropout fights overfitting but slows "
+            "learning; too much underfits. Sensible: 0.2 to 0.5."))
+    label_smoothing: float = setting(0.1, "Label smoothing", "softer targets than 100%", range=(0.0, 0.5), advanced=True,
+        explain=(
+            "Trains towards about 90% (with 0.1) instead of 100% confidence in the right class, spreading the rest "
+            "over the others. Keeps the model from becoming overconfident and often helps accuracy a little. "
+            "Sensible: 0 to 0.2."))
+    weight_decay: float = setting(1e-4, "Weight decay", "pulls weights towards zero (AdamW)", range=(0.0, 1.0), advanced=True,
+        explain=(
+            "Pulls every weight slightly towards zero at each step (AdamW), preferring simpler models: "
+            "regularisation against overfitting. Too much holds the model back. Sensible: 1e-5 to 1e-3."))
+    augment: bool = setting(True, "Augmentation", "mirrored view of every image (+ crops end to end)",
+        explain=(
+            "Trains on mirrored copies of the images too (and random crops when fine-tuning end to end), so "
+            "the model sees more varied examples. Usually improves accuracy and reduces overfitting; feature "
+            "extraction takes twice as long the first time."))
+    tta_flip: bool = setting(True, "Test-time flip (TTA)", "average each test image with its mirror", flag="--no-tta",
+        explain=(
+            "Test-time augmentation: each test image is classified as itself and mirrored, and the two "
+            "predictions are averaged. Usually a small accuracy gain for twice the evaluation time. It does "
+            "not change training."))
+    val_size: int = setting(5000, "Validation images", "held out of the training set", range=(10, 25000), advanced=True,
+        explain=(
+            "Training images held out to measure accuracy on images the model never trained on: this "
+            "validation accuracy picks the best epoch and drives early stopping. More makes that measure more"
+            " reliable but leaves fewer images to learn from. Sensible: 2,000 to 5,000 (10% of the training "
+            "images)."))
     patience: int = setting(3, "Early-stopping patience", "epochs without val improvement", range=(1, 1000),
-                            advanced=True)
-    seed: int = setting(42, "Random seed", range=(0, 2**31 - 1), advanced=True)
+                            advanced=True,
+        explain=(
+            "Early stopping ends a stage when validation accuracy has not improved for this many epochs, and "
+            "the weights of the best epoch are kept. It saves time and stops training once it starts "
+            "overfitting. Small values may stop too early on a noisy curve. Sensible: 2 to 5."))
+    seed: int = setting(42, "Random seed", "the same seed repeats a run", range=(0, 2**31 - 1), advanced=True,
+        explain=(
+            "Fixes the random choices (validation split, shuffling, initial head weights) so a run can be "
+            "repeated. Changing it shows how much results vary by chance: differences smaller than that are "
+            "noise."))
     limit_train: int | None = setting(None, "Limit training images", "a stratified subset (empty: all 50,000)",
-                                      range=(20, 50000), advanced=True)
+                                      range=(20, 50000), advanced=True,
+        explain=(
+            "Trains on a stratified subset of this many CIFAR-10 training images (equal per class) instead of"
+            " all 50,000. Much faster for trying settings; accuracy is lower with fewer images. Empty uses "
+            "all."))
     limit_test: int | None = setting(None, "Limit test images", "a stratified subset (empty: all 10,000)",
-                                     range=(10, 10000), advanced=True)
+                                     range=(10, 10000), advanced=True,
+        explain=(
+            "Evaluates on a stratified subset of the 10,000 test images. Faster, but the test accuracy is "
+            "less precise (about ±1 point with 2,000 images). Empty uses all."))
     mixed_precision: str = setting("auto", "Mixed precision", "float16 compute (auto: on with a GPU)",
-                                   choices=(("auto (GPU only)", "auto"), ("on", "on"), ("off", "off")), advanced=True)
+                                   choices=(("auto (GPU only)", "auto"), ("on", "on"), ("off", "off")), advanced=True,
+        explain=(
+            "Computes in 16-bit floats where it is safe, keeping weights in 32-bit. On GPUs with tensor cores"
+            " it is much faster and uses less memory; on CPUs it is usually slower. auto turns it on only "
+            "with a GPU."))
     weights: str = setting("imagenet", "Backbone weights", "none: random weights (tests)",
-                           choices=(("ImageNet", "imagenet"), ("none (random)", "none")), advanced=True)
-    data_dir: str | None = setting(None, "Data folder", "CIFAR-10 location (empty: the default)", kind="path")
-    runs_dir: str = setting("runs", "Runs folder", "where run folders are created", kind="path")
-    cache_dir: str | None = setting(None, "Feature cache folder", "empty: the default", kind="path", advanced=True)
+                           choices=(("ImageNet", "imagenet"), ("none (random)", "none")), advanced=True,
+        explain=(
+            "ImageNet: the backbone starts from features learned on 1.2 million photos, which is what makes "
+            "transfer learning work. none: random weights, which learn far less in the same time; useful only"
+            " for tests."))
+    data_dir: str | None = setting(None, "Data folder", "CIFAR-10 location (empty: the default)", kind="path",
+        explain=(
+            "The folder with the CIFAR-10 dataset (the python-version batches). Empty uses the default "
+            "location, where it is downloaded if missing."))
+    runs_dir: str = setting("runs", "Runs folder", "where run folders are created", kind="path",
+        explain=(
+            "Each run gets its own folder here: its settings, live metrics log, best model and test report. "
+            "The runs screen lists this folder."))
+    cache_dir: str | None = setting(None, "Feature cache folder", "empty: the default", kind="path", advanced=True,
+        explain=(
+            "Where frozen-backbone features are cached: a later run with the same backbone, size, fine-tune "
+            "depth and data skips recomputing them. Empty uses the user cache folder."))
     # Who runs the frozen forward passes (features, test report, prediction).
     runtime: str = setting("auto", "Forward-pass runtime", "auto: LiteRT (XNNPACK) on a CPU, TensorFlow on a GPU",
                            choices=(("auto", "auto"), ("LiteRT", "litert"), ("Keras/TensorFlow", "keras")),
-                           advanced=True)
+                           advanced=True,
+        explain=(
+            "Which engine runs the frozen backbone's forward passes (feature extraction, the test report, "
+            "prediction). LiteRT (XNNPACK) is several times faster than TensorFlow on many CPUs and gives the "
+            "same features within float16 rounding; TensorFlow is the right engine on a GPU. auto picks for you."))
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -104,6 +203,7 @@ class Setting:
     choices: tuple[tuple[str, str], ...]
     range: tuple[float, float] | None
     flag: str  # the `cifar-tui train` option
+    explain: str  # a few sentences for a student: what it does, the trade-off, a sensible range
 
     @property
     def values(self) -> tuple[str, ...]:
@@ -122,12 +222,21 @@ def _settings() -> tuple[Setting, ...]:
         dashed = f.name.replace("_", "-")
         flag = meta["flag"] or (f"--no-{dashed}" if f.default is True else f"--{dashed}")
         out.append(Setting(f.name, meta["label"], kind, meta["help"], f.default, types, type(None) in types,
-                           meta["advanced"], meta["choices"], meta["range"], flag))
+                           meta["advanced"], meta["choices"], meta["range"], flag, meta["explain"]))
     return tuple(out)
 
 
 SETTINGS: tuple[Setting, ...] = _settings()
 SETTING_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+def with_labels(message: str) -> str:
+    """A ConfigError message with each setting's key (``batch_size``) replaced by its label as the form shows it."""
+    return _SETTING_NAME.sub(lambda m: f"“{SETTING_BY_NAME[m.group(0)].label}”", message)
+
+
+_SETTING_NAME = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(sorted(SETTING_BY_NAME, key=len, reverse=True))
+                           + r")(?![A-Za-z0-9_])")
 
 
 PRESETS: dict[str, dict[str, Any]] = {

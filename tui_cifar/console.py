@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable
 
+from .diagnostics import overfitting
 from .formatting import ASCII_DASH, fmt
 
 
@@ -21,14 +22,21 @@ def epoch_line(r: dict[str, Any]) -> str:
 
 
 def plain_reporter(stream=None) -> Callable[[dict[str, Any]], None]:
-    """One line per meaningful record, flushed: what a log file or `tail -f` wants."""
+    """One line per meaningful record, flushed: what a log file or `tail -f` wants.
+
+    An overfitting signal (diagnostics.overfitting) gets a line when it appears.
+    """
     out = stream or sys.stdout
     last_progress = [-1]
+    config: dict[str, Any] = {}
+    epochs: list[dict[str, Any]] = []
+    flagged = [False]
 
     def report(r: dict[str, Any]) -> None:
         kind = r.get("type")
         line = None
         if kind in ("run_start", "run_resume"):
+            config.update(r.get("config") or {})
             line = f"{'resuming' if kind == 'run_resume' else 'starting'} on {r.get('device')}"
         elif kind == "data":
             line = f"data: {r['train']} train / {r['val']} val / {r['test']} test images from {r['source']}"
@@ -43,6 +51,11 @@ def plain_reporter(stream=None) -> Callable[[dict[str, Any]], None]:
             line = f"  features ready in {r['seconds']:.0f}s ({_fmt(r.get('images_per_sec'), '.0f')} img/s)"
         elif kind == "epoch":
             line = epoch_line(r)
+            epochs.append(r)
+            signal = overfitting(epochs, config)
+            if signal is not None and not flagged[0]:
+                line += f"\n  overfitting: {signal.why} {signal.advice}"
+            flagged[0] = signal is not None
         elif kind == "run_end":
             line = f"run {r['state']}: {r.get('message', '')} (wall time {r['wall_time']:.0f}s)"
         if line:

@@ -140,7 +140,7 @@ def doctor(cache_dir: Path | None = None, data_dir: str | None = None) -> dict:
         facts["warnings"].append(f"nvidia-smi sees {len(gpus)} GPU(s) but TensorFlow sees none: training runs on "
                                  "the CPU. Install the CUDA libraries with `pip install 'cifar-tui[gpu]'`, or check "
                                  "the driver against TensorFlow's CUDA version.")
-    cache = Path(cache_dir).expanduser() if cache_dir else features_cache_dir()
+    cache = features_cache_dir(cache_dir)
     files, size = cache_size(cache)
     facts["locations"] = {
         "data": str(Path(data_dir).expanduser()) if data_dir else f"{keras_home() / 'datasets'} (Keras' download cache)",

@@ -19,6 +19,11 @@ from .files import atomic_write
 
 VIEWS = ("original", "mirrored")
 
+# The settings a run's cache keys depend on: the model (backbone, weights, size, freeze boundary)
+# and the images (data folder, split and subset: seed, val_size, limit_train; the views: augment).
+CACHE_SETTINGS = ("backbone", "weights", "image_size", "fine_tune_blocks", "data_dir", "seed", "val_size",
+                  "limit_train", "augment")
+
 
 def view_of(images: np.ndarray, view: str) -> np.ndarray:
     return images[:, :, ::-1, :] if view == "mirrored" else images
@@ -84,8 +89,8 @@ def cached_extract(
     keep_activations: bool,
     on_progress: Callable[[int], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
-) -> tuple[np.ndarray | None, np.ndarray, bool]:
-    """Like extract(), reusing the on-disk cache; the last value says whether it was a cache hit."""
+) -> tuple[np.ndarray | None, np.ndarray, bool, str]:
+    """Like extract(), reusing the on-disk cache; also whether it was a cache hit, and the cache key."""
     images = view_of(images, view)
     key = cache_key(model_id, view, images)
     cache_dir = Path(cache_dir)
@@ -97,7 +102,7 @@ def cached_extract(
             if len(pooled) == len(images) and (acts is None or len(acts) == len(images)):
                 if on_progress:
                     on_progress(len(images))
-                return acts, pooled, True
+                return acts, pooled, True, key
         except (OSError, ValueError):
             pass  # a damaged cache file is recomputed below
     acts, pooled = extract(extractor, images, batch_size, on_progress, should_stop, keep_activations)
@@ -108,7 +113,12 @@ def cached_extract(
             _save_npy(acts_path, acts)
     except OSError:
         pass  # the cache is an optimisation: a full or read-only disk must not fail the run
-    return acts, pooled, False
+    return acts, pooled, False, key
+
+
+def cache_present(cache_dir: Path, keys: list[str]) -> bool:
+    """Whether the pooled features of all these cache keys are on disk (a run with them skips extraction)."""
+    return bool(keys) and all((Path(cache_dir) / f"{key}.pooled.npy").exists() for key in keys)
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:

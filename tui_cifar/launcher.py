@@ -24,11 +24,16 @@ def create_run(config: TrainConfig) -> Path:
     return run_dir
 
 
-def start_detached(config: TrainConfig, resume: Path | None = None) -> Path:
-    """Spawn `cifar-tui train` for this config (or resume a run) and return its run folder at once."""
+def start_detached(config: TrainConfig, resume: Path | None = None, notify: str | None = None) -> Path:
+    """Spawn `cifar-tui train` for this config (or resume a run) and return its run folder at once.
+
+    ``notify``: the `--notify` command the detached process runs when the run ends.
+    """
     run_dir = Path(resume) if resume is not None else create_run(config)
     flag = "--resume" if resume is not None else "--in-run-dir"
     command = [sys.executable, "-m", "tui_cifar", "train", flag, str(run_dir)]
+    if notify:
+        command += ["--notify", notify]
     log = open(run_dir / runstore.TRAIN_LOG, "ab")
     process = subprocess.Popen(
         command,

@@ -24,9 +24,9 @@ def config_dir() -> Path:
     return platformdirs.user_config_path(APP_NAME, appauthor=False)
 
 
-def features_cache_dir() -> Path:
-    """The default cache of frozen-backbone features (``TrainConfig.cache_dir`` overrides it)."""
-    return cache_dir() / "features"
+def features_cache_dir(override: str | None = None) -> Path:
+    """The cache of frozen-backbone features: ``override`` (``TrainConfig.cache_dir``) or the default."""
+    return Path(override).expanduser() if override else cache_dir() / "features"
 
 
 def stderr_log_path() -> Path:

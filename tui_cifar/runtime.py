@@ -54,7 +54,7 @@ def saved_model_forward(model, model_path: Path, runtime: str, cache_dir: str | 
     """A run's saved (full) model; its conversion is cached under the feature cache, keyed by the file's bytes."""
     from .paths import features_cache_dir
 
-    cache = Path(cache_dir).expanduser() if cache_dir else features_cache_dir()
+    cache = features_cache_dir(cache_dir)
     return Forward(model, runtime, converted_path(cache, file_model_id(model_path)))
 
 

@@ -252,13 +252,14 @@ class _Trainer:
         from .runtime import Forward, converted_path
 
         cfg = self.config
-        cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else features_cache_dir()
+        cache_dir = features_cache_dir(cfg.cache_dir)
         key = model_id(cfg.backbone, cfg.image_size, tm.bottom, tm.extractor)
         extractor = Forward(tm.extractor, cfg.runtime, converted_path(cache_dir, key))  # converts on first use
         jobs = [("train", v, splits.x_train) for v in views] + [("val", "original", splits.x_val)]
         total = sum(len(x) for _, _, x in jobs)
         self.phase("extract_features", f"computing frozen-backbone features for {total} images (cached for later runs)")
         done_before = hits = 0
+        keys = []
         out: dict[str, dict[str, tuple]] = {"train": {}, "val": {}}
         t0 = time.perf_counter()
         last_report = [0.0]
@@ -270,17 +271,19 @@ class _Trainer:
                 self.log({"type": "progress", "phase": "extract_features", "done": done_before + done, "total": total})
 
         for split, view, images in jobs:
-            acts, pooled, hit = cached_extract(
+            acts, pooled, hit, cache_key = cached_extract(
                 cache_dir, key, view, images, extractor, EXTRACT_BATCH,
                 keep_activations, progress, lambda: self.stop.requested,
             )
             out[split][view] = (acts, pooled)
             done_before += len(images)
             hits += hit
+            keys.append(cache_key)
         elapsed = time.perf_counter() - t0
         # runtime: who computed the features (None when all came from the cache); runtime_note: why not LiteRT.
         self.log({"type": "features_done", "images": total, "seconds": round(elapsed, 2), "cache_hits": hits,
                   "runtime": extractor.runtime, "runtime_note": extractor.note,
+                  "cache_keys": keys,  # what a later run's cost estimate looks for in the cache
                   "images_per_sec": round(total / elapsed, 1) if elapsed > 0 else None})
         return out
 

@@ -17,9 +17,10 @@ from textual.widgets import Button, Collapsible, Footer, Header, Input, Label, S
 from textual.worker import get_current_worker
 
 from ...backbones import BACKBONES
-from ...config import PRESETS, SETTING_BY_NAME, SETTINGS, ConfigError, Setting, TrainConfig, make_config
+from ...config import PRESETS, SETTING_BY_NAME, SETTINGS, ConfigError, Setting, TrainConfig, make_config, with_labels
 from .. import settings
 from ..messages import StartPreset, StartRun
+from ..widgets.setting_help import SettingHelp
 from .base import CifarScreen
 
 # The form shows config.SETTINGS (TrainConfig's field metadata: label, help, kind, choices),
@@ -112,6 +113,14 @@ class DescriptionReady(Message):
         self.key, self.text, self.failed = key, text, failed
 
 
+class EstimateReady(Message):
+    """The cost estimate of a config (estimate.estimate_run), as lines to show."""
+
+    def __init__(self, config: TrainConfig, lines: list[str]) -> None:
+        super().__init__()
+        self.config, self.lines = config, lines
+
+
 class FieldRow(Horizontal):
     """Label, control and (below) the field's validation message."""
 
@@ -130,6 +139,8 @@ class ConfigureScreen(CifarScreen):
         self.errors: dict[str, str] = {}
         self._describe_timer: Timer | None = None
         self._described: tuple | None = None
+        self._estimate_timer: Timer | None = None
+        self._estimated: TrainConfig | None = None
         self._loading = True
 
 
@@ -144,14 +155,18 @@ class ConfigureScreen(CifarScreen):
             yield Static(classes="spacer")
             yield Button("Start ▶ (ctrl+s)", id="start", variant="success")
         yield Static("", id="form-error", classes="field-error")
-        with VerticalScroll(id="config-form"):
-            for field in FIELDS:
-                if not field.advanced:
-                    yield from self._field_row(field)
-            with Collapsible(title="Advanced settings", collapsed=True, id="advanced"):
+        with Horizontal(id="config-body"):
+            with VerticalScroll(id="config-form"):
                 for field in FIELDS:
-                    if field.advanced:
+                    if not field.advanced:
                         yield from self._field_row(field)
+                with Collapsible(title="Advanced settings", collapsed=True, id="advanced"):
+                    for field in FIELDS:
+                        if field.advanced:
+                            yield from self._field_row(field)
+            with VerticalScroll(id="config-side"):
+                yield SettingHelp(id="setting-help")
+                yield Static("", id="run-estimate")
         yield Footer()
 
     def _field_row(self, field: Setting) -> ComposeResult:
@@ -230,19 +245,24 @@ class ConfigureScreen(CifarScreen):
     def revalidate(self) -> TrainConfig | None:
         config, errors = validate(self.form_values())
         self.show_errors(errors)
+        if config is not None and config != self._estimated:
+            self._estimated = config
+            if self._estimate_timer is not None:
+                self._estimate_timer.stop()
+            self._estimate_timer = self.set_timer(0.5, lambda: self._estimate(config))
         return config
 
     def show_errors(self, errors: dict[str, str]) -> None:
         self.errors = errors
         for field in FIELDS:
-            message = errors.get(field.name, "")
+            message = with_labels(errors.get(field.name, ""))
             label = self.query_one(f"#err-{field.name}", Static)
             label.update(message)
             label.set_class(bool(message), "-shown")
             self.query_one(f"#f-{field.name}").set_class(bool(message), "-invalid")
             if message and field.advanced:
                 self.query_one("#advanced", Collapsible).collapsed = False
-        form_error = errors.get("_form", "")
+        form_error = with_labels(errors.get("_form", ""))
         self.query_one("#form-error", Static).update(form_error)
         self.query_one("#form-error", Static).set_class(bool(form_error), "-shown")
 
@@ -303,6 +323,29 @@ class ConfigureScreen(CifarScreen):
         config, _errors = validate(self.form_values()) if self.is_mounted else (None, {})
         if config is not None:
             settings.save_last_config(config.to_json())
+
+    # ------------------------------------------------------------ help and cost
+    def on_descendant_focus(self, event) -> None:
+        """The help panel follows the focus: the setting whose row holds the focused widget."""
+        node = event.widget
+        while node is not None and node is not self:
+            if (node.id or "").startswith("row-"):
+                self.query_one(SettingHelp).show(FIELD_BY_NAME[node.id.removeprefix("row-")])
+                return
+            node = node.parent
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="estimate")
+    def _estimate(self, config: TrainConfig) -> None:
+        from ...estimate import estimate_run
+
+        lines = estimate_run(config).lines()
+        if not get_current_worker().is_cancelled:
+            self.post_message(EstimateReady(config, lines))
+
+    @on(EstimateReady)
+    def _show_estimate(self, message: EstimateReady) -> None:
+        if message.config == self._estimated:
+            self.query_one("#run-estimate", Static).update("Cost on this machine\n" + "\n".join(message.lines))
 
     # ------------------------------------------------------------ parameter count
     def _describe_key(self) -> tuple | None:

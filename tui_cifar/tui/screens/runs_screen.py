@@ -16,6 +16,8 @@ from textual.widgets import DataTable, Footer, Header, Label, Static
 from textual.widgets.data_table import RowDoesNotExist
 
 from ... import runreader, runstore
+from ...compare import ComparedRun, differing_settings, load_compared
+from ...config import SETTING_BY_NAME
 from ...formatting import format_duration, format_pct, format_started
 from ..messages import CompareRuns, OpenRun
 from .base import CifarScreen
@@ -89,9 +91,10 @@ class RunsLoaded(Message):
 
 
 class CurvesLoaded(Message):
-    def __init__(self, curves: dict[str, list[tuple[float, float]]], notes: list[str]) -> None:
+    def __init__(self, curves: dict[str, list[tuple[float, float]]], notes: list[str],
+                 runs: list[ComparedRun]) -> None:
         super().__init__()
-        self.curves, self.notes = curves, notes
+        self.curves, self.notes, self.runs = curves, notes, runs
 
 
 class RunsScreen(CifarScreen):
@@ -276,7 +279,8 @@ class RunsScreen(CifarScreen):
 
 
 class CompareScreen(ModalScreen[None]):
-    """Validation accuracy of several runs, one curve each, over global epochs."""
+    """Validation accuracy of several runs, one curve each, over global epochs; beside it the settings
+    that differ between them and their results."""
 
     BINDINGS = [Binding("escape,m,q", "close", "Close")]
 
@@ -284,12 +288,15 @@ class CompareScreen(ModalScreen[None]):
         super().__init__(classes="dialog-screen")
         self.run_dirs = run_dirs
         self.curves: dict[str, list[tuple[float, float]]] = {}
+        self.differing: list[str] = []  # the settings shown: those not the same in all the runs
 
     def compose(self) -> ComposeResult:
         with Vertical(id="compare-dialog", classes="dialog"):
             yield Label("Validation accuracy per epoch", classes="dialog-title")
             yield LineChart("val accuracy", xlabel="epoch (stage 2 continues after stage 1)",
                             integer_x=True, empty_text="loading…", id="compare-chart")
+            # a cell cursor: arrows scroll to the runs beyond the right edge of a narrow terminal
+            yield DataTable(id="compare-table", cursor_type="cell", zebra_stripes=True, fixed_columns=1)
             yield Static("", id="compare-notes")
             yield Label("esc closes", classes="dim")
 
@@ -300,6 +307,7 @@ class CompareScreen(ModalScreen[None]):
     def _load(self) -> None:
         curves: dict[str, list[tuple[float, float]]] = {}
         notes = []
+        runs = [load_compared(run_dir) for run_dir in self.run_dirs]
         for run_dir in self.run_dirs:
             progress, problems = runreader.read_progress(run_dir)
             curve = progress.epoch_series()["val_accuracy"]
@@ -308,7 +316,7 @@ class CompareScreen(ModalScreen[None]):
             best = progress.best_val_accuracy
             notes.append(f"{name}: best {format_pct(best)} in {len(curve)} epochs"
                          + (f" ({len(problems)} garbled lines skipped)" if problems else ""))
-        self.post_message(CurvesLoaded(curves, notes))
+        self.post_message(CurvesLoaded(curves, notes, runs))
 
     @on(CurvesLoaded)
     def _show(self, message: CurvesLoaded) -> None:
@@ -316,6 +324,22 @@ class CompareScreen(ModalScreen[None]):
         self.curves = curves
         self.query_one("#compare-chart", LineChart).set_series(curves)
         self.query_one("#compare-notes", Static).update("\n".join(notes))
+        self._fill_table(message.runs)
+
+    def _fill_table(self, runs: list[ComparedRun]) -> None:
+        """One column per run: best val, test accuracy and wall time, then the settings that differ."""
+        self.differing = differing_settings(runs)
+        table = self.query_one("#compare-table", DataTable)
+        table.add_column("", key="what")
+        for run in runs:
+            table.add_column(run.name, key=run.name)
+        table.add_row(Text("Best val", style="bold"), *(format_pct(r.best_val_accuracy) for r in runs), key="best_val")
+        table.add_row(Text("Test acc", style="bold"), *(format_pct(r.test_accuracy, 2) for r in runs), key="test_acc")
+        table.add_row(Text("Wall time", style="bold"), *(format_duration(r.duration_s) for r in runs), key="wall")
+        for name in self.differing:
+            table.add_row(SETTING_BY_NAME[name].label, *(str(run.config.get(name)) for run in runs), key=name)
+        if not self.differing:
+            table.add_row("Settings", *("all the same" for _ in runs), key="same")
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -17,11 +17,13 @@ from textual.reactive import reactive
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Label, Log, ProgressBar, Static
 
-from ... import runstore
+from ... import diagnostics, runstore
 from ...formatting import format_duration, format_lr, format_pct
 from ..messages import GotoScreen, RunStateChanged, ScreenEntered, ShowRun, StopRun
 from ...runreader import LogFollower, RunProgress
+from ..alerts import announce
 from ..widgets.charts import TRAIN_COLOR, VAL_COLOR, LineChart
+from ..widgets.run_advice import RunAdvice
 from .base import CifarScreen
 from .dialogs import ConfirmScreen
 
@@ -66,6 +68,7 @@ class TrainingScreen(CifarScreen):
                 yield Label("Run", id="run-label", classes="progress-label")
                 yield ProgressBar(id="run-progress", show_eta=False)
             yield Static("", id="run-stats")
+            yield RunAdvice("", id="run-advice")
             yield Static("", id="run-banner")
         with Grid(id="train-charts"):
             yield LineChart("Loss per epoch", xlabel="epoch", integer_x=True, id="loss-chart")
@@ -131,6 +134,7 @@ class TrainingScreen(CifarScreen):
             chart.set_series({})
         self.query_one("#run-banner", Static).update("")
         self.query_one("#run-banner", Static).display = False
+        self.query_one(RunAdvice).show(self.progress, running=False)
         self.query_one("#run-title", Static).update(Text(self.run_dir.name if self.run_dir else "", style="bold"))
 
     def _show_no_run(self) -> None:
@@ -184,6 +188,7 @@ class TrainingScreen(CifarScreen):
         for name in ("running", "finished", "stopped", "failed", "killed", "unknown", "none"):
             badge.set_class(name == new, f"-{name}")
         self.refresh_bindings()
+        self.query_one(RunAdvice).show(self.progress, running=new == "running")
         self.post_message(RunStateChanged(self.run_dir, new))
         if new in ENDED and old in ("running", "unknown", "none") and not self._announced_end:
             self._announce_end(new, live=old == "running")
@@ -221,8 +226,8 @@ class TrainingScreen(CifarScreen):
         self._announced_end = True
         banner = self._render_banner()
         if live:
-            self.notify(banner, title=f"{self.run_dir.name if self.run_dir else 'run'}",
-                        severity="information" if state == "finished" else "warning", timeout=8)
+            announce(self.app, f"cifar-tui: {self.run_dir.name if self.run_dir else 'run'}", banner,
+                     ok=state == "finished")
 
     def _update_info(self) -> None:
         p = self.progress
@@ -304,11 +309,16 @@ class TrainingScreen(CifarScreen):
         series = p.epoch_series()
         boundary = p.stage_boundary
         vlines = [boundary] if boundary is not None else []
+        kept = diagnostics.kept_epoch(p.epochs)
+        # the epoch whose weights the run keeps (best validation accuracy), in the success colour
+        highlights = [p.epoch_offset(kept[0]) + kept[1]] if kept is not None else []
         colors = {"train": TRAIN_COLOR, "val": VAL_COLOR}
         self.query_one("#loss-chart", LineChart).set_series(
-            {"train": series["loss"], "val": series["val_loss"]}, colors=colors, vlines=vlines)
+            {"train": series["loss"], "val": series["val_loss"]}, colors=colors, vlines=vlines, highlights=highlights)
         self.query_one("#acc-chart", LineChart).set_series(
-            {"train": series["accuracy"], "val": series["val_accuracy"]}, colors=colors, vlines=vlines)
+            {"train": series["accuracy"], "val": series["val_accuracy"]}, colors=colors, vlines=vlines,
+            highlights=highlights)
+        self.query_one(RunAdvice).show(p, running=self.state == "running")
 
     def _update_batch_chart(self) -> None:
         p = self.progress

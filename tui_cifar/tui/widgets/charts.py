@@ -22,6 +22,7 @@ PALETTE = (
 TRAIN_COLOR = "primary"  # theme colours: they follow the app's theme
 VAL_COLOR = "warning"
 MARK_COLOR = (127, 127, 127)
+HIGHLIGHT_COLOR = "success"  # e.g. the epoch whose weights a run keeps
 
 Point = tuple[float, float]
 ChartColor = tuple[int, int, int] | str
@@ -62,6 +63,7 @@ class LineChart(PlotextPlot):
         self.series: dict[str, list[Point]] = {}
         self.series_colors: dict[str, ChartColor] = {}
         self.vlines: list[float] = []
+        self.highlights: list[float] = []
         self._draw()
 
     def on_mount(self) -> None:
@@ -74,11 +76,16 @@ class LineChart(PlotextPlot):
         *,
         colors: dict[str, ChartColor] | None = None,
         vlines: Sequence[float] = (),
+        highlights: Sequence[float] = (),
     ) -> None:
-        """Replace the plotted data and replot (clear data, plot, refresh)."""
+        """Replace the plotted data and replot (clear data, plot, refresh).
+
+        ``vlines`` are grey marker lines (a stage boundary); ``highlights`` are drawn in HIGHLIGHT_COLOR.
+        """
         self.series = {name: list(points) for name, points in series.items()}
         self.series_colors = dict(colors or {})
         self.vlines = list(vlines)
+        self.highlights = list(highlights)
         self._draw()
 
     def point_count(self, name: str) -> int:
@@ -110,6 +117,9 @@ class LineChart(PlotextPlot):
             plt.plot(xs, ys, label=name if self.legend else None, color=color, marker=marker)
         for x in self.vlines:
             plt.vline(x, MARK_COLOR)
+        if has_data:
+            for x in self.highlights:
+                plt.vline(x, self.resolve_color(HIGHLIGHT_COLOR))
         if self.integer_x and has_data:
             xs_all = [p[0] for points in self.series.values() for p in points]
             lo, hi = int(min(xs_all)), int(max(xs_all) + 0.999)
