@@ -152,7 +152,7 @@ class CifarApp(App):
         self._tell(mode, ScreenEntered(self.current_run))
 
     def open_run(self, run_dir: Path, mode: str = "train") -> None:
-        """Show a run on the training (live) or evaluate screen."""
+        """Show a run on the training (live), evaluate or predict screen."""
         self.current_run = Path(run_dir)
         self.switch_mode(mode)
         self._tell(mode, ShowRun(self.current_run))
@@ -214,6 +214,11 @@ class CifarApp(App):
         return run_dir
 
     # ------------------------------------------------------------ helpers
+    def runs_with_report(self) -> list[Path]:
+        """Run folders with a test report, newest first (what the evaluate screen can show)."""
+        dirs = sorted(runstore.iter_run_dirs(self.runs_dir), key=_started_key, reverse=True)
+        return [run_dir for run_dir in dirs if runstore.has_report(run_dir)]
+
     def latest_run(self, want: str = "any") -> Path | None:
         """The newest run folder: 'running', 'finished' (with a test report) or 'any'."""
         dirs = sorted(runstore.iter_run_dirs(self.runs_dir), key=_started_key, reverse=True)

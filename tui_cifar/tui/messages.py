@@ -31,7 +31,7 @@ class GotoScreen(Message):
 
 @dataclass
 class OpenRun(Message):
-    """Show a run folder on the training (live) or evaluate screen."""
+    """Show a run folder on the training (live), evaluate or predict screen."""
 
     run_dir: Path
     mode: str = "train"

@@ -17,7 +17,7 @@ from textual.widgets.data_table import RowDoesNotExist
 
 from ... import runreader, runstore
 from ...formatting import format_duration, format_pct, format_started
-from ..messages import CompareRuns, OpenRun
+from ..messages import CompareRuns, GotoScreen, OpenRun
 from .base import CifarScreen
 from ..widgets.charts import LineChart
 
@@ -95,9 +95,11 @@ class CurvesLoaded(Message):
 
 
 class RunsScreen(CifarScreen):
-    """A table of runs. Enter opens one; space marks runs to compare with m."""
+    """A table of runs. Enter, e and p open the highlighted one; space marks runs to compare with m."""
 
     BINDINGS = [
+        Binding("e", "open_highlighted('evaluate')", "Evaluate"),
+        Binding("p", "open_highlighted('predict')", "Predict"),
         Binding("space", "mark", "Mark"),
         Binding("m", "compare", "Compare"),
         Binding("f5,ctrl+r", "refresh", "Refresh", show=False),
@@ -247,6 +249,11 @@ class RunsScreen(CifarScreen):
         has_report = runstore.has_report(summary.path)
         mode = "evaluate" if summary.state == "finished" and has_report else "train"
         self.post_message(OpenRun(summary.path, mode))
+
+    def action_open_highlighted(self, mode: str) -> None:
+        """e and p here mean "this run", not the run opened before."""
+        summary = self.selected()
+        self.post_message(OpenRun(summary.path, mode) if summary is not None else GotoScreen(mode))
 
     def action_mark(self) -> None:
         key = self.selected_key()
