@@ -316,6 +316,8 @@ async def test_command_palette_starts_quick_run(tmp_path, fake_launcher, fake_de
         await pilot.press(*"start quick")
         await pilot.pause(0.5)
         await pilot.press("enter")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen", what="confirm dialog")
+        await pilot.press("y")
         await wait_for(pilot, lambda: len(fake_launcher) == 1, what="launch")
         started = fake_launcher[0].to_json()
         assert all(started[k] == v for k, v in PRESETS["quick"].items())
@@ -328,6 +330,8 @@ async def test_command_palette_preset_keeps_the_forms_folders(tmp_path, fake_lau
         await pilot.pause()
         await set_input(pilot, "data_dir", str(tmp_path / "my-cifar"))
         await palette_run(pilot, "start quick")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen", what="confirm dialog")
+        await pilot.press("y")
         await wait_for(pilot, lambda: len(fake_launcher) == 1, what="launch")
         assert fake_launcher[0].data_dir == str(tmp_path / "my-cifar")
         assert fake_launcher[0].limit_train == PRESETS["quick"]["limit_train"]

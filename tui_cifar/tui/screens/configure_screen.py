@@ -29,7 +29,8 @@ FIELDS: tuple[Setting, ...] = (tuple(s for s in SETTINGS if not s.advanced)
 FIELD_BY_NAME = SETTING_BY_NAME
 DESCRIBE_FIELDS = ("backbone", "image_size", "fine_tune_blocks")
 # Settings of the machine rather than of the experiment: presets leave them alone.
-KEEP_ON_PRESET = ("backbone", "data_dir", "runs_dir", "cache_dir", "mixed_precision", "weights")
+# (The backbone is part of the experiment: a preset's figures were measured with the default one.)
+KEEP_ON_PRESET = ("data_dir", "runs_dir", "cache_dir", "mixed_precision", "weights")
 
 
 def field_of_message(message: str, candidates=None) -> list[str]:
@@ -274,13 +275,14 @@ class ConfigureScreen(CifarScreen):
         self.action_count_params()
 
     def apply_preset(self, preset: str) -> None:
-        values = TrainConfig().to_json()
-        values.update(PRESETS.get(preset, {}))
+        """Set every setting of the experiment (the defaults, then the preset's own) and say which changed."""
         current = self.form_values()
-        for name in KEEP_ON_PRESET:
-            values[name] = current.get(name)
+        values = preset_values(preset, current)
         self.set_values(values)
-        self.notify(f"Preset '{preset}' applied", timeout=2)
+        changed = [f"{FIELD_BY_NAME[name].label} {format_value(FIELD_BY_NAME[name], value)}"
+                   for name, value in values.items() if name in FIELD_BY_NAME and value != current.get(name)]
+        self.notify(("Set " + ", ".join(changed)) if changed else "The form already had these settings",
+                    title=f"Preset '{preset}'", timeout=8)
 
     def action_start(self) -> None:
         config = self.revalidate()
@@ -373,20 +375,27 @@ class ConfigureScreen(CifarScreen):
         desc.set_class(failed, "-failed")
 
 
+def preset_values(preset: str, current: dict[str, Any]) -> dict[str, Any]:
+    """A preset's settings: the defaults, the preset's changes, and the machine settings of ``current``."""
+    values = {**TrainConfig().to_json(), **PRESETS.get(preset, {})}
+    values.update({k: current[k] for k in KEEP_ON_PRESET if current.get(k) is not None})
+    return values
+
+
 def preset_summary(preset: str) -> str:
-    """What a preset changes from the defaults, e.g. 'image_size 112, limit_train 5000'."""
-    changes = PRESETS.get(preset) or {}
-    if not changes:
-        return "the default settings"
+    """What a preset sets, e.g. 'backbone mobilenetv2, image_size 112, limit_train 5000' (the rest: defaults)."""
+    changes = {"backbone": TrainConfig().backbone, **(PRESETS.get(preset) or {})}
     return ", ".join(f"{k} {v}" for k, v in changes.items())
 
 
 def start_preset(node: App | Screen, current: dict[str, Any], preset: str, runs_dir: str) -> None:
-    """Ask the app to start a preset run, keeping the machine settings (folders, backbone) of ``current``.
+    """Ask, then ask the app to start a preset run, keeping the machine settings (folders) of ``current``.
 
     ``node`` (the configure screen, or the app when that screen was never opened)
     posts the StartRun, or says why the settings cannot make a run.
     """
+    from .dialogs import ConfirmScreen
+
     base = {k: current[k] for k in KEEP_ON_PRESET if current.get(k) is not None}
     base.setdefault("runs_dir", runs_dir)
     try:
@@ -394,5 +403,12 @@ def start_preset(node: App | Screen, current: dict[str, Any], preset: str, runs_
     except ConfigError as exc:
         node.notify(str(exc), title="Cannot start", severity="error")
         return
-    settings.save_last_config(config.to_json())
-    node.post_message(StartRun(config))
+
+    def answered(start: bool | None) -> None:
+        if start:
+            settings.save_last_config(config.to_json())
+            node.post_message(StartRun(config))
+
+    question = (f"Start a training run with the {preset} preset?\n\n{preset_summary(preset)}; "
+                f"every other setting at its default; runs in {config.runs_dir}.")
+    node.app.push_screen(ConfirmScreen(question, yes="Start", title=f"Start {preset} run"), answered)
