@@ -105,3 +105,58 @@ async def test_palette_preset_asks_first_naming_its_settings(tmp_path, fake_laun
         await wait_for(pilot, lambda: len(fake_launcher) == 1, what="launch")
         assert fake_launcher[0].backbone == "mobilenetv2"
         assert fake_launcher[0].data_dir == str(tmp_path / "d")  # the machine's folders are kept
+
+
+# ---------------------------------------------------------------------------- keys and layout (item 10)
+
+
+async def test_evaluate_arrows_move_in_the_matrix_and_enter_on_a_pair_shows_its_images(runs_dir, monkeypatch):
+    from fixtures.tui_support import fake_test_images
+    from textual.widgets import TabbedContent
+
+    from tui_cifar import data
+
+    monkeypatch.setattr(data, "load_test_images", lambda data_dir: fake_test_images())
+    app = make_app(runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.screen.loaded, what="runs listed")
+        await pilot.press("enter")  # the finished run: its report
+        await wait_for(pilot, lambda: app.current_mode == "evaluate" and app.screen.predictions is not None)
+        screen = app.screen
+        matrix = screen.query_one("#confusion")
+        await pilot.press("down", "down", "down", "right")
+        assert matrix.cursor_coordinate == (3, 1)
+        assert screen.query_one("#eval-tabs", TabbedContent).active == "tab-confusion"
+        # the most-confused tab: the arrows pick a pair, Enter shows its images
+        await pilot.press("4")
+        await pilot.pause()
+        assert screen.focused is screen.query_one("#confused", DataTable)
+        await pilot.press("enter")  # the first pair: cat predicted as dog
+        await wait_for(pilot, lambda: len(screen.query(".thumb")) == 3, what="thumbnails")
+        assert screen.query_one("#eval-tabs", TabbedContent).active == "tab-confusion"
+        assert screen.selected_cell == (3, 5) and matrix.cursor_coordinate == (3, 5)
+
+
+async def test_80_columns_keep_the_scores_and_every_footer_key(runs_dir):
+    from textual.widgets import Footer
+    from textual.widgets._footer import FooterKey
+
+    app = make_app(runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.screen.loaded and app.screen.query_one(DataTable).row_count == 2)
+        table = app.screen.query_one("#runs-table", DataTable)
+        shown, x = [], 0
+        for column in table.ordered_columns:
+            x += column.get_render_width(table)
+            if x <= table.scrollable_content_region.width:
+                shown.append(str(column.label))
+        assert {"Run", "State", "Best val", "Test acc"} <= set(shown), shown
+        for key, mode in (("c", "configure"), ("t", "train"), ("e", "evaluate"), ("p", "predict"), ("r", "runs")):
+            await pilot.press(key)
+            if key == "c":
+                await pilot.press("escape")
+            await wait_for(pilot, lambda: app.current_mode == mode)
+            await pilot.pause(0.2)
+            footer = app.screen.query_one(Footer)
+            keys = list(footer.query(FooterKey))
+            assert keys and all(k.region.right <= 80 and k.region.width > 0 for k in keys), mode

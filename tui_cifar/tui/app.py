@@ -24,6 +24,7 @@ from .. import runstore
 from ..paths import stderr_log_path
 from . import settings
 from .commands import CifarCommands
+from .screens.base import NARROW_BELOW
 from .messages import (
     ClassifyFolder, CompareRuns, GotoScreen, OpenRun, RunStateChanged, ScreenEntered, ShowRun, StartPreset,
     StartRun, StopRun,
@@ -51,7 +52,7 @@ class CifarApp(App):
     TITLE = "cifar-tui"
     SUB_TITLE = "CIFAR-10 transfer learning"
     CSS_PATH = STYLESHEETS  # absolute: subclasses may live elsewhere
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
     COMMANDS = App.COMMANDS | {CifarCommands}
     COMMAND_PALETTE_BINDING = "ctrl+p"
@@ -143,6 +144,12 @@ class CifarApp(App):
 
     def on_ready(self) -> None:
         self.log.info(f"first frame {time.perf_counter() - self._created_at:.2f}s after CifarApp()")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The footer leaves out the key of the screen you are on (room for the rest in 80 columns)."""
+        if action == "goto" and parameters and parameters[0] == self.current_mode:
+            return False
+        return True
 
     # ------------------------------------------------------------ what screens ask for (messages.py)
     def action_goto(self, mode: str) -> None:

@@ -30,6 +30,9 @@ from ..widgets.roc_panel import RocPanel
 from .base import CifarScreen
 
 MAX_IMAGES = 40
+# What gets the focus when a tab is shown.
+TAB_FOCUS = {"tab-confusion": "#confusion", "tab-classes": "#per-class", "tab-roc": "#roc-class",
+             "tab-confused": "#confused"}
 
 
 class PredictionsLoaded(Message):
@@ -126,6 +129,7 @@ class EvaluateScreen(CifarScreen):
         self.run_dir = Path(run_dir)
         self._offer_runs()
         self._load(self.run_dir)
+        self.action_tab(self.query_one("#eval-tabs", TabbedContent).active or "tab-confusion")
 
     def _offer_runs(self) -> None:
         """The runs with a test report, newest first, in the run picker (the shown one selected if it has one)."""
@@ -167,15 +171,14 @@ class EvaluateScreen(CifarScreen):
     def _show_title(self) -> None:
         assert self.run_dir is not None
         text = Text()
-        text.append(self.run_dir.name, style="bold")
-        if self.report is None:
+        if self.report is None:  # the run picker lists only runs with a report: name this one here
+            text.append(self.run_dir.name, style="bold")
             text.append(f"  ⚠ no test report: {self.problem}", style="bold yellow")
             status = runstore.read_status(self.run_dir)
             text.append(f"  (run state: {runstore.effective_state(status)})")
             self._set_title(text)
             return
         r = self.report
-        text.append("  ·  ")
         text.append(f"test accuracy {format_pct(r.get('test_accuracy'), 2)}", style="bold")
         if isinstance(r.get("macro_roc_auc"), (int, float)):
             text.append(f"  ·  macro ROC-AUC {r['macro_roc_auc']:.4f}")
@@ -260,7 +263,9 @@ class EvaluateScreen(CifarScreen):
         matrix.percent = not matrix.percent
 
     def action_tab(self, tab: str) -> None:
+        """Show a tab and focus what is in it, so the arrows move there (not across the tabs)."""
         self.query_one("#eval-tabs", TabbedContent).active = tab
+        self.query_one(TAB_FOCUS[tab]).focus()
 
     def action_zoom(self) -> None:
         self.query_one(MisclassifiedGallery).zoom()

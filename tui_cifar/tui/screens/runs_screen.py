@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -18,7 +18,7 @@ from textual.widgets.data_table import RowDoesNotExist
 from ... import runreader, runstore
 from ...formatting import format_duration, format_pct, format_started
 from ..messages import CompareRuns, GotoScreen, OpenRun
-from .base import CifarScreen
+from .base import NARROW_BELOW, CifarScreen
 from ..widgets.charts import LineChart
 
 STATE_STYLES = {
@@ -31,9 +31,11 @@ STATE_STYLES = {
 }
 
 COLUMNS = (
-    ("mark", " "), ("run", "Run"), ("state", "State"), ("backbone", "Backbone"), ("size", "Size"),
-    ("best_val", "Best val"), ("test_acc", "Test acc"), ("duration", "Duration"), ("started", "Started"),
+    ("mark", " "), ("run", "Run"), ("state", "State"), ("best_val", "Best val"), ("test_acc", "Test acc"),
+    ("duration", "Duration"), ("backbone", "Backbone"), ("size", "Size"), ("started", "Started"),
 )
+# Below the wide breakpoint: the run's name already says when it started, the backbone and the size.
+NARROW_COLUMNS = ("mark", "run", "state", "best_val", "test_acc", "duration")
 MAX_COMPARE = 8
 
 
@@ -100,7 +102,7 @@ class RunsScreen(CifarScreen):
     BINDINGS = [
         Binding("e", "open_highlighted('evaluate')", "Evaluate"),
         Binding("p", "open_highlighted('predict')", "Predict"),
-        Binding("space", "mark", "Mark"),
+        Binding("space", "mark", "Mark", key_display="␣"),
         Binding("m", "compare", "Compare"),
         Binding("f5,ctrl+r", "refresh", "Refresh", show=False),
     ]
@@ -112,16 +114,14 @@ class RunsScreen(CifarScreen):
         self.marked: set[str] = set()
         self._timer: Timer | None = None
         self._summaries = SummaryCache()
+        self.columns: list[str] = []  # the keys of the columns shown (fewer below the wide breakpoint)
         self.loaded = False
 
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("", id="runs-path")
-        table = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
-        yield table
+        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="run-detail")
         yield Footer()
 
@@ -130,6 +130,19 @@ class RunsScreen(CifarScreen):
         self._timer = self.set_interval(self.cifar.runs_refresh_interval, self.action_refresh)
         self.action_refresh()
         self.query_one(DataTable).focus()
+
+    def on_resize(self, event: events.Resize) -> None:
+        columns = COLUMNS if event.size.width >= NARROW_BELOW else [c for c in COLUMNS if c[0] in NARROW_COLUMNS]
+        if [key for key, _label in columns] == self.columns:
+            return
+        table = self.query_one("#runs-table", DataTable)
+        table.clear(columns=True)
+        for key, label in columns:
+            table.add_column(label, key=key)
+        self.columns = [key for key, _label in columns]
+        self.order = []  # the rows go back in with the next refresh
+        if self.loaded:
+            self.action_refresh()
 
     def on_screen_suspend(self) -> None:
         if self._timer is not None:
@@ -172,34 +185,36 @@ class RunsScreen(CifarScreen):
         self.query_one("#runs-path", Static).update(header)
         if order == self.order:
             for key in order:
-                for col, value in zip((c[0] for c in COLUMNS), self._cells(self.summaries[key])):
+                for col, value in self._cells(self.summaries[key]).items():
                     table.update_cell(key, col, value)
         else:
             selected = self.selected_key()
             table.clear()
             for key in order:
-                table.add_row(*self._cells(self.summaries[key]), key=key)
+                table.add_row(*self._cells(self.summaries[key]).values(), key=key)
             self.order = order
             if selected in self.summaries:
                 table.move_cursor(row=table.get_row_index(selected))
         self.loaded = True
         self._show_detail()
 
-    def _cells(self, s: runreader.RunSummary) -> list:
+    def _cells(self, s: runreader.RunSummary) -> dict[str, object]:
+        """The row of a run: the shown columns' cells, by column key."""
         state = Text(s.state, style=STATE_STYLES.get(s.state, ""))
         if s.problems:
             state.append(" ⚠", style="bold yellow")
-        return [
-            Text("●", style="bold magenta") if str(s.path) in self.marked else " ",
-            s.name,
-            state,
-            s.backbone or "?",
-            f"{s.image_size}px" if s.image_size else "?",
-            format_pct(s.best_val_accuracy),
-            format_pct(s.test_accuracy, 2),
-            format_duration(s.duration_s),
-            format_started(s.started_at),
-        ]
+        cells = {
+            "mark": Text("●", style="bold magenta") if str(s.path) in self.marked else " ",
+            "run": s.name,
+            "state": state,
+            "best_val": format_pct(s.best_val_accuracy),
+            "test_acc": format_pct(s.test_accuracy, 2),
+            "duration": format_duration(s.duration_s),
+            "backbone": s.backbone or "?",
+            "size": f"{s.image_size}px" if s.image_size else "?",
+            "started": format_started(s.started_at),
+        }
+        return {key: cells[key] for key in self.columns}
 
     # ------------------------------------------------------------ selection
     def selected_key(self) -> str | None:
