@@ -352,7 +352,7 @@ async def test_command_palette_stops_the_watched_run_after_asking(runs_dir, monk
     stops = []
     from tui_cifar import launcher
 
-    monkeypatch.setattr(launcher, "request_stop", lambda rd: stops.append(Path(rd)) or True)
+    monkeypatch.setattr(launcher, "request_stop", lambda rd, by="": stops.append(Path(rd)) or True)
     app = make_app(runs_dir, run_dir=run_dir)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.screen.state == "running")
@@ -380,7 +380,7 @@ async def test_stop_asks_then_requests_stop(runs_dir, monkeypatch):
     stops = []
     from tui_cifar import launcher
 
-    monkeypatch.setattr(launcher, "request_stop", lambda rd: stops.append(Path(rd)) or True)
+    monkeypatch.setattr(launcher, "request_stop", lambda rd, by="": stops.append(Path(rd)) or True)
     app = make_app(runs_dir, run_dir=run_dir)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.screen.state == "running")

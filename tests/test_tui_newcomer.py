@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
-from fixtures.tui_support import FINISHED, GARBLED, wait_for
+from fixtures.tui_support import FINISHED, GARBLED, make_running_run, recorded_records, wait_for, write_status
 from test_tui import (  # noqa: F401  (fixtures)
     SIZE, fake_classifier, fake_describe, fake_launcher, make_app, palette_run, runs_dir, set_input, static_text,
 )
 from textual.widgets import DataTable, Select
 
+from tui_cifar import runstore
 from tui_cifar.config import PRESETS, TrainConfig
 
 # ---------------------------------------------------------------------------- the highlighted run (item 3)
@@ -160,3 +163,110 @@ async def test_80_columns_keep_the_scores_and_every_footer_key(runs_dir):
             footer = app.screen.query_one(Footer)
             keys = list(footer.query(FooterKey))
             assert keys and all(k.region.right <= 80 and k.region.width > 0 for k in keys), mode
+
+
+def dead_pid() -> int:
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+async def test_a_run_reads_the_same_state_in_the_list_and_when_opened(runs_dir):
+    """A resumed run whose process died: status.json says running (dead pid), the log ends with the earlier stop."""
+    records = recorded_records()[:30] + [{"type": "run_end", "state": "stopped", "message": "stopped by SIGTERM"}]
+    run_dir = make_running_run(runs_dir, records=records, pid=dead_pid())
+    app = make_app(runs_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.loaded, what="runs listed")
+        listed = app.screen.summaries[str(run_dir)].state
+        await highlight(app, pilot, run_dir)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.current_mode == "train" and app.screen.state not in ("none", "unknown"))
+        assert (listed, app.screen.state) == ("killed", "killed")
+
+
+async def test_a_head_only_run_has_one_stage(runs_dir):
+    records = recorded_records()[:30]
+    records[0]["config"].update(fine_tune_blocks=0, epochs_fine=0)
+    run_dir = make_running_run(runs_dir, records=records)
+    (run_dir / "config.json").write_text(json.dumps(records[0]["config"]))
+    app = make_app(runs_dir, run_dir=run_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.progress.epochs_done > 0, what="run read")
+        stats = static_text(app, "#run-stats")
+        assert "stage 1/2" not in stats and "head only" in stats, stats
+
+
+async def test_stop_from_the_app_says_who_stopped_it(runs_dir, monkeypatch):
+    run_dir = make_running_run(runs_dir, records=recorded_records()[:30])
+    asked = []
+    from tui_cifar import launcher
+
+    monkeypatch.setattr(launcher, "request_stop", lambda rd, by="": asked.append((Path(rd), by)) or True)
+    app = make_app(runs_dir, run_dir=run_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.state == "running")
+        await pilot.press("s")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen", what="confirm dialog")
+        await pilot.press("y")
+        await pilot.pause()
+        assert asked == [(run_dir, "the app")]
+
+
+def test_the_stop_file_names_who_asked(tmp_path):
+    import subprocess
+    import sys
+
+    from tui_cifar import launcher
+    from tui_cifar.callbacks import StopRequest
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        run_dir = tmp_path / "run"
+        run_dir.mkdir()
+        from fixtures.tui_support import write_status
+
+        write_status(run_dir, "running", child.pid)
+        assert launcher.request_stop(run_dir, by="the app")
+        assert child.wait(timeout=10) != 0  # SIGTERM reached it
+    finally:
+        child.kill()
+    stop = StopRequest(run_dir / runstore.STOP_FILE)
+    assert stop.requested and stop.signal_name == "the app"
+    # a bare STOP file (another host, a script) still stops the run
+    (run_dir / runstore.STOP_FILE).write_text("")
+    stop = StopRequest(run_dir / runstore.STOP_FILE)
+    assert stop.requested and stop.signal_name == "a stop request"
+
+
+async def test_a_stopped_run_offers_resume(runs_dir, monkeypatch):
+    run_dir = make_running_run(runs_dir, records=recorded_records()[:30])
+    write_status(run_dir, "stopped", os.getpid(), message="stopped by the app")
+    resumed = []
+    from tui_cifar import launcher
+
+    def start_detached(config, resume=None):
+        resumed.append((config.backbone, resume))
+        write_status(resume, "running", os.getpid())
+        return resume
+
+    monkeypatch.setattr(launcher, "start_detached", start_detached)
+    app = make_app(runs_dir, run_dir=run_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.state == "stopped")
+        await pilot.press("R")
+        await wait_for(pilot, lambda: len(resumed) == 1, what="resume")
+        assert resumed == [("mobilenetv2", run_dir)]
+        await wait_for(pilot, lambda: app.screen.state == "running")
+        write_status(run_dir, "running", dead_pid())  # reads as killed
+        # the palette offers it too, by name
+        app.current_run = None
+        await pilot.press("r")
+        await wait_for(pilot, lambda: app.screen.loaded)
+        await palette_run(pilot, "resume run")
+        await wait_for(pilot, lambda: len(resumed) == 2, what="resume from the palette")
+        assert resumed[1] == ("mobilenetv2", run_dir)
+        assert app.current_mode == "train" and app.screen.run_dir == run_dir

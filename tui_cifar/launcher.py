@@ -44,17 +44,18 @@ def start_detached(config: TrainConfig, resume: Path | None = None) -> Path:
     return run_dir
 
 
-def request_stop(run_dir: Path) -> bool:
+def request_stop(run_dir: Path, by: str = "") -> bool:
     """Ask a running run to stop after its current batch; False if it is not running.
 
-    Writes the run's STOP file (seen by the trainer wherever it runs) and, when the
-    process is on this host, also sends SIGTERM so the request lands at once.
+    Writes the run's STOP file (seen by the trainer wherever it runs), holding ``by``
+    (e.g. "the app") so the run can say who stopped it, and, when the process is on
+    this host, also sends SIGTERM so the request lands at once.
     """
     run_dir = Path(run_dir)
     status = runstore.read_status(run_dir)
     if runstore.effective_state(status) != "running":
         return False
-    (run_dir / runstore.STOP_FILE).touch()
+    (run_dir / runstore.STOP_FILE).write_text(by, encoding="utf-8")
     if status.pid and status.host == socket.gethostname():
         try:
             os.kill(status.pid, signal.SIGTERM)

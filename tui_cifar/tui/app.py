@@ -26,8 +26,8 @@ from . import settings
 from .commands import CifarCommands
 from .screens.base import NARROW_BELOW
 from .messages import (
-    ClassifyFolder, CompareRuns, GotoScreen, OpenRun, RunStateChanged, ScreenEntered, ShowRun, StartPreset,
-    StartRun, StopRun,
+    ClassifyFolder, CompareRuns, GotoScreen, OpenRun, ResumeRun, RunStateChanged, ScreenEntered, ShowRun,
+    StartPreset, StartRun, StopRun,
 )
 
 HERE = Path(__file__).parent
@@ -179,6 +179,9 @@ class CifarApp(App):
     def on_start_run(self, message: StartRun) -> None:
         self.start_run(message.config)
 
+    def on_resume_run(self, message: ResumeRun) -> None:
+        self.resume_run(message.run_dir)
+
     def on_run_state_changed(self, message: RunStateChanged) -> None:
         self.watched_run_running = message.run_dir is not None and message.state == "running"
 
@@ -219,6 +222,23 @@ class CifarApp(App):
         self.notify(f"Started {run_dir.name}", title="Training started")
         self.open_run(run_dir, "train")
         return run_dir
+
+    def resume_run(self, run_dir: Path) -> None:
+        """Continue a stopped or killed run in a detached process (the CLI's `train --resume --detach`)."""
+        from .. import launcher
+        from ..config import config_from_run
+
+        run_dir = Path(run_dir)
+        try:
+            data, problem = runstore.read_json(run_dir / runstore.CONFIG_FILE)
+            if problem:
+                raise runstore.RunStoreError(problem)
+            launcher.start_detached(config_from_run(data, run_dir), resume=run_dir)
+        except Exception as exc:  # the launcher's or the config's message is what the user needs
+            self.notify(f"Could not resume {run_dir.name}: {exc}", title="Not resumed", severity="error", timeout=10)
+            return
+        self.notify(f"Resuming {run_dir.name} from its last completed epoch", title="Training resumed")
+        self.open_run(run_dir, "train")
 
     # ------------------------------------------------------------ helpers
     def runs_with_report(self) -> list[Path]:

@@ -45,6 +45,13 @@ class StartRun(Message):
 
 
 @dataclass
+class ResumeRun(Message):
+    """Continue a stopped or killed run in a detached process (``cifar-tui train --resume``) and watch it."""
+
+    run_dir: Path
+
+
+@dataclass
 class RunStateChanged(Message):
     """The training screen's watched run changed state (the palette offers Stop while it runs)."""
 
