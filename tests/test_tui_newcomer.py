@@ -270,3 +270,79 @@ async def test_a_stopped_run_offers_resume(runs_dir, monkeypatch):
         await wait_for(pilot, lambda: len(resumed) == 2, what="resume from the palette")
         assert resumed[1] == ("mobilenetv2", run_dir)
         assert app.current_mode == "train" and app.screen.run_dir == run_dir
+
+
+async def type_into(pilot, field: str, text: str) -> None:
+    widget = pilot.app.screen.query_one(f"#f-{field}")
+    widget.value = ""
+    widget.focus()
+    await pilot.press(*text)
+    await pilot.pause()
+
+
+async def test_configure_refuses_out_of_range_entries_naming_the_field(tmp_path, fake_launcher, fake_describe):
+    app = make_app(tmp_path / "runs", start_screen="configure")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        await type_into(pilot, "image_size", "-1")
+        assert screen.query_one("#f-image_size").value == "-1"  # as typed, not "1"
+        said = static_text(app, "#err-image_size")
+        assert "Input size (px) must be between 32 and 600" in said and "-1" in said, said
+        await type_into(pilot, "epochs_head", "abc")
+        assert screen.query_one("#f-epochs_head").value == "abc"
+        assert "Epochs, stage 1 (head) must be a whole number" in static_text(app, "#err-epochs_head")
+        await type_into(pilot, "lr_head", "fast")
+        assert "Learning rate, stage 1 must be a number" in static_text(app, "#err-lr_head")
+        await type_into(pilot, "fine_tune_blocks", "99")
+        said = static_text(app, "#err-fine_tune_blocks")
+        assert "Fine-tune blocks" in said and "18" in said and "'all'" in said, said
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert fake_launcher == []
+        await type_into(pilot, "fine_tune_blocks", "18")
+        assert "fine_tune_blocks" not in screen.errors
+
+
+async def test_configure_says_which_remembered_settings_are_not_the_defaults(tmp_path, fake_describe):
+    from tui_cifar.tui import settings
+
+    settings.save_last_config({**TrainConfig().to_json(), "limit_train": 2000, "val_size": 200, "augment": False})
+    app = make_app(tmp_path / "runs", start_screen="configure")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        note = static_text(app, "#form-note")
+        assert "Limit training images 2000" in note and "Augmentation off" in note and "Default" in note, note
+        await pilot.click("#preset-default")
+        await pilot.pause()
+        values = app.screen.form_values()
+        assert (values["limit_train"], values["augment"]) == (None, True)
+        assert static_text(app, "#form-note").strip() == ""
+
+
+def palette_backgrounds(widget) -> set[int]:
+    """The background colours a widget draws, as a 256-colour terminal shows them (TEXTUAL_COLOR_SYSTEM=256)."""
+    from rich.color import ColorSystem
+    from textual.geometry import Region
+
+    return {seg.style.bgcolor.downgrade(ColorSystem.EIGHT_BIT).number
+            for strip in widget.render_lines(Region(0, 0, widget.size.width, widget.size.height))
+            for seg in strip if seg.style and seg.style.bgcolor}
+
+
+async def test_the_focused_control_stands_out_in_256_colours(tmp_path, fake_describe):
+    app = make_app(tmp_path / "runs", start_screen="configure")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        for theme in ("textual-dark", "textual-light"):
+            app.theme = theme
+            for selector, drawn_by in (("#f-image_size", None), ("#f-backbone", "SelectCurrent"),
+                                       ("#f-augment", None), ("#count-params", None)):
+                control = app.screen.query_one(selector)
+                drawn = control.query_one(drawn_by) if drawn_by else control
+                app.screen.set_focus(None)
+                await pilot.pause()
+                blurred = palette_backgrounds(drawn)
+                control.focus()
+                await pilot.pause()
+                assert palette_backgrounds(drawn) - blurred, (theme, selector)

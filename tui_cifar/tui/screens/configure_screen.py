@@ -68,6 +68,20 @@ def parse_text(field: Setting, text: str) -> Any:
     return text
 
 
+def as_the_form_says(message: str) -> str:
+    """A config message with each setting's name replaced by its label on the form."""
+    for name in field_of_message(message):
+        message = re.sub(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", FIELD_BY_NAME[name].label, message)
+    return message
+
+
+def shown_value(field: Setting, value: Any) -> str:
+    """A value as a person reads it: on/off for switches, 'all' for an empty limit."""
+    if field.kind == "bool":
+        return "on" if value else "off"
+    return format_value(field, value) or "all"
+
+
 def format_value(field: Setting, value: Any) -> str:
     if value is None:
         return ""
@@ -145,6 +159,7 @@ class ConfigureScreen(CifarScreen):
             yield Static(classes="spacer")
             yield Button("Start ▶ (ctrl+s)", id="start", variant="success")
         yield Static("", id="form-error", classes="field-error")
+        yield Static("", id="form-note")
         with VerticalScroll(id="config-form"):
             for field in FIELDS:
                 if not field.advanced:
@@ -175,13 +190,10 @@ class ConfigureScreen(CifarScreen):
                           tooltip=field.help or None)
         if field.kind == "bool":
             return Switch(id=wid, classes="field-switch")
-        restrict = None
-        if field.kind == "int":
-            restrict = r"[0-9_,]*"
-        elif field.kind == "float":
-            restrict = r"[0-9eE.+\-]*"
+        # No `restrict`: a character it dropped would silently change the entry ("-1" -> "1");
+        # what was typed stays, and the message below the field says what is wrong with it.
         placeholder = "all, or a number" if field.kind == "blocks" else ("(default)" if field.optional else "")
-        return Input(id=wid, classes="field-control", restrict=restrict, placeholder=placeholder, compact=True)
+        return Input(id=wid, classes="field-control", placeholder=placeholder, compact=True)
 
     def on_mount(self) -> None:
         values = TrainConfig().to_json()
@@ -229,21 +241,33 @@ class ConfigureScreen(CifarScreen):
         return values
 
     def revalidate(self) -> TrainConfig | None:
-        config, errors = validate(self.form_values())
+        values = self.form_values()
+        config, errors = validate(values)
         self.show_errors(errors)
+        self._show_non_defaults(values)
         return config
+
+    def _show_non_defaults(self, values: dict[str, Any]) -> None:
+        """Say which experiment settings differ from the defaults (remembered from the last run, say)."""
+        defaults = TrainConfig().to_json()
+        changed = [f"{FIELD_BY_NAME[name].label} {shown_value(FIELD_BY_NAME[name], value)}"
+                   for name, value in values.items()
+                   if name in FIELD_BY_NAME and name not in KEEP_ON_PRESET and value != defaults.get(name)]
+        note = self.query_one("#form-note", Static)
+        note.update(f"Not the defaults: {', '.join(changed)}. The Default preset resets them." if changed else "")
+        note.display = bool(changed)
 
     def show_errors(self, errors: dict[str, str]) -> None:
         self.errors = errors
         for field in FIELDS:
-            message = errors.get(field.name, "")
+            message = as_the_form_says(errors.get(field.name, ""))
             label = self.query_one(f"#err-{field.name}", Static)
             label.update(message)
             label.set_class(bool(message), "-shown")
             self.query_one(f"#f-{field.name}").set_class(bool(message), "-invalid")
             if message and field.advanced:
                 self.query_one("#advanced", Collapsible).collapsed = False
-        form_error = errors.get("_form", "")
+        form_error = as_the_form_says(errors.get("_form", ""))
         self.query_one("#form-error", Static).update(form_error)
         self.query_one("#form-error", Static).set_class(bool(form_error), "-shown")
 
