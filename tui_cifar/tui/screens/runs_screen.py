@@ -18,7 +18,7 @@ from textual.widgets.data_table import RowDoesNotExist
 from ... import runreader, runstore
 from ...formatting import format_duration, format_pct, format_started
 from ..messages import CompareRuns, GotoScreen, OpenRun
-from .base import NARROW_BELOW, CifarScreen
+from .base import CifarScreen
 from ..widgets.charts import LineChart
 
 STATE_STYLES = {
@@ -34,8 +34,9 @@ COLUMNS = (
     ("mark", " "), ("run", "Run"), ("state", "State"), ("best_val", "Best val"), ("test_acc", "Test acc"),
     ("duration", "Duration"), ("backbone", "Backbone"), ("size", "Size"), ("started", "Started"),
 )
-# Below the wide breakpoint: the run's name already says when it started, the backbone and the size.
-NARROW_COLUMNS = ("mark", "run", "state", "best_val", "test_acc", "duration")
+# Narrower than this many columns, a column is left out (the run's name already says when it
+# started, the backbone and the size), so the scores stay in view at 80 columns.
+DROP_BELOW = {"started": 120, "size": 100, "backbone": 100}
 MAX_COMPARE = 8
 
 
@@ -114,7 +115,7 @@ class RunsScreen(CifarScreen):
         self.marked: set[str] = set()
         self._timer: Timer | None = None
         self._summaries = SummaryCache()
-        self.columns: list[str] = []  # the keys of the columns shown (fewer below the wide breakpoint)
+        self.columns: list[str] = []  # the keys of the columns shown (fewer in a narrow terminal)
         self.loaded = False
 
 
@@ -132,7 +133,7 @@ class RunsScreen(CifarScreen):
         self.query_one(DataTable).focus()
 
     def on_resize(self, event: events.Resize) -> None:
-        columns = COLUMNS if event.size.width >= NARROW_BELOW else [c for c in COLUMNS if c[0] in NARROW_COLUMNS]
+        columns = [c for c in COLUMNS if event.size.width >= DROP_BELOW.get(c[0], 0)]
         if [key for key, _label in columns] == self.columns:
             return
         table = self.query_one("#runs-table", DataTable)

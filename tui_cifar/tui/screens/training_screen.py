@@ -172,13 +172,13 @@ class TrainingScreen(CifarScreen):
                 self._timer.pause()
 
     def _update_state(self) -> None:
-        """status.json's state, as the runs list reads it; the log's last run_end only when status.json says nothing.
+        """status.json's state, as the runs list reads it; the log's run_end only while status.json still says running.
 
-        (A resumed run's log holds the run_end of the attempt before.)
+        (A run whose process died reads "killed" here as in the list, even after the run_end of an earlier attempt.)
         """
         status = self.status
         state = runstore.effective_state(status) if status else "unknown"
-        if self.progress.end is not None and state == "unknown":
+        if self.progress.end is not None and state in ("running", "unknown"):
             state = str(self.progress.end.get("state") or state)
             if state == "running":  # a run_end record always ends the run
                 state = "finished"
