@@ -126,7 +126,7 @@ async def test_charts_follow_the_theme(runs_dir):
 async def test_runs_table_lists_runs_and_garbled_problems(runs_dir):
     running = make_running_run(runs_dir, records=recorded_records()[:30])
     app = make_app(runs_dir)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=(120, 30)) as pilot:  # every column
         screen = app.screen
         await wait_for(pilot, lambda: screen.loaded)
         table = screen.query_one("#runs-table", DataTable)

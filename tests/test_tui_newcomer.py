@@ -144,16 +144,24 @@ async def test_80_columns_keep_the_scores_and_every_footer_key(runs_dir):
     from textual.widgets import Footer
     from textual.widgets._footer import FooterKey
 
-    app = make_app(runs_dir)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.screen.loaded and app.screen.query_one(DataTable).row_count == 2)
-        table = app.screen.query_one("#runs-table", DataTable)
+    def columns_in_view(table) -> list[str]:
         shown, x = [], 0
         for column in table.ordered_columns:
             x += column.get_render_width(table)
             if x <= table.scrollable_content_region.width:
                 shown.append(str(column.label))
-        assert {"Run", "State", "Best val", "Test acc"} <= set(shown), shown
+        return shown
+
+    app = make_app(runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.screen.loaded and app.screen.query_one(DataTable).row_count == 2)
+        table = app.screen.query_one("#runs-table", DataTable)
+        assert {"Run", "State", "Best val", "Test acc"} <= set(columns_in_view(table))
+        # a wider terminal has room for when each run started, date and time
+        await pilot.resize_terminal(100, 30)
+        await wait_for(pilot, lambda: "Started" in columns_in_view(table), what="Started column")
+        assert str(table.get_cell(str(runs_dir / FINISHED), "started")) == "2025-03-01 10:15"  # status.json's started_at
+        await pilot.resize_terminal(80, 24)
         for key, mode in (("c", "configure"), ("t", "train"), ("e", "evaluate"), ("p", "predict"), ("r", "runs")):
             await pilot.press(key)
             if key == "c":

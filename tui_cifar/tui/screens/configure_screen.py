@@ -82,6 +82,13 @@ def shown_value(field: Setting, value: Any) -> str:
     return format_value(field, value) or "all"
 
 
+def changed_settings(values: dict[str, Any], before: dict[str, Any]) -> list[str]:
+    """'Label value' for each experiment setting (not a folder or machine setting) that differs from ``before``."""
+    return [f"{FIELD_BY_NAME[name].label} {shown_value(FIELD_BY_NAME[name], value)}"
+            for name, value in values.items()
+            if name in FIELD_BY_NAME and name not in KEEP_ON_PRESET and value != before.get(name)]
+
+
 def format_value(field: Setting, value: Any) -> str:
     if value is None:
         return ""
@@ -249,10 +256,7 @@ class ConfigureScreen(CifarScreen):
 
     def _show_non_defaults(self, values: dict[str, Any]) -> None:
         """Say which experiment settings differ from the defaults (remembered from the last run, say)."""
-        defaults = TrainConfig().to_json()
-        changed = [f"{FIELD_BY_NAME[name].label} {shown_value(FIELD_BY_NAME[name], value)}"
-                   for name, value in values.items()
-                   if name in FIELD_BY_NAME and name not in KEEP_ON_PRESET and value != defaults.get(name)]
+        changed = changed_settings(values, TrainConfig().to_json())
         note = self.query_one("#form-note", Static)
         note.update(f"Not the defaults: {', '.join(changed)}. The Default preset resets them." if changed else "")
         note.display = bool(changed)
@@ -303,8 +307,7 @@ class ConfigureScreen(CifarScreen):
         current = self.form_values()
         values = preset_values(preset, current)
         self.set_values(values)
-        changed = [f"{FIELD_BY_NAME[name].label} {format_value(FIELD_BY_NAME[name], value)}"
-                   for name, value in values.items() if name in FIELD_BY_NAME and value != current.get(name)]
+        changed = changed_settings(values, current)
         self.notify(("Set " + ", ".join(changed)) if changed else "The form already had these settings",
                     title=f"Preset '{preset}'", timeout=8)
 

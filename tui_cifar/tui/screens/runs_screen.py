@@ -32,11 +32,11 @@ STATE_STYLES = {
 
 COLUMNS = (
     ("mark", " "), ("run", "Run"), ("state", "State"), ("best_val", "Best val"), ("test_acc", "Test acc"),
-    ("duration", "Duration"), ("backbone", "Backbone"), ("size", "Size"), ("started", "Started"),
+    ("duration", "Duration"), ("started", "Started"), ("backbone", "Backbone"), ("size", "Size"),
 )
 # Narrower than this many columns, a column is left out (the run's name already says when it
 # started, the backbone and the size), so the scores stay in view at 80 columns.
-DROP_BELOW = {"started": 120, "size": 100, "backbone": 100}
+DROP_BELOW = {"size": 120, "backbone": 110, "started": 100}
 MAX_COMPARE = 8
 
 
@@ -211,9 +211,9 @@ class RunsScreen(CifarScreen):
             "best_val": format_pct(s.best_val_accuracy),
             "test_acc": format_pct(s.test_accuracy, 2),
             "duration": format_duration(s.duration_s),
+            "started": format_started(s.started_at),
             "backbone": s.backbone or "?",
             "size": f"{s.image_size}px" if s.image_size else "?",
-            "started": format_started(s.started_at),
         }
         return {key: cells[key] for key in self.columns}
 
