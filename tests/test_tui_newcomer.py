@@ -354,3 +354,29 @@ async def test_the_focused_control_stands_out_in_256_colours(tmp_path, fake_desc
                 control.focus()
                 await pilot.pause()
                 assert palette_backgrounds(drawn) - blurred, (theme, selector)
+
+
+async def test_the_matrix_cursor_stands_out_in_256_colours(runs_dir):
+    from rich.color import ColorSystem
+    from textual.geometry import Region
+
+    def cell_background(matrix, row: int, column: int) -> int:
+        """The 256-colour background of a cell's number (rows start below the header)."""
+        strip = matrix.render_lines(Region(0, row + 1, matrix.size.width, 1))[0]
+        cells = [seg for seg in strip if seg.text.strip()][1:]  # after the row label
+        return cells[column].style.bgcolor.downgrade(ColorSystem.EIGHT_BIT).number
+
+    app = make_app(runs_dir)
+    async with app.run_test(size=(120, 36)) as pilot:
+        app.open_run(runs_dir / FINISHED, "evaluate")
+        await wait_for(pilot, lambda: app.screen.report is not None)
+        matrix = app.screen.query_one("#confusion")
+        for theme in ("textual-dark", "textual-light"):
+            app.theme = theme
+            for row, column in ((0, 0), (3, 5), (0, 1)):  # a diagonal cell, a confusion, an empty one
+                matrix.move_cursor(row=row, column=column)
+                await pilot.pause()
+                under_cursor = cell_background(matrix, row, column)
+                matrix.move_cursor(row=9, column=0)
+                await pilot.pause()
+                assert under_cursor != cell_background(matrix, row, column), (theme, row, column)
