@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fixtures.tui_support import FINISHED, GARBLED, make_running_run, recorded_records, wait_for, write_status
 from test_tui import (  # noqa: F401  (fixtures)
-    SIZE, fake_classifier, fake_describe, fake_launcher, make_app, palette_run, runs_dir, set_input, static_text,
+    SIZE, fake_classifier, fake_describe, fake_launcher, make_app, palette_run, runs_dir, static_text,
 )
 from textual.widgets import DataTable, Select
 
