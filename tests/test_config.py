@@ -101,7 +101,7 @@ def test_unknown_keys_are_refused_by_name():
         make_config({"epochs_headd": 3, "learning_rate": 0.1})
 
 
-@pytest.mark.parametrize("value, expected", [("all", "all"), (0, 0), (4, 4), ("3", 3), ("0", 0), (100, 100)])
+@pytest.mark.parametrize("value, expected", [("all", "all"), (0, 0), (4, 4), ("3", 3), ("0", 0), (18, 18)])
 def test_fine_tune_blocks_accepts_all_int_and_digit_text(value, expected):
     assert make_config({"fine_tune_blocks": value}).fine_tune_blocks == expected
 
@@ -194,3 +194,12 @@ def test_settings_declare_what_the_form_shows():
     assert SETTING_BY_NAME["image_size"].range == (32, 600)
     assert SETTING_BY_NAME["weights"].values == ("imagenet", "none")
     assert SETTING_BY_NAME["backbone"].kind == "select" and "resnet50" in SETTING_BY_NAME["backbone"].values
+
+
+def test_fine_tune_blocks_beyond_the_backbone_are_refused():
+    with pytest.raises(ConfigError, match=r"fine_tune_blocks must be at most 18 \(mobilenetv2 has 18 blocks"):
+        make_config({"fine_tune_blocks": 99})
+    with pytest.raises(ConfigError, match="resnet50 has 16 blocks"):
+        make_config({"backbone": "resnet50", "fine_tune_blocks": 17})
+    assert make_config({"backbone": "resnet50", "fine_tune_blocks": 16}).fine_tune_blocks == 16
+    assert make_config({"fine_tune_blocks": "all"}).fine_tune_blocks == "all"

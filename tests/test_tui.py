@@ -56,9 +56,9 @@ async def test_opens_on_runs_and_keys_switch_screens(runs_dir):
             await pilot.press(key)
             await pilot.pause()
             assert app.current_mode == mode, key
-        # the footer shows the screen keys
+        # the footer shows the other screens' keys
         footer_keys = {b.binding.key for b in app.active_bindings.values() if b.binding.show}
-        assert {"c", "t", "r", "e", "p"} <= {k for k in footer_keys}
+        assert {"c", "t", "e", "p"} <= {k for k in footer_keys}
 
 
 async def test_opens_on_configure_without_runs(tmp_path):
@@ -126,7 +126,7 @@ async def test_charts_follow_the_theme(runs_dir):
 async def test_runs_table_lists_runs_and_garbled_problems(runs_dir):
     running = make_running_run(runs_dir, records=recorded_records()[:30])
     app = make_app(runs_dir)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=(120, 30)) as pilot:  # every column
         screen = app.screen
         await wait_for(pilot, lambda: screen.loaded)
         table = screen.query_one("#runs-table", DataTable)
@@ -141,7 +141,7 @@ async def test_runs_table_lists_runs_and_garbled_problems(runs_dir):
         detail = static_text(app, "#run-detail")
         assert "status.json is unreadable" in detail
         assert "garbled" in detail
-        assert str(table.get_row(str(runs_dir / GARBLED))[3]) == "resnet50"
+        assert str(table.get_cell(str(runs_dir / GARBLED), "backbone")) == "resnet50"
 
 
 async def test_enter_opens_finished_run_in_evaluate(runs_dir):
@@ -317,6 +317,8 @@ async def test_command_palette_starts_quick_run(tmp_path, fake_launcher, fake_de
         await pilot.press(*"start quick")
         await pilot.pause(0.5)
         await pilot.press("enter")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen", what="confirm dialog")
+        await pilot.press("y")
         await wait_for(pilot, lambda: len(fake_launcher) == 1, what="launch")
         started = fake_launcher[0].to_json()
         assert all(started[k] == v for k, v in PRESETS["quick"].items())
@@ -329,6 +331,8 @@ async def test_command_palette_preset_keeps_the_forms_folders(tmp_path, fake_lau
         await pilot.pause()
         await set_input(pilot, "data_dir", str(tmp_path / "my-cifar"))
         await palette_run(pilot, "start quick")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen", what="confirm dialog")
+        await pilot.press("y")
         await wait_for(pilot, lambda: len(fake_launcher) == 1, what="launch")
         assert fake_launcher[0].data_dir == str(tmp_path / "my-cifar")
         assert fake_launcher[0].limit_train == PRESETS["quick"]["limit_train"]
@@ -349,7 +353,7 @@ async def test_command_palette_stops_the_watched_run_after_asking(runs_dir, monk
     stops = []
     from tui_cifar import launcher
 
-    monkeypatch.setattr(launcher, "request_stop", lambda rd: stops.append(Path(rd)) or True)
+    monkeypatch.setattr(launcher, "request_stop", lambda rd, by="": stops.append(Path(rd)) or True)
     app = make_app(runs_dir, run_dir=run_dir)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.screen.state == "running")
@@ -377,7 +381,7 @@ async def test_stop_asks_then_requests_stop(runs_dir, monkeypatch):
     stops = []
     from tui_cifar import launcher
 
-    monkeypatch.setattr(launcher, "request_stop", lambda rd: stops.append(Path(rd)) or True)
+    monkeypatch.setattr(launcher, "request_stop", lambda rd, by="": stops.append(Path(rd)) or True)
     app = make_app(runs_dir, run_dir=run_dir)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.screen.state == "running")

@@ -26,6 +26,7 @@ class BackboneSpec:
     block_pattern: str  # regex whose first group names the block a layer belongs to
     description: str
     kwargs: tuple[tuple[str, Any], ...] = ()
+    blocks: int = 0  # how many blocks block_pattern finds (tests check it): fine_tune_blocks' upper bound
 
     def block_of(self, layer_name: str) -> str | None:
         match = re.match(self.block_pattern, layer_name)
@@ -38,31 +39,31 @@ BACKBONES: dict[str, BackboneSpec] = {
         BackboneSpec(
             "mobilenetv2", "MobileNetV2 (alpha 1.0)", "tf", "MobileNetV2", 160,
             r"^(expanded_conv|block_\d+|Conv_1)", "3.4 M params; fast on CPU",
-            (("alpha", 1.0),),
+            (("alpha", 1.0),), blocks=18,
         ),
         BackboneSpec(
             "mobilenetv2-0.35", "MobileNetV2 (alpha 0.35)", "tf", "MobileNetV2", 160,
             r"^(expanded_conv|block_\d+|Conv_1)", "0.4 M params; fastest, least accurate",
-            (("alpha", 0.35),),
+            (("alpha", 0.35),), blocks=18,
         ),
         BackboneSpec(
             "mobilenetv3small", "MobileNetV3Small", "none", "MobileNetV3Small", 160,
             r"^(expanded_conv(?:_\d+)?_|conv_1)", "1.0 M params; built-in preprocessing",
-            (("include_preprocessing", True),),
+            (("include_preprocessing", True),), blocks=12,
         ),
         BackboneSpec(
             "mobilenetv3large", "MobileNetV3Large", "none", "MobileNetV3Large", 160,
             r"^(expanded_conv(?:_\d+)?_|conv_1)", "3.0 M params; built-in preprocessing",
-            (("include_preprocessing", True),),
+            (("include_preprocessing", True),), blocks=16,
         ),
         BackboneSpec(
             "efficientnetv2b0", "EfficientNetV2B0", "none", "EfficientNetV2B0", 192,
             r"^(block\d|top)", "5.9 M params; GPU recommended",
-            (("include_preprocessing", True),),
+            (("include_preprocessing", True),), blocks=7,
         ),
         BackboneSpec(
             "resnet50", "ResNet50", "caffe", "ResNet50", 160,
-            r"^(conv\d_block\d+)", "23.6 M params; GPU recommended",
+            r"^(conv\d_block\d+)", "23.6 M params; GPU recommended", blocks=16,
         ),
     )
 }

@@ -37,16 +37,25 @@ class StopRequest:
 
     def install(self) -> None:
         def handler(signum, frame):
-            self.signal_name = signal.Signals(signum).name
+            self.signal_name = self._requester() or signal.Signals(signum).name
             self.event.set()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, handler)
 
+    def _requester(self) -> str | None:
+        """Who asked, as the STOP file says (launcher.request_stop writes it before its SIGTERM)."""
+        if self.stop_file is None:
+            return None
+        try:
+            return self.stop_file.read_text(encoding="utf-8").strip()[:80] or None
+        except (OSError, UnicodeDecodeError):
+            return None
+
     @property
     def requested(self) -> bool:
         if not self.event.is_set() and self.stop_file is not None and self.stop_file.exists():
-            self.signal_name = "a stop request"
+            self.signal_name = self._requester() or "a stop request"
             self.event.set()
         return self.event.is_set()
 

@@ -310,6 +310,10 @@ def make_config(values: dict[str, Any] | None = None, preset: str | None = None)
                 raise ConfigError(f"{name} must be between {lo:g} and {hi:g}, not {value!r}")
         checked[name] = value
     config = TrainConfig(**checked)
+    spec = BACKBONES[config.backbone]
+    if isinstance(config.fine_tune_blocks, int) and config.fine_tune_blocks > spec.blocks:
+        raise ConfigError(f"fine_tune_blocks must be at most {spec.blocks} ({config.backbone} has {spec.blocks} "
+                          f"blocks; 'all' unfreezes them all), not {config.fine_tune_blocks}")
     if config.epochs_head + config.epochs_fine == 0:
         raise ConfigError("epochs_head and epochs_fine are both 0: nothing to train")
     train_pool = config.limit_train or 50000

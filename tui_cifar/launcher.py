@@ -49,19 +49,20 @@ def start_detached(config: TrainConfig, resume: Path | None = None, notify: str 
     return run_dir
 
 
-def request_stop(run_dir: Path) -> bool:
+def request_stop(run_dir: Path, by: str = "") -> bool:
     """Ask a running run to stop after its current batch; False if it is not running.
 
-    Writes the run's STOP file (seen by the trainer wherever it runs) and, when the
-    process is on this host, also sends SIGTERM so the request lands at once. A Keras
-    script's run (RunLogger) gets the file only: its fit returns after the batch and
-    the script goes on (to save its model, say), where SIGTERM would end it.
+    Writes the run's STOP file (seen by the trainer wherever it runs), holding ``by``
+    (e.g. "the app") so the run can say who stopped it, and, when the process is on
+    this host, also sends SIGTERM so the request lands at once. A Keras script's run
+    (RunLogger) gets the file only: its fit returns after the batch and the script
+    goes on (to save its model, say), where SIGTERM would end it.
     """
     run_dir = Path(run_dir)
     status = runstore.read_status(run_dir)
     if runstore.effective_state(status) != "running":
         return False
-    (run_dir / runstore.STOP_FILE).touch()
+    (run_dir / runstore.STOP_FILE).write_text(by, encoding="utf-8")
     config, _ = runstore.read_json(run_dir / runstore.CONFIG_FILE)
     keras_script = runstore.run_kind(config or {}) == runstore.KERAS_KIND
     if status.pid and status.host == socket.gethostname() and not keras_script:

@@ -24,9 +24,10 @@ from .. import runstore
 from ..paths import stderr_log_path
 from . import settings
 from .commands import CifarCommands
+from .screens.base import NARROW_BELOW
 from .messages import (
-    ClassifyFolder, CompareRuns, GotoScreen, OpenRun, RunStateChanged, ScreenEntered, ShowRun, StartPreset,
-    StartRun, StopRun,
+    ClassifyFolder, CompareRuns, GotoScreen, OpenRun, ResumeRun, RunStateChanged, ScreenEntered, ShowRun,
+    StartPreset, StartRun, StopRun,
 )
 
 HERE = Path(__file__).parent
@@ -51,7 +52,7 @@ class CifarApp(App):
     TITLE = "cifar-tui"
     SUB_TITLE = "CIFAR-10 transfer learning"
     CSS_PATH = STYLESHEETS  # absolute: subclasses may live elsewhere
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
     COMMANDS = App.COMMANDS | {CifarCommands}
     COMMAND_PALETTE_BINDING = "ctrl+p"
@@ -144,6 +145,12 @@ class CifarApp(App):
     def on_ready(self) -> None:
         self.log.info(f"first frame {time.perf_counter() - self._created_at:.2f}s after CifarApp()")
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The footer leaves out the key of the screen you are on (room for the rest in 80 columns)."""
+        if action == "goto" and parameters and parameters[0] == self.current_mode:
+            return False
+        return True
+
     # ------------------------------------------------------------ what screens ask for (messages.py)
     def action_goto(self, mode: str) -> None:
         if mode == self.current_mode:
@@ -152,7 +159,7 @@ class CifarApp(App):
         self._tell(mode, ScreenEntered(self.current_run))
 
     def open_run(self, run_dir: Path, mode: str = "train") -> None:
-        """Show a run on the training (live) or evaluate screen."""
+        """Show a run on the training (live), evaluate or predict screen."""
         self.current_run = Path(run_dir)
         self.switch_mode(mode)
         self._tell(mode, ShowRun(self.current_run))
@@ -171,6 +178,9 @@ class CifarApp(App):
 
     def on_start_run(self, message: StartRun) -> None:
         self.start_run(message.config)
+
+    def on_resume_run(self, message: ResumeRun) -> None:
+        self.resume_run(message.run_dir)
 
     def on_run_state_changed(self, message: RunStateChanged) -> None:
         self.watched_run_running = message.run_dir is not None and message.state == "running"
@@ -213,7 +223,29 @@ class CifarApp(App):
         self.open_run(run_dir, "train")
         return run_dir
 
+    def resume_run(self, run_dir: Path) -> None:
+        """Continue a stopped or killed run in a detached process (the CLI's `train --resume --detach`)."""
+        from .. import launcher
+        from ..config import config_from_run
+
+        run_dir = Path(run_dir)
+        try:
+            data, problem = runstore.read_json(run_dir / runstore.CONFIG_FILE)
+            if problem:
+                raise runstore.RunStoreError(problem)
+            launcher.start_detached(config_from_run(data, run_dir), resume=run_dir)
+        except Exception as exc:  # the launcher's or the config's message is what the user needs
+            self.notify(f"Could not resume {run_dir.name}: {exc}", title="Not resumed", severity="error", timeout=10)
+            return
+        self.notify(f"Resuming {run_dir.name} from its last completed epoch", title="Training resumed")
+        self.open_run(run_dir, "train")
+
     # ------------------------------------------------------------ helpers
+    def runs_with_report(self) -> list[Path]:
+        """Run folders with a test report, newest first (what the evaluate screen can show)."""
+        dirs = sorted(runstore.iter_run_dirs(self.runs_dir), key=_started_key, reverse=True)
+        return [run_dir for run_dir in dirs if runstore.has_report(run_dir)]
+
     def latest_run(self, want: str = "any") -> Path | None:
         """The newest run folder: 'running', 'finished' (with a test report) or 'any'."""
         dirs = sorted(runstore.iter_run_dirs(self.runs_dir), key=_started_key, reverse=True)

@@ -10,7 +10,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from .. import runreader, runstore
 from ..config import PRESETS
-from .messages import ClassifyFolder, CompareRuns, GotoScreen, OpenRun, StartPreset, StopRun
+from .messages import ClassifyFolder, CompareRuns, GotoScreen, OpenRun, ResumeRun, StartPreset, StopRun
 
 if TYPE_CHECKING:
     from .app import CifarApp
@@ -49,11 +49,11 @@ class CifarCommands(Provider):
         commands.append(("Classify folder to CSV", predict_help, partial(post, ClassifyFolder())))
         for summary in reversed(getattr(self, "_runs", [])):
             mode = "evaluate" if runstore.has_report(summary.path) else "train"
-            commands.append((
-                f"Open run {summary.name}",
-                f"{summary.state}, {summary.backbone or '?'} {summary.image_size or ''}px",
-                partial(post, OpenRun(summary.path, mode)),
-            ))
+            what = f"{summary.state}, {summary.backbone or '?'} {summary.image_size or ''}px"
+            commands.append((f"Open run {summary.name}", what, partial(post, OpenRun(summary.path, mode))))
+            if summary.state in ("stopped", "killed"):
+                commands.append((f"Resume run {summary.name}", f"{what}: continue from its last completed epoch",
+                                 partial(post, ResumeRun(summary.path))))
         return commands
 
     async def discover(self) -> Hits:

@@ -31,7 +31,7 @@ class GotoScreen(Message):
 
 @dataclass
 class OpenRun(Message):
-    """Show a run folder on the training (live) or evaluate screen."""
+    """Show a run folder on the training (live), evaluate or predict screen."""
 
     run_dir: Path
     mode: str = "train"
@@ -42,6 +42,13 @@ class StartRun(Message):
     """Start a detached training process with this config and watch it."""
 
     config: TrainConfig
+
+
+@dataclass
+class ResumeRun(Message):
+    """Continue a stopped or killed run in a detached process (``cifar-tui train --resume``) and watch it."""
+
+    run_dir: Path
 
 
 @dataclass

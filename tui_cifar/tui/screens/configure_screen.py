@@ -30,7 +30,8 @@ FIELDS: tuple[Setting, ...] = (tuple(s for s in SETTINGS if not s.advanced)
 FIELD_BY_NAME = SETTING_BY_NAME
 DESCRIBE_FIELDS = ("backbone", "image_size", "fine_tune_blocks")
 # Settings of the machine rather than of the experiment: presets leave them alone.
-KEEP_ON_PRESET = ("backbone", "data_dir", "runs_dir", "cache_dir", "mixed_precision", "runtime", "weights")
+# (The backbone is part of the experiment: a preset's figures were measured with the default one.)
+KEEP_ON_PRESET = ("data_dir", "runs_dir", "cache_dir", "mixed_precision", "runtime", "weights")
 
 
 def field_of_message(message: str, candidates=None) -> list[str]:
@@ -66,6 +67,20 @@ def parse_text(field: Setting, text: str) -> Any:
         except ValueError:
             return text
     return text
+
+
+def shown_value(field: Setting, value: Any) -> str:
+    """A value as a person reads it: on/off for switches, 'all' for an empty limit."""
+    if field.kind == "bool":
+        return "on" if value else "off"
+    return format_value(field, value) or "all"
+
+
+def changed_settings(values: dict[str, Any], before: dict[str, Any]) -> list[str]:
+    """'Label value' for each experiment setting (not a folder or machine setting) that differs from ``before``."""
+    return [f"{FIELD_BY_NAME[name].label} {shown_value(FIELD_BY_NAME[name], value)}"
+            for name, value in values.items()
+            if name in FIELD_BY_NAME and name not in KEEP_ON_PRESET and value != before.get(name)]
 
 
 def format_value(field: Setting, value: Any) -> str:
@@ -155,6 +170,7 @@ class ConfigureScreen(CifarScreen):
             yield Static(classes="spacer")
             yield Button("Start ▶ (ctrl+s)", id="start", variant="success")
         yield Static("", id="form-error", classes="field-error")
+        yield Static("", id="form-note")
         with Horizontal(id="config-body"):
             with VerticalScroll(id="config-form"):
                 for field in FIELDS:
@@ -189,13 +205,10 @@ class ConfigureScreen(CifarScreen):
                           tooltip=field.help or None)
         if field.kind == "bool":
             return Switch(id=wid, classes="field-switch")
-        restrict = None
-        if field.kind == "int":
-            restrict = r"[0-9_,]*"
-        elif field.kind == "float":
-            restrict = r"[0-9eE.+\-]*"
+        # No `restrict`: a character it dropped would silently change the entry ("-1" -> "1");
+        # what was typed stays, and the message below the field says what is wrong with it.
         placeholder = "all, or a number" if field.kind == "blocks" else ("(default)" if field.optional else "")
-        return Input(id=wid, classes="field-control", restrict=restrict, placeholder=placeholder, compact=True)
+        return Input(id=wid, classes="field-control", placeholder=placeholder, compact=True)
 
     def on_mount(self) -> None:
         values = TrainConfig().to_json()
@@ -243,14 +256,23 @@ class ConfigureScreen(CifarScreen):
         return values
 
     def revalidate(self) -> TrainConfig | None:
-        config, errors = validate(self.form_values())
+        values = self.form_values()
+        config, errors = validate(values)
         self.show_errors(errors)
         if config is not None and config != self._estimated:
             self._estimated = config
             if self._estimate_timer is not None:
                 self._estimate_timer.stop()
             self._estimate_timer = self.set_timer(0.5, lambda: self._estimate(config))
+        self._show_non_defaults(values)
         return config
+
+    def _show_non_defaults(self, values: dict[str, Any]) -> None:
+        """Say which experiment settings differ from the defaults (remembered from the last run, say)."""
+        changed = changed_settings(values, TrainConfig().to_json())
+        note = self.query_one("#form-note", Static)
+        note.update(f"Not the defaults: {', '.join(changed)}. The Default preset resets them." if changed else "")
+        note.display = bool(changed)
 
     def show_errors(self, errors: dict[str, str]) -> None:
         self.errors = errors
@@ -294,13 +316,13 @@ class ConfigureScreen(CifarScreen):
         self.action_count_params()
 
     def apply_preset(self, preset: str) -> None:
-        values = TrainConfig().to_json()
-        values.update(PRESETS.get(preset, {}))
+        """Set every setting of the experiment (the defaults, then the preset's own) and say which changed."""
         current = self.form_values()
-        for name in KEEP_ON_PRESET:
-            values[name] = current.get(name)
+        values = preset_values(preset, current)
         self.set_values(values)
-        self.notify(f"Preset '{preset}' applied", timeout=2)
+        changed = changed_settings(values, current)
+        self.notify(("Set " + ", ".join(changed)) if changed else "The form already had these settings",
+                    title=f"Preset '{preset}'", timeout=8)
 
     def action_start(self) -> None:
         config = self.revalidate()
@@ -416,20 +438,27 @@ class ConfigureScreen(CifarScreen):
         desc.set_class(failed, "-failed")
 
 
+def preset_values(preset: str, current: dict[str, Any]) -> dict[str, Any]:
+    """A preset's settings: the defaults, the preset's changes, and the machine settings of ``current``."""
+    values = {**TrainConfig().to_json(), **PRESETS.get(preset, {})}
+    values.update({k: current[k] for k in KEEP_ON_PRESET if current.get(k) is not None})
+    return values
+
+
 def preset_summary(preset: str) -> str:
-    """What a preset changes from the defaults, e.g. 'image_size 112, limit_train 5000'."""
-    changes = PRESETS.get(preset) or {}
-    if not changes:
-        return "the default settings"
+    """What a preset sets, e.g. 'backbone mobilenetv2, image_size 112, limit_train 5000' (the rest: defaults)."""
+    changes = {"backbone": TrainConfig().backbone, **(PRESETS.get(preset) or {})}
     return ", ".join(f"{k} {v}" for k, v in changes.items())
 
 
 def start_preset(node: App | Screen, current: dict[str, Any], preset: str, runs_dir: str) -> None:
-    """Ask the app to start a preset run, keeping the machine settings (folders, backbone) of ``current``.
+    """Ask, then ask the app to start a preset run, keeping the machine settings (folders) of ``current``.
 
     ``node`` (the configure screen, or the app when that screen was never opened)
     posts the StartRun, or says why the settings cannot make a run.
     """
+    from .dialogs import ConfirmScreen
+
     base = {k: current[k] for k in KEEP_ON_PRESET if current.get(k) is not None}
     base.setdefault("runs_dir", runs_dir)
     try:
@@ -437,5 +466,12 @@ def start_preset(node: App | Screen, current: dict[str, Any], preset: str, runs_
     except ConfigError as exc:
         node.notify(str(exc), title="Cannot start", severity="error")
         return
-    settings.save_last_config(config.to_json())
-    node.post_message(StartRun(config))
+
+    def answered(start: bool | None) -> None:
+        if start:
+            settings.save_last_config(config.to_json())
+            node.post_message(StartRun(config))
+
+    question = (f"Start a training run with the {preset} preset?\n\n{preset_summary(preset)}; "
+                f"every other setting at its default; runs in {config.runs_dir}.")
+    node.app.push_screen(ConfirmScreen(question, yes="Start", title=f"Start {preset} run"), answered)

@@ -17,12 +17,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Label, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, Header, Label, Select, Static, TabbedContent, TabPane
 
 from ... import runstore
 from ...files import read_json
 from ...formatting import DASH, format_duration, format_pct
-from ..messages import ScreenEntered, ShowRun
+from ..messages import OpenRun, ScreenEntered, ShowRun
 from ..widgets.class_report import ClassReport
 from ..widgets.confusion import ConfusionMatrix
 from ..widgets.gallery import MisclassifiedGallery
@@ -30,6 +30,9 @@ from ..widgets.roc_panel import RocPanel
 from .base import CifarScreen
 
 MAX_IMAGES = 40
+# What gets the focus when a tab is shown.
+TAB_FOCUS = {"tab-confusion": "#confusion", "tab-classes": "#per-class", "tab-roc": "#roc-class",
+             "tab-confused": "#confused"}
 
 
 class PredictionsLoaded(Message):
@@ -71,7 +74,9 @@ class EvaluateScreen(CifarScreen):
     # ------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("", id="eval-title")
+        with Horizontal(id="eval-top"):
+            yield Select([], prompt="pick a run with a test report", id="eval-run", compact=True)
+            yield Static("", id="eval-title")
         with TabbedContent(id="eval-tabs", initial="tab-confusion"):
             with TabPane("Confusion (1)", id="tab-confusion"):
                 with Horizontal(id="confusion-area"):
@@ -100,6 +105,7 @@ class EvaluateScreen(CifarScreen):
     def on_screen_entered(self, message: ScreenEntered) -> None:
         """The user switched here ('e'): the current run if it has a report, else the newest finished one."""
         current = message.current_run
+        self._offer_runs()
         if current is not None and runstore.has_report(current):
             if current != self.run_dir:
                 self.show_run(current)
@@ -121,7 +127,23 @@ class EvaluateScreen(CifarScreen):
 
     def show_run(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)
+        self._offer_runs()
         self._load(self.run_dir)
+        self.action_tab(self.query_one("#eval-tabs", TabbedContent).active or "tab-confusion")
+
+    def _offer_runs(self) -> None:
+        """The runs with a test report, newest first, in the run picker (the shown one selected if it has one)."""
+        select = self.query_one("#eval-run", Select)
+        runs = self.cifar.runs_with_report()
+        with self.prevent(Select.Changed):
+            select.set_options((run.name, str(run)) for run in runs)
+            if self.run_dir in runs:
+                select.value = str(self.run_dir)
+
+    @on(Select.Changed, "#eval-run")
+    def _run_picked(self, event: Select.Changed) -> None:
+        if event.value is not Select.NULL and Path(str(event.value)) != self.run_dir:
+            self.post_message(OpenRun(Path(str(event.value)), "evaluate"))
 
     def _set_title(self, text: Text | str) -> None:
         self.query_one("#eval-title", Static).update(text)
@@ -149,15 +171,14 @@ class EvaluateScreen(CifarScreen):
     def _show_title(self) -> None:
         assert self.run_dir is not None
         text = Text()
-        text.append(self.run_dir.name, style="bold")
-        if self.report is None:
+        if self.report is None:  # the run picker lists only runs with a report: name this one here
+            text.append(self.run_dir.name, style="bold")
             text.append(f"  ⚠ no test report: {self.problem}", style="bold yellow")
             status = runstore.read_status(self.run_dir)
             text.append(f"  (run state: {runstore.effective_state(status)})")
             self._set_title(text)
             return
         r = self.report
-        text.append("  ·  ")
         text.append(f"test accuracy {format_pct(r.get('test_accuracy'), 2)}", style="bold")
         if isinstance(r.get("macro_roc_auc"), (int, float)):
             text.append(f"  ·  macro ROC-AUC {r['macro_roc_auc']:.4f}")
@@ -242,7 +263,9 @@ class EvaluateScreen(CifarScreen):
         matrix.percent = not matrix.percent
 
     def action_tab(self, tab: str) -> None:
+        """Show a tab and focus what is in it, so the arrows move there (not across the tabs)."""
         self.query_one("#eval-tabs", TabbedContent).active = tab
+        self.query_one(TAB_FOCUS[tab]).focus()
 
     def action_zoom(self) -> None:
         self.query_one(MisclassifiedGallery).zoom()

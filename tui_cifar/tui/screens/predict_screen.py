@@ -25,7 +25,7 @@ from textual.worker import get_current_worker
 from ... import runreader, runstore
 from ...formatting import format_pct
 from ...images import is_image_name
-from ..messages import ClassifyFolder
+from ..messages import ClassifyFolder, ShowRun
 from .base import CifarScreen
 from ..widgets.bars import topk_table
 from ..widgets.halfblock import HalfBlockImage
@@ -39,9 +39,9 @@ _model_lock = threading.Lock()
 
 
 class ModelsFound(Message):
-    def __init__(self, options: list[tuple[str, str]]) -> None:
+    def __init__(self, options: list[tuple[str, str]], wanted: Path | None, asked: bool) -> None:
         super().__init__()
-        self.options = options
+        self.options, self.wanted, self.asked = options, wanted, asked
 
 
 class ModelLoaded(Message):
@@ -129,11 +129,15 @@ class PredictScreen(CifarScreen):
         tree = self.query_one("#image-tree")
         tree.border_title = str(self.start_dir)
         tree.focus()
-        self._find_models(self.cifar.runs_dir)
+        self._find_models(self.cifar.runs_dir, self.cifar.current_run, asked=False)
+
+    def on_show_run(self, message: ShowRun) -> None:
+        """Use this run's model (e.g. p on the runs screen); the list is read again, it may be new."""
+        self._find_models(self.cifar.runs_dir, message.run_dir, asked=True)
 
     # ------------------------------------------------------------ models
     @work(thread=True, exclusive=True, exit_on_error=False, group="find-models")
-    def _find_models(self, runs_dir: Path) -> None:
+    def _find_models(self, runs_dir: Path, wanted: Path | None, asked: bool) -> None:
         options = []
         try:
             summaries = runreader.list_runs(runs_dir)
@@ -146,7 +150,7 @@ class PredictScreen(CifarScreen):
                 if s.test_accuracy is not None:
                     label += f", test {format_pct(s.test_accuracy)}"
                 options.append((label + ")", str(s.path)))
-        self.post_message(ModelsFound(options))
+        self.post_message(ModelsFound(options, wanted, asked))
 
     @on(ModelsFound)
     def _models_found(self, message: ModelsFound) -> None:
@@ -157,10 +161,16 @@ class PredictScreen(CifarScreen):
             select.prompt = "no trained model yet"
             self._status(f"No run with a model in {self.cifar.runs_dir}: train one first (c).", bad=True)
             return
-        current = self.cifar.current_run
         values = [v for _l, v in options]
-        wanted = str(current) if current is not None and str(current) in values else values[0]
-        select.value = wanted  # -> Select.Changed -> load
+        wanted = message.wanted
+        if wanted is not None and str(wanted) in values:
+            select.value = str(wanted)  # -> Select.Changed -> load
+            return
+        fallback = str(self.run_dir) if self.run_dir is not None and str(self.run_dir) in values else values[0]
+        if message.asked and wanted is not None:
+            self.notify(f"{wanted.name} has no trained model; using {Path(fallback).name}", severity="warning",
+                        timeout=6)
+        select.value = fallback
 
     @on(Select.Changed, "#model-select")
     def _model_changed(self, event: Select.Changed) -> None:

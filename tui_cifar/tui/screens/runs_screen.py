@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -19,7 +19,7 @@ from ... import runreader, runstore
 from ...compare import ComparedRun, differing_settings, load_compared
 from ...config import SETTING_BY_NAME
 from ...formatting import format_duration, format_pct, format_started
-from ..messages import CompareRuns, OpenRun
+from ..messages import CompareRuns, GotoScreen, OpenRun
 from .base import CifarScreen
 from ..widgets.charts import LineChart
 
@@ -33,9 +33,12 @@ STATE_STYLES = {
 }
 
 COLUMNS = (
-    ("mark", " "), ("run", "Run"), ("state", "State"), ("backbone", "Backbone"), ("size", "Size"),
-    ("best_val", "Best val"), ("test_acc", "Test acc"), ("duration", "Duration"), ("started", "Started"),
+    ("mark", " "), ("run", "Run"), ("state", "State"), ("best_val", "Best val"), ("test_acc", "Test acc"),
+    ("duration", "Duration"), ("started", "Started"), ("backbone", "Backbone"), ("size", "Size"),
 )
+# Narrower than this many columns, a column is left out (the run's name already says when it
+# started, the backbone and the size), so the scores stay in view at 80 columns.
+DROP_BELOW = {"size": 120, "backbone": 110, "started": 100}
 MAX_COMPARE = 8
 
 
@@ -98,10 +101,12 @@ class CurvesLoaded(Message):
 
 
 class RunsScreen(CifarScreen):
-    """A table of runs. Enter opens one; space marks runs to compare with m."""
+    """A table of runs. Enter, e and p open the highlighted one; space marks runs to compare with m."""
 
     BINDINGS = [
-        Binding("space", "mark", "Mark"),
+        Binding("e", "open_highlighted('evaluate')", "Evaluate"),
+        Binding("p", "open_highlighted('predict')", "Predict"),
+        Binding("space", "mark", "Mark", key_display="␣"),
         Binding("m", "compare", "Compare"),
         Binding("f5,ctrl+r", "refresh", "Refresh", show=False),
     ]
@@ -113,16 +118,14 @@ class RunsScreen(CifarScreen):
         self.marked: set[str] = set()
         self._timer: Timer | None = None
         self._summaries = SummaryCache()
+        self.columns: list[str] = []  # the keys of the columns shown (fewer in a narrow terminal)
         self.loaded = False
 
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("", id="runs-path")
-        table = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
-        yield table
+        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="run-detail")
         yield Footer()
 
@@ -131,6 +134,19 @@ class RunsScreen(CifarScreen):
         self._timer = self.set_interval(self.cifar.runs_refresh_interval, self.action_refresh)
         self.action_refresh()
         self.query_one(DataTable).focus()
+
+    def on_resize(self, event: events.Resize) -> None:
+        columns = [c for c in COLUMNS if event.size.width >= DROP_BELOW.get(c[0], 0)]
+        if [key for key, _label in columns] == self.columns:
+            return
+        table = self.query_one("#runs-table", DataTable)
+        table.clear(columns=True)
+        for key, label in columns:
+            table.add_column(label, key=key)
+        self.columns = [key for key, _label in columns]
+        self.order = []  # the rows go back in with the next refresh
+        if self.loaded:
+            self.action_refresh()
 
     def on_screen_suspend(self) -> None:
         if self._timer is not None:
@@ -173,34 +189,36 @@ class RunsScreen(CifarScreen):
         self.query_one("#runs-path", Static).update(header)
         if order == self.order:
             for key in order:
-                for col, value in zip((c[0] for c in COLUMNS), self._cells(self.summaries[key])):
+                for col, value in self._cells(self.summaries[key]).items():
                     table.update_cell(key, col, value)
         else:
             selected = self.selected_key()
             table.clear()
             for key in order:
-                table.add_row(*self._cells(self.summaries[key]), key=key)
+                table.add_row(*self._cells(self.summaries[key]).values(), key=key)
             self.order = order
             if selected in self.summaries:
                 table.move_cursor(row=table.get_row_index(selected))
         self.loaded = True
         self._show_detail()
 
-    def _cells(self, s: runreader.RunSummary) -> list:
+    def _cells(self, s: runreader.RunSummary) -> dict[str, object]:
+        """The row of a run: the shown columns' cells, by column key."""
         state = Text(s.state, style=STATE_STYLES.get(s.state, ""))
         if s.problems:
             state.append(" ⚠", style="bold yellow")
-        return [
-            Text("●", style="bold magenta") if str(s.path) in self.marked else " ",
-            s.name,
-            state,
-            s.backbone or "?",
-            f"{s.image_size}px" if s.image_size else "?",
-            format_pct(s.best_val_accuracy),
-            format_pct(s.test_accuracy, 2),
-            format_duration(s.duration_s),
-            format_started(s.started_at),
-        ]
+        cells = {
+            "mark": Text("●", style="bold magenta") if str(s.path) in self.marked else " ",
+            "run": s.name,
+            "state": state,
+            "best_val": format_pct(s.best_val_accuracy),
+            "test_acc": format_pct(s.test_accuracy, 2),
+            "duration": format_duration(s.duration_s),
+            "started": format_started(s.started_at),
+            "backbone": s.backbone or "?",
+            "size": f"{s.image_size}px" if s.image_size else "?",
+        }
+        return {key: cells[key] for key in self.columns}
 
     # ------------------------------------------------------------ selection
     def selected_key(self) -> str | None:
@@ -250,6 +268,11 @@ class RunsScreen(CifarScreen):
         has_report = runstore.has_report(summary.path)
         mode = "evaluate" if summary.state == "finished" and has_report else "train"
         self.post_message(OpenRun(summary.path, mode))
+
+    def action_open_highlighted(self, mode: str) -> None:
+        """e and p here mean "this run", not the run opened before."""
+        summary = self.selected()
+        self.post_message(OpenRun(summary.path, mode) if summary is not None else GotoScreen(mode))
 
     def action_mark(self) -> None:
         key = self.selected_key()

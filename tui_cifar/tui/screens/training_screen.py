@@ -19,7 +19,7 @@ from textual.widgets import Footer, Header, Label, Log, ProgressBar, Static
 
 from ... import diagnostics, runstore
 from ...formatting import format_duration, format_lr, format_pct
-from ..messages import GotoScreen, RunStateChanged, ScreenEntered, ShowRun, StopRun
+from ..messages import GotoScreen, ResumeRun, RunStateChanged, ScreenEntered, ShowRun, StopRun
 from ...runreader import LogFollower, RunProgress
 from ..alerts import announce
 from ..widgets.charts import TRAIN_COLOR, VAL_COLOR, LineChart
@@ -28,6 +28,7 @@ from .base import CifarScreen
 from .dialogs import ConfirmScreen
 
 ENDED = ("finished", "stopped", "failed", "killed")
+RESUMABLE = ("stopped", "killed")  # `cifar-tui train --resume` continues these from their last epoch
 
 
 class TrainingScreen(CifarScreen):
@@ -35,6 +36,7 @@ class TrainingScreen(CifarScreen):
 
     BINDINGS = [
         Binding("s", "stop", "Stop run"),
+        Binding("R", "resume", "Resume"),
         Binding("d", "detach", "Detach"),
     ]
 
@@ -174,9 +176,13 @@ class TrainingScreen(CifarScreen):
                 self._timer.pause()
 
     def _update_state(self) -> None:
+        """status.json's state, as the runs list reads it; the log's run_end only while status.json still says running.
+
+        (A run whose process died reads "killed" here as in the list, even after the run_end of an earlier attempt.)
+        """
         status = self.status
         state = runstore.effective_state(status) if status else "unknown"
-        if self.progress.end is not None:
+        if self.progress.end is not None and state in ("running", "unknown"):
             state = str(self.progress.end.get("state") or state)
             if state == "running":  # a run_end record always ends the run
                 state = "finished"
@@ -203,7 +209,7 @@ class TrainingScreen(CifarScreen):
         if state == "killed":
             parts = ["The training process is gone without a final record (killed?)."]
             if self.run_dir is not None and (self.run_dir / runstore.BACKUP_DIR).exists():
-                parts.append("Resume it with: cifar-tui train --resume " + str(self.run_dir))
+                parts.append("Resume it with R (or: cifar-tui train --resume " + str(self.run_dir) + ").")
         message = str(end.get("message") or "").strip()
         shown_below = isinstance(acc, (int, float)) and message.lower().startswith("test accuracy")
         if message and not shown_below and message.lower() not in ("done", "finished", state):
@@ -254,7 +260,8 @@ class TrainingScreen(CifarScreen):
         self.query_one("#run-info", Static).update(text)
 
         stage = p.stage
-        stage_txt = f"stage {stage}/2" if stage else "stage –"
+        head_only = cfg.get("fine_tune_blocks") == 0 or cfg.get("epochs_fine") == 0
+        stage_txt = "head only" if head_only else (f"stage {stage}/2" if stage else "stage –")
         if self.stop_requested and self.state == "running":
             stage_txt += " (stop requested)"
         last = p.last_epoch or {}
@@ -337,7 +344,13 @@ class TrainingScreen(CifarScreen):
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action == "stop":
             return True if self.can_stop() else None  # None: shown disabled
+        if action == "resume":
+            return self.run_dir is not None and self.state in RESUMABLE  # False: not in the footer
         return True
+
+    def action_resume(self) -> None:
+        if self.run_dir is not None and self.state in RESUMABLE:
+            self.post_message(ResumeRun(self.run_dir))
 
     def action_stop(self) -> None:
         if not self.can_stop():
@@ -358,7 +371,7 @@ class TrainingScreen(CifarScreen):
         from ... import launcher
 
         try:
-            ok = launcher.request_stop(run_dir)
+            ok = launcher.request_stop(run_dir, by="the app")
         except Exception as exc:
             self.notify(f"Could not stop the run: {exc}", severity="error")
             return

@@ -37,7 +37,9 @@ class ConfusionMatrix(DataTable):
     percent: reactive[bool] = reactive(False)
 
     def __init__(self, *, id: str | None = None, classes: str | None = None):
-        super().__init__(id=id, classes=classes, cursor_type="cell", cell_padding=0, zebra_stripes=False)
+        # Each cell has its own colours, which would hide the cursor's: the cursor's win.
+        super().__init__(id=id, classes=classes, cursor_type="cell", cell_padding=0, zebra_stripes=False,
+                         cursor_foreground_priority="css", cursor_background_priority="css")
         self.matrix: list[list[int]] = []
         self.class_names: list[str] = []
 
