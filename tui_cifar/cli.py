@@ -349,7 +349,7 @@ def _write_explanations(classifier, results, out_dir: Path) -> bool:
 
     names = png_names([r.relative_path if r.root is not None else Path(r.path.name) for r in results])
     try:
-        written = explain_files(classifier.model, [r.path for r in results], [r.top[0][0] for r in results],
+        written = explain_files(classifier.keras_model, [r.path for r in results], [r.top[0][0] for r in results],
                                 out_dir, names)
     except (ExplainError, OSError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc

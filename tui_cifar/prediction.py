@@ -100,6 +100,11 @@ class Classifier:
         self.model = model
         self.tta_flip = tta_flip
 
+    @property
+    def keras_model(self):
+        """The Keras model itself, whichever runtime serves predictions (Grad-CAM needs its gradients)."""
+        return getattr(self.model, "model", self.model)
+
     def predict_arrays(self, images: np.ndarray) -> np.ndarray:
         return predict_probabilities(self.model, images, self.tta_flip, batch_size=64)
 
