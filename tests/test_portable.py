@@ -15,6 +15,7 @@ from conftest import tiny_config
 
 from tui_cifar import cli, runstore
 from tui_cifar.config import make_config
+from tui_cifar.launcher import create_run
 from tui_cifar.model import build_transfer_model
 from tui_cifar.prediction import load_model_checked
 from tui_cifar.training import train_run
@@ -29,7 +30,7 @@ def run_dir(fake_cifar, tmp_path_factory) -> Path:
     """A run trained by cifar-tui (random weights, seconds): its model.keras is what users export."""
     base = tmp_path_factory.mktemp("portable")
     config = make_config(tiny_config(fake_cifar, base / "runs", cache_dir=str(base / "cache"), limit_test=20))
-    run = runstore.create_run_dir(Path(config.runs_dir), config.run_name)
+    run = create_run(config)
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         assert train_run(config, run) == "finished"

@@ -17,6 +17,8 @@ import pytest
 from conftest import REAL_CIFAR, needs_shared
 from PIL import Image
 
+from tui_cifar import runstore
+
 from tui_cifar.data import CLASS_NAMES, load_cifar10
 from tui_cifar.images import load_image, model_input
 
@@ -140,7 +142,7 @@ def test_labels_from_folders_scores_the_photos_beside_the_test_set(real_run):
     matrix = np.zeros((10, 10), int)
     np.add.at(matrix, (truth, predicted), 1)
     assert report["confusion_matrix"] == matrix.tolist()
-    test_report = json.loads((run_dir / "metrics.json").read_text())
+    test_report = runstore.read_report(run_dir)[0]
     assert result["test"]["test_accuracy"] == test_report["test_accuracy"]
     assert result["test"]["recall"]["cat"] == test_report["per_class"]["cat"]["recall"]
     assert len(result["predictions"]) == 38
