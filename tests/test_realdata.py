@@ -18,7 +18,6 @@ from conftest import REAL_CIFAR, needs_shared
 from PIL import Image
 
 from tui_cifar import runstore
-
 from tui_cifar.data import CLASS_NAMES, load_cifar10
 from tui_cifar.images import load_image, model_input
 
