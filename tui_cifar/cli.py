@@ -121,8 +121,8 @@ def cmd_train(args) -> int:
 
     # A closed terminal must not end a run: ignore hangups from the start, before the slow TensorFlow import.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    if args.in_run_dir:  # the detached child of `--detach`: its run folder and config.json are ready
-        return _train_here(_run_config(args.in_run_dir), args.in_run_dir, resume=False)
+    if args.in_run_dir:  # the detached child of `--detach` (with --resume when it continues the run)
+        return _train_here(_run_config(args.in_run_dir), args.in_run_dir, resume=args.resume is not None)
     if args.resume:
         config = _run_config(args.resume)
         _refuse_if_running(args.resume)
@@ -169,10 +169,13 @@ def _detach(config, resume: Path | None = None) -> int:
 
 
 def _train_here(config, run_dir: Path, resume: bool) -> int:
-    from .console import make_reporter
-    from .training import train_run
+    from .console import make_reporter, native_stderr_to_file
+    from .runstore import TRAIN_LOG
 
-    state = train_run(config, run_dir, resume=resume, listeners=[make_reporter()])
+    with native_stderr_to_file(run_dir / TRAIN_LOG):  # TensorFlow's start-up lines: in the run's log, not over the bars
+        from .training import train_run
+
+        state = train_run(config, run_dir, resume=resume, listeners=[make_reporter()])
     return {"finished": 0, "stopped": EXIT_STOPPED}.get(state, EXIT_FAILED)
 
 

@@ -27,8 +27,10 @@ def create_run(config: TrainConfig) -> Path:
 def start_detached(config: TrainConfig, resume: Path | None = None) -> Path:
     """Spawn `cifar-tui train` for this config (or resume a run) and return its run folder at once."""
     run_dir = Path(resume) if resume is not None else create_run(config)
-    flag = "--resume" if resume is not None else "--in-run-dir"
-    command = [sys.executable, "-m", "tui_cifar", "train", flag, str(run_dir)]
+    # --in-run-dir marks the child: the status below names it as running, so it must not refuse itself.
+    command = [sys.executable, "-m", "tui_cifar", "train", "--in-run-dir", str(run_dir)]
+    if resume is not None:
+        command += ["--resume", str(run_dir)]
     log = open(run_dir / runstore.TRAIN_LOG, "ab")
     process = subprocess.Popen(
         command,
