@@ -22,11 +22,14 @@ def _add_train(sub) -> None:
 
     p = sub.add_parser("train", help="train a model into a new run folder",
                        description="Two-stage transfer learning on CIFAR-10 into a run folder.")
-    p.add_argument("--config", type=Path, help="JSON or TOML file of settings (command-line flags override it)")
-    p.add_argument("--preset", choices=tuple(PRESETS), help="start from a preset")
+    p.add_argument("--config", type=Path, help="JSON or TOML file of settings (command-line flags override it; default: none)")
+    p.add_argument("--preset", choices=tuple(PRESETS), help="start from a preset (default: none, the settings' defaults)")
     _add_setting_flags(p)
-    p.add_argument("--detach", action="store_true", help="run in the background, detached from this terminal; prints the run folder")
-    p.add_argument("--resume", type=Path, metavar="RUN", help="continue a killed or stopped run from its last completed epoch")
+    p.add_argument("--detach", action="store_true",
+                   help="run in the background, detached from this terminal; prints the run folder (default: off)")
+    p.add_argument("--resume", type=Path, metavar="RUN",
+                   help="continue a killed or stopped run from its last completed epoch: a folder, or a name in the runs folder "
+                        "(default: a new run)")
     p.add_argument("--in-run-dir", type=Path, help=argparse.SUPPRESS)  # used by --detach
 
 
@@ -35,13 +38,13 @@ def _add_setting_flags(p) -> None:
     from .config import SETTINGS
 
     for s in SETTINGS:
+        about = f"{s.label}: {s.help}" if s.help else s.label
         if s.kind == "bool":  # on by default: the flag turns it off
-            p.add_argument(s.flag, dest=s.name, action="store_false", default=None, help=f"off: {s.help}")
+            p.add_argument(s.flag, dest=s.name, action="store_false", default=None, help=f"turn off {about} (default: on)")
             continue
-        default = "" if s.default is None else f" (default {s.default})"
         p.add_argument(s.flag, dest=s.name, type={"int": int, "float": float}.get(s.kind),
                        choices=s.values if s.kind == "choice" else None,
-                       help=f"{s.label}: {s.help}{default}" if s.help else f"{s.label}{default}")
+                       help=f"{about} (default: {'none' if s.default is None else s.default})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,26 +53,29 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train, watch, evaluate and use a CIFAR-10 transfer-learning classifier. "
         "With no command, opens the terminal app.",
     )
-    parser.add_argument("--runs-dir", dest="app_runs_dir", default="runs", help="runs folder for the app (default ./runs)")
-    parser.add_argument("--data-dir", dest="app_data_dir", help="CIFAR-10 folder for the app")
+    parser.add_argument("--runs-dir", dest="app_runs_dir", type=Path, metavar="DIR",
+                        help=f"runs folder of the app and of every command; run names are looked up there (default: {_default_runs_dir()})")
+    parser.add_argument("--data-dir", dest="app_data_dir", metavar="DIR",
+                        help="CIFAR-10 folder of the app and of `train` (default: the usual places, see README)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_train(sub)
+    run_help = "run folder, or a run's name in the runs folder"
     p = sub.add_parser("evaluate", help="test-set report of a run")
-    p.add_argument("run", type=Path)
-    p.add_argument("--json", action="store_true", help="print the report as JSON (report.json)")
-    p.add_argument("--recompute", action="store_true", help="score the saved model again")
+    p.add_argument("run", type=Path, help=run_help)
+    p.add_argument("--json", action="store_true", help="print the report as JSON, as report.json holds it (default: tables)")
+    p.add_argument("--recompute", action="store_true", help="score the saved model again (default: show the saved report)")
     p = sub.add_parser("predict", help="classify images with a run's model")
-    p.add_argument("run", type=Path, help="run folder or .keras file")
+    p.add_argument("run", type=Path, help=f"{run_help}, or a .keras file")
     p.add_argument("images", nargs="+", type=Path, help="image files or folders")
-    p.add_argument("--top-k", type=int, default=3)
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--csv", type=Path, help="also write all probabilities to this CSV file")
+    p.add_argument("--top-k", type=int, default=3, help="classes shown per image (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON (default: one line per image)")
+    p.add_argument("--csv", type=Path, help="also write all probabilities to this CSV file (default: none)")
     p = sub.add_parser("runs", help="list runs")
-    p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--runs-dir", type=Path, help=f"the runs folder to list (default: {_default_runs_dir()})")
+    p.add_argument("--json", action="store_true", help="print the runs as JSON (default: a table)")
     sub.add_parser("backbones", help="list the available backbones")
     p = sub.add_parser("watch", help="open the app on a run's live training view (attach to a running run)")
-    p.add_argument("run", type=Path)
+    p.add_argument("run", type=Path, help=run_help)
     return parser
 
 
@@ -82,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     from .runstore import RunStoreError
 
     try:
+        _apply_global_dirs(args)
         return handlers[args.command](args)
     except (ConfigError, RunStoreError, DatasetNotFound) as exc:
         print(f"cifar-tui: {exc}", file=sys.stderr)
@@ -91,10 +98,54 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_STOPPED
 
 
+# The commands that `cifar-tui --runs-dir X COMMAND` and `--data-dir` mean something to; the others refuse them.
+GLOBAL_DIR_COMMANDS = {"runs_dir": ("train", "runs", "evaluate", "predict", "watch"), "data_dir": ("train", "watch")}
+
+
+def _apply_global_dirs(args) -> None:
+    """Hand the folders given before the command to the command's own option (train --runs-dir, runs --runs-dir)."""
+    from .config import ConfigError
+
+    for dest, commands in GLOBAL_DIR_COMMANDS.items():
+        value, option = getattr(args, f"app_{dest}"), "--" + dest.replace("_", "-")
+        if value is None or args.command is None:
+            continue
+        if args.command not in commands:
+            raise ConfigError(f"{option} does not apply to `{args.command}`")
+        own = getattr(args, dest, None)
+        if own is not None and Path(own) != Path(value):
+            raise ConfigError(f"{option} is given twice, before and after `{args.command}`, with different folders")
+        if hasattr(args, dest):
+            setattr(args, dest, str(value))
+
+
+def _default_runs_dir() -> str:
+    from .config import SETTING_BY_NAME
+
+    return SETTING_BY_NAME["runs_dir"].default
+
+
+def _runs_dir(args) -> Path:
+    """The runs folder a command lists or looks run names up in: its own --runs-dir, the one before it, or the default."""
+    return Path(getattr(args, "runs_dir", None) or args.app_runs_dir or _default_runs_dir())
+
+
+def _find_run(path: Path, runs_dir: Path) -> Path:
+    """A run given as a path, or by its bare name in the runs folder (what `cifar-tui runs` lists)."""
+    from .runstore import RunStoreError
+
+    if path.exists():
+        return path
+    if len(path.parts) == 1 and (runs_dir / path).exists():
+        return runs_dir / path
+    where = f"here or in the runs folder {runs_dir}" if len(path.parts) == 1 else "there"
+    raise RunStoreError(f"{path}: no such run folder {where}; `cifar-tui runs` lists the runs")
+
+
 def cmd_app(args) -> int:
     from .tui.app import run_app
 
-    run_app(Path(args.app_runs_dir), args.app_data_dir)
+    run_app(_runs_dir(args), args.app_data_dir)
     return 0
 
 
@@ -102,9 +153,10 @@ def cmd_watch(args) -> int:
     from .runstore import CONFIG_FILE, RunStoreError
     from .tui.app import run_app
 
-    if not (args.run / CONFIG_FILE).is_file():
-        raise RunStoreError(f"{args.run} is not a run folder (no {CONFIG_FILE})")
-    return run_app(args.run.parent, args.app_data_dir, run_dir=args.run)
+    run = _find_run(args.run, _runs_dir(args))
+    if not (run / CONFIG_FILE).is_file():
+        raise RunStoreError(f"{run} is not a run folder (no {CONFIG_FILE})")
+    return run_app(run.parent, args.app_data_dir, run_dir=run)
 
 
 def _config_from_args(args):
@@ -124,9 +176,10 @@ def cmd_train(args) -> int:
     if args.in_run_dir:  # the detached child of `--detach` (with --resume when it continues the run)
         return _train_here(_run_config(args.in_run_dir), args.in_run_dir, resume=args.resume is not None)
     if args.resume:
-        config = _run_config(args.resume)
-        _refuse_if_running(args.resume)
-        return _detach(config, args.resume) if args.detach else _train_here(config, args.resume, resume=True)
+        run = _find_run(args.resume, _runs_dir(args))
+        config = _run_config(run)
+        _refuse_if_running(run)
+        return _detach(config, run) if args.detach else _train_here(config, run, resume=True)
     config = _config_from_args(args)
     if args.detach:
         return _detach(config)
@@ -182,13 +235,14 @@ def _train_here(config, run_dir: Path, resume: bool) -> int:
 def cmd_evaluate(args) -> int:
     from . import runstore
 
-    report, _ = runstore.read_report(args.run)
+    run = _find_run(args.run, _runs_dir(args))
+    report, _ = runstore.read_report(run)
     if report is None or args.recompute:
         from .evaluation import evaluate_run
         from .prediction import ModelLoadError
 
         try:
-            report = evaluate_run(args.run)
+            report = evaluate_run(run)
         except ModelLoadError as exc:
             print(f"cifar-tui: {exc}", file=sys.stderr)
             return EXIT_FAILED
@@ -221,8 +275,11 @@ def cmd_predict(args) -> int:
             paths.extend(found)
         else:
             paths.append(p)
+    run = _find_run(args.run, _runs_dir(args))
+    if sys.stderr.isatty():  # the model takes seconds to load (TensorFlow first): say so to a person waiting
+        print(f"loading the model of {run} …", file=sys.stderr, flush=True)
     try:
-        classifier = load_classifier(args.run)
+        classifier = load_classifier(run)
     except ModelLoadError as exc:
         print(f"cifar-tui: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -245,27 +302,49 @@ def cmd_predict(args) -> int:
     return EXIT_FAILED if failed or not results else 0
 
 
+RUNS_COLUMN_PRIORITY = ("run", "state", "best val", "test", "time", "backbone", "size")  # what a narrow `runs` keeps
+
+
 def cmd_runs(args) -> int:
     from .runreader import list_runs
 
-    runs = list_runs(Path(args.runs_dir))
+    runs_dir = _runs_dir(args)
+    runs = list_runs(runs_dir)
     if args.json:
         print(json.dumps([{**r.__dict__, "path": str(r.path)} for r in runs], indent=2))
         return 0
     if not runs:
-        print(f"no runs in {args.runs_dir}")
+        print(f"no runs in {runs_dir}")
         return 0
     from rich.console import Console
     from rich.table import Table
 
     from .formatting import ASCII_DASH, fmt
 
-    table = Table("run", "state", "backbone", "size", "best val", "test", "time")
-    for r in runs:
-        table.add_row(r.name, r.state, r.backbone or "?", str(r.image_size or "?"),
-                      fmt(r.best_val_accuracy, ".4f", ASCII_DASH), fmt(r.test_accuracy, ".4f", ASCII_DASH),
-                      f"{r.duration_s / 60:.1f} min" if r.duration_s else ASCII_DASH)
-    Console().print(table)
+    columns = {
+        "run": [r.name for r in runs],
+        "state": [r.state for r in runs],
+        "backbone": [r.backbone or "?" for r in runs],
+        "size": [str(r.image_size or "?") for r in runs],
+        "best val": [fmt(r.best_val_accuracy, ".4f", ASCII_DASH) for r in runs],
+        "test": [fmt(r.test_accuracy, ".4f", ASCII_DASH) for r in runs],
+        "time": [f"{r.duration_s / 60:.1f} min" if r.duration_s else ASCII_DASH for r in runs],
+    }
+    # Run names are what users copy into other commands: always whole. Lesser columns give way first.
+    console = Console()
+    shown, width = [], 1
+    for header in RUNS_COLUMN_PRIORITY:
+        needed = max(map(len, [header, *columns[header]])) + 3  # padding and border
+        if header == "run" or width + needed <= console.width:
+            shown.append(header)
+            width += needed
+    table = Table(*(h for h in columns if h in shown))
+    for row in zip(*(values for h, values in columns.items() if h in shown)):
+        table.add_row(*row)
+    console.print(table, width=max(console.width, width), no_wrap=True)  # a name wider than the terminal: whole, wrapped by it
+    left_out = [h for h in columns if h not in shown]
+    if left_out:
+        console.print(f"(too narrow for {', '.join(left_out)}: see --json)", highlight=False)
     for r in runs:
         for problem in r.problems:
             print(f"{r.name}: {problem}", file=sys.stderr)
