@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 from conftest import tiny_config
-from faultkit import cli_command, find_record, records, run_cli, wait_for, write_config
+from faultkit import cli_command, cli_env, find_record, records, run_cli, wait_for, write_config
+from PIL import Image
 
-from tui_cifar import launcher, runstore, training
+from tui_cifar import data, launcher, runstore, training
 from tui_cifar.config import make_config
 from tui_cifar.console import plain_reporter
-from tui_cifar.data import load_cifar10, test_indices
 from tui_cifar.launcher import create_run
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -92,6 +92,8 @@ def test_a_detached_resume_runs_to_the_end(stopped_run):
 
     out = run_cli("train", "--resume", run_dir, "--detach", timeout=60)
     assert out.returncode == 0, out.stderr
+    status = runstore.read_status(run_dir)
+    assert status.state == "running" and status.message in (launcher.STARTING_MESSAGE, "resuming", "loading CIFAR-10")
     # Until the child ends: a refused child leaves status.json 'running' with its dead pid (killed).
     wait_for(lambda: runstore.effective_state(runstore.read_status(run_dir)) != "running", 300, "the resumed run to end",
              interval=0.5)
@@ -135,5 +137,21 @@ def test_stop_during_the_test_report(fake_cifar, tmp_path):
 
 
 def load_test_labels(config):
-    *_, y_test, _ = load_cifar10(config.data_dir)
-    return test_indices(config.limit_test, config.seed, y_test)
+    *_, y_test, _ = data.load_cifar10(config.data_dir)
+    return data.test_indices(config.limit_test, config.seed, y_test)
+
+
+def test_predict_says_it_is_loading_the_model_on_a_terminal(stopped_run, tmp_path):
+    run_dir, _, _ = stopped_run
+    image = tmp_path / "red.png"
+    Image.new("RGB", (40, 40), (200, 30, 30)).save(image)
+    master, slave = pty.openpty()
+    out = subprocess.run(cli_command("predict", run_dir, image), stdout=subprocess.PIPE, stderr=slave, text=True,
+                         timeout=180, env=cli_env())
+    os.close(slave)
+    on_terminal = os.read(master, 65536).decode()
+    os.close(master)
+    assert out.returncode == 0 and out.stdout.startswith(f"{image}: ")
+    assert on_terminal.startswith(f"loading the model of {run_dir} …")
+    piped = run_cli("predict", run_dir, image, timeout=180)
+    assert piped.returncode == 0 and "loading" not in piped.stderr  # scripts get the results alone

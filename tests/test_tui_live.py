@@ -14,7 +14,7 @@ import pytest
 from fixtures.tui_support import RESUMED, append_records, make_running_run, recorded_records, wait_for, write_status
 from textual.widgets import DataTable, ProgressBar
 
-from tui_cifar import runstore
+from tui_cifar import launcher, runstore
 from tui_cifar.tui.app import CifarApp
 
 
@@ -216,11 +216,11 @@ async def test_a_stopped_run_that_is_resumed_is_followed_live(tmp_path):
         await wait_for(pilot, lambda: screen.state == "stopped" and banner.display, what="the stopped run")
 
         # `train --resume`: the launcher marks the run running before the process writes a record
-        runstore.write_status(run_dir, "running", "starting Python and TensorFlow", pid=os.getpid())
+        runstore.write_status(run_dir, "running", launcher.STARTING_MESSAGE, pid=os.getpid())
         await wait_for(pilot, lambda: screen.state == "running", what="the resumed run")
         stats = screen.query_one("#run-stats")
         assert not banner.display
-        assert "stopped" not in str(stats.content) and "starting Python and TensorFlow" in str(stats.content)
+        assert "stopped" not in str(stats.content) and launcher.STARTING_MESSAGE in str(stats.content)
 
         epoch3 = split_at(records, lambda r: r["type"] == "batch" and r["stage"] == 2 and r["epoch"] == 3, nth=3)
         append_records(run_dir, records[stop:epoch3])

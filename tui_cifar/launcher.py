@@ -16,6 +16,9 @@ from pathlib import Path
 from . import runstore
 from .config import TrainConfig
 
+# What a detached run's status says until its process has imported TensorFlow and writes its own.
+STARTING_MESSAGE = "starting Python and TensorFlow (a few seconds)"
+
 
 def create_run(config: TrainConfig) -> Path:
     """A new run folder holding its config.json: the one place a run's config is written."""
@@ -42,7 +45,7 @@ def start_detached(config: TrainConfig, resume: Path | None = None) -> Path:
         close_fds=True,
     )
     log.close()
-    runstore.write_status(run_dir, "running", "starting", pid=process.pid)
+    runstore.write_status(run_dir, "running", STARTING_MESSAGE, pid=process.pid)
     return run_dir
 
 
