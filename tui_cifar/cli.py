@@ -226,6 +226,8 @@ def _train_here(config, run_dir: Path, resume: bool) -> int:
     from .runstore import TRAIN_LOG
 
     with native_stderr_to_file(run_dir / TRAIN_LOG):  # TensorFlow's start-up lines: in the run's log, not over the bars
+        if sys.stdout.isatty():  # the import takes seconds: say so to a person waiting
+            print("starting TensorFlow …", flush=True)
         from .training import train_run
 
         state = train_run(config, run_dir, resume=resume, listeners=[make_reporter()])
