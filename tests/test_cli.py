@@ -6,10 +6,12 @@ weights and must classify the fake classes; without it, random weights check the
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -19,9 +21,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from conftest import SHARED, tiny_config
+from fixtures.tui_support import FINISHED, GARBLED, copy_runs
 from PIL import Image
 
 from tui_cifar.backbones import BACKBONES
+from tui_cifar.cli import _apply_global_dirs, _config_from_args, build_parser
 from tui_cifar.data import CLASS_NAMES, load_cifar10
 
 ANSI = re.compile(r"\x1b\[")
@@ -240,3 +244,83 @@ def test_train_detach_returns_at_once_and_the_run_finishes(trained):
     report = json.loads((run_dir / "report.json").read_text())
     assert env["CIFAR_TUI_STATE"] == "finished" and env["CIFAR_TUI_RUN"] == str(run_dir.resolve())
     assert env["CIFAR_TUI_TEST_ACCURACY"] == f"{report['test_accuracy']:.4f}"
+
+
+# --- the headless commands at a terminal's width, run names, the runs folder, help -----------------------
+
+
+@pytest.fixture
+def fixture_runs(tmp_path):
+    """The fixture runs folder (no TensorFlow needed to read it), with a run of a long name beside them."""
+    runs = copy_runs(tmp_path / "runs")
+    shutil.copytree(runs / FINISHED, runs / f"{FINISHED}-{LONG}")
+    return runs
+
+
+LONG = "augment-off-lr-3e-4-seed-7-longer"
+
+
+def test_runs_prints_whole_run_names_at_80_columns(fixture_runs, tmp_path):
+    out = cifar_tui("runs", "--runs-dir", fixture_runs, env={**cli_env(tmp_path, tmp_path), "COLUMNS": "80"})
+    assert out.returncode == 0, out.stderr
+    assert max(len(line) for line in out.stdout.splitlines()) <= 80
+    for name in (FINISHED, GARBLED, f"{FINISHED}-{LONG}"):
+        assert name in out.stdout, out.stdout
+
+
+def test_a_bare_run_name_is_found_in_the_runs_folder(fixture_runs, tmp_path):
+    env = cli_env(tmp_path, tmp_path)
+    here = cifar_tui("evaluate", FINISHED, "--json", env=env, cwd=tmp_path)  # ./runs, the default
+    assert here.returncode == 0, here.stderr
+    assert json.loads(here.stdout)["test_accuracy"] == 0.76
+    elsewhere = cifar_tui("--runs-dir", fixture_runs, "evaluate", FINISHED, "--json", env=env, cwd=tmp_path / "runs" / GARBLED)
+    assert elsewhere.returncode == 0 and json.loads(elsewhere.stdout) == json.loads(here.stdout)
+    missing = cifar_tui("evaluate", "no-such-run", env=env, cwd=tmp_path)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == (f"cifar-tui: no-such-run: no such run folder here or in the runs folder runs; "
+                                      "`cifar-tui runs` lists the runs")
+
+
+def test_evaluate_at_80_columns_shows_every_column_of_the_confusion_matrix(fixture_runs, tmp_path):
+    report = json.loads((fixture_runs / FINISHED / "metrics.json").read_text())
+    for columns in (80, 50):
+        out = cifar_tui("evaluate", fixture_runs / FINISHED, env={**cli_env(tmp_path, tmp_path), "COLUMNS": str(columns)})
+        assert out.returncode == 0, out.stderr
+        assert max(len(line) for line in out.stdout.splitlines()) <= columns
+        shown: dict[str, list[int]] = {name: [] for name in CLASS_NAMES}
+        for line in out.stdout.splitlines():
+            name, *cells = line.split() or [""]
+            if name in shown and cells and all(c.isdigit() for c in cells):
+                shown[name] += map(int, cells)
+        assert [shown[name] for name in CLASS_NAMES] == report["confusion_matrix"], out.stdout
+
+
+def test_runs_dir_before_the_command_is_honoured_or_refused(fixture_runs, tmp_path):
+    env = cli_env(tmp_path, tmp_path)
+    listed = cifar_tui("--runs-dir", fixture_runs, "runs", "--json", env=env, cwd=tmp_path / "runs" / GARBLED)
+    assert listed.returncode == 0, listed.stderr
+    assert {r["name"] for r in json.loads(listed.stdout)} == {FINISHED, GARBLED, f"{FINISHED}-{LONG}"}
+    twice = cifar_tui("--runs-dir", fixture_runs, "runs", "--runs-dir", tmp_path, env=env)
+    assert twice.returncode == 2 and "--runs-dir is given twice" in twice.stderr
+    assert cifar_tui("--runs-dir", fixture_runs, "runs", "--runs-dir", fixture_runs, env=env).returncode == 0
+    refused = cifar_tui("--runs-dir", fixture_runs, "backbones", env=env)
+    assert refused.returncode == 2 and "--runs-dir does not apply to `backbones`" in refused.stderr
+
+
+def test_train_takes_the_runs_folder_given_before_the_command(tmp_path):
+    args = build_parser().parse_args(["--runs-dir", str(tmp_path / "elsewhere"), "train", "--epochs-head", "1"])
+    _apply_global_dirs(args)
+    assert _config_from_args(args).runs_dir == str(tmp_path / "elsewhere")
+
+
+def test_every_flag_says_what_it_does_and_its_default():
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for name, sub in [("", parser), *commands.items()]:
+        for action in sub._actions:
+            if not action.option_strings or action.help in (argparse.SUPPRESS,) or isinstance(action, argparse._HelpAction):
+                continue
+            shown = sub._get_formatter()._expand_help(action) if action.help else ""
+            assert shown and "default" in shown, f"{name} {action.option_strings[0]}: {shown!r}"
+            if action.default not in (None, False):
+                assert str(action.default) in shown, f"{name} {action.option_strings[0]}: {shown!r}"

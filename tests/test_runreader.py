@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
-from fixtures.tui_support import recorded_records
+from fixtures.tui_support import RESUMED, recorded_records
 
 from tui_cifar.runreader import LogFollower, RunProgress, best_val_accuracy
 
@@ -98,3 +99,33 @@ def test_a_report_of_an_earlier_version_is_still_read(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out) == {"test_accuracy": 0.75}
     (tmp_path / runstore.REPORT_FILE).write_text(json.dumps({"test_accuracy": 0.8}))  # scored again by this version
     assert summarize_run(tmp_path).test_accuracy == 0.8
+
+
+def test_a_stopped_and_resumed_run_is_followed_across_the_stop():
+    records = recorded_records(RESUMED)
+    stop = next(k for k, r in enumerate(records) if r["type"] == "run_end") + 1
+    resume = stop + 1
+    first_batches = next(k for k, r in enumerate(records) if k > resume and r["type"] == "batch") + 3
+    p = RunProgress()
+    p.feed(records[:stop])
+    assert p.finished and p.phase_label() == "run stopped"
+    assert p.elapsed() == records[stop - 1]["wall_time"]
+
+    p.feed(records[stop:resume])  # run_resume: the stop no longer holds
+    assert not p.finished and p.phase_label() == "starting"
+    p.feed(records[resume:first_batches])
+    assert p.phase_label() == "stage 2: fine-tuning"
+    assert (p.stage, p.batch_epoch, p.planned_epochs(2)) == (2, 3, 5)  # "Epoch 3/5", not 3/2
+    assert (p.epochs_done, p.epochs_total) == (4, 7)
+    assert p.eta_seconds() > 0
+    before = p.elapsed()
+    time.sleep(0.05)
+    assert p.elapsed() > before  # still counting
+
+    testing = next(k for k, r in enumerate(records) if r["type"] == "progress" and r["phase"] == "evaluate") + 1
+    p.feed(records[first_batches:testing])
+    assert (p.phase, p.test_done, p.test_total) == ("evaluate", 60, 120)  # 60 test images, flipped too
+    p.feed(records[testing:])
+    assert p.finished and p.end["state"] == "finished"
+    assert [x for x, _ in p.epoch_series()["val_accuracy"]] == [1, 2, 3, 4, 5, 6, 7]
+    assert p.planned_epochs(2) == 5 and p.epochs_total == 7

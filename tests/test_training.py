@@ -50,6 +50,10 @@ def of_type(records, kind):
     return [r for r in records if r.get("type") == kind]
 
 
+def extraction_progress(records):
+    return [r for r in of_type(records, "progress") if r["phase"] == "extract_features"]
+
+
 class ExtractSpy:
     """Records the pixels each real feature extraction was asked for (and still extracts them)."""
 
@@ -132,9 +136,11 @@ def test_metrics_log_tells_the_whole_story(tiny_run):
 
     d = of_type(records, "data")[0]
     assert (d["train"], d["val"], d["test"]) == (250, 50, 40)
-    progress = of_type(records, "progress")
+    progress = extraction_progress(records)
     assert progress[-1]["done"] == progress[-1]["total"] == 2 * 250 + 50  # two views of train, val
     assert [p["done"] for p in progress] == sorted(p["done"] for p in progress)
+    testing = [r for r in of_type(records, "progress") if r["phase"] == "evaluate"]
+    assert testing[-1]["done"] == testing[-1]["total"] == 2 * 40  # the test images and their mirrors
 
     starts = of_type(records, "stage_start")
     assert [s["stage"] for s in starts] == [1, 2]
@@ -241,7 +247,7 @@ def test_a_second_run_reuses_the_feature_cache(tiny_run, monkeypatch):
     first_s = of_type(tiny_run.records, "features_done")[0]["seconds"]
     second_s = of_type(second.records, "features_done")[0]["seconds"]
     assert second_s < first_s / 2
-    assert of_type(second.records, "progress")[-1]["done"] == 550
+    assert extraction_progress(second.records)[-1]["done"] == 550
 
 
 def test_fine_tune_all_blocks_from_the_cache_and_its_cache_is_reused(fake_cifar, tmp_path, monkeypatch):
@@ -278,7 +284,7 @@ def test_without_augmentation_one_view_is_extracted(fake_cifar, tmp_path, monkey
                             epochs_fine=1))
     assert run.state == "finished"
     assert len(spy.calls) == 2  # train and val, no mirrored view
-    assert of_type(run.records, "progress")[-1]["total"] == 250 + 50
+    assert extraction_progress(run.records)[-1]["total"] == 250 + 50
     assert len(cache_files(tmp_path / "cache")) == 4
 
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from fixtures.tui_support import append_records, make_running_run, recorded_records, wait_for
+from fixtures.tui_support import RESUMED, append_records, make_running_run, recorded_records, wait_for, write_status
 from textual.widgets import DataTable, ProgressBar
 
+from tui_cifar import launcher, runstore
 from tui_cifar.tui.app import CifarApp
 
 
@@ -198,3 +200,47 @@ async def test_attach_to_a_run_written_by_another_process(other_process):
         gate.write_text("end")
         await wait_for(pilot, lambda: train.state == "finished", timeout=20, what="finished")
         assert proc.wait(timeout=10) == 0
+
+
+async def test_a_stopped_run_that_is_resumed_is_followed_live(tmp_path):
+    """The view of a stopped run follows its resume: state, banner, epochs of the stage, elapsed time, test-set bar."""
+    records = recorded_records(RESUMED)
+    stop = split_at(records, lambda r: r["type"] == "run_end")
+    runs = tmp_path / "runs"
+    run_dir = make_running_run(runs, records=records[:stop])
+    write_status(run_dir, "stopped", os.getpid(), message=records[stop - 1]["message"])
+    app = make_app(runs, run_dir=run_dir)
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = app.screen
+        banner = screen.query_one("#run-banner")
+        await wait_for(pilot, lambda: screen.state == "stopped" and banner.display, what="the stopped run")
+
+        # `train --resume`: the launcher marks the run running before the process writes a record
+        runstore.write_status(run_dir, "running", launcher.STARTING_MESSAGE, pid=os.getpid())
+        await wait_for(pilot, lambda: screen.state == "running", what="the resumed run")
+        stats = screen.query_one("#run-stats")
+        assert not banner.display
+        assert "stopped" not in str(stats.content) and launcher.STARTING_MESSAGE in str(stats.content)
+
+        epoch3 = split_at(records, lambda r: r["type"] == "batch" and r["stage"] == 2 and r["epoch"] == 3, nth=3)
+        append_records(run_dir, records[stop:epoch3])
+        await wait_for(pilot, lambda: screen.progress.records_seen == epoch3, what="the resumed run's records")
+        await pilot.pause(0.2)
+        assert str(screen.query_one("#epoch-label").content) == "Epoch 3/5"
+        assert str(screen.query_one("#run-label").content) == "Run 4/7 ep"
+        assert "stage 2: fine-tuning" in str(stats.content) and "stopped" not in str(stats.content)
+        elapsed = screen.progress.elapsed()
+        await pilot.pause(0.3)
+        assert screen.progress.elapsed() > elapsed
+
+        testing = split_at(records, lambda r: r["type"] == "progress" and r.get("phase") == "evaluate")
+        append_records(run_dir, records[epoch3:testing])
+        await wait_for(pilot, lambda: screen.progress.records_seen == testing, what="the test report's progress")
+        await pilot.pause(0.2)
+        bar = screen.query_one("#run-progress", ProgressBar)
+        assert str(screen.query_one("#run-label").content) == "Test set" and (bar.progress, bar.total) == (60, 120)
+
+        append_records(run_dir, records[testing:])
+        runstore.write_status(run_dir, "finished", records[-1]["message"], pid=os.getpid())
+        await wait_for(pilot, lambda: screen.state == "finished", what="the end of the resumed run")
+        assert "Run finished" in str(banner.content) and banner.display

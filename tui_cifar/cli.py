@@ -24,15 +24,18 @@ def _add_train(sub) -> None:
 
     p = sub.add_parser("train", help="train a model into a new run folder",
                        description="Two-stage transfer learning on CIFAR-10 into a run folder.")
-    p.add_argument("--config", type=Path, help="JSON or TOML file of settings (command-line flags override it)")
-    p.add_argument("--preset", choices=tuple(PRESETS), help="start from a preset")
+    p.add_argument("--config", type=Path, help="JSON or TOML file of settings (command-line flags override it; default: none)")
+    p.add_argument("--preset", choices=tuple(PRESETS), help="start from a preset (default: none, the settings' defaults)")
     _add_setting_flags(p)
-    p.add_argument("--detach", action="store_true", help="run in the background, detached from this terminal; prints the run folder")
-    p.add_argument("--resume", type=Path, metavar="RUN", help="continue a killed or stopped run from its last completed epoch")
+    p.add_argument("--detach", action="store_true",
+                   help="run in the background, detached from this terminal; prints the run folder (default: off)")
+    p.add_argument("--resume", type=Path, metavar="RUN",
+                   help="continue a killed or stopped run from its last completed epoch: a folder, or a name in the runs folder "
+                        "(default: a new run)")
     p.add_argument("--notify", metavar="CMD",
                    help="shell command run when the run ends (also with --detach), with CIFAR_TUI_STATE, CIFAR_TUI_RUN, "
                    "CIFAR_TUI_RUN_NAME, CIFAR_TUI_TEST_ACCURACY, CIFAR_TUI_BEST_VAL_ACCURACY, CIFAR_TUI_MESSAGE, "
-                   "CIFAR_TUI_WALL_TIME_S in its environment")
+                   "CIFAR_TUI_WALL_TIME_S in its environment (default: none)")
     p.add_argument("--in-run-dir", type=Path, help=argparse.SUPPRESS)  # used by --detach
 
 
@@ -41,13 +44,13 @@ def _add_setting_flags(p) -> None:
     from .config import SETTINGS
 
     for s in SETTINGS:
+        about = f"{s.label}: {s.help}" if s.help else s.label
         if s.kind == "bool":  # on by default: the flag turns it off
-            p.add_argument(s.flag, dest=s.name, action="store_false", default=None, help=f"off: {s.help}")
+            p.add_argument(s.flag, dest=s.name, action="store_false", default=None, help=f"turn off {about} (default: on)")
             continue
-        default = "" if s.default is None else f" (default {s.default})"
         p.add_argument(s.flag, dest=s.name, type={"int": int, "float": float}.get(s.kind),
                        choices=s.values if s.kind == "choice" else None,
-                       help=f"{s.label}: {s.help}{default}" if s.help else f"{s.label}{default}")
+                       help=f"{about} (default: {'none' if s.default is None else s.default})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,40 +59,45 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train, watch, evaluate and use a CIFAR-10 transfer-learning classifier. "
         "With no command, opens the terminal app.",
     )
-    parser.add_argument("--runs-dir", dest="app_runs_dir", default="runs", help="runs folder for the app (default ./runs)")
-    parser.add_argument("--data-dir", dest="app_data_dir", help="CIFAR-10 folder for the app")
+    parser.add_argument("--runs-dir", dest="app_runs_dir", type=Path, metavar="DIR",
+                        help=f"runs folder of the app and of every command; run names are looked up there (default: {_default_runs_dir()})")
+    parser.add_argument("--data-dir", dest="app_data_dir", metavar="DIR",
+                        help="CIFAR-10 folder of the app and of `train` (default: the usual places, see README)")
     parser.add_argument("--version", action="version", version=f"cifar-tui {package_version() or '(not installed)'}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_train(sub)
+    run_help = "run folder, or a run's name in the runs folder"
     p = sub.add_parser("evaluate", help="test-set report of a run")
-    p.add_argument("run", type=Path)
-    p.add_argument("--json", action="store_true", help="print the report as JSON (report.json)")
-    p.add_argument("--recompute", action="store_true", help="score the saved model again")
+    p.add_argument("run", type=Path, help=run_help)
+    p.add_argument("--json", action="store_true", help="print the report as JSON, as report.json holds it (default: tables)")
+    p.add_argument("--recompute", action="store_true", help="score the saved model again (default: show the saved report)")
     p = sub.add_parser("predict", help="classify images with a run's model")
-    p.add_argument("run", type=Path, help="run folder or .keras file")
+    p.add_argument("run", type=Path, help=f"{run_help}, or a .keras file")
     p.add_argument("images", nargs="+", type=Path, help="image files or folders (searched with their subfolders)")
-    p.add_argument("--top-k", type=int, default=3)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--top-k", type=int, default=3, help="classes shown per image (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON (default: one line per image)")
     p.add_argument("--csv", type=Path, help="also write all probabilities to this CSV file (default, when a folder "
                    "is given: RUN/predictions/FOLDER.csv, or ./predictions-MODEL-FOLDER.csv for a .keras file)")
     p.add_argument("--labels-from-folders", action="store_true",
                    help="score the model on your photos: each subfolder named after a CIFAR-10 class (cat/, cars/, "
-                   "Plane/...) labels the pictures in it; prints accuracy, per-class recall and a confusion matrix")
+                   "Plane/...) labels the pictures in it; prints accuracy, per-class recall and a confusion matrix "
+                   "(default: off)")
     p.add_argument("--label-map", type=Path, metavar="FILE",
                    help='with --labels-from-folders: JSON {"folder": "class"} or CSV folder,class naming the class '
-                   "of folders whose names are not classes")
+                   "of folders whose names are not classes (default: none)")
     p.add_argument("--explain", type=Path, metavar="OUT_DIR",
                    help="write one PNG per picture: the photo, the 32x32 input the model gets, and its Grad-CAM "
-                   "heatmap for the top class")
+                   "heatmap for the top class (default: none)")
     p.add_argument("--runtime", choices=("auto", "keras", "litert"),
                    help="runs the forward pass (default: the run's setting; auto: LiteRT on a CPU)")
     p = sub.add_parser("runs", help="list runs")
-    p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--csv", type=Path, metavar="FILE", help="also write one row per run (settings and results) to FILE")
+    p.add_argument("--runs-dir", type=Path, help=f"the runs folder to list (default: {_default_runs_dir()})")
+    p.add_argument("--json", action="store_true", help="print the runs as JSON (default: a table)")
+    p.add_argument("--csv", type=Path, metavar="FILE",
+                   help="also write one row per run (settings and results) to FILE (default: none)")
     sub.add_parser("backbones", help="list the available backbones")
     p = sub.add_parser("watch", help="open the app on a run's live training view (attach to a running run)")
-    p.add_argument("run", type=Path)
+    p.add_argument("run", type=Path, help=run_help)
     _add_export(sub)
     _add_doctor(sub)
     _add_cache(sub)
@@ -117,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     from .runstore import RunStoreError
 
     try:
+        _apply_global_dirs(args)
         return handlers[args.command](args)
     except (ConfigError, RunStoreError, DatasetNotFound) as exc:
         print(f"cifar-tui: {exc}", file=sys.stderr)
@@ -131,10 +140,55 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_STOPPED
 
 
+# The commands that `cifar-tui --runs-dir X COMMAND` and `--data-dir` mean something to; the others refuse them.
+GLOBAL_DIR_COMMANDS = {"runs_dir": ("train", "runs", "evaluate", "predict", "watch", "export"),
+                       "data_dir": ("train", "watch", "doctor")}
+
+
+def _apply_global_dirs(args) -> None:
+    """Hand the folders given before the command to the command's own option (train --runs-dir, runs --runs-dir)."""
+    from .config import ConfigError
+
+    for dest, commands in GLOBAL_DIR_COMMANDS.items():
+        value, option = getattr(args, f"app_{dest}"), "--" + dest.replace("_", "-")
+        if value is None or args.command is None:
+            continue
+        if args.command not in commands:
+            raise ConfigError(f"{option} does not apply to `{args.command}`")
+        own = getattr(args, dest, None)
+        if own is not None and Path(own) != Path(value):
+            raise ConfigError(f"{option} is given twice, before and after `{args.command}`, with different folders")
+        if hasattr(args, dest):
+            setattr(args, dest, str(value))
+
+
+def _default_runs_dir() -> str:
+    from .config import SETTING_BY_NAME
+
+    return SETTING_BY_NAME["runs_dir"].default
+
+
+def _runs_dir(args) -> Path:
+    """The runs folder a command lists or looks run names up in: its own --runs-dir, the one before it, or the default."""
+    return Path(getattr(args, "runs_dir", None) or args.app_runs_dir or _default_runs_dir())
+
+
+def _find_run(path: Path, runs_dir: Path) -> Path:
+    """A run given as a path, or by its bare name in the runs folder (what `cifar-tui runs` lists)."""
+    from .runstore import RunStoreError
+
+    if path.exists():
+        return path
+    if len(path.parts) == 1 and (runs_dir / path).exists():
+        return runs_dir / path
+    where = f"here or in the runs folder {runs_dir}" if len(path.parts) == 1 else "there"
+    raise RunStoreError(f"{path}: no such run folder {where}; `cifar-tui runs` lists the runs")
+
+
 def cmd_app(args) -> int:
     from .tui.app import run_app
 
-    run_app(Path(args.app_runs_dir), args.app_data_dir)
+    run_app(_runs_dir(args), args.app_data_dir)
     return 0
 
 
@@ -142,9 +196,10 @@ def cmd_watch(args) -> int:
     from .runstore import CONFIG_FILE, RunStoreError
     from .tui.app import run_app
 
-    if not (args.run / CONFIG_FILE).is_file():
-        raise RunStoreError(f"{args.run} is not a run folder (no {CONFIG_FILE})")
-    return run_app(args.run.parent, args.app_data_dir, run_dir=args.run)
+    run = _find_run(args.run, _runs_dir(args))
+    if not (run / CONFIG_FILE).is_file():
+        raise RunStoreError(f"{run} is not a run folder (no {CONFIG_FILE})")
+    return run_app(run.parent, args.app_data_dir, run_dir=run)
 
 
 def _config_from_args(args):
@@ -161,14 +216,16 @@ def cmd_train(args) -> int:
 
     # A closed terminal must not end a run: ignore hangups from the start, before the slow TensorFlow import.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    if args.in_run_dir:  # the detached child of `--detach`: its run folder and config.json are ready
-        return _train_here(_run_config(args.in_run_dir), args.in_run_dir, resume=False, notify=args.notify)
+    if args.in_run_dir:  # the detached child of `--detach` (with --resume when it continues the run)
+        return _train_here(_run_config(args.in_run_dir), args.in_run_dir, resume=args.resume is not None,
+                           notify=args.notify)
     if args.resume:
-        config = _run_config(args.resume)
-        _refuse_if_running(args.resume)
+        run = _find_run(args.resume, _runs_dir(args))
+        config = _run_config(run)
+        _refuse_if_running(run)
         if args.detach:
-            return _detach(config, args.resume, notify=args.notify)
-        return _train_here(config, args.resume, resume=True, notify=args.notify)
+            return _detach(config, run, notify=args.notify)
+        return _train_here(config, run, resume=True, notify=args.notify)
     config = _config_from_args(args)
     if args.detach:
         return _detach(config, notify=args.notify)
@@ -211,10 +268,15 @@ def _detach(config, resume: Path | None = None, notify: str | None = None) -> in
 
 
 def _train_here(config, run_dir: Path, resume: bool, notify: str | None = None) -> int:
-    from .console import make_reporter
-    from .training import train_run
+    from .console import make_reporter, native_stderr_to_file
+    from .runstore import TRAIN_LOG
 
-    state = train_run(config, run_dir, resume=resume, listeners=[make_reporter()])
+    with native_stderr_to_file(run_dir / TRAIN_LOG):  # TensorFlow's start-up lines: in the run's log, not over the bars
+        if sys.stdout.isatty():  # the import takes seconds: say so to a person waiting
+            print("starting TensorFlow …", flush=True)
+        from .training import train_run
+
+        state = train_run(config, run_dir, resume=resume, listeners=[make_reporter()])
     if notify:
         from .notify import run_notify_command
 
@@ -225,13 +287,14 @@ def _train_here(config, run_dir: Path, resume: bool, notify: str | None = None) 
 def cmd_evaluate(args) -> int:
     from . import runstore
 
-    report, _ = runstore.read_report(args.run)
+    run = _find_run(args.run, _runs_dir(args))
+    report, _ = runstore.read_report(run)
     if report is None or args.recompute:
         from .evaluation import evaluate_run
         from .prediction import ModelLoadError
 
         try:
-            report = evaluate_run(args.run)
+            report = evaluate_run(run)
         except ModelLoadError as exc:
             print(f"cifar-tui: {exc}", file=sys.stderr)
             return EXIT_FAILED
@@ -261,18 +324,21 @@ def cmd_predict(args) -> int:
             print(f"cifar-tui: {exc}", file=sys.stderr)
             return EXIT_USAGE
     groups, folder_errors = _gather_inputs(args.images)
+    run = _find_run(args.run, _runs_dir(args))
+    if sys.stderr.isatty():  # the model takes seconds to load (TensorFlow first): say so to a person waiting
+        print(f"loading the model of {run} …", file=sys.stderr, flush=True)
     try:
-        classifier = load_classifier(args.run, args.runtime)
+        classifier = load_classifier(run, args.runtime)
     except ModelLoadError as exc:
         print(f"cifar-tui: {exc}", file=sys.stderr)
         return EXIT_FAILED
     results = folder_errors + [r for paths, root in groups if paths
                                for r in classifier.classify_files(paths, top_k=len(CLASS_NAMES), root=root)]
     folders = [root for _, root in groups if root is not None]
-    csv_path = args.csv or (default_csv_path(args.run, folders) if folders else None)
+    csv_path = args.csv or (default_csv_path(run, folders) if folders else None)
     top_k = max(1, min(args.top_k, len(CLASS_NAMES)))
     failed = sum(r.error is not None for r in results)
-    score = _photo_score(args.run, results, label_map) if args.labels_from_folders else None
+    score = _photo_score(run, results, label_map) if args.labels_from_folders else None
     if args.json:
         predictions = [
             {"path": str(r.path), "relative_path": r.relative_path.as_posix(),
@@ -337,7 +403,7 @@ def _photo_score(run: Path, results, label_map) -> dict:
     from . import runstore
     from .folder_labels import score_photos
 
-    report = runstore.read_json(run / runstore.REPORT_FILE)[0] if run.is_dir() else None
+    report = runstore.read_report(run)[0] if run.is_dir() else None
     test = {"test_accuracy": report["test_accuracy"],
             "recall": {name: row["recall"] for name, row in report["per_class"].items()}} if report else None
     return {"photos": score_photos(results, label_map), "test": test}
@@ -359,33 +425,54 @@ def _write_explanations(classifier, results, out_dir: Path) -> bool:
     return True
 
 
+RUNS_COLUMN_PRIORITY = ("run", "state", "best val", "test", "time", "backbone", "size")  # what a narrow `runs` keeps
+
+
 def cmd_runs(args) -> int:
     from .runreader import list_runs
 
+    runs_dir = _runs_dir(args)
     if args.csv:
         from .runtable import runs_rows, write_csv
 
-        count = write_csv(runs_rows(Path(args.runs_dir)), args.csv)
+        count = write_csv(runs_rows(runs_dir), args.csv)
         print(f"{count} runs written to {args.csv}", file=sys.stderr)
-    runs = list_runs(Path(args.runs_dir))
+    runs = list_runs(runs_dir)
     if args.json:
         print(json.dumps([{**r.__dict__, "path": str(r.path)} for r in runs], indent=2))
         return 0
     if not runs:
-        print(f"no runs in {args.runs_dir}")
+        print(f"no runs in {runs_dir}")
         return 0
     from rich.console import Console
     from rich.table import Table
 
     from .formatting import ASCII_DASH, fmt
 
-    table = Table("run", "state", "backbone", "size", "best val", "test", "time")
-    for r in runs:
-        model = r.backbone or (f"{r.model} ({r.kind})" if r.model else "?")
-        table.add_row(r.name, r.state, model, str(r.image_size or (ASCII_DASH if r.model else "?")),
-                      fmt(r.best_val_accuracy, ".4f", ASCII_DASH), fmt(r.test_accuracy, ".4f", ASCII_DASH),
-                      f"{r.duration_s / 60:.1f} min" if r.duration_s else ASCII_DASH)
-    Console().print(table)
+    columns = {
+        "run": [r.name for r in runs],
+        "state": [r.state for r in runs],
+        "backbone": [r.backbone or (f"{r.model} ({r.kind})" if r.model else "?") for r in runs],
+        "size": [str(r.image_size or (ASCII_DASH if r.model else "?")) for r in runs],
+        "best val": [fmt(r.best_val_accuracy, ".4f", ASCII_DASH) for r in runs],
+        "test": [fmt(r.test_accuracy, ".4f", ASCII_DASH) for r in runs],
+        "time": [f"{r.duration_s / 60:.1f} min" if r.duration_s else ASCII_DASH for r in runs],
+    }
+    # Run names are what users copy into other commands: always whole. Lesser columns give way first.
+    console = Console()
+    shown, width = [], 1
+    for header in RUNS_COLUMN_PRIORITY:
+        needed = max(map(len, [header, *columns[header]])) + 3  # padding and border
+        if header == "run" or width + needed <= console.width:
+            shown.append(header)
+            width += needed
+    table = Table(*(h for h in columns if h in shown))
+    for row in zip(*(values for h, values in columns.items() if h in shown)):
+        table.add_row(*row)
+    console.print(table, width=max(console.width, width), no_wrap=True)  # a name wider than the terminal: whole, wrapped by it
+    left_out = [h for h in columns if h not in shown]
+    if left_out:
+        console.print(f"(too narrow for {', '.join(left_out)}: see --json)", highlight=False)
     for r in runs:
         for problem in r.problems:
             print(f"{r.name}: {problem}", file=sys.stderr)
@@ -439,6 +526,7 @@ def cmd_export(args) -> int:
         print("cifar-tui export: say what to write: --format saved_model|tflite, --tensorboard DIR and/or --csv FILE",
               file=sys.stderr)
         return EXIT_USAGE
+    args.run = _find_run(args.run, _runs_dir(args))
     if (args.tensorboard or args.csv) and not (args.run / runstore.CONFIG_FILE).is_file():
         raise runstore.RunStoreError(f"{args.run} is not a run folder (no {runstore.CONFIG_FILE})")
     try:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Any, Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 from .diagnostics import overfitting
 from .formatting import ASCII_DASH, fmt
@@ -27,7 +30,7 @@ def plain_reporter(stream=None) -> Callable[[dict[str, Any]], None]:
     An overfitting signal (diagnostics.overfitting) gets a line when it appears.
     """
     out = stream or sys.stdout
-    last_progress = [-1]
+    last_progress: dict[str, int] = {}  # percent last printed, per progress name
     config: dict[str, Any] = {}
     epochs: list[dict[str, Any]] = []
     flagged = [False]
@@ -43,10 +46,10 @@ def plain_reporter(stream=None) -> Callable[[dict[str, Any]], None]:
         elif kind == "phase":
             line = r.get("message")
         elif kind == "progress":
-            pct = int(100 * r["done"] / max(1, r["total"]))
-            if pct // 10 != last_progress[0] // 10 or r["done"] == r["total"]:
-                last_progress[0] = pct
-                line = f"  features {r['done']}/{r['total']} ({pct}%)"
+            name, pct = _progress_name(r), int(100 * r["done"] / max(1, r["total"]))
+            if pct // 10 != last_progress.get(name, -1) // 10 or r["done"] == r["total"]:
+                last_progress[name] = pct
+                line = f"  {name} {r['done']}/{r['total']} ({pct}%)"
         elif kind == "features_done":
             line = f"  features ready in {r['seconds']:.0f}s ({_fmt(r.get('images_per_sec'), '.0f')} img/s)"
         elif kind == "epoch":
@@ -62,6 +65,11 @@ def plain_reporter(stream=None) -> Callable[[dict[str, Any]], None]:
             print(line, file=out, flush=True)
 
     return report
+
+
+def _progress_name(r: dict[str, Any]) -> str:
+    """What a progress record counts: feature extraction's images, or the test report's forward passes."""
+    return "test set" if r.get("phase") == "evaluate" else "features"
 
 
 class RichReporter:
@@ -89,7 +97,8 @@ class RichReporter:
     def __call__(self, r: dict[str, Any]) -> None:
         kind = r.get("type")
         if kind == "progress":
-            task = self._task("features", "features", r["total"])
+            name = _progress_name(r)
+            task = self._task(name, name, r["total"])
             self.progress.update(task, completed=r["done"])
             return
         if kind == "stage_start":
@@ -123,3 +132,38 @@ class _ConsoleStream:
 
 def make_reporter() -> Callable[[dict[str, Any]], None]:
     return RichReporter() if sys.stdout.isatty() else plain_reporter()
+
+
+@contextmanager
+def native_stderr_to_file(path: Path) -> Iterator[None]:
+    """Keep C libraries' stderr (TensorFlow's absl and oneDNN start-up lines) off a terminal being drawn on.
+
+    The app (Textual) and `train`'s progress bars draw on the terminal; TensorFlow writes its
+    start-up lines straight to descriptor 2 whatever TF_CPP_MIN_LOG_LEVEL says, which would
+    scribble over them. So Python's stderr gets a duplicate of the terminal and descriptor 2
+    goes to a log file (the app's, or the run's train.log). Nothing changes when stderr is not a terminal.
+    """
+    stream = sys.__stderr__
+    if stream is None or not stream.isatty():
+        yield
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError:
+        yield  # no log file: leave stderr alone
+        return
+    stream.flush()
+    tty_fd = os.dup(2)
+    tty = os.fdopen(tty_fd, "w", buffering=1, encoding=stream.encoding, errors=stream.errors)
+    saved = (sys.__stderr__, sys.stderr)
+    sys.__stderr__ = sys.stderr = tty
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    try:
+        yield
+    finally:
+        tty.flush()
+        os.dup2(tty_fd, 2)
+        sys.__stderr__, sys.stderr = saved
+        tty.close()

@@ -7,7 +7,7 @@ selection is over.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -84,8 +84,12 @@ def report_from_probabilities(y_true: np.ndarray, y_prob: np.ndarray) -> dict[st
     }
 
 
-def evaluate_run(run_dir: Path) -> dict[str, Any]:
-    """Score the run's best model on the test split; writes report.json and predictions.npz."""
+def evaluate_run(run_dir: Path, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Score the run's best model on the test split; writes report.json and predictions.npz.
+
+    ``progress`` is predict_probabilities' (forward passes done, total); what it raises stops the
+    scoring before anything is written.
+    """
     import time
 
     from .config import config_from_run
@@ -104,7 +108,7 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
     _, _, x_test_all, y_test_all, _ = load_cifar10(config.data_dir)
     index = test_indices(config.limit_test, config.seed, y_test_all)
     x_test, y_test = x_test_all[index], y_test_all[index]
-    y_prob = predict_probabilities(model, x_test, config.tta_flip)
+    y_prob = predict_probabilities(model, x_test, config.tta_flip, progress=progress)
     report = report_from_probabilities(y_test, y_prob)
     report["tta_flip"] = config.tta_flip
     report["runtime"] = model.runtime

@@ -16,6 +16,9 @@ from pathlib import Path
 from . import runstore
 from .config import TrainConfig
 
+# What a detached run's status says until its process has imported TensorFlow and writes its own.
+STARTING_MESSAGE = "starting Python and TensorFlow (a few seconds)"
+
 
 def create_run(config: TrainConfig) -> Path:
     """A new run folder holding its config.json: the one place a run's config is written."""
@@ -30,8 +33,10 @@ def start_detached(config: TrainConfig, resume: Path | None = None, notify: str 
     ``notify``: the `--notify` command the detached process runs when the run ends.
     """
     run_dir = Path(resume) if resume is not None else create_run(config)
-    flag = "--resume" if resume is not None else "--in-run-dir"
-    command = [sys.executable, "-m", "tui_cifar", "train", flag, str(run_dir)]
+    # --in-run-dir marks the child: the status below names it as running, so it must not refuse itself.
+    command = [sys.executable, "-m", "tui_cifar", "train", "--in-run-dir", str(run_dir)]
+    if resume is not None:
+        command += ["--resume", str(run_dir)]
     if notify:
         command += ["--notify", notify]
     log = open(run_dir / runstore.TRAIN_LOG, "ab")
@@ -45,7 +50,7 @@ def start_detached(config: TrainConfig, resume: Path | None = None, notify: str 
         close_fds=True,
     )
     log.close()
-    runstore.write_status(run_dir, "running", "starting", pid=process.pid)
+    runstore.write_status(run_dir, "running", STARTING_MESSAGE, pid=process.pid)
     return run_dir
 
 

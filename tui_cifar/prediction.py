@@ -6,6 +6,7 @@ import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -53,15 +54,28 @@ def load_model_checked(path: Path):
     return model
 
 
-def predict_probabilities(model, images: np.ndarray, tta_flip: bool, batch_size: int = 256) -> np.ndarray:
+def predict_probabilities(model, images: np.ndarray, tta_flip: bool, batch_size: int = 256,
+                          progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Class probabilities; with tta_flip, the mean over each image and its mirror.
 
     The one serving path: the evaluation scores the test set through it, the CLI and the app classify pictures.
+    ``progress(done, total)`` is called after each batch with the forward passes done so far (twice the
+    images with tta_flip); an exception it raises (a stop request) ends the prediction there.
     """
-    probs = model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
-    if tta_flip:
-        probs = (probs + model.predict(images[:, :, ::-1].astype(np.float32), batch_size=batch_size, verbose=0)) / 2
-    probs = np.asarray(probs, dtype=np.float64)
+    passes = [images, images[:, :, ::-1]] if tta_flip else [images]
+    total = len(images) * len(passes)
+    outputs = []
+    for k, pass_images in enumerate(passes):
+        # Batch by batch through predict_on_batch, which a Keras model and a runtime.Forward both answer,
+        # so the progress (and a stop raised from it) comes between batches whatever runs the model.
+        batches = []
+        for start in range(0, len(images), batch_size):
+            chunk = pass_images[start:start + batch_size].astype(np.float32)
+            batches.append(np.asarray(model.predict_on_batch(chunk)))
+            if progress is not None:
+                progress(k * len(images) + start + len(chunk), total)
+        outputs.append(np.concatenate(batches) if batches else np.empty((0, 10)))
+    probs = np.asarray(sum(outputs) / len(outputs), dtype=np.float64)
     return probs / probs.sum(axis=1, keepdims=True)  # float16/32 softmax sums drift from 1
 
 

@@ -8,9 +8,11 @@ from typing import Any
 from .formatting import ASCII_DASH, fmt
 
 _f = partial(fmt, dash=ASCII_DASH)
+MATRIX_CELL = 5  # characters of a confusion-matrix column
 
 
 def print_report(report: dict[str, Any]) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -30,29 +32,43 @@ def print_report(report: dict[str, Any]) -> None:
                       _f(row.get("roc_auc"), ".4f"))
     console.print(table)
 
-    console.print(_confusion_table(report, "confusion matrix (rows: true class, columns: predicted)"))
+    for matrix in _confusion_tables(report, "confusion matrix (rows: true class, columns: predicted)", console.width):
+        console.print(matrix)
     pairs = report.get("most_confused", [])[:5]
     if pairs:
         console.print("most confused: " + "; ".join(f"{p['true']} -> {p['predicted']} ({p['count']})" for p in pairs))
 
 
-def _confusion_table(report: dict[str, Any], title: str):
+def _confusion_tables(report: dict[str, Any], title: str, width: int) -> list:
+    """The confusion matrix as tables that fit ``width`` columns (the predicted classes split across them)."""
+    from rich import box
     from rich.table import Table
 
     classes = report["classes"]
-    matrix = Table(title=title)
-    matrix.add_column("", no_wrap=True)
-    for name in classes:
-        matrix.add_column(name[:5], justify="right", min_width=5, no_wrap=True)
-    for name, row in zip(classes, report["confusion_matrix"]):
-        total = sum(row) or 1
-        cells = []
-        for j, count in enumerate(row):
-            share = count / total
-            style = "bold green" if classes[j] == name else ("red" if share >= 0.05 else ("yellow" if share >= 0.02 else "dim"))
-            cells.append(f"[{style}]{count}[/]")
-        matrix.add_row(name, *cells)
-    return matrix
+    label_width = max(map(len, classes))
+    # Columns of 5 characters (names cut to 5, counts up to 99999) and one space between; the
+    # predicted classes that do not fit the terminal go on into another table below, never cut off.
+    per_table = max(1, min(len(classes), (width - label_width - 1) // (MATRIX_CELL + 1)))
+    tables = []
+    for first in range(0, len(classes), per_table):
+        shown = range(first, min(first + per_table, len(classes)))
+        part = title
+        if per_table < len(classes):
+            part = f"{title}, predicted {first + 1}-{shown[-1] + 1} of {len(classes)}"
+        matrix = Table(title=part, box=box.SIMPLE_HEAD, padding=0, show_edge=False)  # a space between columns
+        matrix.add_column("", no_wrap=True, min_width=label_width)
+        for j in shown:
+            matrix.add_column(classes[j][:MATRIX_CELL], justify="right", min_width=MATRIX_CELL, no_wrap=True)
+        for name, row in zip(classes, report["confusion_matrix"]):
+            total = sum(row) or 1
+            cells = []
+            for j in shown:
+                share = row[j] / total
+                style = "bold green" if classes[j] == name else ("red" if share >= 0.05 else ("yellow" if share >= 0.02 else "dim"))
+                cells.append(f"[{style}]{row[j]}[/]")
+            matrix.add_row(name, *cells)
+        tables.append(matrix)
+    return tables
 
 
 def print_photo_score(score: dict[str, Any], test: dict[str, Any] | None) -> None:
@@ -80,7 +96,9 @@ def print_photo_score(score: dict[str, Any], test: dict[str, Any] | None) -> Non
                 cells.append(_f(test["recall"][name]))
             table.add_row(*cells)
         console.print(table)
-        console.print(_confusion_table(report, "confusion matrix of your photos (rows: folder class, columns: predicted)"))
+        for matrix in _confusion_tables(report, "confusion matrix of your photos (rows: folder class, columns: predicted)",
+                                        console.width):
+            console.print(matrix)
     if score["unlabelled"]:
         console.print(f"{len(score['unlabelled'])} unlabelled (in no class folder, not scored): "
                       + ", ".join(score["unlabelled"]), highlight=False)

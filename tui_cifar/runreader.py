@@ -142,10 +142,13 @@ class RunProgress:
 
     config: dict[str, Any] = field(default_factory=dict)
     device: str | None = None
+    pid: int | None = None  # the training process that wrote the latest run_start or run_resume
     phase: str | None = None
     phase_message: str = ""
     extract_done: int | None = None
     extract_total: int | None = None
+    test_done: int | None = None  # forward passes over the test set (twice the images with flip TTA)
+    test_total: int | None = None
     stage: int | None = None
     stages: dict[int, StageInfo] = field(default_factory=dict)
     _epochs: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
@@ -173,12 +176,15 @@ class RunProgress:
         if wall is not None:
             self.wall_time = wall
             self._wall_seen_at = time.monotonic()
-        if kind == "run_start":
+        if kind in ("run_start", "run_resume"):
             if isinstance(rec.get("config"), dict):
                 self.config = rec["config"]
             self.device = rec.get("device") or self.device
-            # a resumed run starts over in the log: a new run_start clears the end
+            self.pid = int(_num(rec.get("pid")) or 0) or None
+            # A resumed run goes on in the same log: the earlier stop's end, phase and batch no longer hold.
             self.end = None
+            self.phase, self.phase_message = None, ""
+            self.batch = self.batch_epoch = None
         elif kind == "phase":
             self.phase = rec.get("phase")
             self.phase_message = str(rec.get("message") or "")
@@ -187,9 +193,11 @@ class RunProgress:
             elif self.phase == "fine_tune":
                 self.stage = 2
         elif kind == "progress":
+            done, total = int(_num(rec.get("done")) or 0), int(_num(rec.get("total")) or 0) or None
             if rec.get("phase", "extract_features") == "extract_features":
-                self.extract_done = int(_num(rec.get("done")) or 0)
-                self.extract_total = int(_num(rec.get("total")) or 0) or None
+                self.extract_done, self.extract_total = done, total
+            elif rec.get("phase") == "evaluate":
+                self.test_done, self.test_total = done, total
         elif kind == "stage_start":
             stage = int(_num(rec.get("stage")) or 1)
             self.stage = stage

@@ -85,6 +85,7 @@ def train_run(
             pass  # e.g. the disk is full: the status below says why, if anything can be written
     writer.write({"type": "run_end", "state": state, "message": message, "wall_time": clock(),
                   "test_accuracy": _test_accuracy(run_dir)})
+    (run_dir / runstore.STOP_FILE).unlink(missing_ok=True)  # answered, or too late: it must not stop a resume
     write_status(run_dir, state, message)
     writer.close()
     return state
@@ -240,11 +241,38 @@ class _Trainer:
             if result:
                 return result
 
-        self.phase("evaluate", "evaluating the best model on the test set")
+        return self.evaluate()
+
+    def evaluate(self) -> tuple[str, str]:
+        """The test report, with progress records; a stop request ends the run without it (the model is saved)."""
         from .evaluation import evaluate_run
 
-        report = evaluate_run(self.run_dir)
+        self.phase("evaluate", "evaluating the best model on the test set")
+        report_progress = self.progress_logger("evaluate")
+
+        def progress(done: int, total: int) -> None:
+            report_progress(done, total)
+            if self.stop.requested:
+                raise InterruptedError
+
+        try:
+            report = evaluate_run(self.run_dir, progress)
+        except InterruptedError:
+            return "stopped", (f"stopped by {self.stop.signal_name} during the test report; the model is saved and "
+                               f"`cifar-tui evaluate {self.run_dir}` writes the report")
         return "finished", f"test accuracy {report['test_accuracy']:.4f}"
+
+    def progress_logger(self, phase: str) -> Callable[[int, int], None]:
+        """progress(done, total) that logs a progress record of `phase` at most once a second, and the last one."""
+        last_report = [-math.inf]
+
+        def progress(done: int, total: int) -> None:
+            now = time.perf_counter()
+            if now - last_report[0] >= 1.0 or done == total:
+                last_report[0] = now
+                self.log({"type": "progress", "phase": phase, "done": done, "total": total})
+
+        return progress
 
     def extract_features(self, tm, splits, views, keep_activations):
         from .features import cached_extract, model_id
@@ -262,13 +290,10 @@ class _Trainer:
         keys = []
         out: dict[str, dict[str, tuple]] = {"train": {}, "val": {}}
         t0 = time.perf_counter()
-        last_report = [0.0]
+        report_progress = self.progress_logger("extract_features")
 
         def progress(done: int) -> None:
-            now = time.perf_counter()
-            if now - last_report[0] >= 1.0 or done_before + done == total:
-                last_report[0] = now
-                self.log({"type": "progress", "phase": "extract_features", "done": done_before + done, "total": total})
+            report_progress(done_before + done, total)
 
         for split, view, images in jobs:
             acts, pooled, hit, cache_key = cached_extract(

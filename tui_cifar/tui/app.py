@@ -11,9 +11,8 @@ from __future__ import annotations
 import os
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from textual.app import App
 from textual.binding import Binding
@@ -21,6 +20,7 @@ from textual.message import Message
 from textual.screen import Screen
 
 from .. import runstore
+from ..console import native_stderr_to_file
 from ..paths import stderr_log_path
 from . import settings
 from .commands import CifarCommands
@@ -288,41 +288,6 @@ def _detect_image_backend() -> str:
     return "textual-image"
 
 
-@contextmanager
-def _native_stderr_to_file(path: Path) -> Iterator[None]:
-    """Keep C libraries' stderr (TensorFlow's absl logging) off the screen Textual draws on.
-
-    Textual draws on the terminal through ``sys.__stderr__`` (file descriptor 2),
-    and TensorFlow writes its start-up lines straight to descriptor 2 whatever
-    TF_CPP_MIN_LOG_LEVEL says, which would scribble over the app. So Textual gets
-    a duplicate of the terminal and descriptor 2 goes to a log file for the run.
-    """
-    stream = sys.__stderr__
-    if stream is None or not stream.isatty():
-        yield
-        return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    except OSError:
-        yield  # no log file: leave stderr alone
-        return
-    stream.flush()
-    tty_fd = os.dup(2)
-    tty = os.fdopen(tty_fd, "w", buffering=1, encoding=stream.encoding, errors=stream.errors)
-    saved = (sys.__stderr__, sys.stderr)
-    sys.__stderr__ = sys.stderr = tty
-    os.dup2(log_fd, 2)
-    os.close(log_fd)
-    try:
-        yield
-    finally:
-        tty.flush()
-        os.dup2(tty_fd, 2)
-        sys.__stderr__, sys.stderr = saved
-        tty.close()
-
-
 def run_app(
     runs_dir: Path | str = "runs",
     data_dir: str | None = None,
@@ -334,7 +299,7 @@ def run_app(
     if screen is not None and screen not in SCREEN_KEYS:
         raise ValueError(f"unknown screen {screen!r}; choose one of: {', '.join(SCREEN_KEYS)}")
     image_backend = _detect_image_backend()
-    with _native_stderr_to_file(stderr_log_path()):
+    with native_stderr_to_file(stderr_log_path()):
         # created inside: Textual keeps the stderr it finds when the App is made
         app = CifarApp(runs_dir, data_dir, start_screen=screen, run_dir=run_dir, image_backend=image_backend)
         app.run()

@@ -168,12 +168,8 @@ class TrainingScreen(CifarScreen):
             if self.progress.batch_version != self._batch_version:
                 self._batch_version = self.progress.batch_version
                 self._update_batch_chart()
-        if self.state in ENDED:
+        if self.state in ENDED:  # polling goes on: a stopped or killed run may be resumed
             self._render_banner()
-            if self._timer is not None and self.progress.finished and (
-                    self.state != "finished" or self._has_report()):
-                # nothing more will come; a read at resume covers a late log line
-                self._timer.pause()
 
     def _update_state(self) -> None:
         """status.json's state, as the runs list reads it; the log's run_end only while status.json still says running.
@@ -182,8 +178,12 @@ class TrainingScreen(CifarScreen):
         """
         status = self.status
         state = runstore.effective_state(status) if status else "unknown"
-        if self.progress.end is not None and state in ("running", "unknown"):
-            state = str(self.progress.end.get("state") or state)
+        end = self.progress.end
+        # A run_end record ends the run while status.json says running, unless another live process has
+        # taken the run up since (a resume starting).
+        resumed = state == "running" and self.progress.pid is not None and status.pid != self.progress.pid
+        if end is not None and state in ("running", "unknown") and not resumed:
+            state = str(end.get("state") or state)
             if state == "running":  # a run_end record always ends the run
                 state = "finished"
         self.state = state
@@ -196,6 +196,9 @@ class TrainingScreen(CifarScreen):
         self.refresh_bindings()
         self.query_one(RunAdvice).show(self.progress, running=new == "running")
         self.post_message(RunStateChanged(self.run_dir, new))
+        if new == "running":  # resumed: the earlier end's banner no longer holds
+            self.query_one("#run-banner", Static).display = False
+            self._announced_end = False
         if new in ENDED and old in ("running", "unknown", "none") and not self._announced_end:
             self._announce_end(new, live=old == "running")
 
@@ -265,9 +268,11 @@ class TrainingScreen(CifarScreen):
         if self.stop_requested and self.state == "running":
             stage_txt += " (stop requested)"
         last = p.last_epoch or {}
-        phase = p.phase_label()
-        if p.phase in ("load_data", "extract_features", "evaluate") and p.end is None:
-            detail = p.phase_message or (status.message if status else "")
+        # Before the first record of a (re)started process, its status says what it is doing (importing TensorFlow).
+        starting = self.state == "running" and (p.phase is None or p.end is not None)
+        phase = "starting" if starting else p.phase_label()
+        if starting or p.phase in ("load_data", "extract_features", "evaluate") and p.end is None:
+            detail = (p.phase_message if not starting else "") or (status.message if status else "")
             if detail:
                 phase = f"{phase}: {detail}"
         stats = [
@@ -304,6 +309,10 @@ class TrainingScreen(CifarScreen):
             # before training, the run bar follows feature extraction
             run_label.update("Features")
             run_bar.update(total=p.extract_total, progress=min(p.extract_done or 0, p.extract_total))
+        elif p.phase == "evaluate" and p.end is None and p.test_total:
+            # after training, the test report
+            run_label.update("Test set")
+            run_bar.update(total=p.test_total, progress=min(p.test_done or 0, p.test_total))
         elif p.epochs_total:
             run_label.update(f"Run {p.epochs_done}/{p.epochs_total} ep")
             run_bar.update(total=p.epochs_total, progress=min(p.epochs_done, p.epochs_total))
@@ -387,3 +396,4 @@ class TrainingScreen(CifarScreen):
         if self.run_dir is not None and self.state == "running":
             self.notify(f"{self.run_dir.name} keeps running; reattach from the runs screen", timeout=4)
         self.post_message(GotoScreen("runs"))
+
