@@ -334,13 +334,9 @@ def _gather_inputs(inputs: list[Path]):
 
 def _photo_score(run: Path, results, label_map) -> dict:
     """{"photos": folder_labels.score_photos, "test": the run's test accuracy and recalls, or None}."""
-    from . import runstore
-    from .folder_labels import score_photos
+    from .folder_labels import score_photos, test_set_scores
 
-    report = runstore.read_json(run / runstore.REPORT_FILE)[0] if run.is_dir() else None
-    test = {"test_accuracy": report["test_accuracy"],
-            "recall": {name: row["recall"] for name, row in report["per_class"].items()}} if report else None
-    return {"photos": score_photos(results, label_map), "test": test}
+    return {"photos": score_photos(results, label_map), "test": test_set_scores(run)}
 
 
 def _write_explanations(classifier, results, out_dir: Path) -> bool:
