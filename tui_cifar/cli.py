@@ -457,24 +457,14 @@ def _add_doctor(sub) -> None:
 
 def cmd_doctor(args) -> int:
     """Exit 1 when something needs fixing (every warning says how)."""
-    from .environment import doctor
+    from .environment import doctor, doctor_lines
 
     facts = doctor(args.cache_dir, args.app_data_dir)
     if args.json:
         print(json.dumps(facts, indent=2))
         return EXIT_FAILED if facts["warnings"] else 0
-    for name, version in facts["versions"].items():
-        print(f"{name:14} {version or 'not installed'}")
-    tf = facts["tensorflow"]
-    if tf:
-        cuda = f"CUDA {tf['cuda_version']}, cuDNN {tf['cudnn_version']}" if tf["cuda_build"] else "no (CPU only)"
-        print(f"{'CUDA build':14} {cuda}")
-        print(f"{'TF devices':14} {', '.join(tf['devices'])}")
-    print(f"{'nvidia-smi':14} {'; '.join(facts['nvidia_gpus']) or 'no NVIDIA GPU'}")
-    for name, where in facts["locations"].items():
-        print(f"{name.replace('_', ' '):14} {where}")
-    cache = facts["feature_cache"]
-    print(f"{'cache size':14} {cache['bytes'] / 2**20:.1f} MiB in {cache['files']} files (`cifar-tui cache clear` empties it)")
+    for label, value in doctor_lines(facts):
+        print(f"{label:14} {value}")
     for warning in facts["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     return EXIT_FAILED if facts["warnings"] else 0
