@@ -547,10 +547,6 @@ class FakeClassifier:
             out.append(FilePrediction(Path(p), top))
         return out
 
-    def classify_folder_to_csv(self, folder, csv_path):
-        Path(csv_path).write_text("path,prediction\n")
-        return 2, 1
-
 
 @pytest.fixture
 def fake_classifier(monkeypatch):
@@ -633,18 +629,6 @@ async def test_predict_enter_in_tree_classifies(runs_dir, fake_classifier, pictu
         await pilot.press("down", "down", "enter")  # broken.jpg, good.png (sorted)
         await wait_for(pilot, lambda: screen.result is not None and screen.result.top is not None)
         assert screen.current_file == pictures / "good.png"
-
-
-async def test_predict_folder_to_csv(runs_dir, fake_classifier, pictures):
-    (runs_dir / FINISHED / "model.keras").write_bytes(b"fake")
-    app = make_app(runs_dir, start_screen="predict")
-    async with app.run_test(size=(120, 36)) as pilot:
-        screen = app.screen
-        await wait_for(pilot, lambda: screen.classifier is not None)
-        csv_path = pictures / "out.csv"
-        screen._classify_folder(runs_dir / FINISHED, pictures, csv_path)
-        await wait_for(pilot, lambda: "2 images classified, 1 failed" in static_text(app, "#model-status"))
-        assert csv_path.exists()
 
 
 async def test_predict_without_models(tmp_path):

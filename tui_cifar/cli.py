@@ -400,13 +400,9 @@ def _gather_inputs(inputs: list[Path]):
 
 def _photo_score(run: Path, results, label_map) -> dict:
     """{"photos": folder_labels.score_photos, "test": the run's test accuracy and recalls, or None}."""
-    from . import runstore
-    from .folder_labels import score_photos
+    from .folder_labels import score_photos, test_set_scores
 
-    report = runstore.read_report(run)[0] if run.is_dir() else None
-    test = {"test_accuracy": report["test_accuracy"],
-            "recall": {name: row["recall"] for name, row in report["per_class"].items()}} if report else None
-    return {"photos": score_photos(results, label_map), "test": test}
+    return {"photos": score_photos(results, label_map), "test": test_set_scores(run)}
 
 
 def _write_explanations(classifier, results, out_dir: Path) -> bool:
@@ -549,24 +545,14 @@ def _add_doctor(sub) -> None:
 
 def cmd_doctor(args) -> int:
     """Exit 1 when something needs fixing (every warning says how)."""
-    from .environment import doctor
+    from .environment import doctor, doctor_lines
 
     facts = doctor(args.cache_dir, args.app_data_dir)
     if args.json:
         print(json.dumps(facts, indent=2))
         return EXIT_FAILED if facts["warnings"] else 0
-    for name, version in facts["versions"].items():
-        print(f"{name:14} {version or 'not installed'}")
-    tf = facts["tensorflow"]
-    if tf:
-        cuda = f"CUDA {tf['cuda_version']}, cuDNN {tf['cudnn_version']}" if tf["cuda_build"] else "no (CPU only)"
-        print(f"{'CUDA build':14} {cuda}")
-        print(f"{'TF devices':14} {', '.join(tf['devices'])}")
-    print(f"{'nvidia-smi':14} {'; '.join(facts['nvidia_gpus']) or 'no NVIDIA GPU'}")
-    for name, where in facts["locations"].items():
-        print(f"{name.replace('_', ' '):14} {where}")
-    cache = facts["feature_cache"]
-    print(f"{'cache size':14} {cache['bytes'] / 2**20:.1f} MiB in {cache['files']} files (`cifar-tui cache clear` empties it)")
+    for label, value in doctor_lines(facts):
+        print(f"{label:14} {value}")
     for warning in facts["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     return EXIT_FAILED if facts["warnings"] else 0

@@ -149,3 +149,18 @@ def doctor(cache_dir: Path | None = None, data_dir: str | None = None) -> dict:
     }
     facts["feature_cache"] = {"files": files, "bytes": size}
     return facts
+
+
+def doctor_lines(facts: dict) -> list[tuple[str, str]]:
+    """doctor()'s facts as (label, value) lines, the way `cifar-tui doctor` and the app's About panel show them."""
+    lines = [(name, version or "not installed") for name, version in facts["versions"].items()]
+    tf = facts["tensorflow"]
+    if tf:
+        cuda = f"CUDA {tf['cuda_version']}, cuDNN {tf['cudnn_version']}" if tf["cuda_build"] else "no (CPU only)"
+        lines += [("CUDA build", cuda), ("TF devices", ", ".join(tf["devices"]))]
+    lines.append(("nvidia-smi", "; ".join(facts["nvidia_gpus"]) or "no NVIDIA GPU"))
+    lines += [(name.replace("_", " "), where) for name, where in facts["locations"].items()]
+    cache = facts["feature_cache"]
+    lines.append(("cache size", f"{cache['bytes'] / 2**20:.1f} MiB in {cache['files']} files "
+                                "(`cifar-tui cache clear` empties it)"))
+    return lines

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from . import runstore
 from .data import CLASS_NAMES
 from .prediction import FilePrediction
 
@@ -120,3 +121,12 @@ def score_photos(results: list[FilePrediction], label_map: dict[str, str | None]
         "failed": sum(r.error is not None for r in results),
         "folders": folders,
     }
+
+
+def test_set_scores(run_dir: Path) -> dict[str, Any] | None:
+    """The run's test accuracy and per-class recalls, to show beside the photos' ({"test_accuracy", "recall"}), or None."""
+    report = runstore.read_report(run_dir)[0] if Path(run_dir).is_dir() else None
+    if not report:
+        return None
+    return {"test_accuracy": report["test_accuracy"],
+            "recall": {name: row["recall"] for name, row in report["per_class"].items()}}

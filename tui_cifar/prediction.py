@@ -146,12 +146,6 @@ class Classifier:
         scan = find_images(folder)
         return FolderPredictions(scan, self.classify_files(scan.images, top_k=len(CLASS_NAMES), root=scan.root))
 
-    def classify_folder_to_csv(self, folder: Path, csv_path: Path) -> tuple[int, int]:
-        """Classify every image of a folder and its subfolders into a CSV; returns (classified, failed)."""
-        done = self.classify_folder(folder)
-        write_csv(done.results, csv_path)
-        return len(done.results) - done.failed, done.failed
-
 
 def default_csv_path(run_or_model: Path, folders: list[Path]) -> Path:
     """Where predictions go without --csv: never inside the picture folder, which may be read-only or shared.

@@ -47,6 +47,25 @@ def best_val_accuracy(records: list[dict[str, Any]]) -> float | None:
     return max(vals, default=None)
 
 
+# Keys of an epoch record that are bookkeeping, not metrics a model logged.
+EPOCH_BOOKKEEPING = {"type", "stage", "epoch", "epochs", "lr", "learning_rate", "images_per_sec", "epoch_time",
+                     "partial", "memory", "wall_time", "time"}
+
+
+def epoch_metric_names(records: list[dict[str, Any]]) -> list[str]:
+    """Training metric names in epoch records other than the loss (no val_ ones), first seen first.
+
+    A RunLogger run logs whatever its model compiles (auc, mae...), not only accuracy.
+    """
+    names: dict[str, None] = {}
+    for rec in records:
+        for key, value in rec.items():
+            if (key not in EPOCH_BOOKKEEPING and key != "loss" and not key.startswith("val_")
+                    and isinstance(value, (int, float)) and not isinstance(value, bool)):
+                names.setdefault(key, None)
+    return list(names)
+
+
 def last_wall_time(records: list[dict[str, Any]]) -> float | None:
     """Seconds since the run started at its latest record (continued across resumes)."""
     walls = [r["wall_time"] for r in records if isinstance(r.get("wall_time"), (int, float))]
@@ -268,10 +287,22 @@ class RunProgress:
             return self.stage_epochs_done(1) + 0.5
         return None
 
-    def epoch_series(self) -> dict[str, list[tuple[float, float]]]:
-        """Global-epoch-indexed series: loss, val_loss, accuracy, val_accuracy."""
+    @property
+    def metric_names(self) -> list[str]:
+        """The training metrics the epochs carry besides the loss ("accuracy", "auc"...), first seen first."""
+        return epoch_metric_names(self.epochs)
+
+    @property
+    def main_metric(self) -> str | None:
+        """The metric the second chart shows: accuracy when the run has it, else its first metric."""
+        names = self.metric_names
+        return "accuracy" if "accuracy" in names else (names[0] if names else None)
+
+    def epoch_series(self, names: list[str] | None = None) -> dict[str, list[tuple[float, float]]]:
+        """Global-epoch-indexed series of each metric and its val_ twin (default: loss and accuracy)."""
+        names = names or ["loss", "accuracy"]
         series: dict[str, list[tuple[float, float]]] = {
-            "loss": [], "val_loss": [], "accuracy": [], "val_accuracy": []}
+            key: [] for name in names for key in (name, f"val_{name}")}
         for rec in self.epochs:
             stage = int(rec.get("stage", 1))
             x = self.epoch_offset(stage) + int(rec.get("epoch", 0))

@@ -26,8 +26,8 @@ from . import settings
 from .commands import CifarCommands
 from .screens.base import NARROW_BELOW
 from .messages import (
-    ClassifyFolder, CompareRuns, GotoScreen, OpenRun, ResumeRun, RunStateChanged, ScreenEntered, ShowRun,
-    StartPreset, StartRun, StopRun,
+    ClassifyFolder, CompareRuns, GotoScreen, OpenRun, ResumeRun, RunStateChanged, ScreenEntered, ShowEnvironment,
+    ShowRun, StartPreset, StartRun, StopRun,
 )
 
 HERE = Path(__file__).parent
@@ -207,6 +207,11 @@ class CifarApp(App):
     def on_classify_folder(self, _message: ClassifyFolder) -> None:
         self.action_goto("predict")
         self._tell("predict", ClassifyFolder())
+
+    def on_show_environment(self, _message: ShowEnvironment) -> None:
+        from .screens.environment_screen import EnvironmentScreen
+
+        self.push_screen(EnvironmentScreen(self.data_dir))
 
     def start_run(self, config) -> Path | None:
         """Start a detached training process; open its live view. Returns the run folder, or None."""

@@ -10,7 +10,9 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from .. import runreader, runstore
 from ..config import PRESETS
-from .messages import ClassifyFolder, CompareRuns, GotoScreen, OpenRun, ResumeRun, StartPreset, StopRun
+from .messages import (
+    ClassifyFolder, CompareRuns, GotoScreen, OpenRun, ResumeRun, ShowEnvironment, StartPreset, StopRun,
+)
 
 if TYPE_CHECKING:
     from .app import CifarApp
@@ -36,6 +38,8 @@ class CifarCommands(Provider):
             ("Evaluate", "confusion matrix, per-class scores, ROC (e)", partial(post, GotoScreen("evaluate"))),
             ("Predict", "classify your own images (p)", partial(post, GotoScreen("predict"))),
         ]
+        commands.append(("About / environment", "versions, TensorFlow's devices, GPUs, data and cache folders",
+                         partial(post, ShowEnvironment())))
         from .screens.configure_screen import preset_summary
 
         for preset in PRESETS:
@@ -49,7 +53,8 @@ class CifarCommands(Provider):
         commands.append(("Classify folder to CSV", predict_help, partial(post, ClassifyFolder())))
         for summary in reversed(getattr(self, "_runs", [])):
             mode = "evaluate" if runstore.has_report(summary.path) else "train"
-            what = f"{summary.state}, {summary.backbone or '?'} {summary.image_size or ''}px"
+            what = (f"{summary.state}, Keras model {summary.model or '?'}" if summary.kind == runstore.KERAS_KIND
+                    else f"{summary.state}, {summary.backbone or '?'} {summary.image_size or ''}px")
             commands.append((f"Open run {summary.name}", what, partial(post, OpenRun(summary.path, mode))))
             if summary.state in ("stopped", "killed"):
                 commands.append((f"Resume run {summary.name}", f"{what}: continue from its last completed epoch",

@@ -59,6 +59,11 @@ class RunStateChanged(Message):
     state: str
 
 
+@dataclass
+class ShowEnvironment(Message):
+    """Open the About / environment panel (the facts of `cifar-tui doctor`)."""
+
+
 # ---------------------------------------------------------------- requests the app forwards to a screen
 
 

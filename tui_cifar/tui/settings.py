@@ -10,6 +10,7 @@ from ..files import atomic_write_json, read_json
 
 LAST_CONFIG = "last_config.json"
 DESCRIBE_CACHE = "fine_tune_descriptions.json"
+PHOTO_FOLDER = "photo_folder.json"
 
 
 def _read(path: Path) -> dict[str, Any] | None:
@@ -33,6 +34,16 @@ def load_last_config() -> dict[str, Any] | None:
 
 def save_last_config(values: dict[str, Any]) -> str | None:
     return _write(config_dir() / LAST_CONFIG, values)
+
+
+def load_photo_folder() -> Path | None:
+    """The folder of photos last classified on the predict screen, or None."""
+    folder = (_read(config_dir() / PHOTO_FOLDER) or {}).get("folder")
+    return Path(folder) if isinstance(folder, str) and folder else None
+
+
+def save_photo_folder(folder: Path) -> str | None:
+    return _write(config_dir() / PHOTO_FOLDER, {"folder": str(folder)})
 
 
 def _describe_key(backbone: str, image_size: int, blocks: int | str) -> str:

@@ -3,11 +3,13 @@
 Confusion matrix (Enter on a cell lists those test images), per-class scores,
 one-vs-rest ROC curves and the most confused pairs. Reads report.json and
 predictions.npz; the CIFAR-10 test images are loaded (once) in a thread worker
-only when a cell's images are asked for.
+only when a cell's images are asked for. g lays Grad-CAM's heatmap for the
+predicted class over those images (the run's model, in a worker).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +49,22 @@ class ImagesLoaded(Message):
         self.cell, self.items, self.error = cell, items, error
 
 
+@dataclass
+class HeatmapsReady(Message):
+    """Grad-CAM overlays of a cell's shown images, in their order, or why there are none."""
+
+    cell: tuple[int, int]
+    overlays: list
+    error: str | None
+
+
 class EvaluateScreen(CifarScreen):
     """Test-set report of one run."""
 
     BINDINGS = [
         Binding("n", "toggle_percent", "Counts/%"),
         Binding("z", "zoom", "Zoom images", show=False),
+        Binding("g", "toggle_heatmaps", "Grad-CAM"),
         Binding("1", "tab('tab-confusion')", "Confusion", show=False),
         Binding("2", "tab('tab-classes')", "Per class", show=False),
         Binding("3", "tab('tab-roc')", "ROC", show=False),
@@ -69,6 +81,8 @@ class EvaluateScreen(CifarScreen):
         self.class_names: list[str] = []
         self.selected_cell: tuple[int, int] | None = None
         self.shown_indices: list[int] = []
+        self.gallery_items: list[tuple[Any, str]] = []  # the shown cell's (image, caption) pairs
+        self.heatmaps_shown = False
 
 
     # ------------------------------------------------------------ layout
@@ -173,7 +187,9 @@ class EvaluateScreen(CifarScreen):
         text = Text()
         if self.report is None:  # the run picker lists only runs with a report: name this one here
             text.append(self.run_dir.name, style="bold")
-            text.append(f"  ⚠ no test report: {self.problem}", style="bold yellow")
+            reason = runstore.no_cifar_model_reason(read_json(self.run_dir / runstore.CONFIG_FILE)[0] or {})
+            text.append(f"  ⚠ nothing to evaluate: {reason}" if reason else f"  ⚠ no test report: {self.problem}",
+                        style="bold yellow")
             status = runstore.read_status(self.run_dir)
             text.append(f"  (run state: {runstore.effective_state(status)})")
             self._set_title(text)
@@ -315,6 +331,8 @@ class EvaluateScreen(CifarScreen):
 
     def show_cell_images(self, i: int, j: int) -> None:
         self.selected_cell = (i, j)
+        self.gallery_items = []
+        self.heatmaps_shown = False
         gallery = self.query_one(MisclassifiedGallery)
         what = self._cell_name(i, j)
         if self.predictions is None:
@@ -379,7 +397,52 @@ class EvaluateScreen(CifarScreen):
         gallery.say(f"{what}: {total} image{'s' if total != 1 else ''}"
                     + (f" (first {len(items)})" if total > len(items) else "")
                     + (" · z: zoom" if items else ""))
+        self.gallery_items = items
         gallery.show_images(items)
+
+    # ------------------------------------------------------------ what the model looked at
+    def action_toggle_heatmaps(self) -> None:
+        """The shown images with Grad-CAM for the class they were predicted as, or the plain images again."""
+        gallery = self.query_one(MisclassifiedGallery)
+        if not self.gallery_items or self.selected_cell is None or self.run_dir is None:
+            self.notify("Select a cell of the matrix (Enter) first: g shows where the model looked in its images",
+                        timeout=5)
+            return
+        if self.heatmaps_shown:
+            self.heatmaps_shown = False
+            gallery.show_images(self.gallery_items)
+            return
+        gallery.loading_images(True)
+        self._explain_images(self.run_dir, self.selected_cell, [image for image, _ in self.gallery_items])
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="heatmaps")
+    def _explain_images(self, run_dir: Path, cell: tuple[int, int], images: list) -> None:
+        import numpy as np
+
+        from ...explain import explain
+        from .predict_screen import load_classifier_cached
+
+        try:
+            model = load_classifier_cached(self.cifar, run_dir).keras_model  # a LiteRT runtime has no gradients
+            overlays, error = [e.overlay() for e in explain(model, np.stack(images), [cell[1]] * len(images))], None
+        except Exception as exc:  # no model file, a model without a backbone model
+            overlays, error = [], str(exc) or exc.__class__.__name__
+        self.post_message(HeatmapsReady(cell, overlays, error))
+
+    @on(HeatmapsReady)
+    def _heatmaps_ready(self, message: HeatmapsReady) -> None:
+        gallery = self.query_one(MisclassifiedGallery)
+        gallery.loading_images(False)
+        if message.cell != self.selected_cell or len(message.overlays) != len(self.gallery_items) and not message.error:
+            return
+        if message.error:
+            self.notify(message.error, title="No Grad-CAM", severity="error", timeout=8)
+            return
+        self.heatmaps_shown = True
+        gallery.say(f"{self._cell_name(*message.cell)}: Grad-CAM for {self.class_names[message.cell[1]]} "
+                    "(red: where the model looked) · g: the images")
+        gallery.show_images([(overlay, caption) for overlay, (_image, caption) in
+                             zip(message.overlays, self.gallery_items)])
 
     def _cell_name(self, i: int, j: int) -> str:
         names = self.class_names

@@ -2,12 +2,16 @@
 
 The model loads in a thread worker (TensorFlow is imported there, and only
 there). A file that is not a usable image gets a message beside the preview
-and a notification; the app carries on.
+and a notification; the app carries on. Beside the photo: the 32x32 picture
+the model really gets, and Grad-CAM's heatmap of where it looked for its top
+class (a worker too). A folder is searched with its subfolders; when they are
+named after CIFAR-10 classes, the screen scores the run on those photos.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +19,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import (
     Button, DirectoryTree, Footer, Header, Label, LoadingIndicator, Select, Static,
@@ -23,13 +27,17 @@ from textual.widgets import (
 from textual.worker import get_current_worker
 
 from ... import runreader, runstore
+from ...files import read_json
 from ...formatting import format_pct
 from ...images import is_image_name
+from .. import settings
 from ..messages import ClassifyFolder, ShowRun
 from .base import CifarScreen
 from ..widgets.bars import topk_table
+from ..widgets.confusion import ConfusionMatrix
 from ..widgets.halfblock import HalfBlockImage
 from ..widgets.image_tree import ImageTree
+from ..widgets.photo_score import photo_score_text
 
 if TYPE_CHECKING:
     from ..app import CifarApp
@@ -39,9 +47,11 @@ _model_lock = threading.Lock()
 
 
 class ModelsFound(Message):
-    def __init__(self, options: list[tuple[str, str]], wanted: Path | None, asked: bool) -> None:
+    def __init__(self, options: list[tuple[str, str]], wanted: Path | None, asked: bool,
+                 refused: str | None = None) -> None:
         super().__init__()
         self.options, self.wanted, self.asked = options, wanted, asked
+        self.refused = refused  # why the wanted run has no model to predict with (a RunLogger run)
 
 
 class ModelLoaded(Message):
@@ -51,9 +61,9 @@ class ModelLoaded(Message):
 
 
 class PreviewLoaded(Message):
-    def __init__(self, path: Path, image: Any, error: str | None) -> None:
+    def __init__(self, path: Path, image: Any, model_input: Any, error: str | None) -> None:
         super().__init__()
-        self.path, self.image, self.error = path, image, error
+        self.path, self.image, self.model_input, self.error = path, image, model_input, error
 
 
 class Classified(Message):
@@ -62,10 +72,26 @@ class Classified(Message):
         self.path, self.result, self.error = path, result, error
 
 
+@dataclass
+class Explained(Message):
+    """Grad-CAM of a picture's 32x32 input for its top class (overlay: uint8 RGB), or why there is none."""
+
+    path: Path
+    class_name: str
+    overlay: Any
+    error: str | None
+
+
+@dataclass
 class FolderDone(Message):
-    def __init__(self, message: str | None, error: str | None) -> None:
-        super().__init__()
-        self.text, self.error = message, error
+    """A folder classified: what was found, where the CSV went, and the photos' scores when folders name classes."""
+
+    folder: Path
+    summary: str | None
+    csv_path: Path
+    score: dict[str, Any] | None  # folder_labels.score_photos, when a folder names a CIFAR-10 class
+    test: dict[str, Any] | None  # folder_labels.test_set_scores of the run
+    error: str | None
 
 
 def load_classifier_cached(app: "CifarApp", run_dir: Path):
@@ -99,6 +125,8 @@ class PredictScreen(CifarScreen):
         self.pending_file: Path | None = None
         self.result: Any = None  # the last FilePrediction
         self.error: str | None = None
+        self.explanation: Explained | None = None  # the Grad-CAM of the current file, once computed
+        self.folder_score: dict[str, Any] | None = None  # the last labelled folder's score_photos
         self._notified: set[tuple[Path, str]] = set()
 
 
@@ -122,10 +150,21 @@ class PredictScreen(CifarScreen):
                     with Vertical(id="topk-box"):
                         yield Static("", id="topk")
                         yield Static("", id="predict-error")
+                with Horizontal(id="seen-row"):
+                    with Vertical(classes="seen-box"):
+                        yield Label("model input 32×32", classes="seen-label")
+                        yield HalfBlockImage(id="model-input")
+                    with Vertical(classes="seen-box"):
+                        yield Label("Grad-CAM", id="heatmap-label", classes="seen-label")
+                        yield HalfBlockImage(id="heatmap")
+                with VerticalScroll(id="folder-score"):
+                    yield Static("", id="photo-score")
+                    yield ConfusionMatrix(id="photo-confusion")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#model-loading").display = False
+        self._show_folder_score(False)
         tree = self.query_one("#image-tree")
         tree.border_title = str(self.start_dir)
         tree.focus()
@@ -139,6 +178,9 @@ class PredictScreen(CifarScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="find-models")
     def _find_models(self, runs_dir: Path, wanted: Path | None, asked: bool) -> None:
         options = []
+        refused = None
+        if asked and wanted is not None:
+            refused = runstore.no_cifar_model_reason(read_json(wanted / runstore.CONFIG_FILE)[0] or {})
         try:
             summaries = runreader.list_runs(runs_dir)
         except OSError:
@@ -150,13 +192,16 @@ class PredictScreen(CifarScreen):
                 if s.test_accuracy is not None:
                     label += f", test {format_pct(s.test_accuracy)}"
                 options.append((label + ")", str(s.path)))
-        self.post_message(ModelsFound(options, wanted, asked))
+        self.post_message(ModelsFound(options, wanted, asked, refused))
 
     @on(ModelsFound)
     def _models_found(self, message: ModelsFound) -> None:
         options = message.options
         select = self.query_one("#model-select", Select)
         select.set_options(options)
+        if message.refused and message.wanted is not None:
+            self.notify(f"{message.wanted.name}: {message.refused}", title="Nothing to predict with",
+                        severity="warning", timeout=10)
         if not options:
             select.prompt = "no trained model yet"
             self._status(f"No run with a model in {self.cifar.runs_dir}: train one first (c).", bad=True)
@@ -167,7 +212,7 @@ class PredictScreen(CifarScreen):
             select.value = str(wanted)  # -> Select.Changed -> load
             return
         fallback = str(self.run_dir) if self.run_dir is not None and str(self.run_dir) in values else values[0]
-        if message.asked and wanted is not None:
+        if message.asked and wanted is not None and not message.refused:
             self.notify(f"{wanted.name} has no trained model; using {Path(fallback).name}", severity="warning",
                         timeout=6)
         select.value = fallback
@@ -261,6 +306,11 @@ class PredictScreen(CifarScreen):
         self._set_error(None)
         self.query_one("#file-name", Static).update(Text(str(path), style="bold"))
         self.query_one("#topk", Static).update("")
+        self.explanation = None
+        self.query_one("#model-input", HalfBlockImage).image = None
+        self.query_one("#heatmap", HalfBlockImage).image = None
+        self.query_one("#heatmap-label", Label).update("Grad-CAM")
+        self._show_folder_score(False)
         self._load_preview(path)
         if self.classifier is not None:
             self.query_one("#topk", Static).update("classifying…")
@@ -275,13 +325,13 @@ class PredictScreen(CifarScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="preview")
     def _load_preview(self, path: Path) -> None:
         try:
-            from ...images import load_preview
+            from ...images import load_preview, model_input
 
-            image, error = load_preview(path, max_side=256), None
+            image, seen, error = load_preview(path, max_side=256), model_input(path), None
         except Exception as exc:  # ImageLoadError is one line naming the file; others are unexpected
-            image, error = None, str(exc) or exc.__class__.__name__
+            image, seen, error = None, None, str(exc) or exc.__class__.__name__
         if not get_current_worker().is_cancelled:
-            self.post_message(PreviewLoaded(path, image, error))
+            self.post_message(PreviewLoaded(path, image, seen, error))
 
     @on(PreviewLoaded)
     async def _preview_loaded(self, message: PreviewLoaded) -> None:
@@ -293,6 +343,7 @@ class PredictScreen(CifarScreen):
         if error:
             self._set_error(error)
             return
+        self.query_one("#model-input", HalfBlockImage).image = message.model_input
         if self.cifar.image_backend == "textual-image":
             try:
                 from textual_image.widget import Image as TIImage
@@ -327,6 +378,37 @@ class PredictScreen(CifarScreen):
             self._set_error(error or "no prediction")
             return
         topk.update(topk_table(list(result.top)))
+        if self.classifier is not None:
+            self.query_one("#heatmap-label", Label).update(f"Grad-CAM: {result.top[0][0]}…")
+            self._explain(path, self.classifier, result.top[0][0])
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="explain")
+    def _explain(self, path: Path, classifier: Any, class_name: str) -> None:
+        """Grad-CAM for the class shown on top (the Keras model: a LiteRT runtime has no gradients)."""
+        try:
+            from ...data import CLASS_NAMES
+            from ...explain import explain
+            from ...images import model_input
+
+            explanation = explain(classifier.keras_model, model_input(path)[None],
+                                  [CLASS_NAMES.index(class_name)])[0]
+            overlay, error = explanation.overlay(), None
+        except Exception as exc:  # ExplainError (a model without a backbone model), a file gone since
+            overlay, error = None, str(exc) or exc.__class__.__name__
+        if not get_current_worker().is_cancelled:
+            self.post_message(Explained(path, class_name, overlay, error))
+
+    @on(Explained)
+    def _explained(self, message: Explained) -> None:
+        if message.path != self.current_file:
+            return
+        self.explanation = message
+        label = self.query_one("#heatmap-label", Label)
+        if message.error:
+            label.update(Text(f"no Grad-CAM: {message.error}", style="yellow"))
+            return
+        label.update(f"Grad-CAM: {message.class_name}")
+        self.query_one("#heatmap", HalfBlockImage).image = message.overlay
 
     def _set_error(self, error: str | None) -> None:
         self.error = error
@@ -347,8 +429,7 @@ class PredictScreen(CifarScreen):
         self.action_classify_folder()
 
     def action_classify_folder(self) -> None:
-        from textual_fspicker import SelectDirectory
-
+        """Ask for a folder (typed, the last one offered); its predictions go beside the run's model, not into it."""
         from .dialogs import PathPromptScreen
 
         if self.run_dir is None:
@@ -356,41 +437,73 @@ class PredictScreen(CifarScreen):
             return
         run_dir = self.run_dir
 
-        def csv_chosen(folder: Path, csv_path: str | None) -> None:
-            if csv_path:
-                self._status(f"Classifying the images in {folder}…")
-                self.query_one("#model-loading").display = True
-                self._classify_folder(run_dir, folder, Path(csv_path).expanduser())
-
-        def folder_chosen(folder: Path | None) -> None:
-            if folder is None:
+        def folder_chosen(answer: str | None) -> None:
+            if not answer:
                 return
-            default = Path(folder) / f"predictions-{run_dir.name}.csv"
-            self.app.push_screen(
-                PathPromptScreen(f"Write the predictions for the images in {folder} to:", str(default),
-                                 title="Classify folder to CSV"),
-                lambda answer: csv_chosen(Path(folder), answer),
-            )
+            folder = Path(answer).expanduser()
+            if not folder.is_dir():
+                self.notify(f"{folder} is not a folder", title="Folder not classified", severity="error", timeout=8)
+                return
+            if problem := settings.save_photo_folder(folder.resolve()):
+                self.notify(problem, severity="warning")
+            from ...prediction import default_csv_path
 
-        self.app.push_screen(SelectDirectory(self.start_dir, title="Folder of images to classify"), folder_chosen)
+            csv_path = default_csv_path(run_dir, [folder])
+            self._status(f"Classifying the images in {folder} and its subfolders…")
+            self.query_one("#model-loading").display = True
+            self._classify_folder(run_dir, folder, csv_path)
+
+        last = settings.load_photo_folder() or self.start_dir
+        self.app.push_screen(
+            PathPromptScreen("Folder of images to classify, subfolders included (type or paste a path). "
+                             "Subfolders named after CIFAR-10 classes are scored.", str(last),
+                             title="Classify a folder"),
+            folder_chosen,
+        )
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="classify-folder")
     def _classify_folder(self, run_dir: Path, folder: Path, csv_path: Path) -> None:
+        from ...folder_labels import score_photos, test_set_scores
+        from ...prediction import write_csv
+
+        summary = score = test = error = None
         try:
             classifier = load_classifier_cached(self.cifar, run_dir)
-            n_ok, n_failed = classifier.classify_folder_to_csv(folder, csv_path)
-            message, error = f"{n_ok} images classified, {n_failed} failed → {csv_path}", None
+            done = classifier.classify_folder(folder)
+            summary = done.summary()
+            write_csv(done.results, csv_path)
+            score = score_photos(done.results)
+            if score["report"] is None:
+                score = None
+            else:
+                test = test_set_scores(run_dir)
         except Exception as exc:  # an unreadable folder, an unwritable CSV, no model
-            message, error = None, str(exc) or exc.__class__.__name__
-        self.post_message(FolderDone(message, error))
+            error = str(exc) or exc.__class__.__name__
+            if summary is not None:
+                error = f"{summary}, but {error}"
+        self.post_message(FolderDone(folder, summary, csv_path, score, test, error))
 
     @on(FolderDone)
     def _folder_done(self, done: FolderDone) -> None:
-        message, error = done.text, done.error
         self.query_one("#model-loading").display = False
-        if error:
-            self._status(f"Folder not classified: {error}", bad=True)
-            self.notify(error, title="Folder not classified", severity="error", timeout=8)
-        else:
-            self._status(message or "")
-            self.notify(message or "", title="Predictions written", timeout=8)
+        if done.error:
+            self._status(f"Folder not classified: {done.error}", bad=True)
+            self.notify(done.error, title="Folder not classified", severity="error", timeout=8)
+            return
+        text = f"{done.folder}: {done.summary} → {done.csv_path}"
+        self._status(text)
+        self.notify(text, title="Predictions written", timeout=8)
+        self.folder_score = done.score
+        self._show_folder_score(done.score is not None)
+        if done.score is not None:
+            report = done.score["report"]
+            self.query_one("#file-name", Static).update(
+                Text(f"{done.folder}: scored by its class subfolders (choose a picture to see it again)", style="bold"))
+            self.query_one("#photo-score", Static).update(photo_score_text(done.score, done.test))
+            self.query_one("#photo-confusion", ConfusionMatrix).set_data(report["confusion_matrix"], report["classes"])
+
+    def _show_folder_score(self, shown: bool) -> None:
+        """The labelled folder's score takes the place of the single picture's panes (a picture chosen brings them back)."""
+        self.query_one("#folder-score").display = shown
+        for pane in ("#predict-panes", "#seen-row"):
+            self.query_one(pane).display = not shown

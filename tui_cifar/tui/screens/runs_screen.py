@@ -215,8 +215,8 @@ class RunsScreen(CifarScreen):
             "test_acc": format_pct(s.test_accuracy, 2),
             "duration": format_duration(s.duration_s),
             "started": format_started(s.started_at),
-            "backbone": s.backbone or "?",
-            "size": f"{s.image_size}px" if s.image_size else "?",
+            "backbone": s.backbone or s.model or "?",  # a RunLogger run names its Keras model
+            "size": f"{s.image_size}px" if s.image_size else "–" if s.kind == runstore.KERAS_KIND else "?",
         }
         return {key: cells[key] for key in self.columns}
 

@@ -18,7 +18,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Header, Label, Log, ProgressBar, Static
 
 from ... import diagnostics, runstore
-from ...formatting import format_duration, format_lr, format_pct
+from ...formatting import fmt, format_duration, format_lr, format_pct
 from ..messages import GotoScreen, ResumeRun, RunStateChanged, ScreenEntered, ShowRun, StopRun
 from ...runreader import LogFollower, RunProgress
 from ..alerts import announce
@@ -243,7 +243,10 @@ class TrainingScreen(CifarScreen):
         cfg = p.config or {}
         status = self.status
         bits = []
-        if cfg:
+        keras_run = runstore.run_kind(cfg) == runstore.KERAS_KIND
+        if keras_run:
+            bits.extend(keras_run_info(cfg))
+        elif cfg:
             bits.append(f"{cfg.get('backbone', '?')} {cfg.get('image_size', '?')}px")
             bits.append(f"batch {cfg.get('batch_size', '?')}")
             bits.append(f"fine-tune {cfg.get('fine_tune_blocks', '?')} blocks")
@@ -264,7 +267,7 @@ class TrainingScreen(CifarScreen):
 
         stage = p.stage
         head_only = cfg.get("fine_tune_blocks") == 0 or cfg.get("epochs_fine") == 0
-        stage_txt = "head only" if head_only else (f"stage {stage}/2" if stage else "stage –")
+        stage_txt = "" if keras_run else "head only" if head_only else (f"stage {stage}/2" if stage else "stage –")
         if self.stop_requested and self.state == "running":
             stage_txt += " (stop requested)"
         last = p.last_epoch or {}
@@ -280,14 +283,20 @@ class TrainingScreen(CifarScreen):
             stage_txt,
             f"LR {format_lr(p.lr)}",
             f"{p.images_per_sec:,.0f} img/s" if p.images_per_sec else "– img/s",
-            f"val acc {format_pct(last.get('val_accuracy'))}",
-            f"best {format_pct(p.best_val_accuracy)}",
+            *self._val_scores(last),
             f"elapsed {format_duration(p.elapsed())}",
             f"ETA {format_duration(p.eta_seconds())}" if self.state == "running" else "",
         ]
         if p.trainable_params:
             stats.append(f"{p.trainable_params / 1e6:.2f}M trainable")
         self.query_one("#run-stats", Static).update("  ·  ".join(s for s in stats if s))
+
+    def _val_scores(self, last: dict) -> list[str]:
+        """Validation accuracy and its best; for a run without accuracy (RunLogger), its own metric's last value."""
+        metric = self.progress.main_metric
+        if metric in (None, "accuracy"):
+            return [f"val acc {format_pct(last.get('val_accuracy'))}", f"best {format_pct(self.progress.best_val_accuracy)}"]
+        return [f"val {metric} {fmt(last.get(f'val_{metric}'), '.4f')}"]
 
     def _update_progress(self) -> None:
         p = self.progress
@@ -322,7 +331,8 @@ class TrainingScreen(CifarScreen):
 
     def _update_epoch_charts(self) -> None:
         p = self.progress
-        series = p.epoch_series()
+        metric = p.main_metric or "accuracy"
+        series = p.epoch_series(["loss", metric])
         boundary = p.stage_boundary
         vlines = [boundary] if boundary is not None else []
         kept = diagnostics.kept_epoch(p.epochs)
@@ -331,8 +341,10 @@ class TrainingScreen(CifarScreen):
         colors = {"train": TRAIN_COLOR, "val": VAL_COLOR}
         self.query_one("#loss-chart", LineChart).set_series(
             {"train": series["loss"], "val": series["val_loss"]}, colors=colors, vlines=vlines, highlights=highlights)
-        self.query_one("#acc-chart", LineChart).set_series(
-            {"train": series["accuracy"], "val": series["val_accuracy"]}, colors=colors, vlines=vlines,
+        metric_chart = self.query_one("#acc-chart", LineChart)
+        metric_chart.chart_title = f"{metric.replace('_', ' ').capitalize()} per epoch"
+        metric_chart.set_series(
+            {"train": series[metric], "val": series[f"val_{metric}"]}, colors=colors, vlines=vlines,
             highlights=highlights)
         self.query_one(RunAdvice).show(p, running=self.state == "running")
 
@@ -397,3 +409,18 @@ class TrainingScreen(CifarScreen):
             self.notify(f"{self.run_dir.name} keeps running; reattach from the runs screen", timeout=4)
         self.post_message(GotoScreen("runs"))
 
+
+def keras_run_info(cfg: dict) -> list[str]:
+    """The info line of a RunLogger run: its model, optimizer, batch size and size, as its config.json has them."""
+    optimizer = cfg.get("optimizer")
+    name = optimizer.get("name") if isinstance(optimizer, dict) else optimizer
+    bits = [f"Keras model {cfg.get('model') or '?'}"]
+    if name:
+        bits.append(f"optimizer {name}")
+    if cfg.get("loss"):
+        bits.append(f"loss {cfg['loss']}")
+    if cfg.get("batch_size"):
+        bits.append(f"batch {cfg['batch_size']}")
+    if isinstance(cfg.get("total_params"), int):
+        bits.append(f"{cfg['total_params']:,} params")
+    return bits

@@ -1,0 +1,175 @@
+"""Pilot tests for issue 12 items 6-8 in the app: folders of photos, a labelled folder's score, what the model sees.
+
+The model is a real cifar-tui transfer model (MobileNetV2 0.35 at 32 px, random weights: seconds to build), so
+classification, the CSV and Grad-CAM run their real code; only which figures come out is left to chance.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fixtures.tui_support import FINISHED, copy_runs, fake_test_images, wait_for
+from PIL import Image
+from textual.widgets import Input, Static
+
+from tui_cifar import runstore
+from tui_cifar.tui import settings
+from tui_cifar.tui.app import CifarApp
+from tui_cifar.tui.widgets.confusion import ConfusionMatrix
+from tui_cifar.tui.widgets.halfblock import HalfBlockImage
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    from tui_cifar.model import build_transfer_model
+    from tui_cifar.prediction import Classifier
+
+    return Classifier(build_transfer_model("mobilenetv2-0.35", 32, 2, weights=None).full, tta_flip=False)
+
+
+@pytest.fixture
+def runs_dir(tmp_path, classifier, monkeypatch) -> Path:
+    from tui_cifar import prediction
+
+    runs = copy_runs(tmp_path / "runs")
+    (runs / FINISHED / "model.keras").write_bytes(b"stands for the model below")
+    monkeypatch.setattr(prediction, "load_classifier", lambda run_dir: classifier)
+    return runs
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    """photos/cat (2), photos/Cars (1), photos/holiday (1, no class), photos/notes.txt (skipped)."""
+    root = tmp_path / "photos"
+    rng = np.random.default_rng(0)
+    for folder, n in (("cat", 2), ("Cars", 1), ("holiday", 1)):
+        (root / folder).mkdir(parents=True)
+        for k in range(n):
+            Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(root / folder / f"{k}.png")
+    (root / "notes.txt").write_text("not a picture")
+    return root
+
+
+def make_app(runs_dir: Path, **kw) -> CifarApp:
+    return CifarApp(runs_dir, poll_interval=0.1, runs_refresh_interval=0.3, **kw)
+
+
+def plain(app, selector: str) -> str:
+    from rich.console import Console
+
+    content = app.screen.query_one(selector, Static).content
+    if isinstance(content, str):
+        return content
+    console = Console(width=200, record=True, file=open(os.devnull, "w"))
+    console.print(content)
+    return console.export_text()
+
+
+async def classify_folder(app, pilot, folder: Path) -> None:
+    await pilot.press("f")
+    await wait_for(pilot, lambda: isinstance(app.focused, Input), what="folder dialog")
+    app.focused.value = str(folder)
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: "→" in plain(app, "#model-status") or "not classified" in plain(app, "#model-status"),
+                   timeout=60, what="folder classified")
+
+
+async def test_folder_is_searched_with_subfolders_csv_beside_the_run_and_folder_remembered(runs_dir, photos):
+    app = make_app(runs_dir, start_screen="predict")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.classifier is not None, timeout=30, what="model loaded")
+        await classify_folder(app, pilot, photos)
+        status = plain(app, "#model-status")
+        csv_path = runs_dir / FINISHED / "predictions" / "photos.csv"
+        assert "4 images found in 3 folders, 1 skipped; 4 classified, 0 failed" in status, status
+        assert str(csv_path) in status
+        rows = list(csv.DictReader(csv_path.open()))
+        assert sorted(r["relative_path"] for r in rows) == ["Cars/0.png", "cat/0.png", "cat/1.png", "holiday/0.png"]
+        assert not list(photos.rglob("*.csv"))  # nothing written into the photo folder
+        assert settings.load_photo_folder() == photos.resolve()
+        await pilot.press("f")  # the dialog offers the last folder
+        await wait_for(pilot, lambda: isinstance(app.focused, Input), what="folder dialog again")
+        assert app.focused.value == str(photos.resolve())
+        await pilot.press("escape")
+
+
+async def test_a_typed_path_that_is_not_a_folder_is_refused(runs_dir, tmp_path):
+    notes = []
+    app = make_app(runs_dir, start_screen="predict")
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.notify = lambda message, **kw: notes.append(message)
+        await wait_for(pilot, lambda: app.screen.classifier is not None, timeout=30, what="model loaded")
+        await pilot.press("f")
+        await wait_for(pilot, lambda: isinstance(app.focused, Input), what="folder dialog")
+        app.focused.value = str(tmp_path / "nowhere")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any("is not a folder" in n for n in notes), what="refusal")
+        assert settings.load_photo_folder() is None
+
+
+async def test_class_subfolders_are_scored_beside_the_test_set(runs_dir, photos):
+    app = make_app(runs_dir, start_screen="predict")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.classifier is not None, timeout=30, what="model loaded")
+        assert not screen.query_one("#folder-score").display
+        await classify_folder(app, pilot, photos)
+        assert screen.query_one("#folder-score").display
+        report = screen.folder_score["report"]
+        text = plain(app, "#photo-score")
+        assert f"accuracy on your photos {100 * report['test_accuracy']:.1f}%" in text
+        assert "(3 labelled, 1 in no class folder)" in text  # holiday/ names no class
+        test_acc = runstore.read_report(runs_dir / FINISHED)[0]["test_accuracy"]
+        assert f"test set {100 * test_acc:.1f}%" in text
+        cat_row = next(line for line in text.splitlines() if line.strip().startswith("cat "))
+        assert cat_row.split()[1] == "2"  # two cat photos
+        matrix = screen.query_one("#photo-confusion", ConfusionMatrix)
+        assert sum(map(sum, matrix.matrix)) == 3
+        assert sum(matrix.matrix[3]) == 2 and sum(matrix.matrix[1]) == 1  # rows: cat (3), automobile (1)
+
+
+async def test_the_32px_input_and_its_gradcam_are_shown_beside_the_photo(runs_dir, photos):
+    from tui_cifar.images import model_input
+
+    app = make_app(runs_dir, start_screen="predict")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.classifier is not None, timeout=30, what="model loaded")
+        picture = photos / "cat" / "0.png"
+        screen.classify(picture)
+        await wait_for(pilot, lambda: screen.explanation is not None, timeout=60, what="Grad-CAM")
+        seen = screen.query_one("#model-input", HalfBlockImage)
+        assert np.array_equal(np.asarray(seen.image), model_input(picture))
+        assert screen.explanation.error is None
+        assert screen.explanation.class_name == screen.result.top[0][0]
+        heat = screen.query_one("#heatmap", HalfBlockImage)
+        assert heat.image.size == (32, 32)
+        assert not np.array_equal(np.asarray(heat.image), model_input(picture))  # coloured by the heat
+        assert f"Grad-CAM: {screen.result.top[0][0]}" in str(screen.query_one("#heatmap-label").content)
+        assert seen.size.width >= 32 and seen.size.height >= 16  # one cell a pixel: the 32x32 input whole
+
+
+async def test_gallery_shows_gradcam_of_the_cell_images_on_g(runs_dir, monkeypatch):
+    from tui_cifar import data
+
+    monkeypatch.setattr(data, "load_test_images", lambda data_dir: fake_test_images())
+    app = make_app(runs_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_run(runs_dir / FINISHED, "evaluate")
+        screen = app.screen
+        await wait_for(pilot, lambda: getattr(screen, "predictions", None) is not None, what="predictions loaded")
+        screen.show_cell_images(3, 5)
+        await wait_for(pilot, lambda: screen.gallery_items, what="cell images")
+        plain_images = [np.asarray(image) for image, _ in screen.gallery_items]
+        await pilot.press("g")
+        await wait_for(pilot, lambda: screen.heatmaps_shown, timeout=60, what="heatmaps")
+        thumbs = [np.asarray(w.image) for w in screen.query("#mistakes-grid HalfBlockImage")]
+        assert len(thumbs) == len(plain_images)
+        assert all(t.shape == (32, 32, 3) and not np.array_equal(t, p) for t, p in zip(thumbs, plain_images))
+        await pilot.press("g")  # back to the pictures
+        await wait_for(pilot, lambda: not screen.heatmaps_shown, what="pictures again")
