@@ -318,7 +318,8 @@ def test_every_flag_says_what_it_does_and_its_default():
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
     for name, sub in [("", parser), *commands.items()]:
         for action in sub._actions:
-            if not action.option_strings or action.help in (argparse.SUPPRESS,) or isinstance(action, argparse._HelpAction):
+            if not action.option_strings or action.help in (argparse.SUPPRESS,) or isinstance(
+                    action, (argparse._HelpAction, argparse._VersionAction)):
                 continue
             shown = sub._get_formatter()._expand_help(action) if action.help else ""
             assert shown and "default" in shown, f"{name} {action.option_strings[0]}: {shown!r}"

@@ -64,6 +64,7 @@ sys.exit(main(sys.argv[1:]))
 
 
 def test_a_missing_tensorflow_is_a_clear_message_not_a_traceback(tmp_path):
+    (tmp_path / "model.keras").write_bytes(b"")  # found, so the command goes on to load it (and TensorFlow)
     out = run_python(WITHOUT_TF, "predict", str(tmp_path / "model.keras"), str(tmp_path))
     assert out.returncode == cli.EXIT_FAILED
     assert "TensorFlow is not installed" in out.stderr and "pip install" in out.stderr

@@ -44,7 +44,7 @@ def _add_setting_flags(p) -> None:
     from .config import SETTINGS
 
     for s in SETTINGS:
-        about = f"{s.label}: {s.help}" if s.help else s.label
+        about = (f"{s.label}: {s.help}" if s.help else s.label).replace("%", "%%")  # argparse formats help with %
         if s.kind == "bool":  # on by default: the flag turns it off
             p.add_argument(s.flag, dest=s.name, action="store_false", default=None, help=f"turn off {about} (default: on)")
             continue
@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"runs folder of the app and of every command; run names are looked up there (default: {_default_runs_dir()})")
     parser.add_argument("--data-dir", dest="app_data_dir", metavar="DIR",
                         help="CIFAR-10 folder of the app and of `train` (default: the usual places, see README)")
-    parser.add_argument("--version", action="version", version=f"cifar-tui {package_version() or '(not installed)'}")
+    parser.add_argument("--version", action="version", version=f"cifar-tui {package_version() or '(not installed)'}",
+                        help="print cifar-tui's version and exit, without loading TensorFlow")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_train(sub)
     run_help = "run folder, or a run's name in the runs folder"
