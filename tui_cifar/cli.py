@@ -108,8 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
 def add_metrics_export_args(p: argparse.ArgumentParser) -> None:
     """`export`'s options for a run's metrics (any run, a Keras script's too)."""
     p.add_argument("--tensorboard", type=Path, metavar="DIR",
-                   help="write TensorBoard event files under DIR/RUN (needs: pip install 'cifar-tui[tensorboard]')")
-    p.add_argument("--csv", type=Path, metavar="FILE", help="write the run's metrics log (batch and epoch records) to FILE")
+                   help="write TensorBoard event files under DIR/RUN (needs: pip install 'cifar-tui[tensorboard]'; default: none)")
+    p.add_argument("--csv", type=Path, metavar="FILE", help="write the run's metrics log (batch and epoch records) to FILE (default: none)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -509,7 +509,7 @@ def _add_export(sub) -> None:
                        "(tflite; input float32 32x32 RGB 0..255, output the 10 probabilities), and/or its metrics "
                        "as TensorBoard event files or CSV (any run, a Keras script's RunLogger run too).")
     p.add_argument("run", type=Path, help="run folder (or a .keras file, with --format)")
-    p.add_argument("--format", choices=FORMATS, help="write the model in this format")
+    p.add_argument("--format", choices=FORMATS, help="write the model in this format (default: no model)")
     p.add_argument("--out", type=Path, help="where --format writes (default: beside model.keras)")
     add_metrics_export_args(p)
 
@@ -541,7 +541,7 @@ def cmd_export(args) -> int:
 def _add_doctor(sub) -> None:
     p = sub.add_parser("doctor", help="versions, TensorFlow's build and devices, GPUs, where data and caches are")
     p.add_argument("--cache-dir", help="feature cache to measure (default ~/.cache/cifar-tui/features)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the facts as JSON (default: lines of text)")
 
 
 def cmd_doctor(args) -> int:
