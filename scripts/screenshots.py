@@ -7,8 +7,9 @@
 It picks the newest running run (else the newest run) for the training screen,
 the newest finished run for the evaluate screen, the two newest runs with
 epochs for the comparison, the newest run that overfits for the overfitting
-signal, and classifies --image on the predict screen when a run has a model
-(that loads TensorFlow). The end-of-run notification is shot on a copy of the
+signal, the newest run recorded by RunLogger from a Keras script, the
+environment panel, and classifies --image on the predict screen when a run has
+a model (that loads TensorFlow). The end-of-run notification is shot on a copy of the
 newest finished run, in a temporary folder, replayed up to its last record.
 Nothing is written into the runs folder. Screens that have nothing to show are
 still captured, as users see them.
@@ -148,6 +149,23 @@ async def capture(args: argparse.Namespace) -> list[Path]:
         await settle(pilot, 0.5)
         shot(app, "command-palette")
         await pilot.press("escape")
+
+        # About / environment (doctor's facts; TensorFlow is asked in a worker)
+        from tui_cifar.tui.messages import ShowEnvironment
+
+        app.post_message(ShowEnvironment())
+        await wait(pilot, lambda: getattr(app.screen, "facts", None) is not None, timeout=120)
+        await settle(pilot)
+        shot(app, "environment")
+        app.screen.dismiss(None)
+        await settle(pilot, 0.2)
+
+        # a run recorded by RunLogger from a plain Keras script, when the folder has one
+        keras_run = next((Path(k) for k in runs.order if runs.summaries[k].kind == "keras"), None)
+        if keras_run is not None:
+            app.open_run(keras_run, "train")
+            await settle(pilot, 1.0)
+            shot(app, "training-keras-run")
 
     # small terminal and the light theme
     if watch is not None:
