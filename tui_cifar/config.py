@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .backbones import BACKBONES
+from .hardware import parse_devices
 from . import runstore
 from .runstore import CONFIG_FILE, RunStoreError, no_cifar_model_reason
 
@@ -76,6 +77,8 @@ class TrainConfig:
     runtime: str = setting("auto", "Forward-pass runtime", "auto: LiteRT (XNNPACK) on a CPU, TensorFlow on a GPU",
                            choices=(("auto", "auto"), ("LiteRT", "litert"), ("Keras/TensorFlow", "keras")),
                            advanced=True)
+    devices: str = setting("auto", "Devices", "auto (every GPU, else the CPU), cpu, or GPU numbers: 0 or 0,1",
+                           kind="devices", advanced=True)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -89,7 +92,7 @@ class TrainConfig:
 class Setting:
     """One TrainConfig field as the CLI and the configure form see it.
 
-    ``kind`` is one of select, choice, bool, int, float, blocks (a count or a word), path;
+    ``kind`` is one of select, choice, bool, int, float, blocks (a count or a word), devices, path;
     ``choices`` are (label, value) pairs.
     """
 
@@ -159,6 +162,12 @@ def _check_type(s: Setting, value: Any) -> Any:
             words = " or ".join(repr(w) for w in s.values)
             raise ConfigError(f"{name} must be a whole number >= 0 or {words}, not {value!r}")
         return value
+    if s.kind == "devices":
+        try:
+            parse_devices(value)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return str(value).strip().lower()
     if s.choices:
         if value not in s.values:
             raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(s.values)}")
