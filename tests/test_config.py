@@ -173,8 +173,8 @@ def test_every_setting_is_a_train_flag_and_reaches_the_config():
     other = {"image_size": "96", "fine_tune_blocks": "all", "epochs_head": "2", "epochs_fine": "1", "lr_head": "0.01",
              "lr_fine": "0.001", "batch_size": "64", "head_batch_size": "256", "dropout": "0.5", "label_smoothing": "0",
              "weight_decay": "0", "val_size": "100", "patience": "2", "seed": "7", "limit_train": "500",
-             "limit_test": "200", "mixed_precision": "off", "weights": "none", "runtime": "litert", "backbone": "resnet50",
-             "data_dir": "d", "runs_dir": "r", "cache_dir": "c"}
+             "limit_test": "200", "mixed_precision": "off", "weights": "none", "backbone": "resnet50",
+             "data_dir": "d", "runs_dir": "r", "cache_dir": "c", "runtime": "litert", "devices": "cpu"}
     argv = ["train"]
     for s in SETTINGS:
         argv += [s.flag] if s.kind == "bool" else [s.flag, other[s.name]]

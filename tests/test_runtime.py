@@ -48,7 +48,7 @@ def test_a_cached_conversion_is_loaded_not_redone(tiny_model, converted, monkeyp
 
     monkeypatch.setattr(runtime, "convert", no_conversion)
     forward = Forward(tiny_model.extractor, "litert", converted)
-    acts, pooled = forward.predict_on_batch(images(3))
+    acts, pooled = forward.predict(images(3))
     assert forward.runtime == "litert" and forward.note is None
     assert acts.shape == (3, *tiny_model.extractor.outputs[0].shape[1:]) and pooled.shape[0] == 3
 

@@ -53,6 +53,36 @@ def _add_setting_flags(p) -> None:
                        help=f"{about} (default: {'none' if s.default is None else s.default})")
 
 
+def _add_devices_flag(p) -> None:
+    """--devices for the commands that run a model, as `train` has it (config.py declares the setting)."""
+    from .config import SETTING_BY_NAME
+
+    s = SETTING_BY_NAME["devices"]
+    p.add_argument(s.flag, dest=s.name, default=s.default, type=_devices_arg, help=f"{s.label}: {s.help} (default {s.default})")
+
+
+def _devices_arg(text: str) -> str:
+    from .hardware import parse_devices
+
+    try:
+        parse_devices(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _configure_tensorflow(devices: str) -> None:
+    """Before a command's first TensorFlow operation (see hardware.configure_tensorflow)."""
+    from .hardware import configure_tensorflow
+
+    try:
+        configure_tensorflow(devices)
+    except ValueError as exc:  # e.g. --devices 3 on a box with 2 GPUs
+        from .config import ConfigError
+
+        raise ConfigError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cifar-tui",
@@ -72,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", type=Path, help=run_help)
     p.add_argument("--json", action="store_true", help="print the report as JSON, as report.json holds it (default: tables)")
     p.add_argument("--recompute", action="store_true", help="score the saved model again (default: show the saved report)")
+    _add_devices_flag(p)
     p = sub.add_parser("predict", help="classify images with a run's model")
     p.add_argument("run", type=Path, help=f"{run_help}, or a .keras file")
     p.add_argument("images", nargs="+", type=Path, help="image files or folders (searched with their subfolders)")
@@ -91,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "heatmap for the top class (default: none)")
     p.add_argument("--runtime", choices=("auto", "keras", "litert"),
                    help="runs the forward pass (default: the run's setting; auto: LiteRT on a CPU)")
+    _add_devices_flag(p)
     p = sub.add_parser("runs", help="list runs")
     p.add_argument("--runs-dir", type=Path, help=f"the runs folder to list (default: {_default_runs_dir()})")
     p.add_argument("--json", action="store_true", help="print the runs as JSON (default: a table)")
@@ -217,6 +249,12 @@ def cmd_train(args) -> int:
 
     # A closed terminal must not end a run: ignore hangups from the start, before the slow TensorFlow import.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    from .hardware import multi_worker_problem
+
+    problem = multi_worker_problem()
+    if problem:
+        print(f"cifar-tui: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     if args.in_run_dir:  # the detached child of `--detach` (with --resume when it continues the run)
         return _train_here(_run_config(args.in_run_dir), args.in_run_dir, resume=args.resume is not None,
                            notify=args.notify)
@@ -291,6 +329,7 @@ def cmd_evaluate(args) -> int:
     run = _find_run(args.run, _runs_dir(args))
     report, _ = runstore.read_report(run)
     if report is None or args.recompute:
+        _configure_tensorflow(args.devices)
         from .evaluation import evaluate_run
         from .prediction import ModelLoadError
 
@@ -328,6 +367,7 @@ def cmd_predict(args) -> int:
     run = _find_run(args.run, _runs_dir(args))
     if sys.stderr.isatty():  # the model takes seconds to load (TensorFlow first): say so to a person waiting
         print(f"loading the model of {run} …", file=sys.stderr, flush=True)
+    _configure_tensorflow(args.devices)
     try:
         classifier = load_classifier(run, args.runtime)
     except ModelLoadError as exc:
@@ -511,6 +551,7 @@ def _add_export(sub) -> None:
     p.add_argument("run", type=Path, help="run folder (or a .keras file, with --format)")
     p.add_argument("--format", choices=FORMATS, help="write the model in this format (default: no model)")
     p.add_argument("--out", type=Path, help="where --format writes (default: beside model.keras)")
+    _add_devices_flag(p)
     add_metrics_export_args(p)
 
 
@@ -526,6 +567,7 @@ def cmd_export(args) -> int:
     args.run = _find_run(args.run, _runs_dir(args))
     if (args.tensorboard or args.csv) and not (args.run / runstore.CONFIG_FILE).is_file():
         raise runstore.RunStoreError(f"{args.run} is not a run folder (no {runstore.CONFIG_FILE})")
+    _configure_tensorflow(args.devices)
     try:
         if args.format:
             from .export import export_model

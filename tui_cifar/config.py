@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .backbones import BACKBONES
+from .hardware import parse_devices
 from . import runstore
 from .runstore import CONFIG_FILE, RunStoreError, no_cifar_model_reason
 
@@ -175,6 +176,13 @@ class TrainConfig:
             "Which engine runs the frozen backbone's forward passes (feature extraction, the test report, "
             "prediction). LiteRT (XNNPACK) is several times faster than TensorFlow on many CPUs and gives the "
             "same features within float16 rounding; TensorFlow is the right engine on a GPU. auto picks for you."))
+    devices: str = setting("auto", "Devices", "auto (every GPU, else the CPU), cpu, or GPU numbers: 0 or 0,1",
+                           kind="devices", advanced=True,
+        explain=(
+            "Which devices train: auto uses every GPU TensorFlow sees (several GPUs split each batch between them), "
+            "else the CPU; cpu keeps a run off the GPUs; 0 or 0,1 picks GPUs by number (as nvidia-smi counts them). "
+            "Batches are global: with N GPUs each gets 1/N of every batch, so raise the batch size (and the "
+            "learning rate with it) to keep them busy."))
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -188,7 +196,7 @@ class TrainConfig:
 class Setting:
     """One TrainConfig field as the CLI and the configure form see it.
 
-    ``kind`` is one of select, choice, bool, int, float, blocks (a count or a word), path;
+    ``kind`` is one of select, choice, bool, int, float, blocks (a count or a word), devices, path;
     ``choices`` are (label, value) pairs.
     """
 
@@ -268,6 +276,12 @@ def _check_type(s: Setting, value: Any) -> Any:
             words = " or ".join(repr(w) for w in s.values)
             raise ConfigError(f"{name} must be a whole number >= 0 or {words}, not {value!r}")
         return value
+    if s.kind == "devices":
+        try:
+            parse_devices(value)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return str(value).strip().lower()
     if s.choices:
         if value not in s.values:
             raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(s.values)}")

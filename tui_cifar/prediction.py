@@ -64,17 +64,17 @@ def predict_probabilities(model, images: np.ndarray, tta_flip: bool, batch_size:
     """
     passes = [images, images[:, :, ::-1]] if tta_flip else [images]
     total = len(images) * len(passes)
+    step = batch_size * 4  # images per predict call: progress (and a stop raised from it) comes between calls
     outputs = []
     for k, pass_images in enumerate(passes):
-        # Batch by batch through predict_on_batch, which a Keras model and a runtime.Forward both answer,
-        # so the progress (and a stop raised from it) comes between batches whatever runs the model.
-        batches = []
-        for start in range(0, len(images), batch_size):
-            chunk = pass_images[start:start + batch_size].astype(np.float32)
-            batches.append(np.asarray(model.predict_on_batch(chunk)))
+        chunks = []
+        for start in range(0, len(images), step):
+            chunk = pass_images[start:start + step].astype(np.float32)
+            # a runtime.Forward or a Keras model; under a tf.distribute strategy the replicas split each batch
+            chunks.append(np.asarray(model.predict(chunk, batch_size=batch_size, verbose=0)))
             if progress is not None:
                 progress(k * len(images) + start + len(chunk), total)
-        outputs.append(np.concatenate(batches) if batches else np.empty((0, 10)))
+        outputs.append(np.concatenate(chunks) if chunks else np.empty((0, 10)))
     probs = np.asarray(sum(outputs) / len(outputs), dtype=np.float64)
     return probs / probs.sum(axis=1, keepdims=True)  # float16/32 softmax sums drift from 1
 

@@ -59,14 +59,14 @@ def saved_model_forward(model, model_path: Path, runtime: str, cache_dir: str | 
 
 
 def resolve(runtime: str) -> str:
-    """auto -> keras when TensorFlow sees a GPU, litert otherwise."""
+    """auto -> keras when TensorFlow may use a GPU (see the devices setting), litert otherwise."""
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
     if runtime != "auto":
         return runtime
     import tensorflow as tf
 
-    return "keras" if tf.config.list_physical_devices("GPU") else "litert"
+    return "keras" if tf.config.get_visible_devices("GPU") else "litert"
 
 
 def convert(model) -> bytes:
@@ -81,8 +81,8 @@ def convert(model) -> bytes:
 class Forward:
     """Inference of one frozen model by the runtime chosen, converting (or loading the cached conversion) on first use.
 
-    It answers the two Keras calls the callers make, ``predict_on_batch`` and
-    ``predict``, with the same results, so the call sites stay as they were.
+    It answers ``predict`` as keras.Model.predict does, with the same results, so the call sites
+    need not know which runtime ran.
     """
 
     def __init__(self, model, runtime: str = "auto", cache_path: Path | None = None, threads: int | None = None,
@@ -134,16 +134,13 @@ class Forward:
             _write_atomically(self.cache_path, content)
         return load(content)
 
-    def predict_on_batch(self, x):
-        """Like keras.Model.predict_on_batch: one array, or a list for a multi-output model."""
-        if self.ready() == "keras":
-            return self.model.predict_on_batch(x)
-        return self._run(x)
-
     def predict(self, x, batch_size: int = 64, verbose=0):
-        """Like keras.Model.predict (LiteRT picks its own batch size)."""
+        """Like keras.Model.predict (and called as it is), silent, each batch split across the replicas in scope;
+        LiteRT picks its own batch size."""
         if self.ready() == "keras":
-            return self.model.predict(x, batch_size=batch_size, verbose=verbose)
+            from .hardware import predict_split
+
+            return predict_split(self.model, x, batch_size)
         return self._run(x)
 
     def _run(self, x):

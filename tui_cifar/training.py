@@ -40,6 +40,7 @@ HEAD_STEPS_PER_EXECUTION = 16
 CHECKPOINT_INTERVAL = 10.0
 
 # Small batches ran the frozen backbone about 5% faster per image than 128-256 on a 2-core CPU.
+# Per replica: with several devices each gets this many images of every batch.
 EXTRACT_BATCH = 64
 
 
@@ -183,7 +184,7 @@ class _Trainer:
 
         cfg = self.config
         keras.utils.set_random_seed(cfg.seed)
-        hw = setup_hardware(cfg.mixed_precision)
+        hw = setup_hardware(cfg.mixed_precision, cfg.devices)
         from .environment import versions
 
         self.log({"type": "run_start" if not self.resume else "run_resume", "config": cfg.to_json(),
@@ -256,7 +257,8 @@ class _Trainer:
                 raise InterruptedError
 
         try:
-            report = evaluate_run(self.run_dir, progress)
+            with self.hw.strategy.scope():  # the model loads onto the strategy's devices, which split its batches
+                report = evaluate_run(self.run_dir, progress)
         except InterruptedError:
             return "stopped", (f"stopped by {self.stop.signal_name} during the test report; the model is saved and "
                                f"`cifar-tui evaluate {self.run_dir}` writes the report")
@@ -297,7 +299,7 @@ class _Trainer:
 
         for split, view, images in jobs:
             acts, pooled, hit, cache_key = cached_extract(
-                cache_dir, key, view, images, extractor, EXTRACT_BATCH,
+                cache_dir, key, view, images, extractor, EXTRACT_BATCH * self.hw.replicas,
                 keep_activations, progress, lambda: self.stop.requested,
             )
             out[split][view] = (acts, pooled)
@@ -334,7 +336,9 @@ class _Trainer:
                 optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
                 loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
                 metrics=["accuracy"],
-                steps_per_execution=HEAD_STEPS_PER_EXECUTION if stage == 1 else 1,
+                # Keras 3.15's multi-step loop fails under tf.distribute strategies ("You must feed a value
+                # for placeholder tensor ... while/cond/Placeholder"): one step per call with several replicas.
+                steps_per_execution=HEAD_STEPS_PER_EXECUTION if stage == 1 and hw.replicas == 1 else 1,
             )
         trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
         self.phase("train_head" if stage == 1 else "fine_tune",

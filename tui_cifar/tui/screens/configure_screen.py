@@ -414,8 +414,9 @@ class ConfigureScreen(CifarScreen):
     def _describe(self, key: tuple) -> None:
         worker = get_current_worker()
         try:
-            from ... import backbones
+            from ... import backbones, hardware
 
+            hardware.configure_for_app(self.cifar.runs_dir)
             text = backbones.describe_fine_tune(*key)
         except Exception as exc:  # shown beside the field; the form stays usable
             text = None

@@ -99,8 +99,11 @@ def load_classifier_cached(app: "CifarApp", run_dir: Path):
     with _model_lock:
         classifier = app.classifiers.get(run_dir)
         if classifier is None:
-            from ... import prediction
+            from ... import hardware, prediction
 
+            note = hardware.configure_for_app(app.runs_dir)
+            if note:
+                app.call_from_thread(app.notify, note)
             classifier = prediction.load_classifier(run_dir)
             app.classifiers[run_dir] = classifier
         return classifier
