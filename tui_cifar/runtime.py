@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import atomic_write
+
 RUNTIMES = ("auto", "keras", "litert")
 # LiteRT runs this many images per invoke: 4 beat 64 for nearly every size and model in bench/forward_speed.json
 # (64 images' intermediate tensors outgrow the CPU caches).
@@ -131,7 +133,7 @@ class Forward:
                 pass  # a damaged cached file is converted again
         content = convert(self.model)
         if self.cache_path:
-            _write_atomically(self.cache_path, content)
+            _cache_converted(self.cache_path, content)
         return load(content)
 
     def predict(self, x, batch_size: int = 64, verbose=0):
@@ -163,14 +165,10 @@ class Forward:
         return outs if len(outs) > 1 else outs[0]
 
 
-def _write_atomically(path: Path, content: bytes) -> None:
-    """Write the converted model; a full or read-only disk only costs the next run a conversion."""
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+def _cache_converted(path: Path, content: bytes) -> None:
+    """Keep the converted model; a full or read-only disk only costs the next run a conversion."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(content)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: tmp.write_bytes(content))
     except OSError as exc:
         log.warning("could not cache the converted model at %s: %s", path, exc)
-    finally:
-        tmp.unlink(missing_ok=True)
