@@ -138,7 +138,10 @@ def predict_split(model, x, batch_size: int):
     n = len(x)
     batch_size = max(1, min(batch_size, n))
     padded = np.pad(x, [(0, -n % batch_size)] + [(0, 0)] * (np.ndim(x) - 1))
-    if tf.distribute.get_strategy().num_replicas_in_sync == 1:
+    # The model's own strategy (the one it was built under), not the scope we happen to be in: predict_on_batch
+    # on a mirrored model gives every replica the whole batch and concatenates their outputs.
+    strategy = getattr(model, "distribute_strategy", None) or tf.distribute.get_strategy()
+    if strategy.num_replicas_in_sync == 1:
         parts = [model.predict_on_batch(padded[i:i + batch_size]) for i in range(0, len(padded), batch_size)]
         if isinstance(parts[0], (list, tuple)):
             return [np.concatenate([p[k] for p in parts])[:n] for k in range(len(parts[0]))]
