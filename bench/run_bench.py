@@ -123,8 +123,9 @@ def bench_preset(preset: str, data_dir: str, work: Path, env: dict, runtime: str
 def bench_predict_photo(run_dir: str, data_dir: str, work: Path, env: dict, runtimes: list[str]) -> dict:
     """`cifar-tui predict RUN photo.png` as a user runs it (process start and model load included), per runtime.
 
-    The photo is a real CIFAR-10 test image upscaled to 256 px. The first LiteRT call converts and caches the
-    model; the figure is the second call (every later one), with the first one recorded beside it.
+    The photo is a real CIFAR-10 test image upscaled to 256 px. The run's test report already converted and
+    cached its model for LiteRT, so both calls find the conversion; the figure is the second call, the first
+    (cold file caches) is recorded beside it.
     """
     import numpy as np
     from PIL import Image

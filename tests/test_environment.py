@@ -111,9 +111,11 @@ def test_doctor_warns_when_a_gpu_goes_unused(monkeypatch, cuda_build, devices, e
 def test_cache_clear_removes_the_cache_files_only(tmp_path, capsys):
     cache = tmp_path / "features"
     cache.mkdir()
-    for name in ("a.acts.npy", "a.pooled.npy", ".tmp-12-b.pooled.npy"):
+    (cache / "litert").mkdir()
+    for name in ("a.acts.npy", "a.pooled.npy", ".tmp-12-b.pooled.npy", "litert/k.tflite", "litert/.tmp-1-k.tflite"):
         (cache / name).write_bytes(b"x" * 100)
     (cache / "notes.txt").write_text("mine")
+    assert environment.cache_size(cache) == (5, 500)  # what doctor reports: the LiteRT conversions count too
     assert cli.main(["cache", "clear", "--cache-dir", str(cache)]) == 0
-    assert "removed 3 files" in capsys.readouterr().out
-    assert [p.name for p in cache.iterdir()] == ["notes.txt"]
+    assert "removed 5 files" in capsys.readouterr().out
+    assert sorted(p.name for p in cache.iterdir()) == ["litert", "notes.txt"] and not any((cache / "litert").iterdir())

@@ -155,3 +155,13 @@ def test_predict_says_it_is_loading_the_model_on_a_terminal(stopped_run, tmp_pat
     assert on_terminal.startswith(f"loading the model of {run_dir} …")
     piped = run_cli("predict", run_dir, image, timeout=180)
     assert piped.returncode == 0 and "loading" not in piped.stderr  # scripts get the results alone
+
+
+def test_a_running_run_is_never_resumed_into_a_second_process(tmp_path, fake_cifar):
+    """The app's palette lists resumable runs when it opens; by the time one is picked it may be running again."""
+    config = make_config(tiny_config(fake_cifar, tmp_path / "runs"))
+    run_dir = create_run(config)
+    runstore.write_status(run_dir, "running", "training", pid=os.getpid())  # alive, on this host
+    with pytest.raises(runstore.RunStoreError, match="still running"):
+        launcher.start_detached(config, resume=run_dir)
+    assert not (run_dir / runstore.TRAIN_LOG).exists()  # no process was started

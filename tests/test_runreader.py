@@ -8,7 +8,7 @@ import time
 import pytest
 from fixtures.tui_support import RESUMED, recorded_records
 
-from tui_cifar.runreader import LogFollower, RunProgress, best_val_accuracy
+from tui_cifar.runreader import LogFollower, RunProgress, best_val_accuracy, stage_times
 
 
 def test_run_progress_over_a_recorded_run():
@@ -129,3 +129,10 @@ def test_a_stopped_and_resumed_run_is_followed_across_the_stop():
     assert p.finished and p.end["state"] == "finished"
     assert [x for x, _ in p.epoch_series()["val_accuracy"]] == [1, 2, 3, 4, 5, 6, 7]
     assert p.planned_epochs(2) == 5 and p.epochs_total == 7
+
+
+def test_stage_times_skip_a_record_without_seconds():
+    """One odd record (another version, a hand edit) must not break the runs table that reads every run."""
+    records = [{"type": "features_done", "seconds": 12.5}, {"type": "features_done"},
+               {"type": "stage_end", "stage": 1, "seconds": 3.0}, {"type": "stage_end", "stage": 2, "seconds": "n/a"}]
+    assert stage_times(records) == {"stage1": 3.0, "features": 12.5}

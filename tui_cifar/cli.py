@@ -84,6 +84,8 @@ def _configure_tensorflow(devices: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .config import SETTING_BY_NAME
+
     parser = argparse.ArgumentParser(
         prog="cifar-tui",
         description="Train, watch, evaluate and use a CIFAR-10 transfer-learning classifier. "
@@ -120,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explain", type=Path, metavar="OUT_DIR",
                    help="write one PNG per picture: the photo, the 32x32 input the model gets, and its Grad-CAM "
                    "heatmap for the top class (default: none)")
-    p.add_argument("--runtime", choices=("auto", "keras", "litert"),
+    p.add_argument("--runtime", choices=SETTING_BY_NAME["runtime"].values,
                    help="runs the forward pass (default: the run's setting; auto: LiteRT on a CPU)")
     _add_devices_flag(p)
     p = sub.add_parser("runs", help="list runs")
@@ -221,8 +223,7 @@ def _find_run(path: Path, runs_dir: Path) -> Path:
 def cmd_app(args) -> int:
     from .tui.app import run_app
 
-    run_app(_runs_dir(args), args.app_data_dir)
-    return 0
+    return run_app(_runs_dir(args), args.app_data_dir)
 
 
 def cmd_watch(args) -> int:
@@ -261,7 +262,9 @@ def cmd_train(args) -> int:
     if args.resume:
         run = _find_run(args.resume, _runs_dir(args))
         config = _run_config(run)
-        _refuse_if_running(run)
+        from .launcher import refuse_if_running
+
+        refuse_if_running(run)
         if args.detach:
             return _detach(config, run, notify=args.notify)
         return _train_here(config, run, resume=True, notify=args.notify)
@@ -286,14 +289,6 @@ def _run_config(run_dir: Path):
     if problem:
         raise runstore.RunStoreError(f"cannot resume {run_dir}: {problem}")
     return config_from_run(data, run_dir)
-
-
-def _refuse_if_running(run_dir: Path) -> None:
-    from . import runstore
-
-    status = runstore.read_status(run_dir)
-    if runstore.effective_state(status) == "running":
-        raise runstore.RunStoreError(f"{run_dir} is still running (pid {status.pid})")
 
 
 def _detach(config, resume: Path | None = None, notify: str | None = None) -> int:
@@ -567,7 +562,8 @@ def cmd_export(args) -> int:
     args.run = _find_run(args.run, _runs_dir(args))
     if (args.tensorboard or args.csv) and not (args.run / runstore.CONFIG_FILE).is_file():
         raise runstore.RunStoreError(f"{args.run} is not a run folder (no {runstore.CONFIG_FILE})")
-    _configure_tensorflow(args.devices)
+    if args.format or args.tensorboard:  # the CSV needs no TensorFlow
+        _configure_tensorflow(args.devices)
     try:
         if args.format:
             from .export import export_model
@@ -581,8 +577,10 @@ def cmd_export(args) -> int:
 
 
 def _add_doctor(sub) -> None:
+    from .paths import features_cache_dir
+
     p = sub.add_parser("doctor", help="versions, TensorFlow's build and devices, GPUs, where data and caches are")
-    p.add_argument("--cache-dir", help="feature cache to measure (default ~/.cache/cifar-tui/features)")
+    p.add_argument("--cache-dir", help=f"feature cache to measure (default: {features_cache_dir()})")
     p.add_argument("--json", action="store_true", help="print the facts as JSON (default: lines of text)")
 
 
@@ -602,9 +600,11 @@ def cmd_doctor(args) -> int:
 
 
 def _add_cache(sub) -> None:
+    from .paths import features_cache_dir
+
     p = sub.add_parser("cache", help="the feature cache: `cache clear` deletes it (runs recompute what they need)")
     p.add_argument("action", choices=("clear",))
-    p.add_argument("--cache-dir", help="default ~/.cache/cifar-tui/features")
+    p.add_argument("--cache-dir", help=f"the feature cache to clear (default: {features_cache_dir()})")
 
 
 def cmd_cache(args) -> int:

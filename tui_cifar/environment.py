@@ -96,10 +96,13 @@ def keras_home() -> Path:
 
 
 def cache_files(cache_dir: Path) -> list[Path]:
-    """The feature cache's own files (cached arrays and interrupted writes), nothing else in the folder."""
+    """The feature cache's own files (cached arrays, LiteRT conversions in litert/, interrupted writes), nothing else."""
     if not cache_dir.is_dir():
         return []
-    return [p for p in cache_dir.iterdir() if p.is_file() and (p.suffix == ".npy" or p.name.startswith(".tmp-"))]
+    converted = cache_dir / "litert"
+    candidates = [*cache_dir.iterdir(), *(converted.iterdir() if converted.is_dir() else [])]
+    return [p for p in candidates
+            if p.is_file() and (p.suffix in (".npy", ".tflite") or p.name.startswith(".tmp-"))]
 
 
 def cache_size(cache_dir: Path) -> tuple[int, int]:

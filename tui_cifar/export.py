@@ -18,9 +18,16 @@ _SUFFIX = {"saved_model": "_saved_model", "tflite": ".tflite"}
 
 
 def model_file(run_or_model: Path) -> Path:
-    """The .keras file of a run folder, or the file itself."""
+    """The .keras file of a run folder, or the file itself; a run with no cifar-tui model says why (ModelLoadError)."""
+    from .prediction import ModelLoadError
+
     path = Path(run_or_model).expanduser()
-    return path / runstore.MODEL_FILE if path.is_dir() else path
+    if not path.is_dir():
+        return path
+    reason = runstore.no_cifar_model_reason(runstore.read_json(path / runstore.CONFIG_FILE)[0] or {})
+    if reason:
+        raise ModelLoadError(f"{path}: {reason}")
+    return path / runstore.MODEL_FILE
 
 
 def default_out(run_or_model: Path, fmt: str) -> Path:
@@ -41,10 +48,16 @@ def export_model(run_or_model: Path, fmt: str, out: Path | None = None) -> Path:
     model = load_model_checked(model_file(run_or_model))
     out = Path(out).expanduser() if out else default_out(run_or_model, fmt)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".tmp-{os.getpid()}-{out.stem}{_SUFFIX[fmt]}")  # Keras wants .tflite for LiteRT
+    if fmt == "tflite":  # the very conversion cifar-tui's LiteRT runtime runs (and its parity tests check)
+        from .files import atomic_write
+        from .runtime import convert
+
+        content = convert(model)
+        atomic_write(out, lambda tmp: tmp.write_bytes(content))
+        return out
+    tmp = out.with_name(f".tmp-{os.getpid()}-{out.stem}{_SUFFIX[fmt]}")
     try:
-        # Keras' own exporters: a `serve` signature for SavedModel, the TFLite converter for LiteRT.
-        model.export(str(tmp), format="tf_saved_model" if fmt == "saved_model" else "litert", verbose=False)
+        model.export(str(tmp), format="tf_saved_model", verbose=False)  # Keras' own exporter: a `serve` signature
         if out.is_dir():
             shutil.rmtree(out)
         os.replace(tmp, out)

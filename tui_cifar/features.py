@@ -65,8 +65,8 @@ def extract(
 ) -> tuple[np.ndarray | None, np.ndarray]:
     """(boundary activations, pooled features) as float16, a few batches at a time to bound memory.
 
-    Through ``predict`` (not ``predict_on_batch``, which hands each replica the whole batch), so that
-    under a tf.distribute strategy every batch is split across the replicas.
+    Through the extractor's ``predict`` (a runtime.Forward: LiteRT, or hardware.predict_split for Keras),
+    so that under a tf.distribute strategy every batch is split across the replicas.
     """
     act_shape = tuple(extractor.outputs[0].shape[1:])
     pooled_dim = extractor.outputs[1].shape[-1]
@@ -78,7 +78,7 @@ def extract(
             raise InterruptedError("stopped during feature extraction")
         chunk = images[start : start + step].astype(np.float32)
         n = len(chunk)
-        chunk_acts, chunk_pooled = extractor.predict(chunk, batch_size=batch_size)
+        chunk_acts, chunk_pooled = extractor.predict(chunk, batch_size=batch_size, verbose=0)
         if acts is not None:
             acts[start : start + n] = chunk_acts
         pooled[start : start + n] = chunk_pooled

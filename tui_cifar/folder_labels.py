@@ -126,7 +126,7 @@ def score_photos(results: list[FilePrediction], label_map: dict[str, str | None]
 def test_set_scores(run_dir: Path) -> dict[str, Any] | None:
     """The run's test accuracy and per-class recalls, to show beside the photos' ({"test_accuracy", "recall"}), or None."""
     report = runstore.read_report(run_dir)[0] if Path(run_dir).is_dir() else None
-    if not report:
+    if not report or not isinstance(report.get("per_class"), dict):  # none yet, or one this version cannot read
         return None
-    return {"test_accuracy": report["test_accuracy"],
-            "recall": {name: row["recall"] for name, row in report["per_class"].items()}}
+    return {"test_accuracy": report.get("test_accuracy"),
+            "recall": {name: (row or {}).get("recall") for name, row in report["per_class"].items()}}

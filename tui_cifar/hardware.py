@@ -125,7 +125,7 @@ def setup_hardware(mixed_precision: str = "auto", devices: str = "auto") -> Hard
 
 
 def predict_split(model, x, batch_size: int):
-    """model.predict(x) with each batch split across the replicas of the strategy in scope.
+    """model.predict(x) with each batch split across the replicas of the model's own strategy.
 
     Every batch is full (x is padded, the padding's outputs dropped): a short batch is split as
     unevenly as [44, 0], and an empty replica batch breaks some Keras layers. Not sharded across

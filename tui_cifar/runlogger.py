@@ -149,6 +149,7 @@ class RunLogger(keras.callbacks.Callback):
             writer.write({"type": "run_end", "state": state, "message": message, "wall_time": self._clock()})
         finally:
             writer.close()
+            (self.run_dir / runstore.STOP_FILE).unlink(missing_ok=True)  # answered, or too late: as the trainer does
             runstore.write_status(self.run_dir, state, message)
 
     # ------------------------------------------------------------------ ends Keras does not report
@@ -189,7 +190,7 @@ class RunLogger(keras.callbacks.Callback):
             self._finish("stopped", "stopped by KeyboardInterrupt")
         else:
             try:
-                (self.run_dir / "error.txt").write_text("".join(traceback.format_exception(exc_type, exc, tb)))
+                (self.run_dir / runstore.ERROR_FILE).write_text("".join(traceback.format_exception(exc_type, exc, tb)))
             except OSError:
                 pass
             self._finish("failed", f"{exc_type.__name__}: {exc}")

@@ -73,10 +73,14 @@ def last_wall_time(records: list[dict[str, Any]]) -> float | None:
 
 
 def stage_times(records: list[dict[str, Any]]) -> dict[str, float]:
-    """Seconds per stage (stage1, stage2) and for feature extraction, as the training log recorded them."""
-    return {f"stage{r['stage']}": r["seconds"] for r in records if r.get("type") == "stage_end"} | {
-        "features": sum(r["seconds"] for r in records if r.get("type") == "features_done")
-    }
+    """Seconds per stage (stage1, stage2) and for feature extraction, as the training log recorded them.
+
+    A record without a number (a log from another version, a hand edit) is skipped, never fatal: the runs
+    table and the cost estimate read every run through here.
+    """
+    times = {f"stage{r.get('stage')}": seconds for r in records
+             if r.get("type") == "stage_end" and (seconds := _num(r.get("seconds"))) is not None}
+    return times | {"features": sum(_num(r.get("seconds")) or 0.0 for r in records if r.get("type") == "features_done")}
 
 
 @dataclass

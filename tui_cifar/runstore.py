@@ -35,6 +35,7 @@ from .files import atomic_write_json, atomic_write_text, read_json  # noqa: F401
 FORMAT_VERSION = 1
 
 STATES = ("running", "finished", "stopped", "failed")
+RESUMABLE_STATES = ("stopped", "killed")  # (effective states) `train --resume` continues these from their last epoch
 
 CONFIG_FILE = "config.json"
 STATUS_FILE = "status.json"

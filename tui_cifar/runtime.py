@@ -137,8 +137,8 @@ class Forward:
         return load(content)
 
     def predict(self, x, batch_size: int = 64, verbose=0):
-        """Like keras.Model.predict (and called as it is), silent, each batch split across the replicas in scope;
-        LiteRT picks its own batch size."""
+        """Like keras.Model.predict (and called as it is), silent, each batch split across the replicas of the
+        model's strategy; LiteRT picks its own batch size."""
         if self.ready() == "keras":
             from .hardware import predict_split
 

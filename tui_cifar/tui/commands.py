@@ -56,7 +56,7 @@ class CifarCommands(Provider):
             what = (f"{summary.state}, Keras model {summary.model or '?'}" if summary.kind == runstore.KERAS_KIND
                     else f"{summary.state}, {summary.backbone or '?'} {summary.image_size or ''}px")
             commands.append((f"Open run {summary.name}", what, partial(post, OpenRun(summary.path, mode))))
-            if summary.state in ("stopped", "killed"):
+            if summary.state in runstore.RESUMABLE_STATES and summary.kind != runstore.KERAS_KIND:
                 commands.append((f"Resume run {summary.name}", f"{what}: continue from its last completed epoch",
                                  partial(post, ResumeRun(summary.path))))
         return commands

@@ -31,7 +31,7 @@ FIELD_BY_NAME = SETTING_BY_NAME
 DESCRIBE_FIELDS = ("backbone", "image_size", "fine_tune_blocks")
 # Settings of the machine rather than of the experiment: presets leave them alone.
 # (The backbone is part of the experiment: a preset's figures were measured with the default one.)
-KEEP_ON_PRESET = ("data_dir", "runs_dir", "cache_dir", "mixed_precision", "runtime", "weights")
+KEEP_ON_PRESET = ("data_dir", "runs_dir", "cache_dir", "mixed_precision", "runtime", "devices", "weights")
 
 
 def field_of_message(message: str, candidates=None) -> list[str]:
@@ -360,7 +360,10 @@ class ConfigureScreen(CifarScreen):
     def _estimate(self, config: TrainConfig) -> None:
         from ...estimate import estimate_run
 
-        lines = estimate_run(config).lines()
+        try:
+            lines = estimate_run(config).lines()
+        except Exception as exc:  # an unreadable runs folder or an odd record: say so, never a stuck placeholder
+            lines = [f"no estimate: {exc}"]
         if not get_current_worker().is_cancelled:
             self.post_message(EstimateReady(config, lines))
 

@@ -28,7 +28,6 @@ from .base import CifarScreen
 from .dialogs import ConfirmScreen
 
 ENDED = ("finished", "stopped", "failed", "killed")
-RESUMABLE = ("stopped", "killed")  # `cifar-tui train --resume` continues these from their last epoch
 
 
 class TrainingScreen(CifarScreen):
@@ -366,11 +365,11 @@ class TrainingScreen(CifarScreen):
         if action == "stop":
             return True if self.can_stop() else None  # None: shown disabled
         if action == "resume":
-            return self.run_dir is not None and self.state in RESUMABLE  # False: not in the footer
+            return self.run_dir is not None and self.state in runstore.RESUMABLE_STATES  # False: not in the footer
         return True
 
     def action_resume(self) -> None:
-        if self.run_dir is not None and self.state in RESUMABLE:
+        if self.run_dir is not None and self.state in runstore.RESUMABLE_STATES:
             self.post_message(ResumeRun(self.run_dir))
 
     def action_stop(self) -> None:
