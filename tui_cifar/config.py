@@ -249,15 +249,16 @@ _SETTING_NAME = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(sorted(SETTING_BY_NA
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The fastest run that beats the seed notebook: the head alone on 4,500 images at 112 px
-    # (79.0% with its model ready 10 s after the start, 35 s with the test report; bench/RESULTS.md).
+    # (79.0% with its model ready 10 s after the start, 30 s with the test report; bench/RESULTS.md).
     # Chosen on validation accuracy (bench/quick_sweep.json): 112 px gave the most accuracy per
     # second of feature extraction, and short, brisk head training suits so few images.
     "quick": {"image_size": 112, "limit_train": 5000, "val_size": 500, "fine_tune_blocks": 0,
               "epochs_head": 12, "epochs_fine": 0, "augment": False, "tta_flip": False,
               "head_batch_size": 128, "lr_head": 3e-3},
-    # The default: 92.3% in about 9 minutes on a 2-core CPU (bench/RESULTS.md).
+    # The default: 91.9% in 6.1 minutes on a 2-core CPU with LiteRT, 92.0% in 9 with Keras (bench/RESULTS.md).
     "default": {},
-    # More resolution, depth and epochs: 94.2% in about 25 minutes on a 2-core CPU.
+    # More resolution, depth and epochs: 94.2% in about 25 minutes on a 2-core CPU (Keras runtime;
+    # bench/RESULTS-2026-11-28.md).
     "best": {"image_size": 192, "fine_tune_blocks": 5, "epochs_fine": 12, "patience": 5},
 }
 
