@@ -577,10 +577,9 @@ def cmd_export(args) -> int:
 
 
 def _add_doctor(sub) -> None:
-    from .paths import features_cache_dir
-
     p = sub.add_parser("doctor", help="versions, TensorFlow's build and devices, GPUs, where data and caches are")
-    p.add_argument("--cache-dir", help=f"feature cache to measure (default: {features_cache_dir()})")
+    p.add_argument("--cache-dir", help="feature cache to measure (default: the user cache folder's cifar-tui/features, "
+                   "as `doctor` prints it)")
     p.add_argument("--json", action="store_true", help="print the facts as JSON (default: lines of text)")
 
 
@@ -600,11 +599,10 @@ def cmd_doctor(args) -> int:
 
 
 def _add_cache(sub) -> None:
-    from .paths import features_cache_dir
-
     p = sub.add_parser("cache", help="the feature cache: `cache clear` deletes it (runs recompute what they need)")
     p.add_argument("action", choices=("clear",))
-    p.add_argument("--cache-dir", help=f"the feature cache to clear (default: {features_cache_dir()})")
+    p.add_argument("--cache-dir", help="the feature cache to clear (default: the user cache folder's "
+                   "cifar-tui/features, as `doctor` prints it)")
 
 
 def cmd_cache(args) -> int:
