@@ -93,7 +93,8 @@ class Forward:
         self.outputs = model.outputs  # their shapes size the callers' buffers
         self.requested = runtime
         self.cache_path = Path(cache_path) if cache_path else None
-        self.threads = threads or len(os.sched_getaffinity(0))
+        # the cores this process may use (Linux), else all of them (macOS has no sched_getaffinity)
+        self.threads = threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
         self.litert_batch = litert_batch
         self.runtime: str | None = None  # which runtime ran, known after the first call (or ready())
         self.note: str | None = None  # why LiteRT was not used, when it was wanted
