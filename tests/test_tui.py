@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest
 from fixtures.tui_support import (
-    FINISHED, GARBLED, copy_runs, fake_test_images, make_running_run, recorded_records, wait_for,
+    FINISHED, GARBLED, copy_runs, fake_test_images, make_app, make_running_run, recorded_records, static_text, wait_for,
 )
 from textual.geometry import Region
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import DataTable, Input
 
 from tui_cifar import runstore
 from tui_cifar.config import PRESETS, TrainConfig
-from tui_cifar.tui.app import CifarApp
 
 SIZE = (100, 30)
 
@@ -23,24 +22,6 @@ SIZE = (100, 30)
 @pytest.fixture
 def runs_dir(tmp_path) -> Path:
     return copy_runs(tmp_path / "runs")
-
-
-def make_app(runs_dir: Path, **kw) -> CifarApp:
-    kw.setdefault("poll_interval", 0.1)
-    kw.setdefault("runs_refresh_interval", 0.3)
-    return CifarApp(runs_dir, **kw)
-
-
-def static_text(app, selector: str) -> str:
-    """What a Static shows, as plain text (strings, Rich Text and tables alike)."""
-    from rich.console import Console
-
-    content = app.screen.query_one(selector, Static).content
-    if isinstance(content, str):
-        return content
-    console = Console(width=200, record=True, file=open(os.devnull, "w"))
-    console.print(content)
-    return console.export_text()
 
 
 # ---------------------------------------------------------------------------- navigation

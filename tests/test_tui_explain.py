@@ -5,20 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fixtures.tui_support import copy_runs, wait_for, write_status
+from fixtures.tui_support import copy_runs, make_app, wait_for, write_status
 from textual.widgets import DataTable, Input
 
 from tui_cifar import runstore
 from tui_cifar.config import SETTING_BY_NAME, make_config
 from tui_cifar.tui.alerts import desktop_sequences
-from tui_cifar.tui.app import CifarApp
 from tui_cifar.tui.widgets.charts import LineChart
 from tui_cifar.tui.widgets.run_advice import RunAdvice
 from tui_cifar.tui.widgets.setting_help import SettingHelp
-
-
-def make_app(runs_dir: Path, **kw) -> CifarApp:
-    return CifarApp(runs_dir, poll_interval=0.1, runs_refresh_interval=0.3, **kw)
 
 
 def epoch(n: int, loss: float, val_loss: float, val_acc: float) -> dict:

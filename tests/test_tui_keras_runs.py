@@ -3,18 +3,16 @@ and the About / environment panel (issue 10 item 2, app side)."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures.tui_support import wait_for
-from textual.widgets import DataTable, Static
+from fixtures.tui_support import make_app, static_text, wait_for
+from textual.widgets import DataTable
 
 from tui_cifar import runstore
-from tui_cifar.tui.app import CifarApp
 from tui_cifar.tui.widgets.charts import LineChart
 
 
@@ -43,21 +41,6 @@ def runs_dir(tmp_path, recorded) -> Path:
     return runs
 
 
-def make_app(runs_dir: Path, **kw) -> CifarApp:
-    return CifarApp(runs_dir, poll_interval=0.1, runs_refresh_interval=0.3, **kw)
-
-
-def plain(app, selector: str) -> str:
-    from rich.console import Console
-
-    content = app.screen.query_one(selector, Static).content
-    if isinstance(content, str):
-        return content
-    console = Console(width=200, record=True, file=open(os.devnull, "w"))
-    console.print(content)
-    return console.export_text()
-
-
 async def test_runs_screen_names_the_keras_model(runs_dir, recorded):
     app = make_app(runs_dir)
     async with app.run_test(size=(120, 30)) as pilot:
@@ -72,14 +55,14 @@ async def test_train_screen_shows_the_model_and_the_metrics_the_run_has(runs_dir
     app = make_app(runs_dir)
     async with app.run_test(size=(120, 36)) as pilot:
         app.open_run(runs_dir / recorded.name, "train")
-        await wait_for(pilot, lambda: app.current_mode == "train" and "plain_auc" in plain(app, "#run-info"),
+        await wait_for(pilot, lambda: app.current_mode == "train" and "plain_auc" in static_text(app, "#run-info"),
                        what="run info")
-        info = plain(app, "#run-info")
+        info = static_text(app, "#run-info")
         assert "Keras model plain_auc" in info and "optimizer adam" in info.lower()
         assert "?" not in info and "fine-tune" not in info
         chart = app.screen.query_one("#acc-chart", LineChart)
         await wait_for(pilot, lambda: chart.point_count("train") == 2, what="metric chart")
-        stats = plain(app, "#run-stats")
+        stats = static_text(app, "#run-stats")
         assert "stage" not in stats and "head only" not in stats
         assert re.search(r"val auc \d\.\d{4}", stats) and "val acc" not in stats
         assert chart.chart_title == "Auc per epoch"
@@ -95,9 +78,9 @@ async def test_evaluate_and_predict_say_why_they_do_not_apply(runs_dir, recorded
         app.notify = lambda message, **kw: (notes.append(message), original(message, **kw))
         reason = runstore.no_cifar_model_reason({"kind": runstore.KERAS_KIND})
         app.open_run(runs_dir / recorded.name, "evaluate")
-        await wait_for(pilot, lambda: app.current_mode == "evaluate" and "RunLogger" in plain(app, "#eval-title"),
+        await wait_for(pilot, lambda: app.current_mode == "evaluate" and "RunLogger" in static_text(app, "#eval-title"),
                        what="evaluate says why")
-        assert reason in " ".join(plain(app, "#eval-title").split())
+        assert reason in " ".join(static_text(app, "#eval-title").split())
         app.open_run(runs_dir / recorded.name, "predict")
         await wait_for(pilot, lambda: any(reason in n for n in notes), what="predict says why")
         assert not any("has no trained model; using" in n for n in notes)
@@ -116,7 +99,7 @@ async def test_about_panel_shows_the_doctor_facts_from_the_palette(tmp_path):
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, EnvironmentScreen), what="about panel")
         await wait_for(pilot, lambda: app.screen.facts is not None, timeout=60, what="facts gathered")
-        text = plain(app, "#environment-facts")
+        text = static_text(app, "#environment-facts")
         assert f"python {versions()['python']}" in " ".join(text.split())
         assert "TF devices" in text and "CPU:0" in text and "feature cache" in text
         await pilot.press("escape")

@@ -11,15 +11,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from fixtures.tui_support import RESUMED, append_records, make_running_run, recorded_records, wait_for, write_status
+from fixtures.tui_support import RESUMED, append_records, make_app, make_running_run, recorded_records, wait_for, write_status
 from textual.widgets import DataTable, ProgressBar
 
 from tui_cifar import launcher, runstore
-from tui_cifar.tui.app import CifarApp
-
-
-def make_app(runs_dir: Path, **kw) -> CifarApp:
-    return CifarApp(runs_dir, poll_interval=0.1, runs_refresh_interval=0.3, **kw)
 
 
 def split_at(records, predicate, nth: int = 1) -> int:

@@ -7,18 +7,16 @@ classification, the CSV and Grad-CAM run their real code; only which figures com
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures.tui_support import FINISHED, copy_runs, fake_test_images, wait_for
+from fixtures.tui_support import FINISHED, copy_runs, fake_test_images, make_app, static_text, wait_for
 from PIL import Image
-from textual.widgets import Input, Static
+from textual.widgets import Input
 
 from tui_cifar import runstore
 from tui_cifar.tui import settings
-from tui_cifar.tui.app import CifarApp
 from tui_cifar.tui.widgets.confusion import ConfusionMatrix
 from tui_cifar.tui.widgets.halfblock import HalfBlockImage
 
@@ -54,27 +52,12 @@ def photos(tmp_path) -> Path:
     return root
 
 
-def make_app(runs_dir: Path, **kw) -> CifarApp:
-    return CifarApp(runs_dir, poll_interval=0.1, runs_refresh_interval=0.3, **kw)
-
-
-def plain(app, selector: str) -> str:
-    from rich.console import Console
-
-    content = app.screen.query_one(selector, Static).content
-    if isinstance(content, str):
-        return content
-    console = Console(width=200, record=True, file=open(os.devnull, "w"))
-    console.print(content)
-    return console.export_text()
-
-
 async def classify_folder(app, pilot, folder: Path) -> None:
     await pilot.press("f")
     await wait_for(pilot, lambda: isinstance(app.focused, Input), what="folder dialog")
     app.focused.value = str(folder)
     await pilot.press("enter")
-    await wait_for(pilot, lambda: "→" in plain(app, "#model-status") or "not classified" in plain(app, "#model-status"),
+    await wait_for(pilot, lambda: "→" in static_text(app, "#model-status") or "not classified" in static_text(app, "#model-status"),
                    timeout=60, what="folder classified")
 
 
@@ -84,7 +67,7 @@ async def test_folder_is_searched_with_subfolders_csv_beside_the_run_and_folder_
         screen = app.screen
         await wait_for(pilot, lambda: screen.classifier is not None, timeout=30, what="model loaded")
         await classify_folder(app, pilot, photos)
-        status = plain(app, "#model-status")
+        status = static_text(app, "#model-status")
         csv_path = runs_dir / FINISHED / "predictions" / "photos.csv"
         assert "4 images found in 3 folders, 1 skipped; 4 classified, 0 failed" in status, status
         assert str(csv_path) in status
@@ -121,7 +104,7 @@ async def test_class_subfolders_are_scored_beside_the_test_set(runs_dir, photos)
         await classify_folder(app, pilot, photos)
         assert screen.query_one("#folder-score").display
         report = screen.folder_score["report"]
-        text = plain(app, "#photo-score")
+        text = static_text(app, "#photo-score")
         assert f"accuracy on your photos {100 * report['test_accuracy']:.1f}%" in text
         assert "(3 labelled, 1 in no class folder)" in text  # holiday/ names no class
         test_acc = runstore.read_report(runs_dir / FINISHED)[0]["test_accuracy"]
