@@ -68,7 +68,9 @@ async def test_overfitting_is_flagged_as_it_happens_and_the_end_rings(tmp_path, 
         writer.close()
         runstore.write_status(run_dir, "finished", "done")
         await wait_for(pilot, lambda: bells, what="the bell")
-        assert any("Run finished" in n.message for n in app._notifications)
+        # the toast is a posted message: it lands a moment after the bell
+        await wait_for(pilot, lambda: any("Run finished" in n.message for n in app._notifications),
+                       what="the toast")
         await pilot.pause(0.3)
         assert bells == [1]
 
