@@ -40,6 +40,27 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def epoch_timer(record):
+    """A callback timing each epoch as the notebook pays it (training plus its validation pass); it hands
+    record(model, {"epoch", "seconds", "train_seconds_so_far"}, logs) each epoch and prints the record it returns."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        total = 0.0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds = time.perf_counter() - self.t0
+            self.total += seconds
+            kept = record(self.model, {"epoch": epoch + 1, "seconds": round(seconds, 1),
+                                       "train_seconds_so_far": round(self.total, 1)}, logs)
+            print(json.dumps(kept), flush=True)
+
+    return EpochTimer()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True)
@@ -77,26 +98,17 @@ def main() -> None:
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
     epochs: list[dict] = []
-    train_seconds = 0.0
 
-    class Measure(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t0 = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            nonlocal train_seconds
-            seconds = time.perf_counter() - self.t0
-            train_seconds += seconds
-            # Measured for the learning curve only; nothing below reads it back.
-            _, test_acc = self.model.evaluate(splits.x_test, splits.y_test, batch_size=256, verbose=0)
-            epochs.append({"epoch": epoch + 1, "seconds": round(seconds, 1), "train_seconds_so_far": round(train_seconds, 1),
-                           "val_accuracy": logs["val_accuracy"], "test_accuracy": test_acc})
-            print(json.dumps(epochs[-1]), flush=True)
+    def record(model, epoch: dict, logs: dict) -> dict:
+        # Measured for the learning curve only; nothing below reads it back.
+        _, test_acc = model.evaluate(splits.x_test, splits.y_test, batch_size=256, verbose=0)
+        epochs.append({**epoch, "val_accuracy": logs["val_accuracy"], "test_accuracy": test_acc})
+        return epochs[-1]
 
     model.fit(
         splits.x_train.astype(np.float32), splits.y_train, batch_size=32, epochs=args.epochs,
         validation_data=(splits.x_val.astype(np.float32), splits.y_val),
-        callbacks=[Measure(), keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=2, restore_best_weights=True)],
+        callbacks=[epoch_timer(record), keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=2, restore_best_weights=True)],
         verbose=0,
     )
     _, final_test = model.evaluate(splits.x_test, splits.y_test, batch_size=256, verbose=0)
@@ -150,26 +162,14 @@ def faithful(args) -> None:
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
 
     epochs: list[dict] = []
-    train_seconds = 0.0
 
-    class Measure(keras.callbacks.Callback):
-        """Epoch time as the notebook pays it: training plus the validation pass over the test images."""
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t0 = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            nonlocal train_seconds
-            seconds = time.perf_counter() - self.t0
-            train_seconds += seconds
-            epochs.append({"epoch": epoch + 1, "seconds": round(seconds, 1), "train_seconds_so_far": round(train_seconds, 1),
-                           "loss": logs["loss"], "accuracy": logs["accuracy"],
-                           # validation_data is the test set: these are test figures, and they select the model.
-                           "val_loss": logs["val_loss"], "val_accuracy": logs["val_accuracy"]})
-            print(json.dumps(epochs[-1]), flush=True)
+    def record(model, epoch: dict, logs: dict) -> dict:
+        # validation_data is the test set: these val_ figures are test figures, and they select the model.
+        epochs.append({**epoch, **{k: logs[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")}})
+        return epochs[-1]
 
     model.fit(train_ds, epochs=args.epochs or 10, validation_data=test_ds, verbose=0,
-              callbacks=[Measure(), keras.callbacks.EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)])
+              callbacks=[epoch_timer(record), keras.callbacks.EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)])
     best = min(epochs, key=lambda e: e["val_loss"])  # what restore_best_weights restored
     _, final_test = model.evaluate(test_ds, verbose=0)
     result = {

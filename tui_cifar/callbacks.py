@@ -102,7 +102,7 @@ class MetricsLogger(keras.callbacks.Callback):
             self.writer.write(
                 {
                     "type": "batch", "stage": self.stage, "epoch": self._epoch + 1, "batch": done,
-                    "steps": self.steps, "loss": _num(logs.get("loss")), "accuracy": _num(logs.get("accuracy")),
+                    "steps": self.steps, "loss": metric_value(logs.get("loss")), "accuracy": metric_value(logs.get("accuracy")),
                     "wall_time": self.clock(),
                 }
             )
@@ -115,8 +115,8 @@ class MetricsLogger(keras.callbacks.Callback):
         self.writer.write(
             {
                 "type": "epoch", "stage": self.stage, "epoch": epoch + 1, "epochs": self.epochs,
-                "loss": _num(logs.get("loss")), "accuracy": _num(logs.get("accuracy")),
-                "val_loss": _num(logs.get("val_loss")), "val_accuracy": _num(logs.get("val_accuracy")),
+                "loss": metric_value(logs.get("loss")), "accuracy": metric_value(logs.get("accuracy")),
+                "val_loss": metric_value(logs.get("val_loss")), "val_accuracy": metric_value(logs.get("val_accuracy")),
                 "lr": current_lr(self.model.optimizer),
                 "images_per_sec": round(self._batches * self.batch_size / elapsed, 1) if elapsed else None,
                 "epoch_time": round(elapsed, 2), "wall_time": self.clock(),
@@ -127,7 +127,7 @@ class MetricsLogger(keras.callbacks.Callback):
         )
 
 
-def _num(value: Any) -> float | None:
+def metric_value(value: Any) -> float | None:
     """A metric as a plain float; NaN/inf stay as they are (JSON NaN/Infinity) so readers see divergence."""
     return None if value is None else float(value)
 

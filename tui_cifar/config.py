@@ -12,6 +12,7 @@ from typing import Any
 
 from .backbones import BACKBONES
 from .hardware import parse_devices
+from .runtime import RUNTIMES
 from . import runstore
 from .runstore import CONFIG_FILE, RunStoreError, no_cifar_model_reason
 
@@ -170,7 +171,7 @@ class TrainConfig:
             "depth and data skips recomputing them. Empty uses the user cache folder."))
     # Who runs the frozen forward passes (features, test report, prediction).
     runtime: str = setting("auto", "Forward-pass runtime", "auto: LiteRT (XNNPACK) on a CPU, TensorFlow on a GPU",
-                           choices=(("auto", "auto"), ("LiteRT", "litert"), ("Keras/TensorFlow", "keras")),
+                           choices=tuple((label, name) for name, label in RUNTIMES.items()),
                            advanced=True,
         explain=(
             "Which engine runs the frozen backbone's forward passes (feature extraction, the test report, "

@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from .runreader import record_number
+
 # Validation loss above its lowest for this many epochs (and measurably so) while the training
 # loss keeps falling is overfitting. Judged against the minimum, not epoch to epoch, so that one
 # noisy epoch neither raises nor clears the signal.
@@ -22,9 +24,8 @@ GAP_THRESHOLD = 0.05
 
 
 def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
+    """Finite figures only: a diverged epoch's NaN says nothing about overfitting."""
+    return record_number(value, finite=True)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import keras
 
 from . import runstore
 from .files import atomic_write_json
-from .callbacks import _num, current_lr
+from .callbacks import current_lr, metric_value
 from .resources import resource_usage
 
 
@@ -224,7 +224,7 @@ def _metrics(logs: dict[str, Any] | None) -> dict[str, float | None]:
     out = {}
     for key, value in (logs or {}).items():
         try:
-            out[key] = _num(value)
+            out[key] = metric_value(value)
         except (TypeError, ValueError):
             continue  # not a scalar
     return out

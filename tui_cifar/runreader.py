@@ -8,6 +8,8 @@ watching runs stays cheap while another process trains.
 
 from __future__ import annotations
 
+import math
+
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +19,10 @@ from . import runstore
 from .config import config_file_problems
 
 
-def _num(value: Any) -> float | None:
-    """A record's number as a float; None for a missing, boolean or non-numeric value (never trust a log)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+def record_number(value: Any, finite: bool = False) -> float | None:
+    """A record's number as a float; None for a missing, boolean or non-numeric value (never trust a log),
+    and with ``finite``, for NaN and infinity too (a diverged epoch's loss)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (finite and not math.isfinite(value)):
         return None
     return float(value)
 
@@ -29,7 +32,7 @@ def _num(value: Any) -> float | None:
 
 def epoch_key(rec: dict[str, Any]) -> tuple[int, int]:
     """(stage, epoch) of an epoch record: a resumed run may log an epoch twice, and the later record wins."""
-    return int(_num(rec.get("stage")) or 1), int(_num(rec.get("epoch")) or 0)
+    return int(record_number(rec.get("stage")) or 1), int(record_number(rec.get("epoch")) or 0)
 
 
 def epoch_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -79,8 +82,8 @@ def stage_times(records: list[dict[str, Any]]) -> dict[str, float]:
     table and the cost estimate read every run through here.
     """
     times = {f"stage{r.get('stage')}": seconds for r in records
-             if r.get("type") == "stage_end" and (seconds := _num(r.get("seconds"))) is not None}
-    return times | {"features": sum(_num(r.get("seconds")) or 0.0 for r in records if r.get("type") == "features_done")}
+             if r.get("type") == "stage_end" and (seconds := record_number(r.get("seconds"))) is not None}
+    return times | {"features": sum(record_number(r.get("seconds")) or 0.0 for r in records if r.get("type") == "features_done")}
 
 
 @dataclass
@@ -195,7 +198,7 @@ class RunProgress:
     def _feed_one(self, rec: dict[str, Any]) -> None:
         self.records_seen += 1
         kind = rec.get("type")
-        wall = _num(rec.get("wall_time"))
+        wall = record_number(rec.get("wall_time"))
         if wall is not None:
             self.wall_time = wall
             self._wall_seen_at = time.monotonic()
@@ -203,7 +206,7 @@ class RunProgress:
             if isinstance(rec.get("config"), dict):
                 self.config = rec["config"]
             self.device = rec.get("device") or self.device
-            self.pid = int(_num(rec.get("pid")) or 0) or None
+            self.pid = int(record_number(rec.get("pid")) or 0) or None
             # A resumed run goes on in the same log: the earlier stop's end, phase and batch no longer hold.
             self.end = None
             self.phase, self.phase_message = None, ""
@@ -216,32 +219,32 @@ class RunProgress:
             elif self.phase == "fine_tune":
                 self.stage = 2
         elif kind == "progress":
-            done, total = int(_num(rec.get("done")) or 0), int(_num(rec.get("total")) or 0) or None
+            done, total = int(record_number(rec.get("done")) or 0), int(record_number(rec.get("total")) or 0) or None
             if rec.get("phase", "extract_features") == "extract_features":
                 self.extract_done, self.extract_total = done, total
             elif rec.get("phase") == "evaluate":
                 self.test_done, self.test_total = done, total
         elif kind == "stage_start":
-            stage = int(_num(rec.get("stage")) or 1)
+            stage = int(record_number(rec.get("stage")) or 1)
             self.stage = stage
             self.stages[stage] = StageInfo(
                 stage=stage,
-                epochs=int(_num(rec.get("epochs")) or 0),
-                steps_per_epoch=int(_num(rec.get("steps_per_epoch")) or 0) or None,
-                lr=_num(rec.get("lr")),
-                trainable_params=int(_num(rec.get("trainable_params")) or 0) or None,
+                epochs=int(record_number(rec.get("epochs")) or 0),
+                steps_per_epoch=int(record_number(rec.get("steps_per_epoch")) or 0) or None,
+                lr=record_number(rec.get("lr")),
+                trainable_params=int(record_number(rec.get("trainable_params")) or 0) or None,
             )
             self.batch = None
             self.steps = self.stages[stage].steps_per_epoch
             self.epoch_version += 1  # the stage boundary moves
         elif kind == "batch":
-            stage = int(_num(rec.get("stage")) or self.stage or 1)
-            epoch = int(_num(rec.get("epoch")) or 1)
+            stage = int(record_number(rec.get("stage")) or self.stage or 1)
+            epoch = int(record_number(rec.get("epoch")) or 1)
             self.stage = stage
-            self.batch = int(_num(rec.get("batch")) or 0)
-            self.steps = int(_num(rec.get("steps")) or 0) or self.steps
+            self.batch = int(record_number(rec.get("batch")) or 0)
+            self.steps = int(record_number(rec.get("steps")) or 0) or self.steps
             self.batch_epoch = epoch
-            loss = _num(rec.get("loss"))
+            loss = record_number(rec.get("loss"))
             if loss is not None and self.steps:
                 x = self.epoch_offset(stage) + (epoch - 1) + self.batch / self.steps
                 self.batch_points.append((x, loss))
@@ -252,7 +255,7 @@ class RunProgress:
             stage, _epoch = key = epoch_key(rec)
             self.stage = stage
             self._epochs[key] = rec
-            if _num(rec.get("epochs")) and stage not in self.stages:
+            if record_number(rec.get("epochs")) and stage not in self.stages:
                 self.stages[stage] = StageInfo(stage=stage, epochs=int(rec["epochs"]))
             self.epoch_version += 1
         elif kind == "run_end":
@@ -272,7 +275,7 @@ class RunProgress:
         if info is not None and info.epochs is not None:
             planned = info.epochs
         else:
-            planned = int(_num(self.config.get("epochs_head" if stage == 1 else "epochs_fine")) or 0)
+            planned = int(record_number(self.config.get("epochs_head" if stage == 1 else "epochs_fine")) or 0)
         # A stage that has ended early (early stopping) counts as the epochs it ran.
         if stage == 1 and (2 in self.stages or self.stage == 2):
             return self.stage_epochs_done(1)
@@ -311,7 +314,7 @@ class RunProgress:
             stage = int(rec.get("stage", 1))
             x = self.epoch_offset(stage) + int(rec.get("epoch", 0))
             for key in series:
-                value = _num(rec.get(key))
+                value = record_number(rec.get(key))
                 if value is not None:
                     series[key].append((x, value))
         return series
@@ -336,15 +339,15 @@ class RunProgress:
     @property
     def lr(self) -> float | None:
         last = self.last_epoch
-        if last is not None and self.stage == int(last.get("stage", 0)) and _num(last.get("lr")) is not None:
-            return _num(last.get("lr"))
+        if last is not None and self.stage == int(last.get("stage", 0)) and record_number(last.get("lr")) is not None:
+            return record_number(last.get("lr"))
         info = self.stages.get(self.stage or 0)
         return info.lr if info else None
 
     @property
     def images_per_sec(self) -> float | None:
         last = self.last_epoch
-        return _num(last.get("images_per_sec")) if last else None
+        return record_number(last.get("images_per_sec")) if last else None
 
     @property
     def trainable_params(self) -> int | None:
@@ -360,10 +363,10 @@ class RunProgress:
         if self.end is not None:
             return 0.0
         stage = self.stage or 1
-        times = [_num(r.get("epoch_time")) for r in self.epochs if int(r.get("stage", 0)) == stage]
+        times = [record_number(r.get("epoch_time")) for r in self.epochs if int(r.get("stage", 0)) == stage]
         times = [t for t in times if t]
         if not times:
-            times = [t for t in (_num(r.get("epoch_time")) for r in self.epochs) if t]
+            times = [t for t in (record_number(r.get("epoch_time")) for r in self.epochs) if t]
         if not times:
             return None
         per_epoch = sum(times[-3:]) / len(times[-3:])

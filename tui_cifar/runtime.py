@@ -22,7 +22,8 @@ import numpy as np
 
 from .files import atomic_write
 
-RUNTIMES = ("auto", "keras", "litert")
+# Each runtime and its name on the Configure screen (the runtime setting's choices).
+RUNTIMES = {"auto": "auto", "litert": "LiteRT", "keras": "Keras/TensorFlow"}
 # LiteRT runs this many images per invoke: 4 beat 64 for nearly every size and model in bench/forward_speed.json
 # (64 images' intermediate tensors outgrow the CPU caches).
 LITERT_BATCH = 4

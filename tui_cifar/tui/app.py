@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -88,11 +89,26 @@ class CifarApp(App):
         self.runs_refresh_interval = runs_refresh_interval
         # caches shared by screens (filled by thread workers)
         self.classifiers: dict[Path, Any] = {}
+        self._classifiers_lock = threading.Lock()
         self.test_images: tuple[Any, Any] | None = None
         self._mode_screens: dict[str, Screen] = {}
         self.watched_run_running = False  # kept by RunStateChanged from the training screen
         for mode in SCREEN_KEYS:
             self.add_mode(mode, self._screen_factory(mode))
+
+    def load_classifier(self, run_dir: Path):
+        """The run's Classifier, loaded once per app and shared by the screens (call from a thread worker)."""
+        with self._classifiers_lock:
+            classifier = self.classifiers.get(run_dir)
+            if classifier is None:
+                from .. import hardware, prediction
+
+                note = hardware.configure_for_app(self.runs_dir)
+                if note:
+                    self.call_from_thread(self.notify, note)
+                classifier = prediction.load_classifier(run_dir)
+                self.classifiers[run_dir] = classifier
+            return classifier
 
     # ------------------------------------------------------------ screens
     def _screen_factory(self, mode: str):

@@ -420,10 +420,9 @@ class EvaluateScreen(CifarScreen):
         import numpy as np
 
         from ...explain import explain
-        from .predict_screen import load_classifier_cached
 
         try:
-            model = load_classifier_cached(self.cifar, run_dir).keras_model  # a LiteRT runtime has no gradients
+            model = self.cifar.load_classifier(run_dir).keras_model  # a LiteRT runtime has no gradients
             overlays, error = [e.overlay() for e in explain(model, np.stack(images), [cell[1]] * len(images))], None
         except Exception as exc:  # no model file, a model without a backbone model
             overlays, error = [], str(exc) or exc.__class__.__name__

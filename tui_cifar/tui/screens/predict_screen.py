@@ -10,10 +10,9 @@ named after CIFAR-10 classes, the screen scores the run on those photos.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -39,11 +38,7 @@ from ..widgets.halfblock import HalfBlockImage
 from ..widgets.image_tree import ImageTree
 from ..widgets.photo_score import photo_score_text
 
-if TYPE_CHECKING:
-    from ..app import CifarApp
-
 TOP_K = 5
-_model_lock = threading.Lock()
 
 
 class ModelsFound(Message):
@@ -92,21 +87,6 @@ class FolderDone(Message):
     score: dict[str, Any] | None  # folder_labels.score_photos, when a folder names a CIFAR-10 class
     test: dict[str, Any] | None  # folder_labels.test_set_scores of the run
     error: str | None
-
-
-def load_classifier_cached(app: "CifarApp", run_dir: Path):
-    """The run's Classifier, loaded once per app (call from a thread worker)."""
-    with _model_lock:
-        classifier = app.classifiers.get(run_dir)
-        if classifier is None:
-            from ... import hardware, prediction
-
-            note = hardware.configure_for_app(app.runs_dir)
-            if note:
-                app.call_from_thread(app.notify, note)
-            classifier = prediction.load_classifier(run_dir)
-            app.classifiers[run_dir] = classifier
-        return classifier
 
 
 class PredictScreen(CifarScreen):
@@ -243,7 +223,7 @@ class PredictScreen(CifarScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="load-model")
     def _load_model(self, run_dir: Path) -> None:
         try:
-            classifier = load_classifier_cached(self.cifar, run_dir)
+            classifier = self.cifar.load_classifier(run_dir)
             error = None
         except Exception as exc:  # ModelLoadError and friends: shown, not fatal
             classifier, error = None, str(exc) or exc.__class__.__name__
@@ -471,7 +451,7 @@ class PredictScreen(CifarScreen):
 
         summary = score = test = error = None
         try:
-            classifier = load_classifier_cached(self.cifar, run_dir)
+            classifier = self.cifar.load_classifier(run_dir)
             done = classifier.classify_folder(folder)
             summary = done.summary()
             write_csv(done.results, csv_path)
