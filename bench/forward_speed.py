@@ -95,10 +95,12 @@ def onnx_session(model, threads):
 
 
 def main() -> None:
+    from tui_cifar.runtime import LITERT_BATCH, Forward  # numpy only: TensorFlow is imported when a model converts
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", help="CIFAR-10 folder (default: Keras' cache)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[112, 160, 192])
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, LITERT_BATCH, 16, 64])
     parser.add_argument("--keras-batch", type=int, default=64, help="cifar-tui's extraction batch")
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
@@ -114,7 +116,6 @@ def main() -> None:
 
     from tui_cifar.data import load_test_images
     from tui_cifar.model import build_transfer_model
-    from tui_cifar.runtime import LITERT_BATCH, Forward
 
     threads = len(os.sched_getaffinity(0))
     x = load_test_images(args.data_dir)[0][: args.images].astype(np.float32)

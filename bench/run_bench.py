@@ -224,6 +224,10 @@ def write_markdown(path: Path, results: dict) -> None:
         lines.append(f"| cifar-tui `{p['preset']}` --runtime {p['runtime']} ({p['config']['image_size']}px, {p['config']['fine_tune_blocks']} blocks) | {acc} "
                      f"| {p['training_done_at']} | {p['process_wall_time']} | {p['feature_images_per_sec']} | {p['stage1_seconds_per_epoch']} "
                      f"| {p['stage2_images_per_sec']} | {p['peak_rss_mib']} |")
+    reused = [f"{name}: measured {r['reused_from']['date']} by `{r['reused_from']['command']}`"
+              for name, r in (("seed notebook as written", f), ("seed notebook, honest", b)) if r and r.get("reused_from")]
+    if reused:
+        lines += ["", "Not rerun here, taken from an earlier results file of this machine: " + "; ".join(reused) + "."]
     lines += ["", "## Summary", ""] + [f"- {k}: {v}" for k, v in s.items()]
     if results.get("predict_one_photo"):
         lines += ["", f"- predict one photo (process start and model load included): {results['predict_one_photo']}"]
@@ -242,11 +246,19 @@ def main() -> None:
     parser.add_argument("--runtimes", nargs="*", default=["keras", "litert"], help="run every preset once per runtime")
     parser.add_argument("--work-dir", type=Path, help="keep logs and runs here (default: a temporary folder)")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    parser.add_argument("--reuse-baselines", type=Path, metavar="RESULTS_JSON",
+                        help="take the notebook baselines not rerun (not in --only) from an earlier results file "
+                             "of the same machine; they keep their own date and command")
     args = parser.parse_args()
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="cifar-tui-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
     results = {**provenance(), "faithful_baseline": None, "baseline": None, "presets": []}
+    if args.reuse_baselines:
+        earlier = json.loads(args.reuse_baselines.read_text())
+        for key, name in (("faithful_baseline", "faithful"), ("baseline", "baseline")):
+            if name not in args.only and earlier.get(key):
+                results[key] = {**earlier[key], "reused_from": {k: earlier.get(k) for k in ("date", "command", "machine")}}
     if "faithful" in args.only:
         print("faithful baseline ...", flush=True)
         results["faithful_baseline"] = bench_baseline(args.data_dir, None, work, env, mode="faithful")

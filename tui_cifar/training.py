@@ -42,6 +42,9 @@ CHECKPOINT_INTERVAL = 10.0
 # Small batches ran the frozen backbone about 5% faster per image than 128-256 on a 2-core CPU.
 # Per replica: with several devices each gets this many images of every batch.
 EXTRACT_BATCH = 64
+# Stage 2's cached activations up to this size are copied into one tensor and fed by tf.data (see view_batches);
+# larger ones are read in place. The copy briefly doubles them in memory.
+TENSOR_FEED_BUDGET = int(os.environ.get("CIFAR_TUI_TENSOR_FEED_BUDGET", 2**31))
 
 
 class TrainingDiverged(Exception):
@@ -109,12 +112,14 @@ def view_batches(views: list[np.ndarray], labels: np.ndarray, batch_size: int, s
 
     Two ways to that one sampling, chosen by measurement:
 
-    - ``in_place=False`` (stage 1, pooled features): they are small (45,000 images x 2 views x
-      1,280 float16 = 230 MB), so they go into one tensor and tf.data gathers the batches: an epoch
-      took ~0.26 s, against ~0.4-0.6 s through a PyDataset, whose per-batch Python cost dominates
-      when a step is one dense layer.
-    - ``in_place=True`` (stage 2, boundary activations): gigabytes, which a PyDataset reads batch
-      by batch from the arrays where they are instead of copying them into a tensor.
+    - ``in_place=False``: the views go into one float16 tensor and tf.data gathers the batches (and
+      casts them to float32 in the graph). Stage 1's pooled features (45,000 images x 2 views x
+      1,280 float16 = 230 MB): an epoch took ~0.26 s, against ~0.4-0.6 s through a PyDataset, whose
+      per-batch Python cost dominates when a step is one dense layer. Stage 2's boundary activations
+      when they fit in TENSOR_FEED_BUDGET (720 MB at the default 160 px, 3 blocks): fed so, its
+      training steps ran at least as fast as through the PyDataset (bench/stage2_speed.md).
+    - ``in_place=True`` (larger activations): a PyDataset reads them batch by batch from the arrays
+      where they are instead of copying them into a tensor.
     """
     if in_place:
         return _CachedViews(views, labels, batch_size, seed)
@@ -128,6 +133,7 @@ class _CachedViews(keras.utils.PyDataset):
         super().__init__()
         self.views, self.labels = views, labels
         self.batch_size = batch_size
+        self.dtype = np.float32
         self.rng = np.random.default_rng(seed)
         self.on_epoch_end()
 
@@ -142,7 +148,7 @@ class _CachedViews(keras.utils.PyDataset):
     def __getitem__(self, index):
         idx = np.sort(self.order[index * self.batch_size : (index + 1) * self.batch_size])
         choice = self.view_choice[idx]
-        x = np.empty((len(idx), *self.views[0].shape[1:]), np.float32)
+        x = np.empty((len(idx), *self.views[0].shape[1:]), self.dtype)
         for v, view in enumerate(self.views):
             mask = choice == v
             x[mask] = view[idx[mask]]
@@ -230,14 +236,16 @@ class _Trainer:
             if use_cache:
                 with hw.strategy.scope():
                     stage2 = tm.trainable_on_activations()
-                train_data = view_batches([feats["train"][v][0] for v in views], y_train, cfg.batch_size, cfg.seed + 1,
-                                          in_place=True)
+                acts = [feats["train"][v][0] for v in views]
+                train_data = view_batches(acts, y_train, cfg.batch_size, cfg.seed + 1,
+                                          in_place=sum(a.nbytes for a in acts) > TENSOR_FEED_BUDGET)
                 val_data = (feats["val"]["original"][0].astype(np.float32), y_val)
+                del acts
             else:
                 stage2 = tm.full
                 train_data = _pixel_dataset(splits.x_train, y_train, cfg.batch_size, cfg.augment, cfg.seed)
                 val_data = _pixel_dataset(splits.x_val, y_val, cfg.batch_size, False, cfg.seed)
-            del feats
+            del feats  # the tf.data feed holds its own copy of the activations; a PyDataset keeps what it reads
             result = self.fit_stage(StagePlan(2, stage2, train_data, val_data, cfg.epochs_fine, cfg.lr_fine, cfg.batch_size))
             if result:
                 return result
