@@ -45,8 +45,10 @@ def _add_setting_flags(p) -> None:
 
     for s in SETTINGS:
         about = (f"{s.label}: {s.help}" if s.help else s.label).replace("%", "%%")  # argparse formats help with %
-        if s.kind == "bool":  # on by default: the flag turns it off
-            p.add_argument(s.flag, dest=s.name, action="store_false", default=None, help=f"turn off {about} (default: on)")
+        if s.kind == "bool":  # --augment / --no-augment, --tta / --no-tta
+            positive = s.flag.replace("--no-", "--", 1)
+            p.add_argument(positive, dest=s.name, action=argparse.BooleanOptionalAction, default=None,
+                           help=f"turn {about} on or off (default: {'on' if s.default else 'off'})")
             continue
         p.add_argument(s.flag, dest=s.name, type={"int": int, "float": float}.get(s.kind),
                        choices=s.values if s.kind == "choice" else None,
