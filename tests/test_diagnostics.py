@@ -139,8 +139,8 @@ def test_estimate_without_earlier_runs_claims_nothing(tmp_path):
     assert est.seconds is None and est.memory_peak is None
     lines = est.lines()
     assert lines[0] == "Time: no measurement yet" and lines[1] == "Memory: no measurement yet"
-    # 45,000 training images x 2 views (augment) + 5,000 validation images
-    assert est.cache == "95,000 images to run through the backbone (then cached)"
+    # 45,000 training images (one view: augmentation is off by default) + 5,000 validation images
+    assert est.cache == "50,000 images to run through the backbone (then cached)"
 
 
 def test_estimate_from_an_earlier_runs_times_and_its_cache(tmp_path):

@@ -240,13 +240,13 @@ async def test_configure_start_launches_and_opens_training(tmp_path, fake_launch
         await pilot.pause()
         await set_input(pilot, "epochs_head", "5")
         await set_input(pilot, "batch_size", "64")
-        app.screen.query_one("#f-augment").value = False
+        app.screen.query_one("#f-augment").value = True  # off by default
         await pilot.pause()
         await pilot.click("#start")
         await pilot.pause()
         assert len(fake_launcher) == 1
         config = fake_launcher[0]
-        assert (config.epochs_head, config.batch_size, config.augment) == (5, 64, False)
+        assert (config.epochs_head, config.batch_size, config.augment) == (5, 64, True)
         assert config.runs_dir == str(runs)
         assert app.current_mode == "train"
         run_dir = app.screen.run_dir
@@ -261,7 +261,7 @@ async def test_configure_start_launches_and_opens_training(tmp_path, fake_launch
         await pilot.pause()
         assert app2.screen.query_one("#f-epochs_head", Input).value == "5"
         assert app2.screen.query_one("#f-batch_size", Input).value == "64"
-        assert app2.screen.query_one("#f-augment").value is False
+        assert app2.screen.query_one("#f-augment").value is True
 
 
 async def test_configure_presets_and_parameter_count(tmp_path, fake_describe):

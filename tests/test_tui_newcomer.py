@@ -317,16 +317,16 @@ async def test_configure_refuses_out_of_range_entries_naming_the_field(tmp_path,
 async def test_configure_says_which_remembered_settings_are_not_the_defaults(tmp_path, fake_describe):
     from tui_cifar.tui import settings
 
-    settings.save_last_config({**TrainConfig().to_json(), "limit_train": 2000, "val_size": 200, "augment": False})
+    settings.save_last_config({**TrainConfig().to_json(), "limit_train": 2000, "val_size": 200, "augment": True})
     app = make_app(tmp_path / "runs", start_screen="configure")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         note = static_text(app, "#form-note")
-        assert "Limit training images 2000" in note and "Augmentation off" in note and "Default" in note, note
+        assert "Limit training images 2000" in note and "Augmentation on" in note and "Default" in note, note
         await pilot.click("#preset-default")
         await pilot.pause()
         values = app.screen.form_values()
-        assert (values["limit_train"], values["augment"]) == (None, True)
+        assert (values["limit_train"], values["augment"]) == (None, False)
         assert static_text(app, "#form-note").strip() == ""
 
 
