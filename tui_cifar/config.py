@@ -251,7 +251,7 @@ _SETTING_NAME = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(sorted(SETTING_BY_NA
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The fastest run that beats the seed notebook: the head alone on 4,500 images at 112 px
-    # (79.0% with its model ready 10 s after the start, 30 s with the test report; bench/RESULTS.md).
+    # (79.0% with its model ready 11 s after the start, 28-31 s with the test report; bench/RESULTS.md).
     # Chosen on validation accuracy (bench/quick_sweep.json): 112 px gave the most accuracy per
     # second of feature extraction, and short, brisk head training suits so few images.
     "quick": {"image_size": 112, "limit_train": 5000, "val_size": 500, "fine_tune_blocks": 0,
