@@ -266,6 +266,25 @@ def test_fine_tune_all_blocks_from_the_cache_and_its_cache_is_reused(fake_cifar,
     assert cache_files(tmp_path / "cache") == before
 
 
+@pytest.mark.parametrize("budget, in_place", [(2**31, False), (0, True)], ids=["tensor-feed", "read-in-place"])
+def test_stage_2_feeds_activations_by_tf_data_when_they_fit_else_reads_them_in_place(fake_cifar, tmp_path, monkeypatch,
+                                                                                   budget, in_place):
+    monkeypatch.setattr(training, "TENSOR_FEED_BUDGET", budget)
+    calls = []
+    real = training.view_batches
+
+    def spy(views, labels, batch_size, seed, in_place):
+        calls.append((views[0].ndim, in_place))
+        return real(views, labels, batch_size, seed, in_place)
+
+    monkeypatch.setattr(training, "view_batches", spy)
+    run = train(tiny_config(fake_cifar, tmp_path / "runs", cache_dir=str(tmp_path / "cache"), augment=False,
+                            epochs_head=1, epochs_fine=2))
+    assert run.state == "finished"
+    assert calls == [(2, False), (4, in_place)]  # stage 1's pooled features, stage 2's activations
+    assert [(e["stage"], e["epoch"]) for e in of_type(run.records, "epoch")] == [(1, 1), (2, 1), (2, 2)]
+
+
 def test_fine_tune_blocks_0_skips_stage_2(fake_cifar, tmp_path):
     run = train(tiny_config(fake_cifar, tmp_path / "runs", cache_dir=str(tmp_path / "cache"), fine_tune_blocks=0))
     assert run.state == "finished"

@@ -9,7 +9,6 @@ watching runs stays cheap while another process trains.
 from __future__ import annotations
 
 import math
-
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

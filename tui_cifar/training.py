@@ -43,7 +43,7 @@ CHECKPOINT_INTERVAL = 10.0
 # Per replica: with several devices each gets this many images of every batch.
 EXTRACT_BATCH = 64
 # Stage 2's cached activations up to this size are copied into one tensor and fed by tf.data (see view_batches);
-# larger ones are read in place. The copy briefly doubles them in memory.
+# larger ones are read in place. The tensor replaces the arrays, which are freed once it is built.
 TENSOR_FEED_BUDGET = int(os.environ.get("CIFAR_TUI_TENSOR_FEED_BUDGET", 2**31))
 
 
@@ -133,7 +133,7 @@ class _CachedViews(keras.utils.PyDataset):
         super().__init__()
         self.views, self.labels = views, labels
         self.batch_size = batch_size
-        self.dtype = np.float32
+        self.dtype = np.float32  # the batches' type (bench/stage2_speed.py measures float16 too)
         self.rng = np.random.default_rng(seed)
         self.on_epoch_end()
 
