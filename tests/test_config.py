@@ -182,7 +182,11 @@ def test_every_setting_is_a_train_flag_and_reaches_the_config():
     defaults = TrainConfig()
     changed = [s.name for s in SETTINGS if getattr(config, s.name) != getattr(defaults, s.name)]
     assert changed == [s.name for s in SETTINGS]
-    assert config.fine_tune_blocks == "all" and config.lr_head == 0.01 and config.augment is False
+    assert config.fine_tune_blocks == "all" and config.lr_head == 0.01
+    assert config.augment is True and config.tta_flip is False  # each bool flag flips its default
+    # and each has its opposite, so scripts written for either default keep working
+    config = _config_from_args(build_parser().parse_args(["train", "--no-augment", "--tta"]))
+    assert config.augment is False and config.tta_flip is True
 
 
 def test_settings_declare_what_the_form_shows():
