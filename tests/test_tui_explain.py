@@ -107,7 +107,7 @@ async def test_errors_name_the_field_as_shown_and_the_cost_estimate_says_no_meas
         await wait_for(pilot, lambda: app.current_mode == "configure")
         await wait_for(pilot, lambda: "no measurement yet" in str(app.screen.query_one("#run-estimate").content),
                        what="cost estimate")
-        assert "Feature cache: 95,000 images to run through the backbone" in str(
+        assert "Feature cache: 50,000 images to run through the backbone" in str(
             app.screen.query_one("#run-estimate").content)
         app.screen.query_one("#f-lr_fine", Input).value = "2"
         await pilot.pause()
