@@ -116,7 +116,7 @@ def view_batches(views: list[np.ndarray], labels: np.ndarray, batch_size: int, s
       casts them to float32 in the graph). Stage 1's pooled features (45,000 images x 2 views x
       1,280 float16 = 230 MB): an epoch took ~0.26 s, against ~0.4-0.6 s through a PyDataset, whose
       per-batch Python cost dominates when a step is one dense layer. Stage 2's boundary activations
-      when they fit in TENSOR_FEED_BUDGET (720 MB at the default 160 px, 3 blocks): fed so, its
+      when they fit in TENSOR_FEED_BUDGET (360 MB at the default 160 px, 3 blocks; 720 MB mirrored too): fed so, its
       training steps ran at least as fast as through the PyDataset (bench/stage2_speed.md).
     - ``in_place=True`` (larger activations): a PyDataset reads them batch by batch from the arrays
       where they are instead of copying them into a tensor.
