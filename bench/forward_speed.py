@@ -30,16 +30,6 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 
-def cpu_flags() -> list[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return sorted(f for f in line.split(":", 1)[1].split() if f in ("avx2", "fma") or f.startswith("avx512"))
-    except OSError:
-        pass
-    return []
-
-
 def weights_files(sizes: list[int]) -> dict[str, str]:
     """Which file Keras loads for each size, and what it really is (the shared copy links other sizes to 224 px)."""
     home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
@@ -120,8 +110,7 @@ def main() -> None:
     threads = len(os.sched_getaffinity(0))
     x = load_test_images(args.data_dir)[0][: args.images].astype(np.float32)
     results = {
-        **provenance(),
-        "cpu_flags": cpu_flags(),
+        **provenance(),  # its machine names the CPU flags
         "threads": threads,
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "ai_edge_litert": ai_edge_litert.__version__,
                      "numpy": np.__version__},
@@ -195,7 +184,7 @@ def write_markdown(path: Path, r: dict) -> None:
     lines = [
         "# Frozen forward pass: Keras vs LiteRT", "",
         f"- date: {r['date']}; command: `{r['command']}`",
-        f"- machine: {m['cpu']}, {m['cores']} cores ({', '.join(r['cpu_flags'])}); {r['threads']} threads",
+        f"- machine: {m['cpu']}, {m['cores']} cores ({', '.join(m['flags'])}); {r['threads']} threads",
         f"- versions: {', '.join(f'{k} {v}' for k, v in r['versions'].items())}",
         f"- {r['setup']['images']} CIFAR-10 test images, {r['setup']['repeats']} interleaved repeats, medians; "
         f"Keras batch {r['setup']['keras_batch']} (predict_on_batch, as cifar-tui ran it); cifar-tui's LiteRT batch: "

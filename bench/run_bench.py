@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -47,13 +48,25 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+def cpu_flags() -> list[str]:
+    """The vector-instruction flags that decide how fast TensorFlow and XNNPACK run (avx2, fma, avx512*)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return sorted(f for f in line.split(":", 1)[1].split() if f in ("avx2", "fma") or f.startswith("avx512"))
+    except OSError:
+        pass
+    return []
+
+
 def machine() -> dict:
     mem = None
     try:
         mem = round(int(Path("/proc/meminfo").read_text().split()[1]) / 2**20, 1)
     except (OSError, ValueError, IndexError):
         pass
-    return {"cpu": cpu_name(), "cores": os.cpu_count(), "memory_gib": mem, "gpu": os.environ.get("BENCH_GPU", "none"),
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "flags": cpu_flags(), "memory_gib": mem,
+            "gpu": os.environ.get("BENCH_GPU", "none"),
             "python": platform.python_version(), "platform": platform.platform()}
 
 
@@ -61,7 +74,7 @@ def provenance() -> dict:
     """What every results file starts with: when, by which command line and on which machine."""
     return {
         "date": dt.datetime.now().isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": shlex.join([Path(sys.executable).name, *sys.argv]),  # quoted: some arguments hold spaces
         "machine": machine(),
     }
 
@@ -204,7 +217,9 @@ def write_markdown(path: Path, results: dict) -> None:
     m, s = results["machine"], results["summary"]
     lines = [
         "# Benchmark results", "",
-        f"- date: {results['date']}", f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, GPU: {m['gpu']}",
+        f"- date: {results['date']}",
+        f"- machine: {m['cpu']}, {m['cores']} cores ({', '.join(m.get('flags') or ['flags not recorded'])}), "
+        f"{m['memory_gib']} GiB, GPU: {m['gpu']}" + (f" ({m['flags_note']})" if m.get("flags_note") else ""),
         f"- command: `{results['command']}`", "",
         "| pipeline | test accuracy | training done at (s) | whole process (s) | features img/s | stage-1 s/epoch | stage-2 img/s | peak RSS (MiB) |",
         "|---|---|---|---|---|---|---|---|",

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
 # name -> what differs from the baseline (cifar-tui's stage 2 before this measurement)
 VARIANTS: dict[str, dict] = {
@@ -96,21 +96,6 @@ def child(spec: dict) -> dict:
             "overall_images_per_sec": round(n * spec["epochs"] / sum(times[1:]), 1)}
 
 
-def machine() -> dict:
-    sys.path.insert(0, str(HERE))
-    from forward_speed import cpu_flags
-
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "flags": cpu_flags()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=6144)
@@ -135,6 +120,7 @@ def main() -> None:
 
     import tensorflow as tf
     import keras
+    from run_bench import provenance
 
     rows = {isa: {name: [] for name in args.variants} for isa in args.isa}
     for round_ in range(args.repeats):
@@ -158,9 +144,7 @@ def main() -> None:
                 print(round_, isa, name, result, flush=True)
 
     out = {
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "command": "python " + shlex.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-        "machine": machine(),
+        **provenance(),  # date, command, machine with its CPU flags
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
         "setup": (f"MobileNetV2 160 px, top 3 blocks trainable on random float16 activations, {args.samples} samples "
                   f"(XLA: {VARIANTS['XLA (jit_compile)']['samples']}), 1 warm-up + {args.epochs} timed epochs, "
