@@ -69,11 +69,15 @@ def run_candidate(preset: str, overrides: dict, data_dir: str, runs_dir: Path, c
     start = time.perf_counter()
     with open(log, "wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-        run_dir = None
-        while process.poll() is None:
+        run_dir, tail, progress = None, None, runreader.RunProgress()
+        while process.poll() is None:  # followed as the app follows a run: only the log's new records each time
             time.sleep(2)
             run_dir = run_dir or next((d for d in runstore.iter_run_dirs(runs_dir) if d not in before), None)
-            if run_dir and runreader.read_progress(run_dir)[0].phase == "evaluate":
+            if run_dir is None:
+                continue
+            tail = tail or runstore.MetricsTail(run_dir / runstore.METRICS_LOG)
+            progress.feed(tail.read_new())
+            if progress.phase == "evaluate":
                 launcher.request_stop(run_dir, by="preset_sweep (validation only)")
                 process.wait()
     wall = time.perf_counter() - start
