@@ -176,6 +176,8 @@ def runtime_ratios(presets: list[dict]) -> dict:
 
 
 def summarize(baseline: dict | None, presets: list[dict], faithful: dict | None = None) -> dict:
+    """Figures and ratios; a notebook baseline reused from an earlier run gives its own figures but no ratio
+    against this run's presets (every ratio compares two things measured in one run)."""
     summary: dict = {"runtime_ratios": runtime_ratios(presets)}
     if faithful:
         # The notebook's own figures: its model was selected on the test set (val_loss on the test images).
@@ -183,7 +185,7 @@ def summarize(baseline: dict | None, presets: list[dict], faithful: dict | None 
         summary["faithful_best_epoch"] = faithful["best_epoch"]
         summary["faithful_seconds_to_best"] = faithful["seconds_to_best"]
         reached = [p for p in presets if (p["test_accuracy"] or 0) >= faithful["notebook_test_accuracy"] and p["training_done_at"]]
-        if reached:
+        if reached and not faithful.get("reused_from"):
             fastest = min(reached, key=lambda p: p["training_done_at"])
             summary["cifar_tui_preset_to_faithful_accuracy"] = fastest["preset"]
             summary["speedup_to_faithful_best"] = round(faithful["seconds_to_best"] / fastest["training_done_at"], 1)
@@ -194,13 +196,13 @@ def summarize(baseline: dict | None, presets: list[dict], faithful: dict | None 
         summary["baseline_best_accuracy"] = best
         summary["baseline_seconds_to_best"] = best_epoch["train_seconds_so_far"]
         reached = [p for p in presets if (p["test_accuracy"] or 0) >= best and p["training_done_at"]]
-        if reached:
+        if reached and not baseline.get("reused_from"):
             fastest = min(reached, key=lambda p: p["training_done_at"])
             summary["cifar_tui_seconds_to_baseline_best"] = fastest["training_done_at"]
             summary["cifar_tui_preset_to_baseline_best"] = fastest["preset"]
             summary["speedup_to_baseline_best"] = round(best_epoch["train_seconds_so_far"] / fastest["training_done_at"], 1)
         stage1 = [p["stage1_seconds_per_epoch"] for p in presets if p["stage1_seconds_per_epoch"]]
-        if stage1:
+        if stage1 and not baseline.get("reused_from"):
             summary["stage1_epoch_speedup"] = round(baseline["seconds_per_epoch"] / max(stage1))
     at85 = [p for p in presets if (p["test_accuracy"] or 0) >= 0.85]
     if at85:
