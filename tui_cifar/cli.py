@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 def add_metrics_export_args(p: argparse.ArgumentParser) -> None:
     """`export`'s options for a run's metrics (any run, a Keras script's too)."""
     p.add_argument("--tensorboard", type=Path, metavar="DIR",
-                   help="write TensorBoard event files under DIR/RUN (needs: pip install 'cifar-tui[tensorboard]'; default: none)")
+                   help="write TensorBoard event files under DIR/RUN (default: none)")
     p.add_argument("--csv", type=Path, metavar="FILE", help="write the run's metrics log (batch and epoch records) to FILE (default: none)")
 
 

@@ -29,6 +29,7 @@ from . import runstore
 from .files import atomic_write_json
 from .callbacks import current_lr, metric_value
 from .resources import resource_usage
+from .telemetry import Sampler
 
 
 class RunLogger(keras.callbacks.Callback):
@@ -42,12 +43,14 @@ class RunLogger(keras.callbacks.Callback):
     """
 
     def __init__(self, runs_dir: str | os.PathLike = "runs", name: str | None = None,
-                 hparams: dict[str, Any] | None = None, batch_records: int = 40):
+                 hparams: dict[str, Any] | None = None, batch_records: int = 40,
+                 telemetry_interval: float = 5.0):
         super().__init__()
         self.runs_dir = Path(runs_dir)
         self.name = name
         self.hparams = dict(hparams or {})
         self.batch_records = batch_records  # batch records per epoch, at most
+        self.telemetry_interval = telemetry_interval  # seconds between CPU/memory/GPU samples (tui_cifar.telemetry)
         self.run_dir: Path | None = None
         self._open = False
         self._stop_requested = False
@@ -69,6 +72,7 @@ class RunLogger(keras.callbacks.Callback):
         self._open = True
         self._stop_requested = False
         self._epochs_done = 0
+        self._telemetry = Sampler(interval=self.telemetry_interval)
         self._install_hooks()
         self._log({"type": "run_start", "config": config, "device": _device(), "pid": os.getpid()})
         self._log({"type": "phase", "phase": "train", "message": f"training {self.model.name}"})
@@ -86,6 +90,8 @@ class RunLogger(keras.callbacks.Callback):
         if (self.run_dir / runstore.STOP_FILE).exists():  # the app's stop, from any host sharing the folder
             self._stop_requested = True
             self.model.stop_training = True
+        if (sample := self._telemetry.poll()) is not None:
+            self._log(sample)
         if done - self._last_logged >= self.every or done == self.steps:
             self._last_logged = done
             self._log({**_metrics(logs), "type": "batch", "stage": 1, "epoch": self._epoch + 1,
