@@ -51,7 +51,7 @@ def best_val_accuracy(records: list[dict[str, Any]]) -> float | None:
 
 # Keys of an epoch record that are bookkeeping, not metrics a model logged.
 EPOCH_BOOKKEEPING = {"type", "stage", "epoch", "epochs", "lr", "learning_rate", "images_per_sec", "epoch_time",
-                     "partial", "memory", "wall_time", "time"}
+                     "partial", "memory", "wall_time", "time", "step"}
 
 
 def epoch_metric_names(records: list[dict[str, Any]]) -> list[str]:
@@ -331,7 +331,7 @@ class RunProgress:
         names: dict[str, None] = {}
         for rec in self.epochs:
             for key, value in rec.items():
-                if key not in EPOCH_BOOKKEEPING and key != "step" and record_number(value) is not None:
+                if key not in EPOCH_BOOKKEEPING and record_number(value) is not None:
                     names.setdefault(key, None)
         return list(names)
 
