@@ -176,3 +176,16 @@ def test_epoch_series_on_step_and_wall_time_axes_and_every_logged_metric():
     assert [x for x, _ in steps] == [10, 20, 30, 40, 50]  # 10 steps per epoch in both stages
     assert [x for x, _ in walls] == [r["wall_time"] for r in records if r["type"] == "epoch"]
     assert [y for _, y in epochs] == [y for _, y in steps]
+
+
+def test_cli_progress_lines_carry_the_apps_speed_and_eta():
+    import io
+
+    from tui_cifar.console import plain_reporter
+
+    out = io.StringIO()
+    report = plain_reporter(out)
+    for rec in recorded_records()[:5]:
+        report(rec)
+    # the same figures as RunProgress.speed (the app): 2,000 images in 3 s, 6,000 to go
+    assert "  features 4000/10000 (40%) 667 img/s ETA 9s" in out.getvalue().splitlines()

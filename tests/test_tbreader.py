@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tui_cifar import tbreader
 
@@ -91,3 +92,18 @@ def test_keras_tensorboard_callback_run(tmp_path):
     eps = epochs(records)
     assert problems == [] and [r["epoch"] for r in eps] == [1, 2, 3]
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(eps[-1])
+
+
+def test_cli_runs_lists_tensorboard_runs_with_their_last_values(tmp_path, capsys):
+    import shutil
+
+    from tui_cifar import cli
+
+    logdir = tmp_path / "logs"
+    shutil.copytree(TORCH_RUN, logdir / "torchrun")
+    assert cli.main(["runs", "--runs-dir", str(logdir)]) == 0
+    out = capsys.readouterr().out
+    assert "torchrun" in out and "loss 0.2 val_loss 0.24 accuracy 0.9" in out
+    assert cli.main(["runs", "--runs-dir", str(logdir), "--json"]) == 0
+    (run,) = __import__("json").loads(capsys.readouterr().out)
+    assert run["kind"] == "tensorboard" and run["last"]["val_loss"] == pytest.approx(0.24)

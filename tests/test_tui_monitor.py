@@ -89,7 +89,7 @@ async def test_chart_keys_metric_picker_smoothing_log_scale_x_axis_and_views(tmp
         assert labels[:3] == ["loss  + val_loss", "accuracy  + val_accuracy", "top3  + val_top3"]
         options.highlighted = 2
         await pilot.press("enter")
-        await wait_for(pilot, lambda: acc.chart_title == "Top3", what="top3 charted")
+        await wait_for(pilot, lambda: acc.chart_title == "Top3 per epoch", what="top3 charted")
         assert [round(y, 3) for _, y in acc.series["val"]] == [round(r["val_top3"], 3) for r in records if r["type"] == "epoch"]
 
         await pilot.press("z")
@@ -145,7 +145,7 @@ async def test_a_tensorboard_run_is_followed_live(tmp_path):
         screen = app.screen
         loss = screen.query_one("#loss-chart")
         await wait_for(pilot, lambda: loss.point_count("val") == 3, what="three steps")
-        assert screen.state == "running" and screen.query_one("#acc-chart").chart_title == "Top3"
+        assert screen.state == "running" and screen.query_one("#acc-chart").chart_title == "Top3 per epoch"
         assert screen.check_action("stop", ()) is False  # not our process
         for step in range(3, 5):
             append_scalars(events, step, {"loss/train": 1.0 / (step + 1), "loss/val": 1.5 / (step + 1)})

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .diagnostics import overfitting
-from .formatting import ASCII_DASH, fmt
+from .formatting import ASCII_DASH, fmt, format_duration
+from .runreader import RunProgress
 
 
 def _fmt(value: Any, spec: str = ".4f") -> str:
@@ -24,6 +25,16 @@ def epoch_line(r: dict[str, Any]) -> str:
     )
 
 
+def speed_text(progress: RunProgress) -> str:
+    """The running phase's images/s and ETA, from that phase's own records: the app's figures (RunProgress.speed)."""
+    what, ips, eta = progress.speed()
+    if not what:
+        return ""
+    bits = [f"{ips:,.0f} img/s" if ips else f"{ASCII_DASH} img/s",
+            f"ETA {format_duration(eta)}" if eta is not None else f"ETA {ASCII_DASH}"]
+    return " ".join(bits)
+
+
 def plain_reporter(stream=None) -> Callable[[dict[str, Any]], None]:
     """One line per meaningful record, flushed: what a log file or `tail -f` wants.
 
@@ -34,9 +45,11 @@ def plain_reporter(stream=None) -> Callable[[dict[str, Any]], None]:
     config: dict[str, Any] = {}
     epochs: list[dict[str, Any]] = []
     flagged = [False]
+    progress = RunProgress()
 
     def report(r: dict[str, Any]) -> None:
         kind = r.get("type")
+        progress.feed([r])
         line = None
         if kind in ("run_start", "run_resume"):
             config.update(r.get("config") or {})
@@ -50,6 +63,8 @@ def plain_reporter(stream=None) -> Callable[[dict[str, Any]], None]:
             if pct // 10 != last_progress.get(name, -1) // 10 or r["done"] == r["total"]:
                 last_progress[name] = pct
                 line = f"  {name} {r['done']}/{r['total']} ({pct}%)"
+                if r["done"] < r["total"] and (speed := speed_text(progress)):
+                    line += f" {speed}"
         elif kind == "features_done":
             line = f"  features ready in {r['seconds']:.0f}s ({_fmt(r.get('images_per_sec'), '.0f')} img/s)"
         elif kind == "epoch":
@@ -77,36 +92,40 @@ class RichReporter:
 
     def __init__(self) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.console = Console(stderr=False)
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            # images/s and ETA of the phase, from its own records: the figures the app shows (RunProgress.speed)
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("{task.fields[speed]}"),
             console=self.console, transient=False,
         )
         self.plain = plain_reporter(stream=_ConsoleStream(self.console))
         self.tasks: dict[str, int] = {}
+        self.run = RunProgress()
         self.progress.start()
 
     def _task(self, key: str, description: str, total: int):
         if key not in self.tasks:
-            self.tasks[key] = self.progress.add_task(description, total=total, info="")
+            self.tasks[key] = self.progress.add_task(description, total=total, info="", speed="")
         return self.tasks[key]
 
     def __call__(self, r: dict[str, Any]) -> None:
         kind = r.get("type")
+        self.run.feed([r])
         if kind == "progress":
             name = _progress_name(r)
             task = self._task(name, name, r["total"])
-            self.progress.update(task, completed=r["done"])
+            self.progress.update(task, completed=r["done"], speed=speed_text(self.run))
             return
         if kind == "stage_start":
             self._task(f"stage{r['stage']}", f"stage {r['stage']}", r["epochs"] * r["steps_per_epoch"])
         elif kind == "batch":
             task = self._task(f"stage{r['stage']}", f"stage {r['stage']}", r["steps"])
             done = (r["epoch"] - 1) * r["steps"] + r["batch"]
-            self.progress.update(task, completed=done, info=f"epoch {r['epoch']} loss {_fmt(r.get('loss'), '.3f')}")
+            self.progress.update(task, completed=done, info=f"epoch {r['epoch']} loss {_fmt(r.get('loss'), '.3f')}",
+                                 speed=speed_text(self.run))
         elif kind == "stage_end":
             task = self.tasks.get(f"stage{r['stage']}")
             if task is not None:

@@ -100,6 +100,15 @@ class RunSummary:
     stage_times: dict[str, float] = field(default_factory=dict)
     kind: str = "cifar-tui"
     model: str | None = None  # the Keras model's name, for a RunLogger run
+    last: dict[str, float] = field(default_factory=dict)  # the last epoch's metrics (loss, val_loss, top3...)
+
+
+def last_values(records: list[dict[str, Any]]) -> dict[str, float]:
+    """The metrics of a run's last epoch record, bookkeeping left out."""
+    epochs = epoch_records(records)
+    if not epochs:
+        return {}
+    return {k: n for k, v in epochs[-1].items() if k not in EPOCH_BOOKKEEPING and (n := record_number(v)) is not None}
 
 
 def summarize_run(run_dir: Path) -> RunSummary:
@@ -131,11 +140,33 @@ def summarize_run(run_dir: Path) -> RunSummary:
         problems=problems,
         kind=runstore.run_kind(config),
         model=config.get("model") if isinstance(config.get("model"), str) else None,
+        last=last_values(records),
     )
 
 
-def list_runs(runs_dir: Path) -> list[RunSummary]:
-    return [summarize_run(d) for d in runstore.iter_run_dirs(runs_dir)]
+def summarize_tensorboard_run(run_dir: Path) -> RunSummary:
+    """A folder of TensorBoard event files as the runs table shows it: live or not, its last values."""
+    from . import tbreader
+
+    tail = tbreader.TensorBoardTail(run_dir)
+    records = tail.read_new()
+    return RunSummary(
+        path=Path(run_dir), name=Path(run_dir).name, state=tail.state(), backbone=None, image_size=None,
+        best_val_accuracy=best_val_accuracy(records), test_accuracy=None, started_at=None,
+        duration_s=last_wall_time(records), problems=list(tail.problems), kind=tbreader.KIND,
+        last=last_values(records))
+
+
+def list_runs(runs_dir: Path, tensorboard: bool = False) -> list[RunSummary]:
+    """Every run folder in ``runs_dir``; with ``tensorboard``, also its folders of TensorBoard event files."""
+    runs = [summarize_run(d) for d in runstore.iter_run_dirs(runs_dir)]
+    if tensorboard:
+        from . import tbreader
+
+        known = {r.path for r in runs}
+        runs += [summarize_tensorboard_run(d) for d in tbreader.iter_tensorboard_runs(runs_dir)
+                 if d not in known and not (d / runstore.METRICS_LOG).exists()]
+    return runs
 
 
 # --- a live model of one run -------------------------------------------------------------------
@@ -183,6 +214,7 @@ class RunProgress:
     steps: int | None = None
     batch_epoch: int | None = None
     end: dict[str, Any] | None = None
+    last_batch: dict[str, Any] | None = None  # the latest batch record (the alerts' NaN rule reads its loss)
     wall_time: float | None = None
     records_seen: int = 0
     telemetry: list[dict[str, Any]] = field(default_factory=list)  # the latest telemetry samples (tui_cifar.telemetry)
@@ -259,6 +291,7 @@ class RunProgress:
             self.batch = int(record_number(rec.get("batch")) or 0)
             self.steps = int(record_number(rec.get("steps")) or 0) or self.steps
             self.batch_epoch = epoch
+            self.last_batch = rec
             loss = record_number(rec.get("loss"))
             if self.steps:
                 self._mark(f"stage{stage}", wall, (epoch - 1) * self.steps + self.batch)

@@ -104,6 +104,8 @@ class TrainingScreen(CifarScreen):
         self._epoch_version = -1
         self._batch_version = -1
         self._announced_end = False
+        self.alert_watch = diagnostics.AlertWatch()
+        self._alerts_primed = False
 
 
     # ------------------------------------------------------------ layout
@@ -182,6 +184,8 @@ class TrainingScreen(CifarScreen):
         self.stop_requested = False
         self._epoch_version = self._batch_version = -1
         self._announced_end = False
+        self.alert_watch = diagnostics.AlertWatch()
+        self._alerts_primed = False
         self.set_reactive(TrainingScreen.state, "none")
         self._reset_view()
         if self._timer is not None:
@@ -230,6 +234,7 @@ class TrainingScreen(CifarScreen):
             if self.progress.batch_version != self._batch_version:
                 self._batch_version = self.progress.batch_version
                 self._update_batch_chart()
+            self._check_alerts()
         if self.state in ENDED:  # polling goes on: a stopped or killed run may be resumed
             self._render_banner()
 
@@ -438,9 +443,10 @@ class TrainingScreen(CifarScreen):
         colors = {"train": TRAIN_COLOR, "val": VAL_COLOR}
         xlabel = {"epoch": "epoch", "step": "step", "wall time": "wall time (s)"}[axis]
         train_key = metric if not metric.startswith("val_") else twin(metric)
+        per = {"epoch": " per epoch", "step": " per step", "wall time": " over time"}[axis]
         for chart_id, title, key in (("#loss-chart", "Loss", "loss"), ("#acc-chart", train_key.replace("_", " ").capitalize(), train_key)):
             chart = self.query_one(chart_id, LineChart)
-            chart.chart_title = title
+            chart.chart_title = title + per
             chart.xlabel = xlabel
             chart.integer_x = axis == "epoch"
             chart.smoothing = self.smoothing
@@ -448,6 +454,16 @@ class TrainingScreen(CifarScreen):
             chart.set_series({"train": series.get(key, []), "val": series.get(f"val_{key}", [])}, colors=colors,
                              vlines=marks, highlights=highlights)
         self.query_one(RunAdvice).show(p, running=self.state == "running")
+
+    def _check_alerts(self) -> None:
+        """Each alert rule that starts to hold on a running run: bell, desktop notification and toast, once."""
+        batches = [self.progress.last_batch] if self.progress.last_batch else []
+        primed, self._alerts_primed = self._alerts_primed, True
+        fresh = self.alert_watch.new_alerts(self.progress.epochs, self.progress.config or {}, batches)
+        if primed and self.state == "running" and self.progress.end is None:  # not what held before we looked
+            for alert in fresh:
+                title = f"cifar-tui: {self.run_dir.name if self.run_dir else 'run'}: {alert.rule}"
+                announce(self.app, title, alert.line, ok=False)
 
     def _update_chart_keys(self) -> None:
         smooth = f"{self.smoothing:g}" if self.smoothing else "off"

@@ -10,11 +10,25 @@ from ...formatting import format_pct
 from ...runreader import RunProgress
 
 
-def advice_text(progress: RunProgress, running: bool, signal: diagnostics.Overfitting | None) -> Text:
-    """Lines for the advice panel (``signal``: diagnostics.overfitting's); empty before the first epoch."""
+ALERT_TITLES = {"nonfinite": "Diverged", "diverging": "Diverging", "plateau": "Plateau", "overfitting": "Overfitting"}
+
+
+def run_alerts(progress: RunProgress) -> list[diagnostics.Alert]:
+    """The alert rules that hold at the run's latest records (diagnostics.alerts)."""
+    batches = [progress.last_batch] if progress.last_batch else []
+    return diagnostics.alerts(progress.epochs, progress.config or {}, batches)
+
+
+def advice_text(progress: RunProgress, running: bool, signal: diagnostics.Overfitting | None,
+                alerts: list[diagnostics.Alert] = ()) -> Text:
+    """Lines for the advice panel (``signal``: diagnostics.overfitting's; ``alerts``: the other rules that hold)."""
     epochs = progress.epochs
     config = progress.config or {}
     text = Text()
+    for alert in alerts:
+        if alert.rule != "overfitting":
+            text.append(f"⚠ {ALERT_TITLES.get(alert.rule, alert.rule)}: ", style="bold red")
+            text.append(f"{alert.line}\n")
     if signal is not None:
         text.append("⚠ Overfitting: ", style="bold yellow")
         text.append(f"{signal.why} {signal.advice}\n")
@@ -40,8 +54,10 @@ class RunAdvice(Static):
     """The advice line(s) of the training screen; ``signal`` is the overfitting signal shown, if any."""
 
     signal: diagnostics.Overfitting | None = None
+    alerts: list[diagnostics.Alert] = []
 
     def show(self, progress: RunProgress, running: bool) -> None:
         self.signal = diagnostics.overfitting(progress.epochs, progress.config or {})
-        self.set_class(self.signal is not None, "-overfitting")
-        self.update(advice_text(progress, running, self.signal))
+        self.alerts = run_alerts(progress)
+        self.set_class(bool(self.alerts), "-overfitting")
+        self.update(advice_text(progress, running, self.signal, self.alerts))
