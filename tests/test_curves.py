@@ -34,3 +34,12 @@ def test_log_scale_drops_what_a_log_axis_cannot_show():
 def test_next_in_cycles():
     assert curves.next_in(curves.SMOOTHING_WEIGHTS, 0.95) == 0.0
     assert curves.next_in(curves.X_AXES, "epoch") == "step"
+
+
+def test_wrap_items_breaks_lines_only_between_figures():
+    from tui_cifar.formatting import wrap_items
+
+    items = ["run finished", "stage 2/2", "LR 0.00021", "1,800 img/s", "val acc 70.6%", "best 70.6%", "0.42M trainable"]
+    text = wrap_items(items, 40)
+    assert all(len(line) <= 40 for line in text.splitlines())
+    assert "0.42M trainable" in text.splitlines()[-1] and text.replace("\n", " ").count("·") == 6

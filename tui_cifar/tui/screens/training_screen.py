@@ -26,7 +26,7 @@ from textual.widgets import ContentSwitcher, Footer, Header, Label, Log, OptionL
 from textual.widgets.option_list import Option
 
 from ... import curves, diagnostics, runstore, tbreader, telemetry
-from ...formatting import fmt, format_duration, format_lr, format_pct
+from ...formatting import fmt, format_duration, format_lr, format_pct, wrap_items
 from ..messages import GotoScreen, ResumeRun, RunStateChanged, ScreenEntered, ShowRun, StopRun
 from ...runreader import LogFollower, RunProgress
 from ..alerts import announce
@@ -346,6 +346,8 @@ class TrainingScreen(CifarScreen):
         # Before the first record of a (re)started process, its status says what it is doing (importing TensorFlow).
         starting = self.state == "running" and (p.phase is None or p.end is not None)
         phase = "starting" if starting else p.phase_label()
+        if kind == tbreader.KIND:  # no phases: the files grow, or not
+            starting, phase = False, ("TensorBoard events" if p.end is None else phase)
         if starting or p.phase in ("load_data", "extract_features", "evaluate") and p.end is None:
             detail = (p.phase_message if not starting else "") or (status.message if status else "")
             if detail:
@@ -383,8 +385,11 @@ class TrainingScreen(CifarScreen):
     def _val_scores(self, last: dict) -> list[str]:
         """Validation accuracy and its best; for a run without accuracy (RunLogger), its own metric's last value."""
         metric = self.progress.main_metric
-        if metric in (None, "accuracy"):
+        logged = self.progress.logged_metrics
+        if metric in (None, "accuracy") and ("val_accuracy" in logged or not logged):
             return [f"val acc {format_pct(last.get('val_accuracy'))}", f"best {format_pct(self.progress.best_val_accuracy)}"]
+        if f"val_{metric}" not in logged and "val_loss" in logged:  # no validation twin: its val loss
+            return [f"val loss {fmt(last.get('val_loss'), '.4f')}"]
         return [f"val {metric} {fmt(last.get(f'val_{metric}'), '.4f')}"]
 
     def _update_progress(self) -> None:
@@ -573,20 +578,6 @@ class TrainingScreen(CifarScreen):
         if self.run_dir is not None and self.state == "running":
             self.notify(f"{self.run_dir.name} keeps running; reattach from the runs screen", timeout=4)
         self.post_message(GotoScreen("runs"))
-
-
-def wrap_items(items: list[str], width: int, sep: str = "  ·  ") -> str:
-    """Items joined by ``sep``, lines broken only between items (a narrow screen never cuts "0.42M trainable")."""
-    lines: list[str] = []
-    line = ""
-    for item in items:
-        candidate = f"{line}{sep}{item}" if line else item
-        if line and len(candidate) > width:
-            lines.append(line + sep.rstrip())
-            line = item
-        else:
-            line = candidate
-    return "\n".join(lines + [line]) if line else ""
 
 
 def is_tensorboard_dir(run_dir: Path) -> bool:

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ... import diagnostics
-from ...formatting import format_pct
+from ...formatting import format_pct, wrap_items
 from ...runreader import RunProgress
 
 
@@ -20,8 +20,9 @@ def run_alerts(progress: RunProgress) -> list[diagnostics.Alert]:
 
 
 def advice_text(progress: RunProgress, running: bool, signal: diagnostics.Overfitting | None,
-                alerts: list[diagnostics.Alert] = ()) -> Text:
-    """Lines for the advice panel (``signal``: diagnostics.overfitting's; ``alerts``: the other rules that hold)."""
+                alerts: list[diagnostics.Alert] = (), width: int = 10_000) -> Text:
+    """Lines for the advice panel (``signal``: diagnostics.overfitting's; ``alerts``: the other rules that hold),
+    the figures' line broken only between figures to fit ``width``."""
     epochs = progress.epochs
     config = progress.config or {}
     text = Text()
@@ -44,9 +45,9 @@ def advice_text(progress: RunProgress, running: bool, signal: diagnostics.Overfi
         bits.append(f"kept: stage {stage} epoch {epoch}, val {format_pct(progress.best_val_accuracy)} "
                     "(green line)")
     memory = diagnostics.format_memory((progress.last_epoch or {}).get("memory"))
-    if memory:
+    if memory and not progress.telemetry:  # the telemetry line has the memory, fresher
         bits.append(f"memory {memory}")
-    text.append("  ·  ".join(bits))
+    text.append(wrap_items(bits, width))
     return text
 
 
@@ -60,4 +61,7 @@ class RunAdvice(Static):
         self.signal = diagnostics.overfitting(progress.epochs, progress.config or {})
         self.alerts = run_alerts(progress)
         self.set_class(bool(self.alerts), "-overfitting")
-        self.update(advice_text(progress, running, self.signal, self.alerts))
+        text = advice_text(progress, running, self.signal, self.alerts,
+                           width=self.content_size.width or self.app.size.width - 2)
+        self.display = bool(text.plain.strip())  # no blank line where there is nothing to say
+        self.update(text)
