@@ -61,3 +61,21 @@ def test_input_bound_hint_stays_quiet_otherwise():
 def test_telemetry_line_of_a_recorded_h200_sample():
     line = telemetry.telemetry_line(gpu_sample(87.0))
     assert line == "CPU 100% of 16 cores · RSS 1.0 GiB · GPU0 87% 8.0/128 GiB 300 W"
+
+
+def test_listener_samples_through_the_writer_in_any_phase(tmp_path):
+    from tui_cifar import runstore
+
+    now = [0.0]
+    writer = runstore.MetricsWriter(tmp_path)
+    sampler = telemetry.Sampler(interval=5.0, gpus=False, clock=lambda: now[0])
+    writer.listeners.append(telemetry.listener(writer.write, sampler, clock=lambda: 12.5))
+    writer.write({"type": "progress", "phase": "extract_features", "done": 1, "total": 4})  # not due yet
+    now[0] = 5.0
+    writer.write({"type": "progress", "phase": "extract_features", "done": 2, "total": 4})
+    now[0] = 6.0
+    writer.write({"type": "progress", "phase": "extract_features", "done": 3, "total": 4})
+    writer.close()
+    records, _ = runstore.read_metrics(tmp_path)
+    assert [r["type"] for r in records] == ["progress", "progress", "telemetry", "progress"]
+    assert records[2]["wall_time"] == 12.5 and records[2]["rss"] > 0

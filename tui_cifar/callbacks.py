@@ -14,7 +14,6 @@ import keras
 from .files import atomic_write, atomic_write_json, read_json
 from .runstore import MetricsWriter
 from .resources import resource_usage
-from .telemetry import Sampler
 
 
 def current_lr(optimizer) -> float:
@@ -87,7 +86,6 @@ class MetricsLogger(keras.callbacks.Callback):
         self.clock = clock
         self.logged_epochs = set(logged_epochs)
         self.every = max(1, steps // batch_records)
-        self.telemetry = Sampler()  # CPU, memory and GPU use every few seconds, as telemetry records
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -98,8 +96,6 @@ class MetricsLogger(keras.callbacks.Callback):
         # With steps_per_execution > 1 Keras reports only every Nth step, possibly past the epoch's end.
         done = min(batch + 1, self.steps)
         self._batches = done
-        if (sample := self.telemetry.poll()) is not None:
-            self.writer.write({**sample, "stage": self.stage, "wall_time": self.clock()})
         if done - self._last_logged >= self.every or done == self.steps:
             self._last_logged = done
             logs = logs or {}

@@ -109,6 +109,27 @@ class Sampler:
         return record
 
 
+def listener(write: Callable[[dict[str, Any]], None], sampler: Sampler | None = None,
+             clock: Callable[[], float] | None = None) -> Callable[[dict[str, Any]], None]:
+    """A metrics writer's listener that writes a telemetry sample through ``write`` when one is due.
+
+    Every record the run writes (extraction's progress, batches, epochs, the test report's progress)
+    gives the sampler its chance, so samples come every few seconds in every phase, with no thread.
+    """
+    sampler = sampler or Sampler()
+
+    def on_record(record: dict[str, Any]) -> None:
+        if record.get("type") in (RECORD_TYPE, "run_end"):  # the run's last record stays its last
+            return
+        sample = sampler.poll()
+        if sample is not None:
+            if clock is not None:
+                sample["wall_time"] = clock()
+            write(sample)
+
+    return on_record
+
+
 # --- reading samples back -------------------------------------------------------------------------
 
 

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
-from . import runreader, runstore
+from . import runreader, runstore, telemetry
 from .config import TrainConfig
 from .features import VIEWS
 from .runstore import MetricsWriter, write_status
@@ -74,6 +74,8 @@ def train_run(
 
     def clock() -> float:
         return round(previous_wall + time.perf_counter() - started, 2)
+
+    writer.listeners.append(telemetry.listener(writer.write, clock=clock))  # CPU, memory, GPU use every few seconds
 
     write_status(run_dir, "running", "resuming" if resume else "starting")
     try:
