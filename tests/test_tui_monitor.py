@@ -152,3 +152,15 @@ async def test_a_tensorboard_run_is_followed_live(tmp_path):
         await wait_for(pilot, lambda: loss.point_count("val") == 5, what="the new steps")
         assert [x for x, _ in loss.series["train"]] == [1, 2, 3, 4, 5]
         assert "stage" not in str(screen.query_one("#run-stats").content)
+
+
+async def test_the_app_on_a_tensorboard_logdir_watches_its_newest_run(tmp_path):
+    logs = tmp_path / "logs"
+    append_scalars(logs / "old" / "events.out.tfevents.1.host", 0, {"loss": 1.0})
+    os.utime(logs / "old" / "events.out.tfevents.1.host", (1, 1))
+    append_scalars(logs / "new" / "events.out.tfevents.2.host", 0, {"loss": 2.0, "val_loss": 2.5})
+    app = make_app(logs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("t")
+        await wait_for(pilot, lambda: getattr(app.screen, "run_dir", None) == logs / "new", what="the newest run")
+        await wait_for(pilot, lambda: app.screen.query_one("#loss-chart").point_count("val") == 1, what="its scalars")

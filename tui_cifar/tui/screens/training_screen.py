@@ -157,6 +157,8 @@ class TrainingScreen(CifarScreen):
             self.show_run(current)
         elif current is None and self.run_dir is None:
             latest = self.cifar.latest_run("running") or self.cifar.latest_run("any")
+            if latest is None:  # a TensorBoard logdir as the runs folder: its newest-written run
+                latest = newest_tensorboard_run(self.cifar.runs_dir)
             if latest is not None:
                 self.cifar.current_run = latest
                 self.show_run(latest)
@@ -578,6 +580,14 @@ class TrainingScreen(CifarScreen):
         if self.run_dir is not None and self.state == "running":
             self.notify(f"{self.run_dir.name} keeps running; reattach from the runs screen", timeout=4)
         self.post_message(GotoScreen("runs"))
+
+
+def newest_tensorboard_run(logdir: Path) -> Path | None:
+    """The TensorBoard run in ``logdir`` whose event files were written last, or None."""
+    def written(run: Path) -> float:
+        return max((f.stat().st_mtime for f in tbreader.event_files(run) if f.exists()), default=0.0)
+
+    return max(tbreader.iter_tensorboard_runs(logdir), key=written, default=None)
 
 
 def is_tensorboard_dir(run_dir: Path) -> bool:
