@@ -1,4 +1,4 @@
-"""The two file helpers every module shares: an atomic writer and a JSON-object reader.
+"""The two file helpers every module shares: an atomic writer and a JSON-object reader (records' decoder).
 
 No TensorFlow and no Textual: run folders, the feature cache, checkpoints and the
 app's settings all write through :func:`atomic_write`.
@@ -49,13 +49,10 @@ def atomic_write_json(path: Path, data: Any) -> None:
 
 
 def read_json(path: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """A JSON object from a file, or None and why not (missing, unreadable, not an object); never raises."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None, f"{Path(path).name} is missing"
-    except (OSError, ValueError) as exc:
-        return None, f"{Path(path).name} is unreadable ({exc})"
-    if not isinstance(data, dict):
-        return None, f"{Path(path).name} does not hold a JSON object"
-    return data, None
+    """A JSON object from a file, or None and why not (missing, unreadable, not an object); never raises.
+
+    Through the run files' decoder (records.read_object): bounded in size, nesting and numbers.
+    """
+    from .records import read_object
+
+    return read_object(path)

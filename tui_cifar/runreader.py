@@ -16,14 +16,25 @@ from typing import Any
 
 from . import runstore
 from .config import config_file_problems
+from .records import BOOKKEEPING_KEYS, MAX_COUNT, scalar_items
 
 
 def record_number(value: Any, finite: bool = False) -> float | None:
     """A record's number as a float; None for a missing, boolean or non-numeric value (never trust a log),
     and with ``finite``, for NaN and infinity too (a diverged epoch's loss)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (finite and not math.isfinite(value)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        return None
+    return None if finite and not math.isfinite(number) else number
+
+
+def record_count(value: Any) -> int | None:
+    """A whole number from a record or a run's config (epochs, steps), or None for anything else (NaN, 1e400, -3)."""
+    number = record_number(value, finite=True)
+    return int(number) if number is not None and number.is_integer() and 0 <= number <= MAX_COUNT else None
 
 
 # --- figures from a run's records ----------------------------------------------------------------
@@ -31,7 +42,7 @@ def record_number(value: Any, finite: bool = False) -> float | None:
 
 def epoch_key(rec: dict[str, Any]) -> tuple[int, int]:
     """(stage, epoch) of an epoch record: a resumed run may log an epoch twice, and the later record wins."""
-    return int(record_number(rec.get("stage")) or 1), int(record_number(rec.get("epoch")) or 0)
+    return record_count(rec.get("stage")) or 1, record_count(rec.get("epoch")) or 0
 
 
 def epoch_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -49,11 +60,6 @@ def best_val_accuracy(records: list[dict[str, Any]]) -> float | None:
     return max(vals, default=None)
 
 
-# Keys of an epoch record that are bookkeeping, not metrics a model logged.
-EPOCH_BOOKKEEPING = {"type", "stage", "epoch", "epochs", "lr", "learning_rate", "images_per_sec", "epoch_time",
-                     "partial", "memory", "wall_time", "time"}
-
-
 def epoch_metric_names(records: list[dict[str, Any]]) -> list[str]:
     """Training metric names in epoch records other than the loss (no val_ ones), first seen first.
 
@@ -61,9 +67,8 @@ def epoch_metric_names(records: list[dict[str, Any]]) -> list[str]:
     """
     names: dict[str, None] = {}
     for rec in records:
-        for key, value in rec.items():
-            if (key not in EPOCH_BOOKKEEPING and key != "loss" and not key.startswith("val_")
-                    and isinstance(value, (int, float)) and not isinstance(value, bool)):
+        for key in scalar_items(rec, BOOKKEEPING_KEYS):
+            if key != "loss" and not key.startswith("val_"):
                 names.setdefault(key, None)
     return list(names)
 
@@ -109,7 +114,7 @@ def summarize_run(run_dir: Path) -> RunSummary:
     status = runstore.read_status(run_dir)
     if status.problem:
         problems.append(status.problem)
-    config, problem = runstore.read_json(run_dir / runstore.CONFIG_FILE)
+    config, problem = runstore.read_config(run_dir)
     if problem:
         problems.append(problem)
     config = config or {}
@@ -122,7 +127,7 @@ def summarize_run(run_dir: Path) -> RunSummary:
         name=run_dir.name,
         state=runstore.effective_state(status),
         backbone=config.get("backbone"),
-        image_size=config.get("image_size"),
+        image_size=config.get("image_size"),  # both checked by read_config
         best_val_accuracy=best_val_accuracy(records),
         test_accuracy=(report or {}).get("test_accuracy"),
         started_at=status.started_at,
@@ -205,7 +210,7 @@ class RunProgress:
             if isinstance(rec.get("config"), dict):
                 self.config = rec["config"]
             self.device = rec.get("device") or self.device
-            self.pid = int(record_number(rec.get("pid")) or 0) or None
+            self.pid = record_count(rec.get("pid")) or None
             # A resumed run goes on in the same log: the earlier stop's end, phase and batch no longer hold.
             self.end = None
             self.phase, self.phase_message = None, ""
@@ -218,30 +223,30 @@ class RunProgress:
             elif self.phase == "fine_tune":
                 self.stage = 2
         elif kind == "progress":
-            done, total = int(record_number(rec.get("done")) or 0), int(record_number(rec.get("total")) or 0) or None
+            done, total = record_count(rec.get("done")) or 0, record_count(rec.get("total")) or None
             if rec.get("phase", "extract_features") == "extract_features":
                 self.extract_done, self.extract_total = done, total
             elif rec.get("phase") == "evaluate":
                 self.test_done, self.test_total = done, total
         elif kind == "stage_start":
-            stage = int(record_number(rec.get("stage")) or 1)
+            stage = record_count(rec.get("stage")) or 1
             self.stage = stage
             self.stages[stage] = StageInfo(
                 stage=stage,
-                epochs=int(record_number(rec.get("epochs")) or 0),
-                steps_per_epoch=int(record_number(rec.get("steps_per_epoch")) or 0) or None,
+                epochs=record_count(rec.get("epochs")) or 0,
+                steps_per_epoch=record_count(rec.get("steps_per_epoch")) or None,
                 lr=record_number(rec.get("lr")),
-                trainable_params=int(record_number(rec.get("trainable_params")) or 0) or None,
+                trainable_params=record_count(rec.get("trainable_params")) or None,
             )
             self.batch = None
             self.steps = self.stages[stage].steps_per_epoch
             self.epoch_version += 1  # the stage boundary moves
         elif kind == "batch":
-            stage = int(record_number(rec.get("stage")) or self.stage or 1)
-            epoch = int(record_number(rec.get("epoch")) or 1)
+            stage = record_count(rec.get("stage")) or self.stage or 1
+            epoch = record_count(rec.get("epoch")) or 1
             self.stage = stage
-            self.batch = int(record_number(rec.get("batch")) or 0)
-            self.steps = int(record_number(rec.get("steps")) or 0) or self.steps
+            self.batch = record_count(rec.get("batch")) or 0
+            self.steps = record_count(rec.get("steps")) or self.steps
             self.batch_epoch = epoch
             loss = record_number(rec.get("loss"))
             if loss is not None and self.steps:
@@ -254,8 +259,9 @@ class RunProgress:
             stage, _epoch = key = epoch_key(rec)
             self.stage = stage
             self._epochs[key] = rec
-            if record_number(rec.get("epochs")) and stage not in self.stages:
-                self.stages[stage] = StageInfo(stage=stage, epochs=int(rec["epochs"]))
+            epochs = record_count(rec.get("epochs"))
+            if epochs and stage not in self.stages:
+                self.stages[stage] = StageInfo(stage=stage, epochs=epochs)
             self.epoch_version += 1
         elif kind == "run_end":
             self.end = rec
@@ -274,7 +280,7 @@ class RunProgress:
         if info is not None and info.epochs is not None:
             planned = info.epochs
         else:
-            planned = int(record_number(self.config.get("epochs_head" if stage == 1 else "epochs_fine")) or 0)
+            planned = record_count(self.config.get("epochs_head" if stage == 1 else "epochs_fine")) or 0
         # A stage that has ended early (early stopping) counts as the epochs it ran.
         if stage == 1 and (2 in self.stages or self.stage == 2):
             return self.stage_epochs_done(1)
@@ -310,8 +316,8 @@ class RunProgress:
         series: dict[str, list[tuple[float, float]]] = {
             key: [] for name in names for key in (name, f"val_{name}")}
         for rec in self.epochs:
-            stage = int(rec.get("stage", 1))
-            x = self.epoch_offset(stage) + int(rec.get("epoch", 0))
+            stage, epoch = epoch_key(rec)
+            x = self.epoch_offset(stage) + epoch
             for key in series:
                 value = record_number(rec.get(key))
                 if value is not None:
@@ -338,7 +344,7 @@ class RunProgress:
     @property
     def lr(self) -> float | None:
         last = self.last_epoch
-        if last is not None and self.stage == int(last.get("stage", 0)) and record_number(last.get("lr")) is not None:
+        if last is not None and self.stage == epoch_key(last)[0] and record_number(last.get("lr")) is not None:
             return record_number(last.get("lr"))
         info = self.stages.get(self.stage or 0)
         return info.lr if info else None
@@ -362,7 +368,7 @@ class RunProgress:
         if self.end is not None:
             return 0.0
         stage = self.stage or 1
-        times = [record_number(r.get("epoch_time")) for r in self.epochs if int(r.get("stage", 0)) == stage]
+        times = [record_number(r.get("epoch_time")) for r in self.epochs if epoch_key(r)[0] == stage]
         times = [t for t in times if t]
         if not times:
             times = [t for t in (record_number(r.get("epoch_time")) for r in self.epochs) if t]

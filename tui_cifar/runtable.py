@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import runreader, runstore
-from .files import read_json
 
 Scalar = str | int | float | bool | None
 
@@ -54,7 +53,7 @@ def runs_rows(runs_dir: Path) -> list[dict[str, Scalar]]:
     """One row per run: where it is, how it ended and scored, then its settings."""
     rows = []
     for summary in runreader.list_runs(runs_dir):
-        config, _ = read_json(summary.path / runstore.CONFIG_FILE)
+        config, _ = runstore.read_config(summary.path)
         records, _ = runstore.read_metrics(summary.path)
         rows.append({
             "run": summary.name, "path": str(summary.path), "kind": summary.kind, "state": summary.state,
