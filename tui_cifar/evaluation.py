@@ -13,6 +13,7 @@ import numpy as np
 
 from . import runstore
 from .data import CLASS_NAMES
+from .records import write_predictions
 from .runreader import summarize_run
 
 ROC_POINTS = 100  # per class, enough for a terminal chart
@@ -117,8 +118,6 @@ def evaluate_run(run_dir: Path, progress: Callable[[int, int], None] | None = No
     report["best_val_accuracy"] = summary.best_val_accuracy
     report["stage_times"] = summary.stage_times
     report["wall_time"] = summary.duration_s
-    np.savez_compressed(
-        run_dir / runstore.PREDICTIONS_FILE, y_true=y_test, y_prob=y_prob.astype(np.float32), test_index=index
-    )
+    write_predictions(run_dir / runstore.PREDICTIONS_FILE, y_test, y_prob, index)
     runstore.atomic_write_json(run_dir / runstore.REPORT_FILE, report)
     return report

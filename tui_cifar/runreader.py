@@ -121,7 +121,9 @@ def summarize_run(run_dir: Path) -> RunSummary:
     problems.extend(config_file_problems(config))
     records, log_problems = runstore.read_metrics(run_dir)
     problems.extend(log_problems)
-    report, _ = runstore.read_report(run_dir)
+    report, problem = runstore.read_report(run_dir)
+    if problem and runstore.has_report(run_dir):  # a missing report is a run not evaluated yet, no problem
+        problems.append(problem)
     return RunSummary(
         path=run_dir,
         name=run_dir.name,
