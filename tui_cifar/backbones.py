@@ -12,6 +12,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import CifarTuiError
+
 
 @dataclass(frozen=True)
 class BackboneSpec:
@@ -76,7 +78,7 @@ def get_spec(name: str) -> BackboneSpec:
         raise ValueError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}") from None
 
 
-class WeightsUnavailable(RuntimeError):
+class WeightsUnavailable(CifarTuiError, RuntimeError):
     """A backbone's ImageNet weights are not on disk and cannot be downloaded (or cannot be read)."""
 
 

@@ -11,14 +11,25 @@ from pathlib import Path
 from typing import Any
 
 from .backbones import BACKBONES
+from .errors import EXIT_USAGE, CifarTuiError
 from .hardware import parse_devices
 from .runtime import RUNTIMES
 from . import runstore
 from .runstore import CONFIG_FILE, RunStoreError, no_cifar_model_reason
 
 
-class ConfigError(ValueError):
-    """A configuration value or file is invalid; the message names the field."""
+class ConfigError(CifarTuiError, ValueError):
+    """A configuration value or file is invalid; the message names the field, ``fields`` lists the settings it is about.
+
+    ``fields`` is empty for what no one setting holds (an unknown key, preset or file).
+    """
+
+    exit_code = EXIT_USAGE
+    title = "Invalid setting"
+
+    def __init__(self, message: str, fields: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.fields = tuple(fields)
 
 
 def setting(default: Any, label: str, help: str = "", *, range: tuple[float, float] | None = None,
@@ -281,32 +292,32 @@ def _check_type(s: Setting, value: Any) -> Any:
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             words = " or ".join(repr(w) for w in s.values)
-            raise ConfigError(f"{name} must be a whole number >= 0 or {words}, not {value!r}")
+            raise ConfigError(f"{name} must be a whole number >= 0 or {words}, not {value!r}", (name,))
         return value
     if s.kind == "devices":
         try:
             parse_devices(value)
         except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+            raise ConfigError(str(exc), (name,)) from None
         return str(value).strip().lower()
     if s.choices:
         if value not in s.values:
-            raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(s.values)}")
+            raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(s.values)}", (name,))
         return value
     if bool in s.types:
         if not isinstance(value, bool):
-            raise ConfigError(f"{name} must be true or false, not {value!r}")
+            raise ConfigError(f"{name} must be true or false, not {value!r}", (name,))
         return value
     if int in s.types:
         if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
-            raise ConfigError(f"{name} must be a whole number, not {value!r}")
+            raise ConfigError(f"{name} must be a whole number, not {value!r}", (name,))
         return int(value)
     if float in s.types:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{name} must be a number, not {value!r}")
+            raise ConfigError(f"{name} must be a number, not {value!r}", (name,))
         return float(value)
     if not isinstance(value, str):
-        raise ConfigError(f"{name} must be text, not {value!r}")
+        raise ConfigError(f"{name} must be text, not {value!r}", (name,))
     return value
 
 
@@ -328,18 +339,20 @@ def make_config(values: dict[str, Any] | None = None, preset: str | None = None)
         if s.range is not None and value is not None:
             lo, hi = s.range
             if not lo <= value <= hi:
-                raise ConfigError(f"{name} must be between {lo:g} and {hi:g}, not {value!r}")
+                raise ConfigError(f"{name} must be between {lo:g} and {hi:g}, not {value!r}", (name,))
         checked[name] = value
     config = TrainConfig(**checked)
     spec = BACKBONES[config.backbone]
     if isinstance(config.fine_tune_blocks, int) and config.fine_tune_blocks > spec.blocks:
         raise ConfigError(f"fine_tune_blocks must be at most {spec.blocks} ({config.backbone} has {spec.blocks} "
-                          f"blocks; 'all' unfreezes them all), not {config.fine_tune_blocks}")
+                          f"blocks; 'all' unfreezes them all), not {config.fine_tune_blocks}", ("fine_tune_blocks",))
     if config.epochs_head + config.epochs_fine == 0:
-        raise ConfigError("epochs_head and epochs_fine are both 0: nothing to train")
+        raise ConfigError("epochs_head and epochs_fine are both 0: nothing to train", ("epochs_head", "epochs_fine"))
     train_pool = config.limit_train or 50000
     if config.val_size >= train_pool:
-        raise ConfigError(f"val_size ({config.val_size}) must be smaller than the training images ({train_pool})")
+        # the training pool is limit_train (or all 50,000)
+        raise ConfigError(f"val_size ({config.val_size}) must be smaller than the training images ({train_pool})",
+                          ("val_size", "limit_train"))
     return config
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import runstore
 from .data import CLASS_NAMES
+from .errors import EXIT_USAGE, CifarTuiError
 from .prediction import FilePrediction
 
 # Words people use for a CIFAR-10 class (after lower-casing; plurals are handled separately).
@@ -29,8 +30,10 @@ SYNONYMS = {
 }
 
 
-class LabelMapError(ValueError):
+class LabelMapError(CifarTuiError, ValueError):
     """A --label-map file that cannot be read or names something that is not a CIFAR-10 class."""
+
+    exit_code = EXIT_USAGE
 
 
 def class_from_name(name: str) -> str | None:

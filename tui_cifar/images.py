@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import CifarTuiError
+
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 )
@@ -51,13 +53,13 @@ _HIGH_BIT_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 
 
-class ImageLoadError(Exception):
+class ImageLoadError(CifarTuiError):
     """A picture could not be used; str() is one line naming the file and the reason."""
 
     def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
         self.path = Path(path)
         self.reason = " ".join(reason.split())  # Pillow messages may hold newlines
-        super().__init__(f"{self.path.name or self.path}: {self.reason}")
+        super().__init__(f"{self.path.name or self.path}: {self.reason}", title="Cannot use this picture")
 
 
 @dataclass

@@ -12,6 +12,7 @@ import numpy as np
 
 from . import runstore
 from .data import CLASS_NAMES
+from .errors import CifarTuiError
 from .images import ImageScan, find_images, load_many
 
 
@@ -19,8 +20,10 @@ from .images import ImageScan, find_images, load_many
 PREDICTIONS_DIR = "predictions"
 
 
-class ModelLoadError(Exception):
+class ModelLoadError(CifarTuiError):
     """The model file is missing, unsafe, or not a CIFAR-10 classifier."""
+
+    title = "Cannot load the model"
 
 
 def load_model_checked(path: Path):

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Literal
 
 from . import records
+from .errors import CifarTuiError
 from .files import atomic_write_json, atomic_write_text, read_json  # noqa: F401  (part of the run-folder API)
 from .records import RESUMABLE_STATES, STATES, Malformed, RunState, ShownState  # noqa: F401  (the run-folder API)
 
@@ -52,7 +53,7 @@ STOP_FILE = "STOP"
 KERAS_KIND = "keras"
 
 
-class RunStoreError(Exception):
+class RunStoreError(CifarTuiError):
     """A run folder or runs folder cannot be used; the message says why."""
 
 

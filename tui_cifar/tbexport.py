@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 
 from . import runreader, runstore
+from .errors import CifarTuiError
 from .records import scalar_items
 from .runtable import flatten, run_settings
 
 
-class TensorBoardMissing(RuntimeError):
+class TensorBoardMissing(CifarTuiError, RuntimeError):
     """The tensorboard package is not installed."""
 
 

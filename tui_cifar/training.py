@@ -23,6 +23,7 @@ import keras
 import numpy as np
 
 from . import records, runreader, runstore
+from .errors import CifarTuiError
 from .config import TrainConfig
 from .features import VIEWS
 from .runstore import MetricsWriter, write_status
@@ -47,7 +48,7 @@ EXTRACT_BATCH = 64
 TENSOR_FEED_BUDGET = int(os.environ.get("CIFAR_TUI_TENSOR_FEED_BUDGET", 2**31))
 
 
-class TrainingDiverged(Exception):
+class TrainingDiverged(CifarTuiError):
     pass
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from textual import on, work
@@ -32,16 +31,6 @@ DESCRIBE_FIELDS = ("backbone", "image_size", "fine_tune_blocks")
 # Settings of the machine rather than of the experiment: presets leave them alone.
 # (The backbone is part of the experiment: a preset's figures were measured with the default one.)
 KEEP_ON_PRESET = ("data_dir", "runs_dir", "cache_dir", "mixed_precision", "runtime", "devices", "weights")
-
-
-def field_of_message(message: str, candidates=None) -> list[str]:
-    """Config field names a ConfigError message mentions, in order of appearance."""
-    found = []
-    for name in candidates or FIELD_BY_NAME:
-        match = re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", message)
-        if match:
-            found.append((match.start(), name))
-    return [name for _pos, name in sorted(found)]
 
 
 def parse_text(field: Setting, text: str) -> Any:
@@ -102,20 +91,15 @@ def validate(values: dict[str, Any]) -> tuple[TrainConfig | None, dict[str, str]
         try:
             make_config({name: value})
         except ConfigError as exc:
-            mentioned = field_of_message(str(exc))
-            if not mentioned or mentioned[0] == name:
+            if not exc.fields or exc.fields[0] == name:
                 errors[name] = str(exc)
     if errors:
         return None, errors
     try:
         config = make_config({k: v for k, v in values.items() if k in SETTING_BY_NAME})
     except ConfigError as exc:
-        message = str(exc)
-        mentioned = field_of_message(message) or ["_form"]
-        if "training images" in message and "limit_train" not in mentioned:
-            mentioned.append("limit_train")  # the training pool is limit_train (or all 50,000)
-        for name in mentioned:
-            errors.setdefault(name, message)
+        for name in exc.fields or ("_form",):
+            errors.setdefault(name, str(exc))
         return None, errors
     return config, {}
 
