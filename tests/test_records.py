@@ -258,7 +258,7 @@ def test_every_record_kind_a_writer_builds_passes_the_decoder():
         records.stage_start_record(1, 3, 10, 1e-3, 100),
         records.batch_record({"loss": float("nan"), "accuracy": 0.5}, 1, 1, 5, 10),
         records.epoch_record({"loss": float("inf"), "val_accuracy": 0.5}, 1, 1, 3, 1e-3, 100.0, 2.0, False, {"rss": 1}),
-        records.stage_end_record(1, 3.5), records.run_end_record("finished", "done", 12.0, test_accuracy=None),
+        records.stage_end_record(1, 3.5), records.run_end_record("finished", "done", 12.0),
     ]
     assert {r["type"] for r in built} == set(records.RECORD_TYPES)
     for record in built:

@@ -144,7 +144,7 @@ def first_trainable_layer(name: str, backbone, fine_tune_blocks: int | str) -> i
     if fine_tune_blocks == 0:
         return len(backbone.layers)
     blocks = blocks_of(name, backbone)
-    if fine_tune_blocks == "all" or fine_tune_blocks >= len(blocks):
+    if isinstance(fine_tune_blocks, str) or fine_tune_blocks >= len(blocks):  # "all"
         return 1  # everything after the input layer
     first_block = blocks[-int(fine_tune_blocks)]
     spec = get_spec(name)

@@ -7,7 +7,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import keras
 
@@ -136,7 +136,7 @@ class MetricsLogger(RecordingCallback):
         steps: int,
         batch_size: int,
         clock: Callable[[], float],
-        logged_epochs: set[tuple[int, int]] = frozenset(),
+        logged_epochs: Iterable[tuple[int, int]] = (),
         batch_records: int = 40,
     ):
         super().__init__(stage, batch_size, steps, epochs, batch_records)

@@ -277,7 +277,7 @@ def _run_config(run_dir: Path):
     from .config import config_from_run
 
     data, problem = runstore.read_json(run_dir / runstore.CONFIG_FILE)
-    if problem:
+    if data is None:
         raise runstore.RunStoreError(f"cannot resume {run_dir}: {problem}")
     return config_from_run(data, run_dir)
 
@@ -455,7 +455,7 @@ def cmd_runs(args) -> int:
 
     from .formatting import ASCII_DASH, fmt
 
-    columns = {
+    columns: dict[str, list[str]] = {
         "run": [r.name for r in runs],
         "state": [r.state for r in runs],
         "backbone": [r.backbone or (f"{r.model} ({r.kind})" if r.model else "?") for r in runs],

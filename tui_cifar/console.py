@@ -28,7 +28,7 @@ def epoch_line(r: dict[str, Any]) -> str:
 def _decoded(r: dict[str, Any]) -> dict[str, Any] | None:
     """The record as records.decode_record checked it, or None: a reporter never raises out of a writer."""
     try:
-        return decode_record(r)  # type: ignore[return-value]
+        return decode_record(r)
     except Malformed:
         return None
 
@@ -99,7 +99,7 @@ class RichReporter:
             console=self.console, transient=False,
         )
         self.plain = plain_reporter(stream=_ConsoleStream(self.console))
-        self.tasks: dict[str, int] = {}
+        self.tasks: dict[str, Any] = {}  # rich TaskIDs
         self.progress.start()
 
     def _task(self, key: str, description: str, total: int):
@@ -174,7 +174,7 @@ def native_stderr_to_file(path: Path) -> Iterator[None]:
     tty_fd = os.dup(2)
     tty = os.fdopen(tty_fd, "w", buffering=1, encoding=stream.encoding, errors=stream.errors)
     saved = (sys.__stderr__, sys.stderr)
-    sys.__stderr__ = sys.stderr = tty
+    sys.__stderr__ = sys.stderr = tty  # type: ignore[misc]  # C libraries' stderr moves; Python's stays
     os.dup2(log_fd, 2)
     os.close(log_fd)
     try:
@@ -182,5 +182,5 @@ def native_stderr_to_file(path: Path) -> Iterator[None]:
     finally:
         tty.flush()
         os.dup2(tty_fd, 2)
-        sys.__stderr__, sys.stderr = saved
+        sys.__stderr__, sys.stderr = saved  # type: ignore[misc]
         tty.close()

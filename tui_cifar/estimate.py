@@ -61,8 +61,7 @@ def _peak(memory: Any) -> int | None:
     gpu = memory.get("gpu")
     if isinstance(gpu, dict):
         peaks += [use.get("peak") for use in gpu.values() if isinstance(use, dict)]
-    peaks = [int(p) for p in peaks if isinstance(p, (int, float)) and not isinstance(p, bool)]
-    return max(peaks, default=None)
+    return max((int(p) for p in peaks if isinstance(p, (int, float)) and not isinstance(p, bool)), default=None)
 
 
 def _record_of(records: list[dict[str, Any]], kind: str, **match: Any) -> dict[str, Any] | None:
@@ -143,7 +142,7 @@ def estimate_run(config: TrainConfig, cache_dir: Path | None = None, runs_dir: P
     for cost, times in parts:
         if not times:
             continue
-        if cost is None:
+        if cost is None or seconds is None:
             seconds = None
             break
         seconds += cost * times

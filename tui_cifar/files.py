@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Have ``write`` fill a temporary file in the same folder, then rename it over ``path``.
 
     Readers never see half a file, and a failure (full disk, kill) leaves the old file

@@ -113,7 +113,7 @@ def score_photos(results: list[FilePrediction], label_map: dict[str, str | None]
         if cls is None:
             unlabelled.append(r.relative_path.as_posix())
             continue
-        probs = dict(r.top)
+        probs = dict(r.top or ())
         y_true.append(CLASS_NAMES.index(cls))
         y_prob.append([probs[c] for c in CLASS_NAMES])
     report = report_from_probabilities(np.array(y_true), np.array(y_prob)) if y_true else None

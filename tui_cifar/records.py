@@ -146,8 +146,8 @@ class RunEndRecord(_Record):
     test_accuracy: NotRequired[Finite | None]
 
 
-Record = Union[RunStartRecord, PhaseRecord, DataRecord, ProgressRecord, FeaturesDoneRecord, StageStartRecord,
-               BatchRecord, EpochRecord, StageEndRecord, RunEndRecord]
+Record = (RunStartRecord | PhaseRecord | DataRecord | ProgressRecord | FeaturesDoneRecord | StageStartRecord
+          | BatchRecord | EpochRecord | StageEndRecord | RunEndRecord)
 RECORD_TYPES: dict[str, type] = {kind: cls for cls in get_args(Record) for kind in get_args(get_type_hints(cls)["type"])}
 
 
@@ -209,9 +209,9 @@ def stage_end_record(stage: int, seconds: float) -> StageEndRecord:
     return StageEndRecord(type="stage_end", stage=stage, seconds=seconds)
 
 
-def run_end_record(state: RunState, message: str, wall_time: float, **extra: Any) -> RunEndRecord:
-    """``extra``: test_accuracy (the trainer's runs)."""
-    return RunEndRecord(type="run_end", state=state, message=message, wall_time=wall_time, **extra)
+def run_end_record(state: RunState, message: str, wall_time: float) -> RunEndRecord:
+    """The trainer's runs add ``test_accuracy`` (None without a report)."""
+    return RunEndRecord(type="run_end", state=state, message=message, wall_time=wall_time)
 
 
 def scalar_items(rec: dict[str, Any], leave_out: frozenset[str] = POSITION_KEYS) -> dict[str, float]:
@@ -387,8 +387,9 @@ def read_report(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     return report, problem
 
 
-def decode_record(value: Any) -> Record:
-    """A metrics.jsonl record checked against its kind's fields; raises Malformed with the reason.
+def decode_record(value: Any) -> dict[str, Any]:
+    """A metrics.jsonl record checked against its kind's fields (a Record, or one of a kind this version
+    does not know), as a plain dict for the readers; raises Malformed with the reason.
 
     A kind this version does not know (a newer writer's), or none, passes as it is: readers ignore it.
     """
@@ -401,10 +402,10 @@ def decode_record(value: Any) -> Record:
     bad = invalid_fields(value, schema) if schema is not None else []
     if bad:
         raise Malformed(f"a {kind} record with invalid {', '.join(bad)}")
-    return value  # type: ignore[return-value]
+    return value
 
 
-def decode_line(line: bytes) -> Record:
+def decode_line(line: bytes) -> dict[str, Any]:
     """One metrics.jsonl line as a record; raises Malformed."""
     return decode_record(loads(line, MAX_LINE_BYTES))
 

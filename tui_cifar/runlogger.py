@@ -69,7 +69,7 @@ class RunLogger(RecordingCallback):
         self._open = False
         self._stop_requested = False
         self._previous_handlers: dict[int, Any] = {}
-        self._previous_excepthook = None
+        self._previous_excepthook: Any = None  # sys.excepthook's type, or None before fit
 
     # ------------------------------------------------------------------ Keras hooks
     def on_train_begin(self, logs=None):
@@ -136,9 +136,9 @@ class RunLogger(RecordingCallback):
             "backend": keras.backend.backend(),
         })
 
-    def _finish(self, state: str, message: str) -> None:
+    def _finish(self, state: records.RunState, message: str) -> None:
         """Write the run's end once. Its own log handle: a signal may have interrupted a write on the other."""
-        if not self._open:
+        if not self._open or self.run_dir is None:
             return
         self._open = False
         self._remove_hooks()
@@ -188,7 +188,8 @@ class RunLogger(RecordingCallback):
             self._finish("stopped", "stopped by KeyboardInterrupt")
         else:
             try:
-                (self.run_dir / runstore.ERROR_FILE).write_text("".join(traceback.format_exception(exc_type, exc, tb)))
+                if self.run_dir is not None:
+                    (self.run_dir / runstore.ERROR_FILE).write_text("".join(traceback.format_exception(exc_type, exc, tb)))
             except OSError:
                 pass
             self._finish("failed", f"{exc_type.__name__}: {exc}")

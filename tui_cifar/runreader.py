@@ -16,7 +16,7 @@ from typing import Any
 
 from . import runstore
 from .config import config_file_problems
-from .records import BOOKKEEPING_KEYS, MAX_COUNT, scalar_items
+from .records import BOOKKEEPING_KEYS, MAX_COUNT, ShownState, scalar_items
 
 
 def record_number(value: Any, finite: bool = False) -> float | None:
@@ -94,7 +94,7 @@ def stage_times(records: list[dict[str, Any]]) -> dict[str, float]:
 class RunSummary:
     path: Path
     name: str
-    state: str
+    state: ShownState
     backbone: str | None
     image_size: int | None
     best_val_accuracy: float | None
@@ -370,14 +370,13 @@ class RunProgress:
         if self.end is not None:
             return 0.0
         stage = self.stage or 1
-        times = [record_number(r.get("epoch_time")) for r in self.epochs if epoch_key(r)[0] == stage]
-        times = [t for t in times if t]
+        times = [t for r in self.epochs if epoch_key(r)[0] == stage if (t := record_number(r.get("epoch_time")))]
         if not times:
             times = [t for t in (record_number(r.get("epoch_time")) for r in self.epochs) if t]
         if not times:
             return None
         per_epoch = sum(times[-3:]) / len(times[-3:])
-        left = self.epochs_total - self.epochs_done
+        left: float = self.epochs_total - self.epochs_done
         if self.batch is not None and self.steps and self.batch_epoch is not None:
             # the current epoch is partly done
             if (stage, self.batch_epoch) not in self._epochs:

@@ -33,7 +33,9 @@ from typing import Any, Callable, Iterator, Literal
 from . import records
 from .errors import CifarTuiError
 from .files import atomic_write_json, atomic_write_text, read_json  # noqa: F401  (part of the run-folder API)
-from .records import RESUMABLE_STATES, STATES, Malformed, RunState, ShownState  # noqa: F401  (the run-folder API)
+from .records import (  # noqa: F401  (the run-folder API)
+    ENDED_STATES, RESUMABLE_STATES, SHOWN_STATES, STATES, Malformed, RunState, ShownState,
+)
 
 FORMAT_VERSION = 1
 
@@ -163,7 +165,7 @@ def effective_state(status: RunStatus) -> ShownState:
 class MetricsWriter:
     """Append one JSON record per line and flush it, so a tailing reader sees every record at once."""
 
-    def __init__(self, run_dir: Path, listeners: list[Callable[[dict[str, Any]], None]] | None = None):
+    def __init__(self, run_dir: Path, listeners: list[Callable[[Any], None]] | None = None):
         self.path = Path(run_dir) / METRICS_LOG
         self._file = open(self.path, "a", encoding="utf-8")
         self.listeners = list(listeners or [])  # e.g. the CLI's progress display
@@ -214,8 +216,8 @@ class MetricsTail(LineTail):
     problems: list[str] = field(default_factory=list)
     _line_no: int = 0
 
-    def read_new(self) -> list[records.Record]:
-        found: list[records.Record] = []
+    def read_new(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
         for raw in self.read_lines():
             self._line_no += 1
             text = raw.strip()
@@ -229,7 +231,7 @@ class MetricsTail(LineTail):
         return found
 
 
-def read_metrics(run_dir: Path) -> tuple[list[records.Record], list[str]]:
+def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """All complete records of a run's metrics log, plus the problems found reading it."""
     tail = MetricsTail(Path(run_dir) / METRICS_LOG)
     records = tail.read_new()

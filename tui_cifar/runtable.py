@@ -35,7 +35,7 @@ def run_settings(config: dict[str, Any]) -> dict[str, Scalar]:
     """
     if runstore.run_kind(config) != runstore.KERAS_KIND:
         return flatten(config)
-    optimizer = config.get("optimizer") if isinstance(config.get("optimizer"), dict) else {}
+    optimizer: dict[str, Any] = config["optimizer"] if isinstance(config.get("optimizer"), dict) else {}
     settings: dict[str, Scalar] = {"kind": runstore.KERAS_KIND}
     for key in ("model", "loss", "batch_size", "epochs", "steps_per_epoch", "total_params", "trainable_params"):
         value = config.get(key)
@@ -43,7 +43,7 @@ def run_settings(config: dict[str, Any]) -> dict[str, Scalar]:
     for key, value in flatten(optimizer).items():
         if value is not None:  # Keras lists every option; the unset ones say nothing
             settings[f"optimizer.{key}"] = value
-    hparams = config.get("hparams") if isinstance(config.get("hparams"), dict) else {}
+    hparams: dict[str, Any] = config["hparams"] if isinstance(config.get("hparams"), dict) else {}
     for key, value in flatten(hparams).items():
         settings.setdefault(key, value)
     return settings

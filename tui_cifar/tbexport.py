@@ -56,9 +56,9 @@ def export_tensorboard(run_dir: Path, out_dir: Path) -> Path:
             with writers[side].as_default(step=step):
                 tf.summary.scalar(f"epoch_{tag}", value)
         with writers["train"].as_default(step=step):
-            for name, value in flatten(rec.get("memory") or {}, "memory.").items():
-                if isinstance(value, (int, float)):  # memory.gpu.GPU:0.peak -> memory/gpu/GPU_0/peak_mib
-                    tf.summary.scalar(re.sub(r"[^-\w/]", "_", name.replace(".", "/")) + "_mib", value / 2**20)
+            for name, used in flatten(rec.get("memory") or {}, "memory.").items():
+                if isinstance(used, (int, float)):  # memory.gpu.GPU:0.peak -> memory/gpu/GPU_0/peak_mib
+                    tf.summary.scalar(re.sub(r"[^-\w/]", "_", name.replace(".", "/")) + "_mib", used / 2**20)
     with writers["train"].as_default():
         for rec in records:
             if rec.get("type") == "batch":

@@ -77,6 +77,7 @@ def train_run(
         return round(previous_wall + time.perf_counter() - started, 2)
 
     write_status(run_dir, "running", "resuming" if resume else "starting")
+    state: records.RunState
     try:
         trainer = _Trainer(config, run_dir, writer, stop, clock, resume, previous)
         state, message = trainer.run()
@@ -88,7 +89,9 @@ def train_run(
             (run_dir / runstore.ERROR_FILE).write_text(traceback.format_exc())
         except OSError:
             pass  # e.g. the disk is full: the status below says why, if anything can be written
-    writer.write(records.run_end_record(state, message, clock(), test_accuracy=_test_accuracy(run_dir)))
+    end = records.run_end_record(state, message, clock())
+    end["test_accuracy"] = _test_accuracy(run_dir)
+    writer.write(end)
     (run_dir / runstore.STOP_FILE).unlink(missing_ok=True)  # answered, or too late: it must not stop a resume
     write_status(run_dir, state, message)
     writer.close()
@@ -185,7 +188,7 @@ class _Trainer:
         write_status(self.run_dir, "running", message)
         self.log(records.phase_record(name, message))
 
-    def run(self) -> tuple[str, str]:
+    def run(self) -> tuple[records.RunState, str]:
         from .hardware import setup_hardware
 
         cfg = self.config
@@ -250,7 +253,7 @@ class _Trainer:
 
         return self.evaluate()
 
-    def evaluate(self) -> tuple[str, str]:
+    def evaluate(self) -> tuple[records.RunState, str]:
         """The test report, with progress records; a stop request ends the run without it (the model is saved)."""
         from .evaluation import evaluate_run
 
@@ -320,7 +323,7 @@ class _Trainer:
             round(total / elapsed, 1) if elapsed > 0 else None))
         return out
 
-    def fit_stage(self, plan: StagePlan) -> tuple[str, str] | None:
+    def fit_stage(self, plan: StagePlan) -> tuple[records.RunState, str] | None:
         """Train one stage; returns (state, message) when the run must end here, else None."""
         from .callbacks import BestCheckpoint, GracefulStop, MetricsLogger
 

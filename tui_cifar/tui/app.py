@@ -52,7 +52,7 @@ class CifarApp(App):
 
     TITLE = "cifar-tui"
     SUB_TITLE = "CIFAR-10 transfer learning"
-    CSS_PATH = STYLESHEETS  # absolute: subclasses may live elsewhere
+    CSS_PATH = STYLESHEETS  # type: ignore[assignment]  # absolute: subclasses may live elsewhere
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
     COMMANDS = App.COMMANDS | {CifarCommands}
@@ -252,8 +252,8 @@ class CifarApp(App):
         run_dir = Path(run_dir)
         try:
             data, problem = runstore.read_json(run_dir / runstore.CONFIG_FILE)
-            if problem:
-                raise runstore.RunStoreError(problem)
+            if data is None:
+                raise runstore.RunStoreError(str(problem))
             launcher.start_detached(config_from_run(data, run_dir), resume=run_dir)
         except Exception as exc:  # the launcher's or the config's message is what the user needs
             self.notify(f"Could not resume {run_dir.name}: {exc}", title="Not resumed", severity="error", timeout=10)

@@ -398,7 +398,7 @@ class ConfigureScreen(CifarScreen):
         self._describe(key)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="describe")
-    def _describe(self, key: tuple) -> None:
+    def _describe(self, key: tuple[str, int, int | str]) -> None:
         worker = get_current_worker()
         try:
             from ... import backbones, hardware

@@ -434,7 +434,7 @@ class EvaluateScreen(CifarScreen):
         names = self.class_names
         return f"{names[i]} (correct)" if i == j else f"{names[i]} predicted as {names[j]}"
 
-    def on_resize(self) -> None:
+    def on_resize(self) -> None:  # type: ignore[override]  # Textual calls each class's handler; this one needs no event
         if not self.is_mounted:
             return
         gallery = self.query_one(MisclassifiedGallery)
