@@ -199,8 +199,9 @@ def test_named_malformed_files_are_said_in_one_line(tmp_path, name):
 def test_a_file_over_the_size_limit_is_not_read(tmp_path, monkeypatch):
     run = tmp_path / "runs" / "big"
     _write(run, {"status.json": b'{"state": "finished", "message": "' + b"x" * 2000 + b'"}'})
-    monkeypatch.setattr(records, "MAX_FILE_BYTES", 1000)
-    monkeypatch.setattr(records.read_object, "__defaults__", (1000,))
+    from tui_cifar import files
+
+    monkeypatch.setattr(files.read_json, "__defaults__", (1000,))
     assert runstore.read_status(run).problem == "status.json is unreadable (longer than 1000 bytes)"
 
 

@@ -4,14 +4,13 @@ metrics.jsonl record hold.
 Writers (training, callbacks, runlogger) build every record with the constructor of its kind here;
 readers (runstore's readers and tails, runreader, console, runtable, tbexport, estimate, the app) get
 files and records through the one decoder here. A run folder may come from anyone: the decoder bounds
-size, nesting and numbers, checks each declared field's type, and turns anything malformed into a
+size, nesting and numbers (files.loads), checks each declared field's type, and turns anything malformed into a
 one-line reason ("config.json is unreadable (nested more than 32 levels deep)"), never an exception,
 so one bad folder leaves every other run alone. No TensorFlow and no Textual here.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import types
 from pathlib import Path
@@ -19,6 +18,8 @@ from typing import (Annotated, Any, Literal, NotRequired, TypedDict, Union, get_
                     is_typeddict)
 
 import numpy as np
+
+from .files import Malformed, atomic_write, loads, read_json
 
 # --- states -----------------------------------------------------------------------------------------
 
@@ -39,10 +40,7 @@ Metric = float | None  # what a model logged: NaN and infinity say it diverged
 
 MAX_COUNT = 2**53
 MAX_PID = 2**31 - 1
-MAX_DEPTH = 32  # nesting of objects and lists; the run files nest 4 deep
-MAX_FILE_BYTES = 16 * 2**20  # config.json, status.json, report.json (a report is ~20 KB)
 MAX_LINE_BYTES = 2**20  # one metrics.jsonl record (an epoch record is ~1 KB)
-_MAX_INT_DIGITS = 16  # longer integers are read as floats (huge ones as infinity): no 4,300-digit ints
 
 # The one definition of what in a batch or epoch record is not a metric the model logged:
 # where the record is (never a chart or a scalar), and what the trainer measured of the run
@@ -298,64 +296,6 @@ class Predictions(TypedDict):
 
 # --- the decoder -------------------------------------------------------------------------------------
 
-class Malformed(ValueError):
-    """What makes a run file unusable, in a few words (the readers add the file's name)."""
-
-
-def _int_or_float(text: str) -> int | float:
-    return int(text) if len(text.lstrip("-")) <= _MAX_INT_DIGITS else float(text)
-
-
-def loads(data: bytes | str, limit: int = MAX_FILE_BYTES) -> Any:
-    """JSON from a file someone else may have written: bounded in size, nesting and integer length.
-
-    NaN and Infinity are read (a diverged loss is logged so); raises Malformed, never anything else.
-    """
-    if len(data) > limit:
-        raise Malformed(f"larger than {limit // 2**20} MiB" if limit >= 2**20 else f"longer than {limit} bytes")
-    try:
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
-        value = json.loads(text, parse_int=_int_or_float)
-    except UnicodeDecodeError as exc:
-        raise Malformed(f"not UTF-8 text: byte {exc.start}") from None
-    except RecursionError:
-        raise Malformed(f"nested more than {MAX_DEPTH} levels deep") from None
-    except (ValueError, OverflowError) as exc:
-        raise Malformed(str(exc)) from None
-    if _depth(value) > MAX_DEPTH:
-        raise Malformed(f"nested more than {MAX_DEPTH} levels deep")
-    return value
-
-
-def _depth(value: Any) -> int:
-    """How deep lists and objects nest (iteratively: a reader's recursion must not be the limit)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, (dict, list)):
-            deepest = max(deepest, level)
-            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
-
-
-def read_object(path: Path, limit: int = MAX_FILE_BYTES) -> tuple[dict[str, Any] | None, str | None]:
-    """A JSON object from a run file, or None and why not ("NAME is missing" / "NAME is unreadable (why)")."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read(limit + 1)
-        value = loads(data, limit)
-    except FileNotFoundError:
-        return None, f"{path.name} is missing"
-    except OSError as exc:
-        return None, f"{path.name} is unreadable ({exc.strerror or exc})"
-    except Malformed as exc:
-        return None, f"{path.name} is unreadable ({exc})"
-    if not isinstance(value, dict):
-        return None, f"{path.name} is unreadable (not a JSON object)"
-    return value, None
-
-
 def invalid_fields(data: dict[str, Any], schema: type) -> list[str]:
     """The fields of ``data`` that ``schema`` (a TypedDict) declares and that do not have its type."""
     hints = get_type_hints(schema, include_extras=True)
@@ -364,7 +304,7 @@ def invalid_fields(data: dict[str, Any], schema: type) -> list[str]:
 
 def read_typed(path: Path, schema: type) -> tuple[dict[str, Any] | None, str | None]:
     """A run file checked against its schema: None and "NAME is unreadable (invalid FIELD, …)" when a field is off."""
-    data, problem = read_object(path)
+    data, problem = read_json(path)
     if data is None:
         return None, problem
     bad = invalid_fields(data, schema)
@@ -433,8 +373,6 @@ def read_predictions(path: Path, rows: int | None = None) -> tuple[Predictions |
 
 
 def write_predictions(path: Path, y_true: np.ndarray, y_prob: np.ndarray, test_index: np.ndarray) -> None:
-    from .files import atomic_write
-
     atomic_write(Path(path), lambda tmp: np.savez_compressed(
         tmp, y_true=y_true, y_prob=y_prob.astype(np.float32), test_index=test_index))
 

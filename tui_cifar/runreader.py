@@ -12,7 +12,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from . import runstore
 from .config import config_file_problems
@@ -143,6 +143,31 @@ def summarize_run(run_dir: Path) -> RunSummary:
 
 def list_runs(runs_dir: Path) -> list[RunSummary]:
     return [summarize_run(d) for d in runstore.iter_run_dirs(runs_dir)]
+
+
+def newest_first(runs_dir: Path) -> list[Path]:
+    """The run folders, the latest started first (by status.json's started_at, then by name)."""
+    def started(run_dir: Path) -> tuple[str, str]:
+        return runstore.read_status(run_dir).started_at or "", run_dir.name
+
+    return sorted(runstore.iter_run_dirs(runs_dir), key=started, reverse=True)
+
+
+def runs_with_report(runs_dir: Path) -> list[Path]:
+    """Run folders with a test report, newest first (what the evaluate screen can show)."""
+    return [run_dir for run_dir in newest_first(runs_dir) if runstore.has_report(run_dir)]
+
+
+def latest_run(runs_dir: Path, want: Literal["any", "running", "finished"] = "any") -> Path | None:
+    """The newest run folder: 'running' (its process alive), 'finished' (with a test report) or 'any'."""
+    for run_dir in newest_first(runs_dir):
+        if want == "any":
+            return run_dir
+        if want == "running" and runstore.effective_state(runstore.read_status(run_dir)) == "running":
+            return run_dir
+        if want == "finished" and runstore.has_report(run_dir):
+            return run_dir
+    return None
 
 
 # --- a live model of one run -------------------------------------------------------------------

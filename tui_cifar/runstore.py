@@ -140,7 +140,7 @@ def write_status(run_dir: Path, state: RunState, message: str = "", **extra: Any
 
 def read_status(run_dir: Path) -> RunStatus:
     """Read status.json; a missing or garbled file gives state 'unknown' with a reason, never raises."""
-    data, problem = records.read_object(Path(run_dir) / STATUS_FILE)
+    data, problem = read_json(Path(run_dir) / STATUS_FILE)
     if data is None:
         return RunStatus(state="unknown", problem=problem)
     if data.get("state") not in STATES:

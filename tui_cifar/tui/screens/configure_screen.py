@@ -16,7 +16,10 @@ from textual.widgets import Button, Collapsible, Footer, Header, Input, Label, S
 from textual.worker import get_current_worker
 
 from ...backbones import BACKBONES
-from ...config import PRESETS, SETTING_BY_NAME, SETTINGS, ConfigError, Setting, TrainConfig, make_config, with_labels
+from ...config import (
+    KEEP_ON_PRESET, PRESETS, SETTING_BY_NAME, SETTINGS, ConfigError, Setting, TrainConfig, make_config, preset_summary,
+    with_labels,
+)
 from .. import settings
 from ..messages import StartPreset, StartRun
 from ..widgets.setting_help import SettingHelp
@@ -28,9 +31,6 @@ FIELDS: tuple[Setting, ...] = (tuple(s for s in SETTINGS if not s.advanced)
                                + tuple(s for s in SETTINGS if s.advanced))
 FIELD_BY_NAME = SETTING_BY_NAME
 DESCRIBE_FIELDS = ("backbone", "image_size", "fine_tune_blocks")
-# Settings of the machine rather than of the experiment: presets leave them alone.
-# (The backbone is part of the experiment: a preset's figures were measured with the default one.)
-KEEP_ON_PRESET = ("data_dir", "runs_dir", "cache_dir", "mixed_precision", "runtime", "devices", "weights")
 
 
 def parse_text(field: Setting, text: str) -> Any:
@@ -431,12 +431,6 @@ def preset_values(preset: str, current: dict[str, Any]) -> dict[str, Any]:
     values = {**TrainConfig().to_json(), **PRESETS.get(preset, {})}
     values.update({k: current[k] for k in KEEP_ON_PRESET if current.get(k) is not None})
     return values
-
-
-def preset_summary(preset: str) -> str:
-    """What a preset sets, e.g. 'backbone mobilenetv2, image_size 112, limit_train 5000' (the rest: defaults)."""
-    changes = {"backbone": TrainConfig().backbone, **(PRESETS.get(preset) or {})}
-    return ", ".join(f"{k} {v}" for k, v in changes.items())
 
 
 def start_preset(node: App | Screen, current: dict[str, Any], preset: str, runs_dir: str) -> None:
