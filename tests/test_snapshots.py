@@ -3,7 +3,7 @@
 The fixture runs folder (tests/fixtures/runs, finished runs: no clock in what they show) is opened by
 its path relative to the repository, and what depends on the machine is fixed: doctor()'s facts,
 the parameter count of the configure form (a TensorFlow model otherwise) and the CIFAR-10 folder
-(none: the evaluate screen says so, naming the folder given). After a deliberate change of a
+(none: the evaluate screen says so, in the same words everywhere). After a deliberate change of a
 screen, regenerate the baselines and review the SVGs' diff:
 
     .venv/bin/python -m pytest tests/test_snapshots.py --snapshot-update
@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from textual.widgets import Input
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -43,9 +44,13 @@ FACTS = {
 
 @pytest.fixture
 def fixed_machine(monkeypatch):
-    from tui_cifar import backbones, environment
+    from tui_cifar import backbones, data, environment
+
+    def no_test_images(data_dir=None):
+        raise data.DatasetNotFound("CIFAR-10 was not found (the snapshot tests show no pictures)")
 
     monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(data, "load_test_images", no_test_images)
     monkeypatch.setattr(environment, "doctor", lambda cache_dir=None, data_dir=None: FACTS)
     monkeypatch.setattr(backbones, "describe_fine_tune",
                         lambda name, size, blocks: f"{blocks} of 17 blocks, 1.23 M of 2.26 M backbone parameters trainable")
@@ -57,5 +62,8 @@ def test_screen(snap_compare, fixed_machine, name, size):
     async def run_before(pilot) -> None:
         assert await SCENARIOS[name](pilot.app, pilot), f"the fixture runs have nothing for {name}"
         await settle(pilot)
+        for field in pilot.app.screen.query(Input):  # a blinking cursor is on or off by the clock
+            field.cursor_blink = False
+        await settle(pilot, 0.2)
 
     assert snap_compare(scenario_app(RUNS, NO_DATA), terminal_size=size, run_before=run_before)
