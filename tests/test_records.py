@@ -170,7 +170,7 @@ NAMED = {
     "nan-image-size": ({"config.json": b'{"backbone": "x", "image_size": NaN}'}, "config.json is unreadable (invalid image_size)"),
     "not-utf8": ({"status.json": b'{"state": "\xff"}'}, "status.json is unreadable (not UTF-8 text: byte 11)"),
     "metrics-wrong-types": ({"metrics.jsonl": b'{"type": "epoch", "stage": [1], "epoch": 1e400, "val_accuracy": 0.5}\n'},
-                            "metrics.jsonl line 1 is garbled and was skipped (a epoch record with invalid stage, epoch)"),
+                            "metrics.jsonl line 1 is garbled and was skipped (epoch record with invalid stage, epoch)"),
     "metrics-deep": ({"metrics.jsonl": b'{"type": "batch", "loss": ' + b"[" * 5000 + b"]" * 5000 + b"}\n"},
                      "metrics.jsonl line 1 is garbled and was skipped"),
     "report-ragged": ({"report.json": b'{"test_accuracy": 0.5, "confusion_matrix": [[1, 2], [3]]}'},

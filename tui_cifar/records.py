@@ -327,6 +327,10 @@ def read_report(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     return report, problem
 
 
+class WrongFields(Malformed):
+    """A record that is valid JSON but whose declared fields have the wrong types (the message names them)."""
+
+
 def decode_record(value: Any) -> dict[str, Any]:
     """A metrics.jsonl record checked against its kind's fields (a Record, or one of a kind this version
     does not know), as a plain dict for the readers; raises Malformed with the reason.
@@ -337,11 +341,11 @@ def decode_record(value: Any) -> dict[str, Any]:
         raise Malformed("not an object")
     kind = value.get("type")
     if kind is not None and not isinstance(kind, str):
-        raise Malformed("a record whose type is not a string")
+        raise WrongFields("record whose type is not a string")
     schema = RECORD_TYPES.get(kind) if kind is not None else None
     bad = invalid_fields(value, schema) if schema is not None else []
     if bad:
-        raise Malformed(f"a {kind} record with invalid {', '.join(bad)}")
+        raise WrongFields(f"{kind} record with invalid {', '.join(bad)}")
     return value
 
 

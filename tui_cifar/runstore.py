@@ -225,8 +225,8 @@ class MetricsTail(LineTail):
                 continue
             try:
                 found.append(records.decode_line(text))
-            except Malformed as exc:
-                why = f" ({exc})" if str(exc).startswith("a ") else ""  # a record of the wrong shape says which fields
+            except Malformed as exc:  # a record of the wrong shape says which fields
+                why = f" ({exc})" if isinstance(exc, records.WrongFields) else ""
                 self.problems.append(f"{self.path.name} line {self._line_no} is garbled and was skipped{why}")
         return found
 
