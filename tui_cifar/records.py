@@ -14,12 +14,13 @@ from __future__ import annotations
 import math
 import types
 from pathlib import Path
-from typing import (Annotated, Any, Literal, NotRequired, TypedDict, Union, get_args, get_origin, get_type_hints,
-                    is_typeddict)
-
-import numpy as np
+from typing import (TYPE_CHECKING, Annotated, Any, Literal, NotRequired, TypedDict, Union, get_args, get_origin,
+                    get_type_hints, is_typeddict)
 
 from .files import Malformed, atomic_write, loads, read_json
+
+if TYPE_CHECKING:
+    import numpy as np  # only predictions.npz needs it: listing runs stays light
 
 # --- states -----------------------------------------------------------------------------------------
 
@@ -356,6 +357,8 @@ def decode_line(line: bytes) -> dict[str, Any]:
 
 def read_predictions(path: Path, rows: int | None = None) -> tuple[Predictions | None, str | None]:
     """predictions.npz as arrays (never pickles), or None and why not; ``rows``: the report's num_test."""
+    import numpy as np
+
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -377,6 +380,8 @@ def read_predictions(path: Path, rows: int | None = None) -> tuple[Predictions |
 
 
 def write_predictions(path: Path, y_true: np.ndarray, y_prob: np.ndarray, test_index: np.ndarray) -> None:
+    import numpy as np
+
     atomic_write(Path(path), lambda tmp: np.savez_compressed(
         tmp, y_true=y_true, y_prob=y_prob.astype(np.float32), test_index=test_index))
 
