@@ -189,3 +189,24 @@ def test_cli_progress_lines_carry_the_apps_speed_and_eta():
         report(rec)
     # the same figures as RunProgress.speed (the app): 2,000 images in 3 s, 6,000 to go
     assert "  features 4000/10000 (40%) 667 img/s ETA 9s" in out.getvalue().splitlines()
+
+
+def test_the_latest_run_of_each_kind_without_an_app(tmp_path):
+    """What the app opens first (CifarApp.latest_run, runs_with_report), read from the runs folder alone."""
+    import os
+    import socket
+
+    from fixtures.tui_support import FINISHED, GARBLED, copy_runs
+
+    from tui_cifar import runreader, runstore
+
+    runs = copy_runs(tmp_path / "runs")
+    assert runreader.latest_run(runs / "none") is None and runreader.runs_with_report(runs / "none") == []
+    assert runreader.latest_run(runs, "finished") == runs / FINISHED == runreader.runs_with_report(runs)[0]
+    assert runreader.latest_run(runs, "running") is None
+    live = runs / "20990101-000000-live"
+    live.mkdir()
+    runstore.atomic_write_json(live / runstore.STATUS_FILE, {
+        "state": "running", "pid": os.getpid(), "host": socket.gethostname(), "started_at": "2099-01-01T00:00:00"})
+    assert runreader.latest_run(runs, "running") == live == runreader.latest_run(runs)
+    assert runreader.newest_first(runs) == [live, runs / FINISHED, runs / GARBLED]  # a garbled status: last

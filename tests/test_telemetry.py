@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tui_cifar import telemetry
+from tui_cifar import records, telemetry
 
 
 def test_sampler_measures_this_process_cpu_and_memory():
@@ -13,7 +13,7 @@ def test_sampler_measures_this_process_cpu_and_memory():
     while time.monotonic() < deadline:  # keep one core busy
         sum(range(10_000))
     rec = sampler.sample()
-    assert rec["type"] == "telemetry"
+    assert rec["type"] == "telemetry" and records.decode_record(rec) is rec  # the record kind records.py checks
     assert rec["cpu_pct"] > 5  # one core busy (far less than 100 on a box shared with other jobs)
     assert rec["rss"] > 10 * 2**20
     assert rec["gpu_problem"] == telemetry.NO_GPU
