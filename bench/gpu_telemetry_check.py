@@ -1,17 +1,34 @@
 """GPU telemetry check (issue 19 item 4): tui_cifar.telemetry sampling an idle / loaded / idle GPU; tbreader on a
 PyTorch SummaryWriter logdir read while it grows. Run from the repo root: python3 bench/gpu_telemetry_check.py
 (needs torch and nvidia-ml-py; writes $OUT/gpu_telemetry.json)."""
-import json, os, subprocess, sys, tarfile, threading, time
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root
-from tui_cifar import telemetry, tbreader
+from tui_cifar import tbreader, telemetry
 
 OUT = os.environ.get("OUT", "/tmp/out")
-result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "samples": []}
+result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "samples": [],
+          "command": "python3 bench/gpu_telemetry_check.py"}
+try:  # the CPU: model and vector flags
+    info = open("/proc/cpuinfo").read()
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    result["cpu"] = {"model": model, "cores": os.cpu_count(),
+                     "vector_flags": sorted(f for f in flags if f.startswith(("avx2", "avx512", "fma")))}
+except OSError as exc:
+    result["cpu"] = repr(exc)
 try:
     result["nvidia_smi"] = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,utilization.gpu,memory.used,memory.total,power.draw", "--format=csv"], capture_output=True, text=True, timeout=30).stdout
 except Exception as exc:
     result["nvidia_smi"] = repr(exc)
 import torch
+
 result["torch"] = torch.__version__
 sampler = telemetry.Sampler(interval=1.0)
 result["nvml_problem"] = sampler.nvml.problem
@@ -45,6 +62,7 @@ result["mean_util_by_phase"] = {k: round(sum(v) / len(v), 1) for k, v in by.item
 result["example_line"] = {s["phase"]: telemetry.telemetry_line(s) for s in result["samples"]}
 # TensorBoard: a PyTorch SummaryWriter logdir, read back while it grows
 from torch.utils.tensorboard import SummaryWriter
+
 logdir = "/tmp/tblogs/torchrun"
 w = SummaryWriter(logdir)
 for step in range(3):

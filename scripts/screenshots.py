@@ -269,7 +269,6 @@ async def capture(args: argparse.Namespace) -> list[Path]:
             if done:
                 await settle(pilot)
                 shot(app, name)
-            watch = app.latest_run("running") or app.latest_run("any")
             finished = app.latest_run("finished")
 
     # the Train screen's own set (training-80x24, smoothing and log scale, telemetry, TensorBoard)

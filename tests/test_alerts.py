@@ -97,7 +97,7 @@ def test_alert_watch_reports_each_alert_once():
 def test_watch_alerts_prints_plain_lines_until_the_run_ends(tmp_path, capsys):
     import os
 
-    from fixtures.tui_support import append_records, make_running_run, write_status
+    from fixtures.tui_support import make_running_run, write_status
 
     from tui_cifar import cli
 

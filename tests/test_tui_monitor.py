@@ -7,8 +7,15 @@ import os
 
 import pytest
 from fixtures.tbevents import append_scalars
-from fixtures.tui_support import (RESUMED, append_records, make_app, make_running_run, recorded_records, wait_for,
-                                  write_status)
+from fixtures.tui_support import (
+    RESUMED,
+    append_records,
+    make_app,
+    make_running_run,
+    recorded_records,
+    wait_for,
+    write_status,
+)
 from textual.widgets import ContentSwitcher, OptionList
 
 from tui_cifar import runstore

@@ -223,9 +223,8 @@ def cmd_app(args) -> int:
 
 def cmd_watch(args) -> int:
     from .runstore import CONFIG_FILE, RunStoreError
-    from .tui.app import run_app
-
     from .tbreader import is_tensorboard_run
+    from .tui.app import run_app
 
     run = _find_run(args.run, _runs_dir(args))
     if not (run / CONFIG_FILE).is_file() and not is_tensorboard_run(run):
@@ -244,8 +243,10 @@ def watch_alerts(run: Path, poll: float = 1.0, out=None) -> int:
     from .runreader import RunProgress
 
     out = out or sys.stdout
-    tensorboard = not (run / runstore.METRICS_LOG).exists() and tbreader.is_tensorboard_run(run)
-    tail = tbreader.TensorBoardTail(run) if tensorboard else runstore.MetricsTail(run / runstore.METRICS_LOG)
+    tb_tail = tbreader.TensorBoardTail(run) if tbreader.is_tensorboard_run(run) else None
+    if (run / runstore.METRICS_LOG).exists():
+        tb_tail = None
+    tail = tb_tail or runstore.MetricsTail(run / runstore.METRICS_LOG)
     progress, watch = RunProgress(), AlertWatch()
     while True:
         records = tail.read_new()
@@ -253,7 +254,7 @@ def watch_alerts(run: Path, poll: float = 1.0, out=None) -> int:
         for alert in watch.new_alerts(progress.epochs, progress.config or {},
                                       [progress.last_batch] if progress.last_batch else []):
             print(f"{run.name}: stage {alert.stage} epoch {alert.epoch}: {alert.rule}: {alert.line}", file=out, flush=True)
-        state = tail.state() if tensorboard else runstore.effective_state(runstore.read_status(run))
+        state = tb_tail.state() if tb_tail else runstore.effective_state(runstore.read_status(run))
         if state != "running" and not records:
             return 0
         time.sleep(poll)

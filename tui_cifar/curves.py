@@ -6,7 +6,7 @@ No Textual here (the core's rule), so the figures are unit-tested without a scre
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 # TensorBoard's smoothing slider, in the steps a key press cycles through (0: the raw curve alone).
 SMOOTHING_WEIGHTS = (0.0, 0.6, 0.8, 0.9, 0.95)

@@ -8,6 +8,7 @@ show the same judgement, and tests feed it recorded logs.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,7 +133,7 @@ def _plateau_advice(config: dict[str, Any]) -> str:
 
 
 def alerts(epochs: list[dict[str, Any]], config: dict[str, Any] | None = None,
-           batches: list[dict[str, Any]] = ()) -> list[Alert]:
+           batches: Sequence[dict[str, Any]] = ()) -> list[Alert]:
     """The rules that hold at the latest epoch (and batch) of a run, of any kind; each judged in the latest stage.
 
     NaN or infinite loss; the training loss diverging; validation loss on a plateau; the onset of
@@ -142,8 +143,8 @@ def alerts(epochs: list[dict[str, Any]], config: dict[str, Any] | None = None,
     config = config or {}
     found: list[Alert] = []
     last_batch = batches[-1] if batches else None
-    if epochs or last_batch:
-        latest = epochs[-1] if epochs else last_batch
+    latest = epochs[-1] if epochs else last_batch
+    if latest is not None:
         stage, epoch = int(latest.get("stage", 1)), int(latest.get("epoch", 0))
         recs = [r for r in epochs if int(r.get("stage", 1)) == stage]
         for rec, where in ((last_batch, "batch"), (recs[-1] if recs else None, "epoch")):
@@ -187,7 +188,7 @@ class AlertWatch:
         self.active: set[tuple[str, int]] = set()
 
     def new_alerts(self, epochs: list[dict[str, Any]], config: dict[str, Any] | None = None,
-                   batches: list[dict[str, Any]] = ()) -> list[Alert]:
+                   batches: Sequence[dict[str, Any]] = ()) -> list[Alert]:
         now = alerts(epochs, config, batches)
         keys = {(a.rule, a.stage) for a in now}
         fresh = [a for a in now if (a.rule, a.stage) not in self.active]

@@ -161,8 +161,9 @@ def summarize_tensorboard_run(run_dir: Path) -> RunSummary:
 
     tail = tbreader.TensorBoardTail(run_dir)
     records = tail.read_new()
+    state: ShownState = tail.state()
     return RunSummary(
-        path=Path(run_dir), name=Path(run_dir).name, state=tail.state(), backbone=None, image_size=None,
+        path=Path(run_dir), name=Path(run_dir).name, state=state, backbone=None, image_size=None,
         best_val_accuracy=best_val_accuracy(records), test_accuracy=None, started_at=None,
         duration_s=last_wall_time(records), problems=list(tail.problems), kind=tbreader.KIND,
         last=last_values(records))
@@ -503,8 +504,9 @@ class RunProgress:
         epochs = [r for r in self.epochs if int(r.get("stage", 0)) == stage]
         ips = record_number(epochs[-1].get("images_per_sec")) if epochs else None
         step_rate = self._rate(f"stage{stage}")
-        if ips is None and step_rate and self._batch_size(stage):
-            ips = step_rate * self._batch_size(stage)
+        batch_size = self._batch_size(stage)
+        if ips is None and step_rate and batch_size:
+            ips = step_rate * batch_size
         return label, ips, self.stage_eta(stage, step_rate)
 
     def stage_eta(self, stage: int, step_rate: float | None = None) -> float | None:

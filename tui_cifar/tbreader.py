@@ -17,8 +17,9 @@ from __future__ import annotations
 import os
 import struct
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Literal
 
 KIND = "tensorboard"
 EVENT_MARK = "tfevents"
@@ -120,7 +121,7 @@ class EventFileTail:
     def read_new(self) -> list[Any]:
         from tensorboard.compat.proto import event_pb2
 
-        events = []
+        events: list[Any] = []
         if self.problem is not None:
             return events
         try:
@@ -205,7 +206,7 @@ class TensorBoardTail:
                             "wall_time": round(wall - (self.first_wall or wall), 3)})
         return records
 
-    def state(self, now: float | None = None) -> str:
+    def state(self, now: float | None = None) -> Literal["running", "finished", "unknown"]:
         """"running" while an event file was written in the last LIVE_SECONDS, else "finished"."""
         now = time.time() if now is None else now
         mtimes = []

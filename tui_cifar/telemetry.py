@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .resources import _rss_bytes
 
@@ -54,14 +55,16 @@ class Nvml:
 
     def sample(self) -> list[dict[str, Any]]:
         """One entry per GPU; a reading the card does not offer (power on some boards) is None."""
-        gpus = []
-        for index, (handle, name) in enumerate(zip(self._handles, self._names)):
-            gpus.append({"index": index, "name": name,
-                         "util": self._read(lambda: float(self._nvml.nvmlDeviceGetUtilizationRates(handle).gpu)),
-                         "mem_used": self._read(lambda: int(self._nvml.nvmlDeviceGetMemoryInfo(handle).used)),
-                         "mem_total": self._read(lambda: int(self._nvml.nvmlDeviceGetMemoryInfo(handle).total)),
-                         "power_w": self._read(lambda: self._nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0)})
-        return gpus
+        return [self._sample_one(index, name, handle)
+                for index, (handle, name) in enumerate(zip(self._handles, self._names))]
+
+    def _sample_one(self, index: int, name: str, handle: Any) -> dict[str, Any]:
+        nvml = self._nvml
+        return {"index": index, "name": name,
+                "util": self._read(lambda: float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)),
+                "mem_used": self._read(lambda: int(nvml.nvmlDeviceGetMemoryInfo(handle).used)),
+                "mem_total": self._read(lambda: int(nvml.nvmlDeviceGetMemoryInfo(handle).total)),
+                "power_w": self._read(lambda: nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0)}
 
     @staticmethod
     def _read(get: Callable[[], Any]) -> Any:
@@ -109,7 +112,7 @@ class Sampler:
         return record
 
 
-def listener(write: Callable[[dict[str, Any]], None], sampler: Sampler | None = None,
+def listener(write: Callable[[Any], None], sampler: Sampler | None = None,
              clock: Callable[[], float] | None = None) -> Callable[[dict[str, Any]], None]:
     """A metrics writer's listener that writes a telemetry sample through ``write`` when one is due.
 

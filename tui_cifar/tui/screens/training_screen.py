@@ -27,9 +27,9 @@ from textual.widgets.option_list import Option
 
 from ... import curves, diagnostics, runstore, tbreader, telemetry
 from ...formatting import fmt, format_duration, format_lr, format_pct, wrap_items
-from ..messages import GotoScreen, ResumeRun, RunStateChanged, ScreenEntered, ShowRun, StopRun
 from ...runreader import LogFollower, RunProgress
 from ..alerts import announce
+from ..messages import GotoScreen, ResumeRun, RunStateChanged, ScreenEntered, ShowRun, StopRun
 from ..widgets.charts import TRAIN_COLOR, VAL_COLOR, LineChart
 from ..widgets.run_advice import RunAdvice
 from .base import CifarScreen

@@ -9,7 +9,7 @@ app's theme changes, as the confusion matrix does.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from textual.color import Color
 from textual_plotext import PlotextPlot

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.text import Text
 from textual.widgets import Static
 
 from ... import diagnostics
 from ...formatting import format_pct, wrap_items
 from ...runreader import RunProgress
-
 
 ALERT_TITLES = {"nonfinite": "Diverged", "diverging": "Diverging", "plateau": "Plateau", "overfitting": "Overfitting"}
 
@@ -20,7 +21,7 @@ def run_alerts(progress: RunProgress) -> list[diagnostics.Alert]:
 
 
 def advice_text(progress: RunProgress, running: bool, signal: diagnostics.Overfitting | None,
-                alerts: list[diagnostics.Alert] = (), width: int = 10_000) -> Text:
+                alerts: Sequence[diagnostics.Alert] = (), width: int = 10_000) -> Text:
     """Lines for the advice panel (``signal``: diagnostics.overfitting's; ``alerts``: the other rules that hold),
     the figures' line broken only between figures to fit ``width``."""
     epochs = progress.epochs
