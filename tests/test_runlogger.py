@@ -227,6 +227,9 @@ def test_runlogger_writes_telemetry_records(tmp_path):
     run_dir = next(runstore.iter_run_dirs(tmp_path))
     records, _ = runstore.read_metrics(run_dir)
     samples = [r for r in records if r["type"] == "telemetry"]
-    assert len(samples) == 4  # one per batch at interval 0
+    # at interval 0, one after each other record but the run's end (the last record stays run_end)
+    others = [r for r in records if r["type"] != "telemetry"]
+    assert len(samples) == len(others) - 1 and records[-1]["type"] == "run_end"
+    assert sum(1 for r in others if r["type"] == "batch") == 4
     assert all(r["rss"] > 0 and r["cpu_pct"] is not None and "wall_time" in r for r in samples)
     assert samples[0]["gpu_problem"].startswith(telemetry.NO_GPU)
