@@ -21,7 +21,7 @@ from fixtures.tui_support import FINISHED, copy_runs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tui_cifar import compare, records, runreader, runstore, runtable
+from tui_cifar import compare, records, runreader, runstore, runtable, telemetry
 from tui_cifar.config import TrainConfig
 from tui_cifar.console import plain_reporter
 from tui_cifar.estimate import estimate_run
@@ -260,6 +260,7 @@ def test_every_record_kind_a_writer_builds_passes_the_decoder():
         records.batch_record({"loss": float("nan"), "accuracy": 0.5}, 1, 1, 5, 10),
         records.epoch_record({"loss": float("inf"), "val_accuracy": 0.5}, 1, 1, 3, 1e-3, 100.0, 2.0, False, {"rss": 1}),
         records.stage_end_record(1, 3.5), records.run_end_record("finished", "done", 12.0),
+        telemetry.Sampler(gpus=False).sample(),  # built by the telemetry module, a real sample of this process
     ]
     assert {r["type"] for r in built} == set(records.RECORD_TYPES)
     for record in built:

@@ -171,3 +171,50 @@ async def test_the_app_on_a_tensorboard_logdir_watches_its_newest_run(tmp_path):
         await pilot.press("t")
         await wait_for(pilot, lambda: getattr(app.screen, "run_dir", None) == logs / "new", what="the newest run")
         await wait_for(pilot, lambda: app.screen.query_one("#loss-chart").point_count("val") == 1, what="its scalars")
+
+
+async def test_runs_screen_lists_tensorboard_runs_opens_and_compares_them(tmp_path):
+    """A logdir with TensorBoard runs beside cifar-tui runs: listed with their last values, Enter follows one on
+    the Train screen, and compare takes it (its scores and curve; no settings of cifar-tui's to differ)."""
+    from fixtures.tui_support import copy_runs
+    from textual.widgets import DataTable
+
+    from tui_cifar.tui.screens.runs_screen import CompareScreen
+
+    logs = copy_runs(tmp_path / "logs")
+    tb_run = logs / "keras-tb"
+    for step in range(3):  # as Keras' TensorBoard callback lays them out, started just now
+        append_scalars(tb_run / "train" / "events.out.tfevents.1.host.v2", step,
+                       {"epoch_loss": 1.0 / (step + 1), "epoch_accuracy": 0.5 + step / 10})
+        append_scalars(tb_run / "validation" / "events.out.tfevents.2.host.v2", step,
+                       {"epoch_loss": 1.2 / (step + 1), "epoch_accuracy": 0.45 + step / 10})
+    app = make_app(logs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.loaded)
+        assert str(tb_run) in screen.summaries and len(screen.summaries) == 3
+        table = screen.query_one("#runs-table", DataTable)
+        assert screen.order[0] == str(tb_run)  # started last: first, by its first event's time
+        row = [str(cell) for cell in table.get_row(str(tb_run))]
+        assert row[1:4] == ["keras-tb", "running", "65.0%"]  # written just now; best val accuracy
+        table.move_cursor(row=0)
+        await pilot.pause()
+        detail = screen.query_one("#run-detail").render()
+        assert "last: loss 0.3333 · accuracy 0.7 · val_loss 0.4 · val_accuracy 0.65" in str(detail)
+        await pilot.press("space", "space", "m")  # the TensorBoard run and the newest cifar-tui run
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and len(app.screen.curves) == 2,
+                       what="compare curves")
+        dialog = app.screen
+        assert [(x, pytest.approx(y)) for x, y in dialog.curves["keras-tb"]] == [(1.0, 0.45), (2.0, 0.55), (3.0, 0.65)]
+        compare = dialog.query_one("#compare-table", DataTable)
+        assert [str(c) for c in compare.get_row("best_val")][1] == "65.0%"
+        assert [str(c) for c in compare.get_row("same")][1:] == ["–", "all the same"]
+        await pilot.press("escape")
+        await pilot.pause()
+        table.move_cursor(row=0)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: getattr(app.screen, "run_dir", None) == tb_run, what="the Train screen")
+        assert app.current_mode == "train"
+        await wait_for(pilot, lambda: app.screen.query_one("#loss-chart").point_count("val") == 3, what="its curve")
+        append_scalars(tb_run / "validation" / "events.out.tfevents.2.host.v2", 3, {"epoch_loss": 0.25})
+        await wait_for(pilot, lambda: app.screen.query_one("#loss-chart").point_count("val") == 4, what="a new step")

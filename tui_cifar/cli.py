@@ -240,12 +240,10 @@ def watch_alerts(run: Path, poll: float = 1.0, out=None) -> int:
 
     from . import runstore, tbreader
     from .diagnostics import AlertWatch
-    from .runreader import RunProgress
+    from .runreader import RunProgress, is_tensorboard_dir
 
     out = out or sys.stdout
-    tb_tail = tbreader.TensorBoardTail(run) if tbreader.is_tensorboard_run(run) else None
-    if (run / runstore.METRICS_LOG).exists():
-        tb_tail = None
+    tb_tail = tbreader.TensorBoardTail(run) if is_tensorboard_dir(run) else None
     tail = tb_tail or runstore.MetricsTail(run / runstore.METRICS_LOG)
     progress, watch = RunProgress(), AlertWatch()
     while True:

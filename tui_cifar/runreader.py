@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -162,23 +163,47 @@ def summarize_tensorboard_run(run_dir: Path) -> RunSummary:
     tail = tbreader.TensorBoardTail(run_dir)
     records = tail.read_new()
     state: ShownState = tail.state()
+    started = None  # the first event's time, as status.json writes started_at: such runs sort among the others
+    if tail.first_wall is not None and math.isfinite(tail.first_wall):
+        try:
+            started = datetime.fromtimestamp(tail.first_wall, timezone.utc).astimezone().isoformat(timespec="seconds")
+        except (OverflowError, OSError, ValueError):  # a wall time from a damaged or hostile file
+            started = None
     return RunSummary(
         path=Path(run_dir), name=Path(run_dir).name, state=state, backbone=None, image_size=None,
-        best_val_accuracy=best_val_accuracy(records), test_accuracy=None, started_at=None,
+        best_val_accuracy=best_val_accuracy(records), test_accuracy=None, started_at=started,
         duration_s=last_wall_time(records), problems=list(tail.problems), kind=tbreader.KIND,
         last=last_values(records))
 
 
-def list_runs(runs_dir: Path, tensorboard: bool = False) -> list[RunSummary]:
-    """Every run folder in ``runs_dir``; with ``tensorboard``, also its folders of TensorBoard event files."""
-    runs = [summarize_run(d) for d in runstore.iter_run_dirs(runs_dir)]
+def is_tensorboard_dir(run_dir: Path) -> bool:
+    """A folder of TensorBoard event files rather than a run folder with its own metrics log."""
+    from . import tbreader
+
+    return not (Path(run_dir) / runstore.METRICS_LOG).exists() and tbreader.is_tensorboard_run(run_dir)
+
+
+def run_dirs(runs_dir: Path, tensorboard: bool = True) -> list[Path]:
+    """The run folders in ``runs_dir``; with ``tensorboard``, then its folders of TensorBoard event files
+    (the runs folder itself when its own files are events: a single run's logdir)."""
+    dirs = list(runstore.iter_run_dirs(runs_dir))
     if tensorboard:
         from . import tbreader
 
-        known = {r.path for r in runs}
-        runs += [summarize_tensorboard_run(d) for d in tbreader.iter_tensorboard_runs(runs_dir)
+        known = set(dirs)
+        dirs += [d for d in tbreader.iter_tensorboard_runs(runs_dir)
                  if d not in known and not (d / runstore.METRICS_LOG).exists()]
-    return runs
+    return dirs
+
+
+def summarize(run_dir: Path) -> RunSummary:
+    """A run folder's summary, whichever kind it is (cifar-tui, RunLogger, TensorBoard event files)."""
+    return summarize_tensorboard_run(run_dir) if is_tensorboard_dir(run_dir) else summarize_run(run_dir)
+
+
+def list_runs(runs_dir: Path, tensorboard: bool = False) -> list[RunSummary]:
+    """Every run folder in ``runs_dir``; with ``tensorboard``, also its folders of TensorBoard event files."""
+    return [summarize(d) for d in run_dirs(runs_dir, tensorboard)]
 
 
 def newest_first(runs_dir: Path) -> list[Path]:
@@ -564,8 +589,14 @@ class RunProgress:
 
 
 def read_progress(run_dir: Path) -> tuple[RunProgress, list[str]]:
-    """A finished (or paused) run's progress at once, with the problems met reading its log."""
-    records, problems = runstore.read_metrics(run_dir)
+    """A finished (or paused) run's progress at once, with the problems met reading its log
+    (or its TensorBoard event files)."""
+    if is_tensorboard_dir(run_dir):
+        from . import tbreader
+
+        records, problems = tbreader.read_records(run_dir)
+    else:
+        records, problems = runstore.read_metrics(run_dir)
     progress = RunProgress()
     progress.feed(records)
     return progress, problems

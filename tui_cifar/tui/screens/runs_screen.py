@@ -15,7 +15,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Label, Static
 from textual.widgets.data_table import RowDoesNotExist
 
-from ... import runreader, runstore
+from ... import runreader, runstore, tbreader
 from ...compare import ComparedRun, differing_settings, load_compared
 from ...config import SETTING_BY_NAME
 from ...formatting import format_duration, format_pct, format_started
@@ -52,6 +52,13 @@ def _signature(run_dir: Path) -> tuple:
             sig.append((st.st_size, st.st_mtime_ns))
         except OSError:
             sig.append(None)
+    if sig[2] is None:  # no metrics log: perhaps a folder of TensorBoard event files, which change instead
+        for path in tbreader.event_files(run_dir):
+            try:
+                st = path.stat()
+                sig.append((st.st_size, st.st_mtime_ns))
+            except OSError:
+                sig.append(None)
     return tuple(sig)
 
 
@@ -68,14 +75,14 @@ class SummaryCache:
 
     def list_runs(self, runs_dir: Path) -> list[runreader.RunSummary]:
         out, seen = [], set()
-        for run_dir in runstore.iter_run_dirs(runs_dir):
+        for run_dir in runreader.run_dirs(runs_dir):  # TensorBoard runs among them
             seen.add(run_dir)
             sig = _signature(run_dir)
             cached = self._cache.get(run_dir)
             if cached is not None and cached[0] == sig and cached[1].state != "running":
                 out.append(cached[1])
                 continue
-            summary = runreader.summarize_run(run_dir)
+            summary = runreader.summarize(run_dir)
             self._cache[run_dir] = (sig, summary)
             out.append(summary)
         for gone in set(self._cache) - seen:
@@ -215,8 +222,8 @@ class RunsScreen(CifarScreen):
             "test_acc": format_pct(s.test_accuracy, 2),
             "duration": format_duration(s.duration_s),
             "started": format_started(s.started_at),
-            "backbone": s.backbone or s.model or "?",  # a RunLogger run names its Keras model
-            "size": f"{s.image_size}px" if s.image_size else "–" if s.kind == runstore.KERAS_KIND else "?",
+            "backbone": s.backbone or s.model or ("TensorBoard" if s.kind == tbreader.KIND else "?"),  # RunLogger: its model
+            "size": f"{s.image_size}px" if s.image_size else "–" if s.kind in (runstore.KERAS_KIND, tbreader.KIND) else "?",
         }
         return {key: cells[key] for key in self.columns}
 
@@ -251,6 +258,8 @@ class RunsScreen(CifarScreen):
             text.append(f"\n{status.message}")
         if status.host or status.pid:
             text.append(f"\nhost {status.host or '?'}, pid {status.pid or '?'}", style="dim")
+        if s.last:  # what a TensorBoard or RunLogger run logged last says most about it
+            text.append("\nlast: " + " · ".join(f"{k} {v:.4g}" for k, v in s.last.items()), style="dim")
         for problem in s.problems:
             text.append(f"\n⚠ {problem}", style="bold yellow")
         if s.state == "killed":
@@ -360,9 +369,9 @@ class CompareScreen(ModalScreen[None]):
         table.add_row(Text("Test acc", style="bold"), *(format_pct(r.test_accuracy, 2) for r in runs), key="test_acc")
         table.add_row(Text("Wall time", style="bold"), *(format_duration(r.duration_s) for r in runs), key="wall")
         for name in self.differing:
-            table.add_row(SETTING_BY_NAME[name].label, *(str(run.config.get(name)) for run in runs), key=name)
+            table.add_row(SETTING_BY_NAME[name].label, *(str(run.config.get(name, "–")) for run in runs), key=name)
         if not self.differing:
-            table.add_row("Settings", *("all the same" for _ in runs), key="same")
+            table.add_row("Settings", *("all the same" if run.config else "–" for run in runs), key="same")
 
     def action_close(self) -> None:
         self.dismiss(None)

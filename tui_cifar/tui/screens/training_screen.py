@@ -27,7 +27,7 @@ from textual.widgets.option_list import Option
 
 from ... import curves, diagnostics, runstore, tbreader, telemetry
 from ...formatting import fmt, format_duration, format_lr, format_pct, wrap_items
-from ...runreader import LogFollower, RunProgress
+from ...runreader import LogFollower, RunProgress, is_tensorboard_dir
 from ..alerts import announce
 from ..messages import GotoScreen, ResumeRun, RunStateChanged, ScreenEntered, ShowRun, StopRun
 from ..widgets.charts import TRAIN_COLOR, VAL_COLOR, LineChart
@@ -588,11 +588,6 @@ def newest_tensorboard_run(logdir: Path) -> Path | None:
         return max((f.stat().st_mtime for f in tbreader.event_files(run) if f.exists()), default=0.0)
 
     return max(tbreader.iter_tensorboard_runs(logdir), key=written, default=None)
-
-
-def is_tensorboard_dir(run_dir: Path) -> bool:
-    """A folder of TensorBoard event files rather than a run folder with its own metrics log."""
-    return not (Path(run_dir) / runstore.METRICS_LOG).exists() and tbreader.is_tensorboard_run(run_dir)
 
 
 def keras_run_info(cfg: dict) -> list[str]:
