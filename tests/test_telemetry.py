@@ -60,7 +60,15 @@ def test_input_bound_hint_stays_quiet_otherwise():
 
 def test_telemetry_line_of_a_recorded_h200_sample():
     line = telemetry.telemetry_line(gpu_sample(87.0))
-    assert line == "CPU 100% of 16 cores · RSS 1.0 GiB · GPU0 87% 8.0/128 GiB 300 W"
+    assert line == "CPU 100% (1.0 of 16 cores) · RSS 1.0 GiB · GPU0 87% 8.0/128 GiB 300 W"
+
+
+def test_cpu_figure_says_how_many_cores_it_is():
+    """Per core, as top's: one core busy on a 16-core box is "1.0 of 16 cores", never read as the whole box."""
+    line = lambda rec: telemetry.telemetry_line({"type": "telemetry", "gpu_problem": telemetry.NO_GPU, **rec})
+    assert line({"cpu_pct": 100.0, "cpus": 16}).startswith("CPU 100% (1.0 of 16 cores) · ")
+    assert line({"cpu_pct": 1450.0, "cpus": 16}).startswith("CPU 1450% (14.5 of 16 cores) · ")
+    assert line({"cpu_pct": 183.0, "cpus": None}).startswith("CPU 183% (1.8 cores) · ")
 
 
 def test_listener_samples_through_the_writer_in_any_phase(tmp_path):

@@ -70,7 +70,7 @@ async def test_telemetry_line_and_the_input_pipeline_hint(tmp_path):
         line = app.screen.query_one("#run-telemetry")
         await wait_for(pilot, lambda: line.display, what="the telemetry line")
         text = str(line.content)
-        assert "CPU 180% of 16 cores · RSS 3.0 GiB · GPU0 23% 12.0/140 GiB 210 W" in text
+        assert "CPU 180% (1.8 of 16 cores) · RSS 3.0 GiB · GPU0 23% 12.0/140 GiB 210 W" in text
         assert "GPU 23% busy while images/s is flat: the input pipeline is the bottleneck" in text
         # a busy GPU: no hint
         append_records(run_dir, [telemetry_sample(u) for u in (95, 97, 96)])

@@ -149,14 +149,23 @@ def _size(n: float | None) -> str:
 
 
 def telemetry_line(record: dict[str, Any] | None) -> str:
-    """A sample as one line: "CPU 183% of 16 cores · RSS 2.1 GiB · GPU0 87% 12.3/139.8 GiB 412 W"."""
+    """A sample as one line: "CPU 183% (1.8 of 16 cores) · RSS 2.1 GiB · GPU0 87% 12.3/140 GiB 412 W".
+
+    The CPU figure is per core, as top's (100% = one core busy): the cores it amounts to are written
+    beside it, so "100%" of a 16-core machine never reads as the whole machine busy.
+    """
+    return " · ".join(telemetry_items(record))
+
+
+def telemetry_items(record: dict[str, Any] | None) -> list[str]:
+    """The figures of telemetry_line, one item each (a narrow screen breaks the line between them)."""
     if not isinstance(record, dict):
-        return ""
+        return []
     parts = []
     cpu = _num(record.get("cpu_pct"))
     cpus = _num(record.get("cpus"))
     if cpu is not None:
-        parts.append(f"CPU {cpu:.0f}%" + (f" of {cpus:.0f} cores" if cpus else ""))
+        parts.append(f"CPU {cpu:.0f}% ({cpu / 100:.1f} " + (f"of {cpus:.0f} cores)" if cpus else "cores)"))
     if _num(record.get("rss")) is not None:
         parts.append(f"RSS {_size(_num(record.get('rss')))}")
     gpus = record.get("gpus")
@@ -174,7 +183,7 @@ def telemetry_line(record: dict[str, Any] | None) -> str:
             parts.append(bit)
     else:
         parts.append(NO_GPU)
-    return " · ".join(parts)
+    return parts
 
 
 def mean_gpu_util(record: dict[str, Any]) -> float | None:

@@ -377,7 +377,8 @@ class TrainingScreen(CifarScreen):
         widget.display = bool(samples)
         if not samples:
             return
-        text = Text(telemetry.telemetry_line(samples[-1]), style="dim")
+        width = widget.content_size.width or self.size.width - 2
+        text = Text(wrap_items(telemetry.telemetry_items(samples[-1]), width, " · "), style="dim")  # never cut mid-figure
         rates = [r for e in self.progress.epochs if (r := e.get("images_per_sec")) is not None]
         hint = telemetry.input_bound_hint(samples, rates) if self.state == "running" else None
         if hint:
