@@ -109,3 +109,28 @@ def test_watch_alerts_prints_plain_lines_until_the_run_ends(tmp_path, capsys):
     assert cli.main(["watch", str(run_dir), "--alerts"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{run_dir.name}: stage 2 epoch 2: nonfinite: loss is nan")
+
+
+def test_watch_alerts_runs_the_notify_command_for_each_alert(tmp_path, capsys):
+    """`watch RUN --alerts --notify CMD` runs CMD once per alert, the alert in its environment (a real shell)."""
+    import os
+
+    from fixtures.tbevents import append_scalars
+
+    from tui_cifar import cli
+
+    run = tmp_path / "logs" / "torch-run"  # a TensorBoard run whose loss goes NaN at step 2
+    events = run / "events.out.tfevents.1.host"
+    for step, loss in enumerate([1.0, 0.8, float("nan")]):
+        append_scalars(events, step, {"loss/train": loss, "loss/val": 1.1 - step / 10}, wall_time=1_700_000_000 + step)
+    os.utime(events, (1_700_000_010, 1_700_000_010))  # written long ago: the run has ended
+    out = tmp_path / "alerts.txt"
+    command = f'printf "%s|%s|%s|%s|%s\\n" "$CIFAR_TUI_ALERT" "$CIFAR_TUI_RUN_NAME" "$CIFAR_TUI_EPOCH" ' \
+              f'"$CIFAR_TUI_MESSAGE" "$CIFAR_TUI_ALERT_ADVICE" >> {out}'
+    assert cli.main(["watch", str(run), "--alerts", "--notify", command]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    written = out.read_text().splitlines()
+    assert len(printed) == len(written) == 1
+    rule, name, epoch, message, advice = written[0].split("|")
+    assert (rule, name, epoch) == ("nonfinite", "torch-run", "3") and message.startswith("loss is nan")
+    assert printed[0].endswith(message) and advice and "fine-tune" not in advice  # a TensorBoard run has no blocks

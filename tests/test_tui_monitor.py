@@ -218,3 +218,22 @@ async def test_runs_screen_lists_tensorboard_runs_opens_and_compares_them(tmp_pa
         await wait_for(pilot, lambda: app.screen.query_one("#loss-chart").point_count("val") == 3, what="its curve")
         append_scalars(tb_run / "validation" / "events.out.tfevents.2.host.v2", 3, {"epoch_loss": 0.25})
         await wait_for(pilot, lambda: app.screen.query_one("#loss-chart").point_count("val") == 4, what="a new step")
+
+
+async def test_an_alert_in_the_app_runs_the_notify_command(tmp_path):
+    """`watch RUN --notify CMD` in the app: beside the bell and toast, CMD runs (a real shell) for a new alert."""
+    run = tmp_path / "logs" / "live-run"
+    events = run / "events.out.tfevents.1.host"
+    for step in range(3):
+        append_scalars(events, step, {"loss/train": 1.0 - step / 10, "loss/val": 1.1 - step / 10})
+    out = tmp_path / "alerts.txt"
+    app = make_app(tmp_path / "logs", run_dir=run,
+                   notify_command=f'echo "$CIFAR_TUI_ALERT $CIFAR_TUI_RUN_NAME $CIFAR_TUI_EPOCH" >> {out}')
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one("#loss-chart").point_count("val") == 3, what="three steps")
+        await pilot.pause(0.3)
+        assert not out.exists()  # nothing held before: no command
+        append_scalars(events, 3, {"loss/train": float("nan"), "loss/val": 0.8})
+        await wait_for(pilot, lambda: out.exists() and out.read_text(), what="the command's line")
+        assert out.read_text() == "nonfinite live-run 4\n"
+        assert any("loss is nan" in n.message for n in app._notifications)  # the toast too

@@ -133,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alerts", action="store_true",
                    help="no app: print one plain line per alert (NaN loss, divergence, plateau, overfitting) "
                         "as the run goes, until it ends (default: the app)")
+    p.add_argument("--notify", metavar="CMD",
+                   help="shell command run for each alert (with --alerts, or in the app beside its bell and toast), "
+                        "with CIFAR_TUI_ALERT (the rule), CIFAR_TUI_MESSAGE, CIFAR_TUI_ALERT_WHY, CIFAR_TUI_ALERT_ADVICE, "
+                        "CIFAR_TUI_STAGE, CIFAR_TUI_EPOCH, CIFAR_TUI_RUN, CIFAR_TUI_RUN_NAME in its environment "
+                        "(default: none)")
     _add_export(sub)
     _add_doctor(sub)
     _add_cache(sub)
@@ -230,16 +235,18 @@ def cmd_watch(args) -> int:
     if not (run / CONFIG_FILE).is_file() and not is_tensorboard_run(run):
         raise RunStoreError(f"{run} is not a run folder (no {CONFIG_FILE}) nor TensorBoard event files")
     if args.alerts:
-        return watch_alerts(run)
-    return run_app(run.parent, args.app_data_dir, run_dir=run)
+        return watch_alerts(run, notify=args.notify)
+    return run_app(run.parent, args.app_data_dir, run_dir=run, notify=args.notify)
 
 
-def watch_alerts(run: Path, poll: float = 1.0, out=None) -> int:
-    """Follow a run and print each alert once, when its rule starts to hold, as one plain line; return when it ends."""
+def watch_alerts(run: Path, poll: float = 1.0, out=None, notify: str | None = None) -> int:
+    """Follow a run and print each alert once, when its rule starts to hold, as one plain line (and run the
+    ``notify`` command for it); return when it ends."""
     import time
 
     from . import runstore, tbreader
     from .diagnostics import AlertWatch
+    from .notify import run_notify_command
     from .runreader import RunProgress, is_tensorboard_dir
 
     out = out or sys.stdout
@@ -252,6 +259,8 @@ def watch_alerts(run: Path, poll: float = 1.0, out=None) -> int:
         for alert in watch.new_alerts(progress.epochs, progress.config or {},
                                       [progress.last_batch] if progress.last_batch else []):
             print(f"{run.name}: stage {alert.stage} epoch {alert.epoch}: {alert.rule}: {alert.line}", file=out, flush=True)
+            if notify:
+                run_notify_command(notify, run, alert)
         state = tb_tail.state() if tb_tail else runstore.effective_state(runstore.read_status(run))
         if state != "running" and not records:
             return 0

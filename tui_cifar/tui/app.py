@@ -77,8 +77,10 @@ class CifarApp(App):
         image_backend: str = "halfblock",
         poll_interval: float = 0.5,
         runs_refresh_interval: float = 2.0,
+        notify_command: str | None = None,
     ) -> None:
         super().__init__()
+        self.notify_command = notify_command  # run for each alert of the watched run (notify.run_notify_command)
         self._created_at = time.perf_counter()
         self.runs_dir = Path(runs_dir).expanduser()
         self.data_dir = data_dir
@@ -299,13 +301,16 @@ def run_app(
     *,
     screen: str | None = None,
     run_dir: Path | str | None = None,
+    notify: str | None = None,
 ) -> int:
-    """Entry point for the CLI: open the app (on `screen`, or on `run_dir`'s live view)."""
+    """Entry point for the CLI: open the app (on `screen`, or on `run_dir`'s live view; `notify`: the
+    shell command run for each alert, as `watch --notify` gives it)."""
     if screen is not None and screen not in SCREEN_KEYS:
         raise ValueError(f"unknown screen {screen!r}; choose one of: {', '.join(SCREEN_KEYS)}")
     image_backend = _detect_image_backend()
     with native_stderr_to_file(stderr_log_path()):
         # created inside: Textual keeps the stderr it finds when the App is made
-        app = CifarApp(runs_dir, data_dir, start_screen=screen, run_dir=run_dir, image_backend=image_backend)
+        app = CifarApp(runs_dir, data_dir, start_screen=screen, run_dir=run_dir, image_backend=image_backend,
+                       notify_command=notify)
         app.run()
     return app.return_code or 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
@@ -464,7 +465,8 @@ class TrainingScreen(CifarScreen):
         self.query_one(RunAdvice).show(p, running=self.state == "running")
 
     def _check_alerts(self) -> None:
-        """Each alert rule that starts to hold on a running run: bell, desktop notification and toast, once."""
+        """Each alert rule that starts to hold on a running run: bell, desktop notification, toast and the
+        --notify command, once."""
         batches = [self.progress.last_batch] if self.progress.last_batch else []
         primed, self._alerts_primed = self._alerts_primed, True
         fresh = self.alert_watch.new_alerts(self.progress.epochs, self.progress.config or {}, batches)
@@ -472,6 +474,15 @@ class TrainingScreen(CifarScreen):
             for alert in fresh:
                 title = f"cifar-tui: {self.run_dir.name if self.run_dir else 'run'}: {alert.rule}"
                 announce(self.app, title, alert.line, ok=False)
+                if self.cifar.notify_command and self.run_dir is not None:
+                    self._run_notify(self.cifar.notify_command, self.run_dir, alert)
+
+    @work(thread=True, exit_on_error=False, group="notify")
+    def _run_notify(self, command: str, run_dir: Path, alert: diagnostics.Alert) -> None:
+        """The user's --notify command for an alert, off the UI thread (it may take seconds: a mail, a chat)."""
+        from ...notify import run_notify_command
+
+        run_notify_command(command, run_dir, alert, quiet=True)  # its output would scribble over the screen
 
     def _update_chart_keys(self) -> None:
         smooth = f"{self.smoothing:g}" if self.smoothing else "off"
