@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -166,7 +166,7 @@ def summarize_tensorboard_run(run_dir: Path) -> RunSummary:
     started = None  # the first event's time, as status.json writes started_at: such runs sort among the others
     if tail.first_wall is not None and math.isfinite(tail.first_wall):
         try:
-            started = datetime.fromtimestamp(tail.first_wall, timezone.utc).astimezone().isoformat(timespec="seconds")
+            started = datetime.fromtimestamp(tail.first_wall, UTC).astimezone().isoformat(timespec="seconds")
         except (OverflowError, OSError, ValueError):  # a wall time from a damaged or hostile file
             started = None
     return RunSummary(
