@@ -237,3 +237,45 @@ async def test_an_alert_in_the_app_runs_the_notify_command(tmp_path):
         await wait_for(pilot, lambda: out.exists() and out.read_text(), what="the command's line")
         assert out.read_text() == "nonfinite live-run 4\n"
         assert any("loss is nan" in n.message for n in app._notifications)  # the toast too
+
+
+def test_fit_title_shortens_instead_of_losing_the_title():
+    from tui_cifar.tui.widgets.charts import fit_title
+
+    options = ["Accuracy per step · smoothed 0.6 · log", "Accuracy per step · ema 0.6 · log", "Accuracy · ema 0.6 · log"]
+    assert fit_title(options, 40) == options[0]
+    assert fit_title(options, 35) == options[1]
+    assert fit_title(options, 30) == options[2]
+    assert fit_title(options, 19) == "Accuracy · ema 0.6"  # cut between words, no dangling separator
+
+
+async def test_chart_titles_stay_drawn_with_smoothing_and_log_scale_at_80x24(tmp_path):
+    """plotext leaves out a title wider than its plot: at 80x24 the half-width charts shorten theirs instead."""
+    run_dir = running_mid_stage_two(tmp_path)
+    app = make_app(run_dir.parent, run_dir=run_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        acc = screen.query_one("#acc-chart")
+        await wait_for(pilot, lambda: acc.point_count("val") >= 3, what="the epochs")
+        await pilot.press("z", "y", "x")
+        await pilot.pause(0.3)
+        for chart in (acc, screen.query_one("#loss-chart")):
+            assert chart.drawn_title.endswith("0.6 · log")
+            assert chart.drawn_title in str(chart.render())
+
+
+async def test_log_scale_survives_a_terminal_resize(tmp_path):
+    """plotext took the log of the logs on a second build of one figure: a resize with y on crashed the app."""
+    run_dir = running_mid_stage_two(tmp_path)
+    app = make_app(run_dir.parent, run_dir=run_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        acc = app.screen.query_one("#acc-chart")
+        await wait_for(pilot, lambda: acc.point_count("val") >= 3, what="the epochs")
+        await pilot.press("y")
+        await pilot.pause(0.3)
+        await pilot.resize_terminal(120, 40)
+        await pilot.pause(0.5)
+        assert "0.6" in str(acc.render()) or "0.5" in str(acc.render())  # its y ticks: the values, not their logs
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.5)
+    assert app.return_code in (None, 0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from textual.app import RenderResult
 from textual.color import Color
 from textual_plotext import PlotextPlot
 
@@ -28,6 +29,20 @@ HIGHLIGHT_COLOR = "success"  # e.g. the epoch whose weights a run keeps
 
 Point = tuple[float, float]
 ChartColor = tuple[int, int, int] | str
+
+
+TITLE_MARGIN = 8  # plotext centres a title over the plot beside the y tick labels, and leaves out a longer one
+
+
+def fit_title(options: Sequence[str], width: int) -> str:
+    """The first title that fits ``width`` (plotext leaves out a title wider than its plot), else the last one
+    cut at a word ("Accuracy per step · ema 0.6 · log" in a half-width chart at 80 columns)."""
+    for option in options:
+        if len(option) <= width:
+            return option
+    last = options[-1] if options else ""
+    cut = last[:width + 1].rsplit(" ", 1)[0] if " " in last[:width + 1] else last[:width]
+    return cut.rstrip(" ·—")
 
 
 class LineChart(PlotextPlot):
@@ -55,6 +70,7 @@ class LineChart(PlotextPlot):
     ) -> None:
         super().__init__(id=id, classes=classes)
         self.chart_title = title
+        self.drawn_title = ""  # the title as drawn: fit_title of chart_title and its smoothing and scale
         self.xlabel = xlabel
         self.ylabel = ylabel
         self.ylim = ylim
@@ -114,17 +130,32 @@ class LineChart(PlotextPlot):
             return self.series
         return {name: log_scale_points(points) for name, points in self.series.items()}
 
+    def render(self) -> RenderResult:
+        """Plot afresh for each drawing: plotext's build takes the log of the stored y values in place, so a
+        second build of the same figure (a resize) took the log of the logs, and the size picks the title."""
+        self._plot_figure()
+        return super().render()
+
     def _draw(self) -> None:
+        self._plot_figure()
+        self.refresh()
+
+    def _plot_figure(self) -> None:
         plt = self.plt
         plt.clear_figure()
         series = self.shown_series()
         has_data = any(series.values())
-        title = self.chart_title
-        if has_data and self.smoothing:
-            title += f" · smoothed {self.smoothing:g}"
-        if has_data and self.log_y:
-            title += " · log"
-        plt.title(title if has_data else f"{self.chart_title} — {self.empty_text}")
+        if has_data:
+            smooth = [f"smoothed {self.smoothing:g}", f"ema {self.smoothing:g}"] if self.smoothing else ["", ""]
+            log = "log" if self.log_y else ""
+            short = self.chart_title.split(" per ")[0].split(" over ")[0]  # "Accuracy per step" -> "Accuracy"
+            options = [" · ".join(p for p in (title, smoothed, log) if p)
+                       for title, smoothed in ((self.chart_title, smooth[0]), (self.chart_title, smooth[1]),
+                                               (short, smooth[1]))]
+        else:
+            options = [f"{self.chart_title} — {self.empty_text}", self.chart_title]
+        self.drawn_title = fit_title(options, self.size.width - TITLE_MARGIN)
+        plt.title(self.drawn_title)
         if self.xlabel:
             plt.xlabel(self.xlabel)
         if self.ylabel:
@@ -157,4 +188,3 @@ class LineChart(PlotextPlot):
         if not has_data:
             plt.xlim(0, 1)
             plt.ylim(0, 1)
-        self.refresh()
