@@ -209,6 +209,9 @@ async def test_runs_screen_lists_tensorboard_runs_opens_and_compares_them(tmp_pa
         compare = dialog.query_one("#compare-table", DataTable)
         assert [str(c) for c in compare.get_row("best_val")][1] == "65.0%"
         assert [str(c) for c in compare.get_row("same")][1:] == ["–", "all the same"]
+        assert dialog.query_one("#compare-chart").region.height >= 9  # room to draw at 80x24
+        box, esc = dialog.query_one("#compare-dialog"), dialog.query_one("#compare-dialog").query("Label").last()
+        assert str(esc.render()) == "esc closes" and esc.region.bottom <= box.content_region.bottom  # not pushed out
         await pilot.press("escape")
         await pilot.pause()
         table.move_cursor(row=0)

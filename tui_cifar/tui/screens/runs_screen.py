@@ -346,6 +346,9 @@ class CompareScreen(ModalScreen[None]):
             name = run_dir.name
             curves[name] = curve
             best = progress.best_val_accuracy
+            if not curve and progress.epochs:  # a TensorBoard or RunLogger run may log other metrics
+                notes.append(f"{name}: no val_accuracy; it logs {', '.join(progress.logged_metrics)}")
+                continue
             notes.append(f"{name}: best {format_pct(best)} in {len(curve)} epochs"
                          + (f" ({len(problems)} garbled lines skipped)" if problems else ""))
         self.post_message(CurvesLoaded(curves, notes, runs))
