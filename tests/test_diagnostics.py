@@ -109,6 +109,10 @@ def test_kept_epoch_is_the_first_best_over_stages_skipping_diverged_ones():
     assert diagnostics.kept_epoch(records) == (1, 2)
     records.append(epoch(2, 3, 0.5, 1, val_acc=0.85))
     assert diagnostics.kept_epoch(records) == (2, 3)
+    assert diagnostics.kept_epoch(records, {"backbone": "mobilenetv2"}) == (2, 3)
+    # what a TensorBoard or RunLogger run's script keeps is its own business: no "kept" epoch shown for it
+    assert diagnostics.kept_epoch(records, {"kind": "tensorboard"}) is None
+    assert diagnostics.kept_epoch(records, {"kind": "keras"}) is None
 
 
 def test_format_memory_tolerates_absence_and_shows_gpu_and_ram():

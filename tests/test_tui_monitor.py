@@ -159,6 +159,12 @@ async def test_a_tensorboard_run_is_followed_live(tmp_path):
         await wait_for(pilot, lambda: loss.point_count("val") == 5, what="the new steps")
         assert [x for x, _ in loss.series["train"]] == [1, 2, 3, 4, 5]
         assert "stage" not in str(screen.query_one("#run-stats").content)
+        # no batches, no planned total: steps, not empty or full bars; nothing "kept" (its script's business)
+        assert str(screen.query_one("#epoch-label").render()) == "Step 4"
+        assert str(screen.query_one("#run-label").render()) == "5 logged"
+        assert screen.query_one("#epoch-progress").styles.visibility == "hidden"
+        assert "kept" not in str(screen.query_one("#run-advice").content)
+        assert screen.query_one("#acc-chart").highlights == []
 
 
 async def test_the_app_on_a_tensorboard_logdir_watches_its_newest_run(tmp_path):

@@ -228,9 +228,12 @@ def early_stopping(epochs: list[dict[str, Any]], patience: int) -> EarlyStopping
     return EarlyStopping(stage, best_epoch, waited, patience)
 
 
-def kept_epoch(epochs: list[dict[str, Any]]) -> tuple[int, int] | None:
+def kept_epoch(epochs: list[dict[str, Any]], config: dict[str, Any] | None = None) -> tuple[int, int] | None:
     """(stage, epoch) whose weights the run keeps: the first best val_accuracy over all stages
-    (the trainer's BestCheckpoint skips epochs whose loss is not finite)."""
+    (the trainer's BestCheckpoint skips epochs whose loss is not finite). None for a run of someone's own
+    model (its ``config``'s kind: RunLogger, TensorBoard): what its script keeps is not known here."""
+    if config is not None and _foreign(config):
+        return None
     best, kept = -math.inf, None
     for rec in epochs:
         acc = _num(rec.get("val_accuracy"))

@@ -402,6 +402,14 @@ class TrainingScreen(CifarScreen):
         run_bar = self.query_one("#run-progress", ProgressBar)
         epoch_label = self.query_one("#epoch-label", Label)
         run_label = self.query_one("#run-label", Label)
+        tensorboard = p.config.get("kind") == tbreader.KIND
+        for bar in (epoch_bar, run_bar):  # event files have no batches and no planned total: no bars to fill
+            bar.styles.visibility = "hidden" if tensorboard else "visible"
+        if tensorboard:
+            last = p.last_epoch or {}
+            epoch_label.update(f"Step {fmt(last.get('step'), ',.0f')}" if last else "Step")
+            run_label.update(f"{p.epochs_done:,} logged")
+            return
         if p.steps and p.batch_epoch:
             last = p.last_epoch
             complete = last is not None and (int(last.get("stage", 0)), int(last.get("epoch", 0))) == (
@@ -446,7 +454,7 @@ class TrainingScreen(CifarScreen):
         if axis == "epoch":
             boundary = p.stage_boundary
             marks = [boundary] if boundary is not None else []
-            kept = diagnostics.kept_epoch(p.epochs)
+            kept = diagnostics.kept_epoch(p.epochs, p.config or {})
             # the epoch whose weights the run keeps (best validation accuracy), in the success colour
             highlights = [p.epoch_offset(kept[0]) + kept[1]] if kept is not None else []
         colors = {"train": TRAIN_COLOR, "val": VAL_COLOR}

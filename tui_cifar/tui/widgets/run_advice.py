@@ -40,7 +40,7 @@ def advice_text(progress: RunProgress, running: bool, signal: diagnostics.Overfi
     if stop is not None and running:
         # Keras' EarlyStopping ends the stage after `patience` epochs without a new best val accuracy
         bits.append(f"early stop in {stop.left}/{stop.patience} epochs without a new best")
-    kept = diagnostics.kept_epoch(epochs)
+    kept = diagnostics.kept_epoch(epochs, config)
     if kept is not None:
         stage, epoch = kept
         bits.append(f"kept: stage {stage} epoch {epoch}, val {format_pct(progress.best_val_accuracy)} "
