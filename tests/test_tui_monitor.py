@@ -174,6 +174,7 @@ async def test_the_app_on_a_tensorboard_logdir_watches_its_newest_run(tmp_path):
     append_scalars(logs / "new" / "events.out.tfevents.2.host", 0, {"loss": 2.0, "val_loss": 2.5})
     app = make_app(logs)
     async with app.run_test(size=(80, 24)) as pilot:
+        assert app.current_mode == "runs"  # its runs listed, not a new run offered
         await pilot.press("t")
         await wait_for(pilot, lambda: getattr(app.screen, "run_dir", None) == logs / "new", what="the newest run")
         await wait_for(pilot, lambda: app.screen.query_one("#loss-chart").point_count("val") == 1, what="its scalars")

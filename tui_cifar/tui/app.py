@@ -20,7 +20,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 
-from .. import runreader, runstore
+from .. import runreader, runstore, tbreader
 from ..console import native_stderr_to_file
 from ..paths import stderr_log_path
 from . import settings
@@ -154,7 +154,9 @@ class CifarApp(App):
             if self.current_run is not None:
                 start = "train"
             else:
-                start = "runs" if any(runstore.iter_run_dirs(self.runs_dir)) else "configure"
+                # a TensorBoard logdir as the runs folder lists its runs too, rather than offering a new one
+                start = "runs" if any(runstore.iter_run_dirs(self.runs_dir)) or any(
+                    tbreader.iter_tensorboard_runs(self.runs_dir)) else "configure"
         if start in ("train", "evaluate") and self.current_run is not None:
             self.open_run(self.current_run, start)
         else:
