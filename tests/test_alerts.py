@@ -61,6 +61,9 @@ def test_validation_plateau_fires_and_steady_progress_does_not():
     flat = [1.0, 0.8, 0.7, 0.701, 0.702, 0.699, 0.703, 0.70]
     (alert,) = [a for a in diagnostics.alerts(stage_of(flat), KERAS) if a.rule == "plateau"]
     assert "ReduceLROnPlateau" in alert.advice
+    # the verdict before the options: at 80x24 the panel's second line may end mid-advice, never before "not"
+    assert alert.advice.startswith("More epochs will not help")
+    assert diagnostics.alerts(stage_of(flat))[0].advice.startswith("More epochs will not help")
     improving = [1.0, 0.8, 0.7, 0.65, 0.6, 0.55, 0.5, 0.45]
     assert "plateau" not in rules(stage_of(improving), KERAS)
 

@@ -128,7 +128,8 @@ def _lr_advice(config: dict[str, Any], stage: int) -> str:
 
 def _plateau_advice(config: dict[str, Any]) -> str:
     if _foreign(config):
-        return "Lower the learning rate when it stalls (ReduceLROnPlateau), or stop: more epochs will not help."
+        # the verdict first: a line cut short on a small screen must never lose its "not"
+        return "More epochs will not help: stop, or lower the learning rate when it stalls (ReduceLROnPlateau)."
     return "More epochs will not help: stop it (s), or train again with fewer epochs or a lower learning rate."
 
 
