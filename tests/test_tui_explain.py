@@ -12,7 +12,7 @@ from tui_cifar import runstore
 from tui_cifar.config import SETTING_BY_NAME, make_config
 from tui_cifar.tui.alerts import desktop_sequences
 from tui_cifar.tui.widgets.charts import LineChart
-from tui_cifar.tui.widgets.run_advice import RunAdvice
+from tui_cifar.tui.widgets.run_advice import RunAdvice, advice_text
 from tui_cifar.tui.widgets.setting_help import SettingHelp
 
 
@@ -55,7 +55,9 @@ async def test_overfitting_is_flagged_as_it_happens_and_the_end_rings(tmp_path, 
         for n, (loss, val_loss, val_acc) in enumerate([(0.6, 0.8, 0.75), (0.5, 0.83, 0.74), (0.4, 0.9, 0.74)], 4):
             writer.write(epoch(n, loss, val_loss, val_acc))
         await wait_for(pilot, lambda: advice.signal is not None, what="overfitting signal")
-        text = str(advice.content)
+        shown = str(advice.content)  # at 80x24 the panel's two lines end in "…" (the rest: its unclipped text)
+        assert len(shown.splitlines()) == 2 and shown.endswith("…") and "Overfitting: val loss up" in shown
+        text = str(advice_text(app.screen.progress, True, advice.signal, advice.alerts))
         assert "Overfitting: val loss up from 0.780 to 0.900 over 3 epochs" in text and "more dropout (now 0.3)" in text
         assert "early stop in 0/3 epochs without a new best" in text
         assert advice.has_class("-overfitting")

@@ -289,3 +289,18 @@ async def test_log_scale_survives_a_terminal_resize(tmp_path):
         await pilot.resize_terminal(80, 24)
         await pilot.pause(0.5)
     assert app.return_code in (None, 0)
+
+
+def test_advice_past_its_lines_ends_in_an_ellipsis():
+    from rich.console import Console
+    from rich.text import Text
+
+    from tui_cifar.tui.widgets.run_advice import fit_lines
+
+    advice = Text("⚠ Overfitting: train accuracy 12.8 points above val, and the gap widens: it memorises the "
+                  "training images. Try more dropout (now 0.3), fewer epochs or more augmentation.")
+    console = Console(width=80)
+    assert fit_lines(advice, 200, 2, console) is advice  # fits: as it is
+    shown = fit_lines(advice, 78, 2, console).plain.split("\n")
+    assert len(shown) == 2 and shown[1].endswith("…") and len(shown[1]) <= 78
+    assert fit_lines(advice, 78, None, console) is advice  # no limit set: the panel scrolls its own way

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.console import Console
 from rich.text import Text
 from textual.widgets import Static
 
@@ -62,7 +63,26 @@ class RunAdvice(Static):
         self.signal = diagnostics.overfitting(progress.epochs, progress.config or {})
         self.alerts = run_alerts(progress)
         self.set_class(bool(self.alerts), "-overfitting")
-        text = advice_text(progress, running, self.signal, self.alerts,
-                           width=self.content_size.width or self.app.size.width - 2)
+        width = self.content_size.width or self.app.size.width - 2
+        text = advice_text(progress, running, self.signal, self.alerts, width=width)
         self.display = bool(text.plain.strip())  # no blank line where there is nothing to say
-        self.update(text)
+        max_height = self.styles.max_height
+        limit = int(max_height.value) if max_height is not None and max_height.is_cells else None
+        self.update(fit_lines(text, width, limit, self.app.console))
+
+
+def fit_lines(text: Text, width: int, limit: int | None, console: Console) -> Text:
+    """``text`` wrapped to ``width``; past ``limit`` lines (the panel's max-height on a small screen) the
+    last line shown ends in "…", so a sentence cut short says so instead of seeming whole (or inverted)."""
+    if limit is None or width <= 1:
+        return text
+    lines = text.wrap(console, width)
+    if len(lines) <= limit:
+        return text
+    kept = list(lines)[:limit]
+    for line in kept:
+        line.rstrip()
+    last = kept[-1]
+    last.truncate(width - 1)
+    last.append("…")
+    return Text("\n").join(kept)
