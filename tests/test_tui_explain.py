@@ -46,7 +46,8 @@ async def test_overfitting_is_flagged_as_it_happens_and_the_end_rings(tmp_path, 
         await wait_for(pilot, lambda: app.screen.progress.epochs_done == 3, what="three epochs")
         advice = app.screen.query_one(RunAdvice)
         assert advice.signal is None
-        text = str(advice.content)
+        assert str(advice.content).endswith("(green line)…")  # three figures' lines in two at 80x24
+        text = str(advice_text(app.screen.progress, True, None))
         assert "early stop in 3/3 epochs without a new best" in text and "kept: stage 1 epoch 3, val 76.0%" in text
         assert "memory RAM 700 MiB (peak 900 MiB)" in text
         assert app.screen.query_one("#acc-chart", LineChart).highlights == [3]  # the kept epoch, marked

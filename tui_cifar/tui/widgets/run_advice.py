@@ -58,14 +58,25 @@ class RunAdvice(Static):
 
     signal: diagnostics.Overfitting | None = None
     alerts: list[diagnostics.Alert] = []
+    _text: Text | None = None  # the advice before fitting it to the panel's lines
 
     def show(self, progress: RunProgress, running: bool) -> None:
         self.signal = diagnostics.overfitting(progress.epochs, progress.config or {})
         self.alerts = run_alerts(progress)
         self.set_class(bool(self.alerts), "-overfitting")
         width = self.content_size.width or self.app.size.width - 2
-        text = advice_text(progress, running, self.signal, self.alerts, width=width)
-        self.display = bool(text.plain.strip())  # no blank line where there is nothing to say
+        self._text = advice_text(progress, running, self.signal, self.alerts, width=width)
+        self.display = bool(self._text.plain.strip())  # no blank line where there is nothing to say
+        self._fit()
+
+    def on_resize(self) -> None:
+        self._fit()  # a resize (or the first layout) changes the width and the lines allowed
+
+    def _fit(self) -> None:
+        text = self._text
+        if text is None:
+            return
+        width = self.content_size.width or self.app.size.width - 2
         max_height = self.styles.max_height
         limit = int(max_height.value) if max_height is not None and max_height.is_cells else None
         self.update(fit_lines(text, width, limit, self.app.console))
@@ -84,5 +95,7 @@ def fit_lines(text: Text, width: int, limit: int | None, console: Console) -> Te
         line.rstrip()
     last = kept[-1]
     last.truncate(width - 1)
+    while last.plain.endswith((" ", "·")):  # no separator left dangling before the ellipsis
+        last.right_crop(1)
     last.append("…")
     return Text("\n").join(kept)
