@@ -60,10 +60,12 @@ def fixed_machine(monkeypatch):
 @pytest.mark.parametrize("name", SCREENS)
 def test_screen(snap_compare, fixed_machine, name, size):
     async def run_before(pilot) -> None:
+        pilot.app.animation_level = "none"  # a scroll to the focused field lands at once, not mid-way
         assert await SCENARIOS[name](pilot.app, pilot), f"the fixture runs have nothing for {name}"
         await settle(pilot)
         for field in pilot.app.screen.query(Input):  # a blinking cursor is on or off by the clock
             field.cursor_blink = False
+        await pilot.wait_for_scheduled_animations()
         await settle(pilot, 0.2)
 
     assert snap_compare(scenario_app(RUNS, NO_DATA), terminal_size=size, run_before=run_before)
