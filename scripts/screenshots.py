@@ -86,6 +86,10 @@ async def _configure_help(app, pilot) -> bool:
     app.screen.query_one("#advanced").collapsed = False
     await settle(pilot, 0.3)
     app.screen.query_one("#f-dropout").focus()  # the help panel follows the focus
+    screen = app.screen
+    # the cost estimate and the parameter count arrive from workers, each after a short debounce
+    await wait(pilot, lambda: "Cost on this machine" in str(screen.query_one("#run-estimate").content)
+               and "counting" not in str(screen.query_one("#blocks-desc").content))
     await settle(pilot, 0.7)
     return True
 

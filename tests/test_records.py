@@ -260,6 +260,9 @@ def test_every_record_kind_a_writer_builds_passes_the_decoder():
         records.batch_record({"loss": float("nan"), "accuracy": 0.5}, 1, 1, 5, 10),
         records.epoch_record({"loss": float("inf"), "val_accuracy": 0.5}, 1, 1, 3, 1e-3, 100.0, 2.0, False, {"rss": 1}),
         records.stage_end_record(1, 3.5), records.run_end_record("finished", "done", 12.0),
+        records.telemetry_record(150.0, 16, 2**30, gpus=[{"index": 0, "name": "GPU", "util": 80.0, "mem_used": 1,
+                                                          "mem_total": 2, "power_w": 300.0}]),
+        records.telemetry_record(None, None, None, gpu_problem="no GPU telemetry"),
     ]
     assert {r["type"] for r in built} == set(records.RECORD_TYPES)
     for record in built:
