@@ -56,10 +56,13 @@ def train_run(
     run_dir: Path,
     resume: bool = False,
     listeners: list[Callable[[dict[str, Any]], None]] | None = None,
+    test_report: bool = True,
 ) -> str:
     """Train into run_dir (made by launcher.create_run, which wrote its config.json) and return the final state.
 
     The state is finished, stopped or failed. SIGINT and SIGTERM stop the run after its current batch.
+    ``test_report=False`` (a sweep's trial, chosen on validation only) finishes without reading the test set;
+    `cifar-tui evaluate RUN` writes the report later.
     """
     from .callbacks import StopRequest
 
@@ -78,7 +81,7 @@ def train_run(
     write_status(run_dir, "running", "resuming" if resume else "starting")
     try:
         trainer = _Trainer(config, run_dir, writer, stop, clock, resume, previous)
-        state, message = trainer.run()
+        state, message = trainer.run(test_report)
     except InterruptedError:  # a stop request during feature extraction
         state, message = "stopped", f"stopped by {stop.signal_name} before training started"
     except Exception as exc:  # the run folder must say why it ended
@@ -185,7 +188,7 @@ class _Trainer:
         write_status(self.run_dir, "running", message)
         self.log({"type": "phase", "phase": name, "message": message})
 
-    def run(self) -> tuple[str, str]:
+    def run(self, test_report: bool = True) -> tuple[str, str]:
         from .hardware import setup_hardware
 
         cfg = self.config
@@ -250,6 +253,9 @@ class _Trainer:
             if result:
                 return result
 
+        if not test_report:
+            return "finished", (f"trained, chosen on validation only: no test report (`cifar-tui evaluate "
+                                f"{self.run_dir}` writes it)")
         return self.evaluate()
 
     def evaluate(self) -> tuple[str, str]:
@@ -355,9 +361,11 @@ class _Trainer:
                   "lr": lr, "trainable_params": trainable})
         write_status(self.run_dir, "running", f"stage {stage}", stage=stage)
         callbacks = [
-            GracefulStop(self.stop),
             keras.callbacks.TerminateOnNaN(),  # stops after the batch whose loss is NaN/inf
             MetricsLogger(self.writer, stage, epochs, steps, batch_size, self.clock, self.logged_epochs),
+            # After MetricsLogger: a stop asked for by a listener of the epoch record (a sweep's pruner) ends the stage
+            # before another epoch starts.
+            GracefulStop(self.stop),
             BestCheckpoint(best_weights, tm.full, self.run_dir / runstore.MODEL_FILE, score_file, CHECKPOINT_INTERVAL),
             keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.patience, restore_best_weights=False),
             # Kept when fit() returns (Keras deletes it by default, so a run stopped by a signal
