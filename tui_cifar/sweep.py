@@ -425,8 +425,12 @@ def read_study(storage: optuna.storages.BaseStorage | str, name: str, importance
 def _importances(study: optuna.Study, complete: int) -> tuple[dict[str, float] | None, str]:
     if complete < 2:
         return None, f"parameter importances need 2 finished trials ({complete} so far)"
+    import warnings
+
     try:
-        return optuna.importance.get_param_importances(study), ""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "importances will be equal" for a handful of trials: shown as such
+            return optuna.importance.get_param_importances(study), ""
     except (ValueError, RuntimeError) as exc:  # e.g. every trial had the same values
         return None, f"parameter importances: {exc}"
 
@@ -468,10 +472,11 @@ def describe_storage(url: str) -> str:
         return url
 
 
-def print_status(summary: StudySummary, out=sys.stdout) -> None:
+def print_status(summary: StudySummary, out=None) -> None:
     """`sweep --status`: one line per trial, the best so far and the importances."""
     from .formatting import ASCII_DASH, fmt
 
+    out = out or sys.stdout
     names = summary.param_names
     header = ["trial", "state", "val acc", "epochs", "time", "host", *names]
     rows = [[str(r.number), r.state, fmt(r.value, ".4f", ASCII_DASH), str(len(r.curve)),
