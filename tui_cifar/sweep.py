@@ -219,6 +219,9 @@ def open_storage(url: str, heartbeat_s: int | None = None) -> optuna.storages.Ba
     import warnings
 
     kwargs: dict[str, Any] = {}
+    if url.startswith(("postgresql://", "postgres://")):
+        # The driver cifar-tui[postgres] installs (psycopg 3); SQLAlchemy before 2.1 would look for psycopg2.
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("sqlite:"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}  # several local workers wait for the file lock
@@ -231,23 +234,35 @@ def open_storage(url: str, heartbeat_s: int | None = None) -> optuna.storages.Ba
 
 
 def open_study(storage: optuna.storages.BaseStorage, name: str, space: SearchSpace, pruner: str) -> optuna.Study:
-    """Create the study, or continue it (load_if_exists) when it was started with the same space and fixed settings."""
+    """Create the study, or continue it when it was started with the same space and fixed settings.
+
+    Only the worker that creates the study records its space and queues the baseline (the settings' defaults),
+    so workers started together on several machines queue it once.
+    """
     sampler = optuna.samplers.TPESampler(multivariate=True, constant_liar=True)  # constant liar: parallel workers
-    study = optuna.create_study(storage=storage, study_name=name, direction="maximize", sampler=sampler,
-                                pruner=PRUNERS[pruner](), load_if_exists=True)
     dims, fixed = space.signature()
-    attrs = study.user_attrs
-    if SPACE_ATTR not in attrs:
-        study.set_user_attr(SPACE_ATTR, dims)
-        study.set_user_attr(FIXED_ATTR, fixed)
-        baseline = space.defaults_trial()
-        if baseline is not None:
-            study.enqueue_trial(baseline, user_attrs={"baseline": True})
-    elif (attrs[SPACE_ATTR], attrs.get(FIXED_ATTR)) != (json.loads(json.dumps(dims)), json.loads(json.dumps(fixed))):
-        raise ConfigError(f"study {name!r} was started with another search space or other fixed settings "
-                          f"(space {attrs[SPACE_ATTR]}, fixed {attrs.get(FIXED_ATTR)}); give the same ones, "
-                          "or --study NEW for a new study")
+    try:
+        study = optuna.create_study(storage=storage, study_name=name, direction="maximize", sampler=sampler,
+                                    pruner=PRUNERS[pruner]())
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(storage=storage, study_name=name, sampler=sampler, pruner=PRUNERS[pruner]())
+        attrs = study.user_attrs
+        if SPACE_ATTR in attrs and [attrs[SPACE_ATTR], attrs.get(FIXED_ATTR)] != _plain([dims, fixed]):
+            raise ConfigError(f"study {name!r} was started with another search space or other fixed settings "
+                              f"(space {attrs[SPACE_ATTR]}, fixed {attrs.get(FIXED_ATTR)}); give the same ones, "
+                              "or --study NEW for a new study") from None
+        return study
+    study.set_user_attr(SPACE_ATTR, dims)
+    study.set_user_attr(FIXED_ATTR, fixed)
+    baseline = space.defaults_trial()
+    if baseline is not None:
+        study.enqueue_trial(baseline, user_attrs={"baseline": True})
     return study
+
+
+def _plain(value: Any) -> Any:
+    """A value as it reads back from the storage's JSON (tuples become lists)."""
+    return json.loads(json.dumps(value))
 
 
 # -- the worker ---------------------------------------------------------------------------------------
