@@ -155,3 +155,17 @@ def test_the_space_comes_from_the_settings_declarations(tmp_path):
     with pytest.raises(ConfigError, match="takes name=value"):
         sweep.parse_set(["image_size"])
     assert [sweep.parse_budget(t) for t in ("30m", "2h", "90s", "45")] == [1800, 7200, 90, 45]
+
+
+def test_a_damaged_study_file_or_bad_space_is_one_line(tmp_path, capsys):
+    (tmp_path / "sweep.db").write_text("not a database")
+    assert sweep_cli("--status", "--runs-dir", tmp_path) == cli.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert err.strip() == f"cifar-tui: cannot open the study storage sqlite:///{tmp_path / 'sweep.db'}: file is not a database"
+    assert sweep_cli("--status", "--runs-dir", tmp_path / "none") == cli.EXIT_FAILED
+    assert "no study 'cifar-tui'" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()  # looking creates nothing
+    (tmp_path / "space.json").write_text('{"image_size": {"low": 16, "high": 64}}')
+    assert sweep_cli("--trials", "1", "--space", tmp_path / "space.json", "--runs-dir", tmp_path / "r") == cli.EXIT_USAGE
+    assert "image_size must be between 32 and 600, not 16" in capsys.readouterr().err
+    assert sweep_cli("--runs-dir", tmp_path / "r") == cli.EXIT_USAGE  # neither --trials nor --budget

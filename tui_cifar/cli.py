@@ -609,6 +609,7 @@ def _add_sweep(sub) -> None:
     what.add_argument("--status", action="store_true", help="print the study's trials and best so far, then exit")
     what.add_argument("--finish", action="store_true",
                       help="score the best trial on the test set (once; its run gets report.json), then exit")
+    what.add_argument("--watch", action="store_true", help="open the app's Sweep screen on the study, followed live")
 
 
 def cmd_sweep(args) -> int:
@@ -617,6 +618,10 @@ def cmd_sweep(args) -> int:
 
     runs_dir = _runs_dir(args)
     url = args.storage or sweep.default_storage(runs_dir)
+    if args.watch:
+        from .tui.app import run_app
+
+        return run_app(runs_dir, args.data_dir, screen="sweep", sweep_storage=args.storage, sweep_study=args.study)
     if args.status or args.finish:
         if not args.storage and not (runs_dir / sweep.STORAGE_FILE).is_file():
             raise _no_study(args.study, url)

@@ -225,12 +225,20 @@ def open_storage(url: str, heartbeat_s: int | None = None) -> optuna.storages.Ba
     if url.startswith("sqlite:"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}  # several local workers wait for the file lock
+    import sqlalchemy.exc
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: experimental since 2.8
         if heartbeat_s:
             kwargs.update(heartbeat_interval=heartbeat_s, grace_period=2 * heartbeat_s,
                           heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(MAX_RETRY))
-        return optuna.storages.RDBStorage(url, **kwargs)
+        try:
+            return optuna.storages.RDBStorage(url, **kwargs)
+        except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
+            # A damaged file, an unreachable server, a driver missing: one line, naming the storage.
+            reason = getattr(exc, "orig", None) or exc.__cause__ or exc
+            raise runstore.RunStoreError(f"cannot open the study storage {describe_storage(url)}: "
+                                         f"{str(reason).strip().splitlines()[0]}") from None
 
 
 def open_study(storage: optuna.storages.BaseStorage, name: str, space: SearchSpace, pruner: str) -> optuna.Study:

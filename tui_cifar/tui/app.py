@@ -328,6 +328,8 @@ def run_app(
     *,
     screen: str | None = None,
     run_dir: Path | str | None = None,
+    sweep_storage: str | None = None,
+    sweep_study: str | None = None,
 ) -> int:
     """Entry point for the CLI: open the app (on `screen`, or on `run_dir`'s live view)."""
     if screen is not None and screen not in SCREEN_KEYS:
@@ -335,6 +337,7 @@ def run_app(
     image_backend = _detect_image_backend()
     with native_stderr_to_file(stderr_log_path()):
         # created inside: Textual keeps the stderr it finds when the App is made
-        app = CifarApp(runs_dir, data_dir, start_screen=screen, run_dir=run_dir, image_backend=image_backend)
+        app = CifarApp(runs_dir, data_dir, start_screen=screen, run_dir=run_dir, image_backend=image_backend,
+                       sweep_storage=sweep_storage, sweep_study=sweep_study)
         app.run()
     return app.return_code or 0
