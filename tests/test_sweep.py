@@ -79,6 +79,9 @@ def test_each_trial_is_a_run_folder_read_back_with_plain_optuna(swept):
         assert t.intermediate_values == pytest.approx(expected)
         assert sorted(expected) == [1, 2, 3]
         assert t.value == pytest.approx(max(expected.values()))
+        # The feature cache is shared: after the first trial, the original view's features come from it.
+        features = next(r for r in records if r["type"] == "features_done")
+        assert features["cache_hits"] >= (2 if t.number > 0 else 0)
 
 
 def test_status_and_finish_score_the_winner_once(swept, capsys):
