@@ -366,8 +366,12 @@ def run_worker(study: optuna.Study, space: SearchSpace, trials: int | None, budg
         callbacks.append(optuna.study.MaxTrialsCallback(trials, states=states))
 
     def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        value = "-" if trial.value is None else f"{trial.value:.4f}"
-        best = study.best_trial if any(t.value is not None for t in study.get_trials(deepcopy=False)) else None
+        values = [trial.value] if trial.value is not None else list(trial.intermediate_values.values())
+        value = f"{max(values):.4f}" if values else "-"
+        try:
+            best = study.best_trial
+        except ValueError:  # no complete trial yet
+            best = None
         why = "" if trial.state == optuna.trial.TrialState.COMPLETE else f" ({trial.user_attrs.get(MESSAGE_ATTR, '')})"
         say(f"trial {trial.number} {trial.state.name.lower()}{why}: val acc {value} {json.dumps(trial.params)}"
             + (f"; best so far trial {best.number} {best.value:.4f}" if best else ""))
@@ -406,7 +410,7 @@ class TrialRow:
     number: int
     state: str  # running, complete, pruned, fail, waiting
     params: dict[str, Any]
-    value: float | None
+    value: float | None  # best validation accuracy (so far, for a running, pruned or failed trial)
     host: str | None
     run_dir: str | None
     curve: list[tuple[int, float]]  # (step, validation accuracy)
@@ -433,7 +437,9 @@ def read_study(storage: optuna.storages.BaseStorage | str, name: str, importance
     for t in study.get_trials(deepcopy=False):
         end = t.datetime_complete.timestamp() if t.datetime_complete else now
         duration = end - t.datetime_start.timestamp() if t.datetime_start else None
-        rows.append(TrialRow(t.number, t.state.name.lower(), dict(t.params), t.value, t.user_attrs.get(HOST_ATTR),
+        complete = t.state == optuna.trial.TrialState.COMPLETE
+        value = t.value if complete else max(t.intermediate_values.values(), default=None)
+        rows.append(TrialRow(t.number, t.state.name.lower(), dict(t.params), value, t.user_attrs.get(HOST_ATTR),
                              t.user_attrs.get(RUN_ATTR), sorted(t.intermediate_values.items()), duration,
                              t.user_attrs.get(MESSAGE_ATTR, "")))
     complete = [r for r in rows if r.state == "complete" and r.value is not None]
