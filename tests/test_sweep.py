@@ -172,3 +172,29 @@ def test_a_damaged_study_file_or_bad_space_is_one_line(tmp_path, capsys):
     assert sweep_cli("--trials", "1", "--space", tmp_path / "space.json", "--runs-dir", tmp_path / "r") == cli.EXIT_USAGE
     assert "image_size must be between 32 and 600, not 16" in capsys.readouterr().err
     assert sweep_cli("--runs-dir", tmp_path / "r") == cli.EXIT_USAGE  # neither --trials nor --budget
+
+
+def test_ctrl_c_stops_the_trial_and_the_worker(fake_cifar, tmp_path):
+    """SIGINT during a trial stops its run as `train` stops (after the batch); the trial is failed, the worker ends."""
+    import os
+
+    space = sweep.build_space({**TINY, "data_dir": str(fake_cifar), "runs_dir": str(tmp_path / "runs"),
+                               "cache_dir": str(tmp_path / "cache")})
+    storage = sweep.open_storage(f"sqlite:///{tmp_path / 'sweep.db'}")
+    study = sweep.open_study(storage, "ctrl-c", space, "none")
+    said = []
+
+    def interrupt_at_first_epoch(record):
+        if record.get("type") == "epoch" and record["epoch"] == 1 and record["stage"] == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C in the worker's terminal sends
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        assert sweep.run_worker(study, space, 3, None, [interrupt_at_first_epoch], say=said.append) == "stopped"
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+    assert "sweep stopped: stopped by SIGINT" in said[-1]
+    trial = optuna.load_study(study_name="ctrl-c", storage=f"sqlite:///{tmp_path / 'sweep.db'}").trials[0]
+    assert trial.state == optuna.trial.TrialState.FAIL
+    assert runstore.read_status(Path(trial.user_attrs["run_dir"])).state == "stopped"
