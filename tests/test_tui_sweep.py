@@ -81,6 +81,13 @@ async def test_the_sweep_screen_shows_trials_curves_and_what_mattered(study_url,
                        what="the notification")
         assert app.current_mode == "sweep"
 
+        # f (test the best) on a study whose winner trained on another machine says where to run it.
+        await pilot.press("f")
+        await wait_for(pilot, lambda: any("Not tested" in (n.title or "") for n in app._notifications),
+                       what="the finish notification")
+        message = next(n.message for n in app._notifications if n.title == "Not tested")
+        assert f"trial {best.number}'s run folder" in message and "run `cifar-tui sweep --finish` on that machine" in message
+
 
 async def test_no_sweep_yet_says_how_to_start_one(tmp_path):
     app = make_app(tmp_path / "runs", start_screen="sweep", sweep_refresh_interval=0.2)
