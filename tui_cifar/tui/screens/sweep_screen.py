@@ -28,6 +28,10 @@ STATE_STYLES = {"running": "bold green", "complete": "bold cyan", "pruned": "yel
 STATE_COLORS = {"complete": PALETTE[0], "pruned": PALETTE[3], "running": PALETTE[1], "fail": PALETTE[7],
                 "waiting": PALETTE[7]}
 BEST_COLOR = "success"
+# Column headers for the default space's settings, short enough for all of them in 80 columns.
+SHORT_NAMES = {"image_size": "px", "fine_tune_blocks": "blocks", "epochs_fine": "ep2", "lr_fine": "lr2",
+               "dropout": "drop", "label_smoothing": "smooth", "augment": "mirror", "epochs_head": "ep1",
+               "lr_head": "lr1", "backbone": "backbone"}
 BAR_WIDTH = 20
 
 
@@ -123,7 +127,7 @@ class SweepScreen(CifarScreen):
         text.append(f" in {self.storage_label()}: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
         if s.best:
             text.append(f"\nBest so far: trial {s.best.number}, val {format_pct(s.best.value, 2)}", style="bold green")
-            text.append(" " + ", ".join(f"{k}={_short(v)}" for k, v in s.best.params.items()))
+            text.append(" " + ", ".join(f"{SHORT_NAMES.get(k, k)}={_short(v, k)}" for k, v in s.best.params.items()))
         if s.finished:
             text.append(f"  test {format_pct(s.finished['test_accuracy'], 2)}", style="bold cyan")
         head.update(text)
@@ -133,7 +137,7 @@ class SweepScreen(CifarScreen):
 
     def _fill_table(self, s) -> None:
         table = self.query_one("#sweep-table", DataTable)
-        columns = ["Trial", "State", "Val acc", "Epochs", "Time", *s.param_names, "Host"]
+        columns = ["#", "State", "Val acc", "Ep", "Time", *(SHORT_NAMES.get(n, n) for n in s.param_names), "Host"]
         if [str(c.label) for c in table.columns.values()] != columns:
             table.clear(columns=True)
             table.add_columns(*columns)
@@ -141,7 +145,7 @@ class SweepScreen(CifarScreen):
         order = [t.number for t in s.trials]
         rows = {t.number: [str(t.number), Text(t.state, style=STATE_STYLES.get(t.state, "")), format_pct(t.value, 2),
                            str(len(t.curve)), format_duration(t.duration_s),
-                           *[_short(t.params.get(n)) for n in s.param_names], t.host or "–"] for t in s.trials}
+                           *[_short(t.params.get(n), n) for n in s.param_names], t.host or "–"] for t in s.trials}
         if order == self.order:
             for number in order:
                 for column, value in zip(table.columns, rows[number]):
@@ -230,9 +234,11 @@ class SweepScreen(CifarScreen):
         self.app.call_from_thread(self.action_refresh)
 
 
-def _short(value) -> str:
+def _short(value, name: str = "") -> str:
     if value is None:
         return "–"
+    if isinstance(value, bool):
+        return "on" if value else "off"
     if isinstance(value, float):
-        return f"{value:.3g}"
+        return f"{value:.2g}" if name.startswith("lr") else f"{value:.2f}"
     return str(value)
