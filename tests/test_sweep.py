@@ -158,6 +158,9 @@ def test_the_space_comes_from_the_settings_declarations(tmp_path):
     with pytest.raises(ConfigError, match="takes name=value"):
         sweep.parse_set(["image_size"])
     assert [sweep.parse_budget(t) for t in ("30m", "2h", "90s", "45")] == [1800, 7200, 90, 45]
+    for bad in ("soon", "-5m", "0", "inf"):
+        with pytest.raises(ConfigError, match="--budget takes a time"):
+            sweep.parse_budget(bad)
 
 
 def test_a_damaged_study_file_or_bad_space_is_one_line(tmp_path, capsys):
@@ -172,6 +175,8 @@ def test_a_damaged_study_file_or_bad_space_is_one_line(tmp_path, capsys):
     assert sweep_cli("--trials", "1", "--space", tmp_path / "space.json", "--runs-dir", tmp_path / "r") == cli.EXIT_USAGE
     assert "image_size must be between 32 and 600, not 16" in capsys.readouterr().err
     assert sweep_cli("--runs-dir", tmp_path / "r") == cli.EXIT_USAGE  # neither --trials nor --budget
+    assert sweep_cli("--trials", "0", "--runs-dir", tmp_path / "r") == cli.EXIT_USAGE
+    assert not (tmp_path / "r").exists()
 
 
 def test_ctrl_c_stops_the_trial_and_the_worker(fake_cifar, tmp_path):

@@ -639,6 +639,9 @@ def cmd_sweep(args) -> int:
     if args.trials is None and args.budget is None:
         print("cifar-tui sweep: say how long: --trials N and/or --budget TIME", file=sys.stderr)
         return EXIT_USAGE
+    if args.trials is not None and args.trials < 1:
+        print(f"cifar-tui sweep: --trials must be at least 1, not {args.trials}", file=sys.stderr)
+        return EXIT_USAGE
     budget = sweep.parse_budget(args.budget) if args.budget else None
     fixed = sweep.parse_set(args.set)
     fixed["runs_dir"] = str(runs_dir)

@@ -395,11 +395,12 @@ def parse_budget(text: str) -> float:
     units = {"s": 1, "m": 60, "h": 3600}
     text = text.strip().lower()
     try:
-        if text and text[-1] in units:
-            return float(text[:-1]) * units[text[-1]]
-        return float(text)
+        seconds = float(text[:-1]) * units[text[-1]] if text and text[-1] in units else float(text)
     except ValueError:
-        raise ConfigError(f"--budget takes a time such as 30m, 2h or 900s, not {text!r}") from None
+        seconds = math.nan
+    if not seconds > 0 or math.isinf(seconds):
+        raise ConfigError(f"--budget takes a time such as 30m, 2h or 900s, not {text!r}")
+    return seconds
 
 
 # -- reading a study ----------------------------------------------------------------------------------
