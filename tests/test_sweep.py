@@ -203,3 +203,13 @@ def test_ctrl_c_stops_the_trial_and_the_worker(fake_cifar, tmp_path):
     trial = optuna.load_study(study_name="ctrl-c", storage=f"sqlite:///{tmp_path / 'sweep.db'}").trials[0]
     assert trial.state == optuna.trial.TrialState.FAIL
     assert runstore.read_status(Path(trial.user_attrs["run_dir"])).state == "stopped"
+
+
+def test_watch_opens_the_apps_sweep_screen_on_the_storage(monkeypatch, tmp_path):
+    import tui_cifar.tui.app as app_module
+
+    opened = {}
+    monkeypatch.setattr(app_module, "run_app", lambda runs_dir, data_dir, **kw: opened.update(kw, runs_dir=runs_dir) or 0)
+    url = "postgresql://me@db.example/cifar"
+    assert sweep_cli("--watch", "--storage", url, "--study", "big", "--runs-dir", tmp_path) == 0
+    assert opened == {"screen": "sweep", "sweep_storage": url, "sweep_study": "big", "runs_dir": tmp_path}
