@@ -1,6 +1,7 @@
 """The Sweep screen driven with Pilot on a real small study, followed live as trials are added.
 
-tests/fixtures/sweep.db is the study of a real tiny sweep (7 trials, 3 pruned by the median pruner) on the
+tests/fixtures/sweep.db is the study of a real tiny sweep (7 trials, 3 pruned by the median pruner, then without
+warm-up) on the
 fake CIFAR-10 of tests/conftest.py, with the real MobileNetV2 weights:
 
     cifar-tui sweep --study tiny --trials 7 --space SPACE --data-dir FAKE --runs-dir RUNS --set backbone=mobilenetv2-0.35
