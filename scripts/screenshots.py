@@ -14,6 +14,11 @@ a model (that loads TensorFlow). The end-of-run notification is shot on a copy o
 newest finished run, in a temporary folder, replayed up to its last record.
 Nothing is written into the runs folder. Screens that have nothing to show are
 still captured, as users see them.
+
+The Train screen's own set (``--only training``: just these): the watched run at
+80x24, with smoothing and log scale, the newest run with telemetry records, and
+a TensorBoard run (``--tensorboard-dir``, default the PyTorch logdir in
+tests/fixtures/tb).
 """
 
 from __future__ import annotations
@@ -49,13 +54,155 @@ async def wait(pilot, condition, timeout: float = 30.0) -> bool:
     return False
 
 
-async def capture(args: argparse.Namespace) -> list[Path]:
+# --- the scenarios: how each screen is reached, shared with tests/test_snapshots.py --------------------
+# Each is (name, the CifarApp's start, what Pilot does before the shot); `steps` returns False when the
+# runs folder has nothing for that screen (the screenshot is then skipped; the snapshot test fails).
+
+
+async def _runs(app, pilot) -> bool:
+    await wait(pilot, lambda: app.screen.loaded)
+    return True
+
+
+async def _runs_compare(app, pilot) -> bool:
+    runs = app.screen
+    await wait(pilot, lambda: runs.loaded)
+    with_epochs = [k for k in runs.order if runs.summaries[k].best_val_accuracy is not None][:2]
+    if len(with_epochs) != 2:
+        return False
+    runs.marked = set(with_epochs)
+    runs.action_compare()
+    await wait(pilot, lambda: len(getattr(app.screen, "curves", {})) == 2)
+    return True
+
+
+async def _configure(app, pilot) -> bool:
+    await pilot.press("c")
+    return True
+
+
+async def _configure_help(app, pilot) -> bool:
+    await pilot.press("c")
+    await settle(pilot, 0.3)
+    app.screen.query_one("#advanced").collapsed = False
+    await settle(pilot, 0.3)
+    app.screen.query_one("#f-dropout").focus()  # the help panel follows the focus
+    await settle(pilot, 0.7)
+    return True
+
+
+async def _training(app, pilot) -> bool:
+    watch = app.latest_run("running") or app.latest_run("any")
+    if watch is None:
+        return False
+    app.open_run(watch, "train")
+    await settle(pilot, 0.7)
+    return True
+
+
+async def _training_overfitting(app, pilot) -> bool:
+    await wait(pilot, lambda: app.screen.loaded)
+    overfit = newest_overfitting(app.screen)
+    if overfit is None:
+        return False
+    app.open_run(overfit, "train")
+    await settle(pilot, 0.7)
+    return True
+
+
+async def _training_keras_run(app, pilot) -> bool:
+    runs = app.screen
+    await wait(pilot, lambda: runs.loaded)
+    keras_run = next((Path(k) for k in runs.order if runs.summaries[k].kind == "keras"), None)
+    if keras_run is None:
+        return False
+    app.open_run(keras_run, "train")
+    await settle(pilot, 0.7)
+    return True
+
+
+async def _evaluate(app, pilot, tab: str = "1", percent: bool = False) -> bool:
+    finished = app.latest_run("finished")
+    if finished is None:
+        return False
+    app.open_run(finished, "evaluate")
+    screen = app.screen
+    await wait(pilot, lambda: screen.predictions is not None or screen.predictions_problem is not None)
+    cm = screen._matrix()
+    if cm is not None and screen.predictions is not None and tab == "1":
+        # the biggest confusion, and its images (needs the CIFAR-10 test set)
+        n = len(cm)
+        i, j = max(((i, j) for i in range(n) for j in range(n) if i != j), key=lambda c: cm[c[0]][c[1]])
+        matrix = screen.query_one("#confusion")
+        matrix.focus()
+        matrix.move_cursor(row=i, column=j)
+        screen.show_cell_images(i, j)
+        await wait(pilot, lambda: len(screen.query(".thumb")) > 0
+                   or "cannot" in str(screen.query_one("#mistakes-title").content), timeout=60)
+    if percent:
+        await pilot.press("n")
+    await pilot.press(tab)
+    return True
+
+
+async def _predict(app, pilot, image: str | None = None) -> bool:
+    await pilot.press("p")
+    predict = app.screen
+    await settle(pilot, 0.5)
+    if image:
+        predict.classify(Path(image))
+        await wait(pilot, lambda: predict.result is not None or predict.error is not None
+                   or "no model" in str(predict.query_one("#topk").content), timeout=120)
+    return True
+
+
+async def _command_palette(app, pilot) -> bool:
+    await wait(pilot, lambda: app.screen.loaded)
+    await pilot.press("ctrl+p")
+    return True
+
+
+async def _environment(app, pilot) -> bool:
+    """About / environment (doctor's facts; TensorFlow is asked in a worker)."""
+    from tui_cifar.tui.messages import ShowEnvironment
+
+    app.post_message(ShowEnvironment())
+    await wait(pilot, lambda: getattr(app.screen, "facts", None) is not None, timeout=120)
+    return True
+
+
+SCENARIOS = {
+    "runs": _runs,
+    "runs-compare": _runs_compare,
+    "configure": _configure,
+    "configure-help": _configure_help,
+    "training": _training,
+    "training-overfitting": _training_overfitting,
+    "evaluate": _evaluate,
+    "evaluate-percent": lambda app, pilot: _evaluate(app, pilot, percent=True),
+    "evaluate-per-class": lambda app, pilot: _evaluate(app, pilot, "2"),
+    "evaluate-roc": lambda app, pilot: _evaluate(app, pilot, "3"),
+    "evaluate-confused": lambda app, pilot: _evaluate(app, pilot, "4"),
+    "predict": _predict,
+    "command-palette": _command_palette,
+    "environment": _environment,
+    "training-keras-run": _training_keras_run,
+}
+
+
+def scenario_app(runs_dir: Path, data_dir: str | None = None):
+    """The app every scenario starts from: on the runs screen, polling fast."""
     from tui_cifar.tui.app import CifarApp
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    return CifarApp(runs_dir, data_dir, start_screen="runs", poll_interval=0.25)
+
+
+async def capture_training(args: argparse.Namespace, out: Path, width: int, height: int) -> list[Path]:
+    """The Train screen: as watched, at 80x24, smoothed on a log scale, with telemetry, on a TensorBoard run."""
+    from tui_cifar import runstore, tbreader
+    from tui_cifar.tui.app import CifarApp
+
     written: list[Path] = []
-    width, height = (int(v) for v in args.size.lower().split("x"))
 
     def shot(app, name: str) -> None:
         path = Path(app.save_screenshot(f"{name}.svg", str(out)))
@@ -63,118 +210,71 @@ async def capture(args: argparse.Namespace) -> list[Path]:
         print(f"  {path}")
 
     runs_dir = Path(args.runs_dir)
-    app = CifarApp(runs_dir, args.data_dir, start_screen="runs", poll_interval=0.25)
-    async with app.run_test(size=(width, height)) as pilot:
-        app.theme = args.theme
-        runs = app.screen
-        await wait(pilot, lambda: runs.loaded)
-        await settle(pilot)
-        shot(app, "runs")
-
-        # compare the two newest runs that have epochs
-        with_epochs = [k for k in runs.order if runs.summaries[k].best_val_accuracy is not None][:2]
-        if len(with_epochs) == 2:
-            runs.marked = set(with_epochs)
-            runs.action_compare()
-            await wait(pilot, lambda: len(getattr(app.screen, "curves", {})) == 2)
-            await settle(pilot)
-            shot(app, "runs-compare")
-            app.screen.dismiss(None)
-            await settle(pilot, 0.2)
-            runs.marked = set()
-
-        await pilot.press("c")
-        await settle(pilot)
-        shot(app, "configure")
-        app.screen.query_one("#advanced").collapsed = False
-        await settle(pilot, 0.3)
-        app.screen.query_one("#f-dropout").focus()  # the help panel follows the focus
-        await settle(pilot, 1.0)
-        shot(app, "configure-help")
-
-        watch = app.latest_run("running") or app.latest_run("any")
-        if watch is not None:
-            app.open_run(watch, "train")
-            await settle(pilot, 1.0)
-            shot(app, "training")
-
-        overfit = newest_overfitting(runs)
-        if overfit is not None:
-            app.open_run(overfit, "train")
-            await settle(pilot, 1.0)
-            shot(app, "training-overfitting")
-
-        finished = app.latest_run("finished")
-        if finished is not None:
-            app.open_run(finished, "evaluate")
-            screen = app.screen
-            await wait(pilot, lambda: screen.predictions is not None or screen.predictions_problem is not None)
-            await settle(pilot)
-            cm = screen._matrix()
-            if cm is not None and screen.predictions is not None:
-                # the biggest confusion, and its images (needs the CIFAR-10 test set)
-                n = len(cm)
-                i, j = max(((i, j) for i in range(n) for j in range(n) if i != j), key=lambda c: cm[c[0]][c[1]])
-                matrix = screen.query_one("#confusion")
-                matrix.focus()
-                matrix.move_cursor(row=i, column=j)
-                screen.show_cell_images(i, j)
-                await wait(pilot, lambda: len(screen.query(".thumb")) > 0
-                           or "cannot" in str(screen.query_one("#mistakes-title").content), timeout=60)
-                await settle(pilot)
-            shot(app, "evaluate")
-            await pilot.press("n")
-            await settle(pilot, 0.3)
-            shot(app, "evaluate-percent")
-            await pilot.press("n")
-            for key, name in (("2", "evaluate-per-class"), ("3", "evaluate-roc"), ("4", "evaluate-confused")):
-                await pilot.press(key)
-                await settle(pilot, 0.4)
-                shot(app, name)
-            await pilot.press("1")
-
-        await pilot.press("p")
-        predict = app.screen
-        await settle(pilot, 1.0)
-        if args.image:
-            predict.classify(Path(args.image))
-            await wait(pilot, lambda: predict.result is not None or predict.error is not None
-                       or "no model" in str(predict.query_one("#topk").content), timeout=120)
-            await settle(pilot)
-        shot(app, "predict")
-
-        # the palette, over the runs screen
-        await pilot.press("r")
-        await settle(pilot, 0.3)
-        await pilot.press("ctrl+p")
-        await settle(pilot, 0.5)
-        shot(app, "command-palette")
-        await pilot.press("escape")
-
-        # About / environment (doctor's facts; TensorFlow is asked in a worker)
-        from tui_cifar.tui.messages import ShowEnvironment
-
-        app.post_message(ShowEnvironment())
-        await wait(pilot, lambda: getattr(app.screen, "facts", None) is not None, timeout=120)
-        await settle(pilot)
-        shot(app, "environment")
-        app.screen.dismiss(None)
-        await settle(pilot, 0.2)
-
-        # a run recorded by RunLogger from a plain Keras script, when the folder has one
-        keras_run = next((Path(k) for k in runs.order if runs.summaries[k].kind == "keras"), None)
-        if keras_run is not None:
-            app.open_run(keras_run, "train")
-            await settle(pilot, 1.0)
-            shot(app, "training-keras-run")
-
-    # small terminal and the light theme
+    dirs = sorted(runstore.iter_run_dirs(runs_dir), key=lambda d: d.name, reverse=True)
+    live = [d for d in dirs if runstore.effective_state(runstore.read_status(d)) == "running"]
+    watch = (live or dirs or [None])[0]
+    with_telemetry = next((d for d in dirs if any(r.get("type") == "telemetry"
+                                                  for r in runstore.read_metrics(d)[0])), None)
     if watch is not None:
-        app = CifarApp(runs_dir, args.data_dir, run_dir=watch, poll_interval=0.25)
+        # "training" itself is a scenario (SCENARIOS) in a full capture
+        shots = ((width, height), "training"), ((80, 24), "training-80x24")
+        for size, name in shots if args.only == "training" else shots[1:] + (((width, height), ""),):
+            app = CifarApp(runs_dir, args.data_dir, run_dir=watch, poll_interval=0.25)
+            async with app.run_test(size=size) as pilot:
+                app.theme = args.theme
+                await settle(pilot, 1.5)
+                if name:
+                    shot(app, name)
+                if size == (width, height):
+                    for key in ("z", "z", "y"):  # smoothing 0.8 over the raw curve, log-scale y
+                        await pilot.press(key)
+                    await settle(pilot, 0.5)
+                    shot(app, "training-smoothing-log")
+    if with_telemetry is not None:
+        app = CifarApp(runs_dir, args.data_dir, run_dir=with_telemetry, poll_interval=0.25)
         async with app.run_test(size=(80, 24)) as pilot:
             app.theme = args.theme
-            await settle(pilot, 1.0)
-            shot(app, "training-80x24")
+            await settle(pilot, 1.5)
+            shot(app, "training-telemetry")
+    tb_run = next(iter(tbreader.iter_tensorboard_runs(Path(args.tensorboard_dir))), None)
+    if tb_run is not None:
+        app = CifarApp(tb_run.parent, args.data_dir, run_dir=tb_run, poll_interval=0.25)
+        async with app.run_test(size=(width, height)) as pilot:
+            app.theme = args.theme
+            await settle(pilot, 1.5)
+            shot(app, "training-tensorboard")
+    return written
+
+
+async def capture(args: argparse.Namespace) -> list[Path]:
+    from tui_cifar.tui.app import CifarApp
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    if args.only == "training":
+        return await capture_training(args, out, width, height)
+
+    def shot(app, name: str) -> None:
+        path = Path(app.save_screenshot(f"{name}.svg", str(out)))
+        written.append(path)
+        print(f"  {path}")
+
+    runs_dir = Path(args.runs_dir)
+    for name, steps in SCENARIOS.items():
+        app = scenario_app(runs_dir, args.data_dir)
+        async with app.run_test(size=(width, height)) as pilot:
+            app.theme = args.theme
+            done = await (_predict(app, pilot, args.image) if name == "predict" else steps(app, pilot))
+            if done:
+                await settle(pilot)
+                shot(app, name)
+            finished = app.latest_run("finished")
+
+    # the Train screen's own set (training-80x24, smoothing and log scale, telemetry, TensorBoard)
+    written += await capture_training(args, out, width, height)
+    # small terminal and the light theme
     app = CifarApp(runs_dir, args.data_dir, start_screen="configure")
     async with app.run_test(size=(80, 24)) as pilot:
         app.theme = args.theme
@@ -216,7 +316,7 @@ async def capture_sweep(args: argparse.Namespace) -> list[Path]:
         app = CifarApp(args.runs_dir, args.data_dir, start_screen="sweep", sweep_storage=args.sweep)
         async with app.run_test(size=size) as pilot:
             app.theme = args.theme
-            await wait(pilot, lambda: app.screen.summary is not None)
+            await wait(pilot, lambda app=app: app.screen.summary is not None)
             await settle(pilot, 1.0)
             path = Path(app.save_screenshot(f"{name}.svg", str(out)))
             written.append(path)
@@ -258,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="120x36", help="terminal size, COLSxROWS (default 120x36)")
     parser.add_argument("--theme", default="textual-dark")
     parser.add_argument("--light-theme", default="textual-light")
+    parser.add_argument("--only", choices=["training"], help="capture only the Train screen's set")
+    parser.add_argument("--tensorboard-dir", default=str(ROOT / "tests" / "fixtures" / "tb"),
+                        help="a TensorBoard logdir for the TensorBoard run's shot (default: tests/fixtures/tb)")
     parser.add_argument("--sweep", metavar="URL", help="only the Sweep screen, on this Optuna storage's newest study "
                         "(e.g. sqlite:///bench/sweep_full.db), as sweep.svg (120x40) and sweep-80x24.svg")
     args = parser.parse_args(argv)

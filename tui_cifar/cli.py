@@ -11,12 +11,7 @@ import sys
 from pathlib import Path
 
 from .environment import package_version, platform_problem, tensorflow_problem
-
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-# A run stopped before its end (Ctrl-C, SIGTERM, the app's stop): the shell's "interrupted" code.
-# Its best model so far is kept and `--resume` continues it.
-EXIT_STOPPED = 130
+from .errors import EXIT_FAILED, EXIT_STOPPED, EXIT_USAGE, CifarTuiError
 
 
 def _add_train(sub) -> None:
@@ -134,7 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write one row per run (settings and results) to FILE (default: none)")
     sub.add_parser("backbones", help="list the available backbones")
     p = sub.add_parser("watch", help="open the app on a run's live training view (attach to a running run)")
-    p.add_argument("run", type=Path, help=run_help)
+    p.add_argument("run", type=Path, help=run_help + " (or a folder of TensorBoard event files)")
+    p.add_argument("--alerts", action="store_true",
+                   help="no app: print one plain line per alert (NaN loss, divergence, plateau, overfitting) "
+                        "as the run goes, until it ends (default: the app)")
     _add_sweep(sub)
     _add_export(sub)
     _add_doctor(sub)
@@ -145,37 +143,32 @@ def build_parser() -> argparse.ArgumentParser:
 def add_metrics_export_args(p: argparse.ArgumentParser) -> None:
     """`export`'s options for a run's metrics (any run, a Keras script's too)."""
     p.add_argument("--tensorboard", type=Path, metavar="DIR",
-                   help="write TensorBoard event files under DIR/RUN (needs: pip install 'cifar-tui[tensorboard]'; default: none)")
+                   help="write TensorBoard event files under DIR/RUN (default: none)")
     p.add_argument("--csv", type=Path, metavar="FILE", help="write the run's metrics log (batch and epoch records) to FILE (default: none)")
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; every expected failure (errors.CifarTuiError) is one line on stderr and its exit code."""
     args = build_parser().parse_args(argv)
-    problem = platform_problem()
-    if problem:
-        print(f"cifar-tui: {problem}", file=sys.stderr)
-        return EXIT_FAILED
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "runs": cmd_runs,
                 "backbones": cmd_backbones, "watch": cmd_watch, "export": cmd_export, "doctor": cmd_doctor,
                 "cache": cmd_cache, "sweep": cmd_sweep, None: cmd_app}
-    from .config import ConfigError
-    from .data import DatasetNotFound
-    from .runstore import RunStoreError
-
     try:
+        problem = platform_problem()
+        if problem:
+            raise CifarTuiError(problem)
         _apply_global_dirs(args)
         return handlers[args.command](args)
-    except (ConfigError, RunStoreError, DatasetNotFound) as exc:
-        print(f"cifar-tui: {exc}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
+    except CifarTuiError as exc:
+        error = exc
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in ("tensorflow", "keras"):
             raise
-        print(f"cifar-tui: {tensorflow_problem() or exc}", file=sys.stderr)
-        return EXIT_FAILED
+        error = CifarTuiError(tensorflow_problem() or str(exc))
     except KeyboardInterrupt:  # Ctrl-C outside training (which stops itself cleanly): no traceback
-        print("cifar-tui: interrupted", file=sys.stderr)
-        return EXIT_STOPPED
+        error = CifarTuiError("interrupted", exit_code=EXIT_STOPPED)
+    print(f"cifar-tui: {error}", file=sys.stderr)
+    return error.exit_code
 
 
 # The commands that `cifar-tui --runs-dir X COMMAND` and `--data-dir` mean something to; the others refuse them.
@@ -231,12 +224,41 @@ def cmd_app(args) -> int:
 
 def cmd_watch(args) -> int:
     from .runstore import CONFIG_FILE, RunStoreError
+    from .tbreader import is_tensorboard_run
     from .tui.app import run_app
 
     run = _find_run(args.run, _runs_dir(args))
-    if not (run / CONFIG_FILE).is_file():
-        raise RunStoreError(f"{run} is not a run folder (no {CONFIG_FILE})")
+    if not (run / CONFIG_FILE).is_file() and not is_tensorboard_run(run):
+        raise RunStoreError(f"{run} is not a run folder (no {CONFIG_FILE}) nor TensorBoard event files")
+    if args.alerts:
+        return watch_alerts(run)
     return run_app(run.parent, args.app_data_dir, run_dir=run)
+
+
+def watch_alerts(run: Path, poll: float = 1.0, out=None) -> int:
+    """Follow a run and print each alert once, when its rule starts to hold, as one plain line; return when it ends."""
+    import time
+
+    from . import runstore, tbreader
+    from .diagnostics import AlertWatch
+    from .runreader import RunProgress
+
+    out = out or sys.stdout
+    tb_tail = tbreader.TensorBoardTail(run) if tbreader.is_tensorboard_run(run) else None
+    if (run / runstore.METRICS_LOG).exists():
+        tb_tail = None
+    tail = tb_tail or runstore.MetricsTail(run / runstore.METRICS_LOG)
+    progress, watch = RunProgress(), AlertWatch()
+    while True:
+        records = tail.read_new()
+        progress.feed(records)
+        for alert in watch.new_alerts(progress.epochs, progress.config or {},
+                                      [progress.last_batch] if progress.last_batch else []):
+            print(f"{run.name}: stage {alert.stage} epoch {alert.epoch}: {alert.rule}: {alert.line}", file=out, flush=True)
+        state = tb_tail.state() if tb_tail else runstore.effective_state(runstore.read_status(run))
+        if state != "running" and not records:
+            return 0
+        time.sleep(poll)
 
 
 def _config_from_args(args):
@@ -257,8 +279,7 @@ def cmd_train(args) -> int:
 
     problem = multi_worker_problem()
     if problem:
-        print(f"cifar-tui: {problem}", file=sys.stderr)
-        return EXIT_USAGE
+        raise CifarTuiError(problem, exit_code=EXIT_USAGE)
     if args.in_run_dir:  # the detached child of `--detach` (with --resume when it continues the run)
         return _train_here(_run_config(args.in_run_dir), args.in_run_dir, resume=args.resume is not None,
                            notify=args.notify)
@@ -289,7 +310,7 @@ def _run_config(run_dir: Path):
     from .config import config_from_run
 
     data, problem = runstore.read_json(run_dir / runstore.CONFIG_FILE)
-    if problem:
+    if data is None:
         raise runstore.RunStoreError(f"cannot resume {run_dir}: {problem}")
     return config_from_run(data, run_dir)
 
@@ -329,13 +350,8 @@ def cmd_evaluate(args) -> int:
     if report is None or args.recompute:
         _configure_tensorflow(args.devices)
         from .evaluation import evaluate_run
-        from .prediction import ModelLoadError
 
-        try:
-            report = evaluate_run(run)
-        except ModelLoadError as exc:
-            print(f"cifar-tui: {exc}", file=sys.stderr)
-            return EXIT_FAILED
+        report = evaluate_run(run)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -347,30 +363,21 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     from .data import CLASS_NAMES
-    from .prediction import ModelLoadError, default_csv_path, load_classifier, write_csv
+    from .prediction import default_csv_path, load_classifier, write_csv
 
     if args.label_map and not args.labels_from_folders:
-        print("cifar-tui: --label-map needs --labels-from-folders", file=sys.stderr)
-        return EXIT_USAGE
+        raise CifarTuiError("--label-map needs --labels-from-folders", exit_code=EXIT_USAGE)
     label_map = None
     if args.label_map:
-        from .folder_labels import LabelMapError, load_label_map
+        from .folder_labels import load_label_map
 
-        try:
-            label_map = load_label_map(args.label_map)
-        except LabelMapError as exc:
-            print(f"cifar-tui: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+        label_map = load_label_map(args.label_map)
     groups, folder_errors = _gather_inputs(args.images)
     run = _find_run(args.run, _runs_dir(args))
     if sys.stderr.isatty():  # the model takes seconds to load (TensorFlow first): say so to a person waiting
         print(f"loading the model of {run} …", file=sys.stderr, flush=True)
     _configure_tensorflow(args.devices)
-    try:
-        classifier = load_classifier(run, args.runtime)
-    except ModelLoadError as exc:
-        print(f"cifar-tui: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    classifier = load_classifier(run, args.runtime)
     results = folder_errors + [r for paths, root in groups if paths
                                for r in classifier.classify_files(paths, top_k=len(CLASS_NAMES), root=root)]
     folders = [root for _, root in groups if root is not None]
@@ -400,11 +407,10 @@ def cmd_predict(args) -> int:
         try:
             write_csv(results, csv_path)
         except OSError as exc:
-            print(f"cifar-tui: cannot write {csv_path}: {exc.strerror or exc}", file=sys.stderr)
-            return EXIT_FAILED
+            raise CifarTuiError(f"cannot write {csv_path}: {exc.strerror or exc}") from exc
         print(f"predictions written to {csv_path}", file=sys.stderr)
-    if args.explain and not _write_explanations(classifier, [r for r in results if r.error is None], args.explain):
-        return EXIT_FAILED
+    if args.explain:
+        _write_explanations(classifier, [r for r in results if r.error is None], args.explain)
     return EXIT_FAILED if failed or not results else 0
 
 
@@ -444,7 +450,7 @@ def _photo_score(run: Path, results, label_map) -> dict:
     return {"photos": score_photos(results, label_map), "test": test_set_scores(run)}
 
 
-def _write_explanations(classifier, results, out_dir: Path) -> bool:
+def _write_explanations(classifier, results, out_dir: Path) -> None:
     """--explain: one Grad-CAM PNG per classified picture, named after its path under the searched folder."""
     from .explain import ExplainError, explain_files, png_names
 
@@ -454,13 +460,11 @@ def _write_explanations(classifier, results, out_dir: Path) -> bool:
                                 out_dir, names)
     except (ExplainError, OSError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        print(f"cifar-tui: no explanations written to {out_dir}: {reason}", file=sys.stderr)
-        return False
+        raise CifarTuiError(f"no explanations written to {out_dir}: {reason}") from exc
     print(f"{len(written)} explanation{'s' * (len(written) != 1)} written to {out_dir}", file=sys.stderr)
-    return True
 
 
-RUNS_COLUMN_PRIORITY = ("run", "state", "best val", "test", "time", "backbone", "size")  # what a narrow `runs` keeps
+RUNS_COLUMN_PRIORITY = ("run", "state", "best val", "test", "time", "backbone", "size", "last")  # what a narrow `runs` keeps
 
 
 def cmd_runs(args) -> int:
@@ -472,7 +476,7 @@ def cmd_runs(args) -> int:
 
         count = write_csv(runs_rows(runs_dir), args.csv)
         print(f"{count} runs written to {args.csv}", file=sys.stderr)
-    runs = list_runs(runs_dir)
+    runs = list_runs(runs_dir, tensorboard=True)
     if args.json:
         print(json.dumps([{**r.__dict__, "path": str(r.path)} for r in runs], indent=2))
         return 0
@@ -484,19 +488,25 @@ def cmd_runs(args) -> int:
 
     from .formatting import ASCII_DASH, fmt
 
-    columns = {
+    columns: dict[str, list[str]] = {
         "run": [r.name for r in runs],
         "state": [r.state for r in runs],
-        "backbone": [r.backbone or (f"{r.model} ({r.kind})" if r.model else "?") for r in runs],
-        "size": [str(r.image_size or (ASCII_DASH if r.model else "?")) for r in runs],
+        "backbone": [r.backbone or (f"{r.model} ({r.kind})" if r.model else
+                                    "(tensorboard)" if r.kind == "tensorboard" else "?") for r in runs],
+        "size": [str(r.image_size or (ASCII_DASH if r.model or r.kind == "tensorboard" else "?")) for r in runs],
         "best val": [fmt(r.best_val_accuracy, ".4f", ASCII_DASH) for r in runs],
         "test": [fmt(r.test_accuracy, ".4f", ASCII_DASH) for r in runs],
         "time": [f"{r.duration_s / 60:.1f} min" if r.duration_s else ASCII_DASH for r in runs],
+        "last": [" ".join(f"{k} {v:.3g}" for k, v in list(r.last.items())[:4]) or ASCII_DASH for r in runs],
     }
     # Run names are what users copy into other commands: always whole. Lesser columns give way first.
     console = Console()
     shown, width = [], 1
-    for header in RUNS_COLUMN_PRIORITY:
+    priority = list(RUNS_COLUMN_PRIORITY)
+    if any(r.kind != "cifar-tui" for r in runs):  # a TensorBoard or Keras run says most in its last values
+        priority.remove("last")
+        priority.insert(priority.index("state") + 1, "last")
+    for header in priority:
         needed = max(map(len, [header, *columns[header]])) + 3  # padding and border
         if header == "run" or width + needed <= console.width:
             shown.append(header)
@@ -555,8 +565,6 @@ def _add_export(sub) -> None:
 
 def cmd_export(args) -> int:
     from . import runstore
-    from .prediction import ModelLoadError
-    from .tbexport import TensorBoardMissing
 
     if not (args.format or args.tensorboard or args.csv):
         print("cifar-tui export: say what to write: --format saved_model|tflite, --tensorboard DIR and/or --csv FILE",
@@ -567,15 +575,11 @@ def cmd_export(args) -> int:
         raise runstore.RunStoreError(f"{args.run} is not a run folder (no {runstore.CONFIG_FILE})")
     if args.format or args.tensorboard:  # the CSV needs no TensorFlow
         _configure_tensorflow(args.devices)
-    try:
-        if args.format:
-            from .export import export_model
+    if args.format:
+        from .export import export_model
 
-            print(export_model(args.run, args.format, args.out))
-        export_metrics(args)
-    except (ModelLoadError, TensorBoardMissing) as exc:
-        print(f"cifar-tui: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        print(export_model(args.run, args.format, args.out))
+    export_metrics(args)
     return 0
 
 

@@ -12,18 +12,29 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from . import runstore
 from .config import config_file_problems
+from .records import BOOKKEEPING_KEYS, MAX_COUNT, ShownState, scalar_items
 
 
 def record_number(value: Any, finite: bool = False) -> float | None:
     """A record's number as a float; None for a missing, boolean or non-numeric value (never trust a log),
     and with ``finite``, for NaN and infinity too (a diverged epoch's loss)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (finite and not math.isfinite(value)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        return None
+    return None if finite and not math.isfinite(number) else number
+
+
+def record_count(value: Any) -> int | None:
+    """A whole number from a record or a run's config (epochs, steps), or None for anything else (NaN, 1e400, -3)."""
+    number = record_number(value, finite=True)
+    return int(number) if number is not None and number.is_integer() and 0 <= number <= MAX_COUNT else None
 
 
 # --- figures from a run's records ----------------------------------------------------------------
@@ -31,7 +42,7 @@ def record_number(value: Any, finite: bool = False) -> float | None:
 
 def epoch_key(rec: dict[str, Any]) -> tuple[int, int]:
     """(stage, epoch) of an epoch record: a resumed run may log an epoch twice, and the later record wins."""
-    return int(record_number(rec.get("stage")) or 1), int(record_number(rec.get("epoch")) or 0)
+    return record_count(rec.get("stage")) or 1, record_count(rec.get("epoch")) or 0
 
 
 def epoch_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -49,9 +60,8 @@ def best_val_accuracy(records: list[dict[str, Any]]) -> float | None:
     return max(vals, default=None)
 
 
-# Keys of an epoch record that are bookkeeping, not metrics a model logged.
-EPOCH_BOOKKEEPING = {"type", "stage", "epoch", "epochs", "lr", "learning_rate", "images_per_sec", "epoch_time",
-                     "partial", "memory", "wall_time", "time"}
+# Keys of an epoch record that are no metric a model logged: records' bookkeeping, and a TensorBoard run's step.
+EPOCH_BOOKKEEPING = BOOKKEEPING_KEYS | {"step"}
 
 
 def epoch_metric_names(records: list[dict[str, Any]]) -> list[str]:
@@ -61,9 +71,8 @@ def epoch_metric_names(records: list[dict[str, Any]]) -> list[str]:
     """
     names: dict[str, None] = {}
     for rec in records:
-        for key, value in rec.items():
-            if (key not in EPOCH_BOOKKEEPING and key != "loss" and not key.startswith("val_")
-                    and isinstance(value, (int, float)) and not isinstance(value, bool)):
+        for key in scalar_items(rec, EPOCH_BOOKKEEPING):
+            if key != "loss" and not key.startswith("val_"):
                 names.setdefault(key, None)
     return list(names)
 
@@ -89,7 +98,7 @@ def stage_times(records: list[dict[str, Any]]) -> dict[str, float]:
 class RunSummary:
     path: Path
     name: str
-    state: str
+    state: ShownState
     backbone: str | None
     image_size: int | None
     best_val_accuracy: float | None
@@ -100,6 +109,15 @@ class RunSummary:
     stage_times: dict[str, float] = field(default_factory=dict)
     kind: str = "cifar-tui"
     model: str | None = None  # the Keras model's name, for a RunLogger run
+    last: dict[str, float] = field(default_factory=dict)  # the last epoch's metrics (loss, val_loss, top3...)
+
+
+def last_values(records: list[dict[str, Any]]) -> dict[str, float]:
+    """The metrics of a run's last epoch record, bookkeeping left out."""
+    epochs = epoch_records(records)
+    if not epochs:
+        return {}
+    return {k: n for k, v in epochs[-1].items() if k not in EPOCH_BOOKKEEPING and (n := record_number(v)) is not None}
 
 
 def summarize_run(run_dir: Path) -> RunSummary:
@@ -109,20 +127,22 @@ def summarize_run(run_dir: Path) -> RunSummary:
     status = runstore.read_status(run_dir)
     if status.problem:
         problems.append(status.problem)
-    config, problem = runstore.read_json(run_dir / runstore.CONFIG_FILE)
+    config, problem = runstore.read_config(run_dir)
     if problem:
         problems.append(problem)
     config = config or {}
     problems.extend(config_file_problems(config))
     records, log_problems = runstore.read_metrics(run_dir)
     problems.extend(log_problems)
-    report, _ = runstore.read_report(run_dir)
+    report, problem = runstore.read_report(run_dir)
+    if problem and runstore.has_report(run_dir):  # a missing report is a run not evaluated yet, no problem
+        problems.append(problem)
     return RunSummary(
         path=run_dir,
         name=run_dir.name,
         state=runstore.effective_state(status),
         backbone=config.get("backbone"),
-        image_size=config.get("image_size"),
+        image_size=config.get("image_size"),  # both checked by read_config
         best_val_accuracy=best_val_accuracy(records),
         test_accuracy=(report or {}).get("test_accuracy"),
         started_at=status.started_at,
@@ -131,11 +151,59 @@ def summarize_run(run_dir: Path) -> RunSummary:
         problems=problems,
         kind=runstore.run_kind(config),
         model=config.get("model") if isinstance(config.get("model"), str) else None,
+        last=last_values(records),
     )
 
 
-def list_runs(runs_dir: Path) -> list[RunSummary]:
-    return [summarize_run(d) for d in runstore.iter_run_dirs(runs_dir)]
+def summarize_tensorboard_run(run_dir: Path) -> RunSummary:
+    """A folder of TensorBoard event files as the runs table shows it: live or not, its last values."""
+    from . import tbreader
+
+    tail = tbreader.TensorBoardTail(run_dir)
+    records = tail.read_new()
+    state: ShownState = tail.state()
+    return RunSummary(
+        path=Path(run_dir), name=Path(run_dir).name, state=state, backbone=None, image_size=None,
+        best_val_accuracy=best_val_accuracy(records), test_accuracy=None, started_at=None,
+        duration_s=last_wall_time(records), problems=list(tail.problems), kind=tbreader.KIND,
+        last=last_values(records))
+
+
+def list_runs(runs_dir: Path, tensorboard: bool = False) -> list[RunSummary]:
+    """Every run folder in ``runs_dir``; with ``tensorboard``, also its folders of TensorBoard event files."""
+    runs = [summarize_run(d) for d in runstore.iter_run_dirs(runs_dir)]
+    if tensorboard:
+        from . import tbreader
+
+        known = {r.path for r in runs}
+        runs += [summarize_tensorboard_run(d) for d in tbreader.iter_tensorboard_runs(runs_dir)
+                 if d not in known and not (d / runstore.METRICS_LOG).exists()]
+    return runs
+
+
+def newest_first(runs_dir: Path) -> list[Path]:
+    """The run folders, the latest started first (by status.json's started_at, then by name)."""
+    def started(run_dir: Path) -> tuple[str, str]:
+        return runstore.read_status(run_dir).started_at or "", run_dir.name
+
+    return sorted(runstore.iter_run_dirs(runs_dir), key=started, reverse=True)
+
+
+def runs_with_report(runs_dir: Path) -> list[Path]:
+    """Run folders with a test report, newest first (what the evaluate screen can show)."""
+    return [run_dir for run_dir in newest_first(runs_dir) if runstore.has_report(run_dir)]
+
+
+def latest_run(runs_dir: Path, want: Literal["any", "running", "finished"] = "any") -> Path | None:
+    """The newest run folder: 'running' (its process alive), 'finished' (with a test report) or 'any'."""
+    for run_dir in newest_first(runs_dir):
+        if want == "any":
+            return run_dir
+        if want == "running" and runstore.effective_state(runstore.read_status(run_dir)) == "running":
+            return run_dir
+        if want == "finished" and runstore.has_report(run_dir):
+            return run_dir
+    return None
 
 
 # --- a live model of one run -------------------------------------------------------------------
@@ -150,6 +218,7 @@ PHASE_LABELS = {
 
 # The batch-loss curve keeps at most this many points (older ones are thinned).
 MAX_BATCH_POINTS = 2000
+MAX_TELEMETRY = 120  # samples kept: ten minutes at the trainer's five seconds
 
 
 @dataclass
@@ -182,8 +251,13 @@ class RunProgress:
     steps: int | None = None
     batch_epoch: int | None = None
     end: dict[str, Any] | None = None
+    last_batch: dict[str, Any] | None = None  # the latest batch record (the alerts' NaN rule reads its loss)
     wall_time: float | None = None
     records_seen: int = 0
+    telemetry: list[dict[str, Any]] = field(default_factory=list)  # the latest telemetry samples (tui_cifar.telemetry)
+    # per phase ("extract_features", "evaluate", "stage1", "stage2"): (first wall, first count, last wall, last count),
+    # counts in images (progress records) or optimizer steps (batch records); each phase's speed from its own records
+    _marks: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
     # bumped when something the epoch charts / batch chart show changed
     epoch_version: int = 0
     batch_version: int = 0
@@ -193,6 +267,15 @@ class RunProgress:
     def feed(self, records: list[dict[str, Any]]) -> None:
         for rec in records:
             self._feed_one(rec)
+
+    def _mark(self, phase: str, wall: float | None, count: float) -> None:
+        if wall is None:
+            return
+        first = self._marks.get(phase)
+        if first is None or count < first[3]:  # a resumed phase starts counting again
+            self._marks[phase] = (wall, count, wall, count)
+        else:
+            self._marks[phase] = (first[0], first[1], wall, count)
 
     def _feed_one(self, rec: dict[str, Any]) -> None:
         self.records_seen += 1
@@ -205,7 +288,7 @@ class RunProgress:
             if isinstance(rec.get("config"), dict):
                 self.config = rec["config"]
             self.device = rec.get("device") or self.device
-            self.pid = int(record_number(rec.get("pid")) or 0) or None
+            self.pid = record_count(rec.get("pid")) or None
             # A resumed run goes on in the same log: the earlier stop's end, phase and batch no longer hold.
             self.end = None
             self.phase, self.phase_message = None, ""
@@ -218,32 +301,37 @@ class RunProgress:
             elif self.phase == "fine_tune":
                 self.stage = 2
         elif kind == "progress":
-            done, total = int(record_number(rec.get("done")) or 0), int(record_number(rec.get("total")) or 0) or None
+            done, total = record_count(rec.get("done")) or 0, record_count(rec.get("total")) or None
             if rec.get("phase", "extract_features") == "extract_features":
                 self.extract_done, self.extract_total = done, total
+                self._mark("extract_features", wall, done)
             elif rec.get("phase") == "evaluate":
                 self.test_done, self.test_total = done, total
+                self._mark("evaluate", wall, done)
         elif kind == "stage_start":
-            stage = int(record_number(rec.get("stage")) or 1)
+            stage = record_count(rec.get("stage")) or 1
             self.stage = stage
             self.stages[stage] = StageInfo(
                 stage=stage,
-                epochs=int(record_number(rec.get("epochs")) or 0),
-                steps_per_epoch=int(record_number(rec.get("steps_per_epoch")) or 0) or None,
+                epochs=record_count(rec.get("epochs")) or 0,
+                steps_per_epoch=record_count(rec.get("steps_per_epoch")) or None,
                 lr=record_number(rec.get("lr")),
-                trainable_params=int(record_number(rec.get("trainable_params")) or 0) or None,
+                trainable_params=record_count(rec.get("trainable_params")) or None,
             )
             self.batch = None
             self.steps = self.stages[stage].steps_per_epoch
             self.epoch_version += 1  # the stage boundary moves
         elif kind == "batch":
-            stage = int(record_number(rec.get("stage")) or self.stage or 1)
-            epoch = int(record_number(rec.get("epoch")) or 1)
+            stage = record_count(rec.get("stage")) or self.stage or 1
+            epoch = record_count(rec.get("epoch")) or 1
             self.stage = stage
-            self.batch = int(record_number(rec.get("batch")) or 0)
-            self.steps = int(record_number(rec.get("steps")) or 0) or self.steps
+            self.batch = record_count(rec.get("batch")) or 0
+            self.steps = record_count(rec.get("steps")) or self.steps
             self.batch_epoch = epoch
+            self.last_batch = rec
             loss = record_number(rec.get("loss"))
+            if self.steps:
+                self._mark(f"stage{stage}", wall, (epoch - 1) * self.steps + self.batch)
             if loss is not None and self.steps:
                 x = self.epoch_offset(stage) + (epoch - 1) + self.batch / self.steps
                 self.batch_points.append((x, loss))
@@ -254,11 +342,15 @@ class RunProgress:
             stage, _epoch = key = epoch_key(rec)
             self.stage = stage
             self._epochs[key] = rec
-            if record_number(rec.get("epochs")) and stage not in self.stages:
-                self.stages[stage] = StageInfo(stage=stage, epochs=int(rec["epochs"]))
+            epochs = record_count(rec.get("epochs"))
+            if epochs and stage not in self.stages:
+                self.stages[stage] = StageInfo(stage=stage, epochs=epochs)
             self.epoch_version += 1
         elif kind == "run_end":
             self.end = rec
+        elif kind == "telemetry":
+            self.telemetry.append(rec)
+            del self.telemetry[:-MAX_TELEMETRY]
 
     # ---------------------------------------------------------------- derived
     @property
@@ -274,13 +366,13 @@ class RunProgress:
         if info is not None and info.epochs is not None:
             planned = info.epochs
         else:
-            planned = int(record_number(self.config.get("epochs_head" if stage == 1 else "epochs_fine")) or 0)
+            planned = record_count(self.config.get("epochs_head" if stage == 1 else "epochs_fine")) or 0
         # A stage that has ended early (early stopping) counts as the epochs it ran.
         if stage == 1 and (2 in self.stages or self.stage == 2):
             return self.stage_epochs_done(1)
-        if self.end is not None:
-            return self.stage_epochs_done(stage)
-        return max(planned, self.stage_epochs_done(stage))
+        if self.end is not None and self.end.get("state") == "finished":
+            return self.stage_epochs_done(stage)  # a finished run's stage that stopped early ran what it ran
+        return max(planned, self.stage_epochs_done(stage))  # a stopped run still has its planned epochs to go
 
     def epoch_offset(self, stage: int) -> int:
         """Global epoch number before the first epoch of `stage` (stage 2 continues after stage 1)."""
@@ -304,14 +396,40 @@ class RunProgress:
         names = self.metric_names
         return "accuracy" if "accuracy" in names else (names[0] if names else None)
 
-    def epoch_series(self, names: list[str] | None = None) -> dict[str, list[tuple[float, float]]]:
-        """Global-epoch-indexed series of each metric and its val_ twin (default: loss and accuracy)."""
+    @property
+    def logged_metrics(self) -> list[str]:
+        """Every metric the epochs carry, val_ ones included, first seen first (for the metric picker)."""
+        names: dict[str, None] = {}
+        for rec in self.epochs:
+            for key, value in rec.items():
+                if key not in EPOCH_BOOKKEEPING and record_number(value) is not None:
+                    names.setdefault(key, None)
+        return list(names)
+
+    def epoch_x(self, rec: dict[str, Any], axis: str = "epoch") -> float | None:
+        """An epoch record's place on the x axis: global epoch, optimizer step, or wall time in seconds."""
+        stage = int(record_number(rec.get("stage")) or 1)
+        epoch = int(record_number(rec.get("epoch")) or 0)
+        if axis == "wall time":
+            return record_number(rec.get("wall_time"))
+        if axis == "step":
+            if record_number(rec.get("step")) is not None:  # a TensorBoard run's own step
+                return record_number(rec.get("step"))
+            steps = lambda s: (self.stages[s].steps_per_epoch if s in self.stages else None) or 0
+            before = self.stage_epochs_done(1) * steps(1) if stage == 2 else 0
+            return float(before + epoch * steps(stage)) if steps(stage) else None
+        return float(self.epoch_offset(stage) + epoch)
+
+    def epoch_series(self, names: list[str] | None = None, axis: str = "epoch") -> dict[str, list[tuple[float, float]]]:
+        """Series of each metric and its val_ twin (default: loss and accuracy) over the x ``axis``
+        (curves.X_AXES: "epoch", the global epoch; "step"; "wall time", seconds)."""
         names = names or ["loss", "accuracy"]
         series: dict[str, list[tuple[float, float]]] = {
             key: [] for name in names for key in (name, f"val_{name}")}
         for rec in self.epochs:
-            stage = int(rec.get("stage", 1))
-            x = self.epoch_offset(stage) + int(rec.get("epoch", 0))
+            x = self.epoch_x(rec, axis)
+            if x is None:
+                continue
             for key in series:
                 value = record_number(rec.get(key))
                 if value is not None:
@@ -338,15 +456,73 @@ class RunProgress:
     @property
     def lr(self) -> float | None:
         last = self.last_epoch
-        if last is not None and self.stage == int(last.get("stage", 0)) and record_number(last.get("lr")) is not None:
+        if last is not None and self.stage == epoch_key(last)[0] and record_number(last.get("lr")) is not None:
             return record_number(last.get("lr"))
         info = self.stages.get(self.stage or 0)
         return info.lr if info else None
 
     @property
     def images_per_sec(self) -> float | None:
+        """The speed of the phase running now (speed()); once the run ended, its last epoch's."""
+        if self.end is None:
+            return self.speed()[1]
         last = self.last_epoch
         return record_number(last.get("images_per_sec")) if last else None
+
+    def _batch_size(self, stage: int) -> float | None:
+        cfg = self.config or {}
+        size = record_number(cfg.get("head_batch_size")) if stage == 1 else None
+        return size or record_number(cfg.get("batch_size"))
+
+    def _rate(self, phase: str) -> float | None:
+        """Units (images, or optimizer steps) per second over a phase's own records."""
+        mark = self._marks.get(phase)
+        if mark is None or mark[2] <= mark[0] or mark[3] <= mark[1]:
+            return None
+        return (mark[3] - mark[1]) / (mark[2] - mark[0])
+
+    def speed(self) -> tuple[str, float | None, float | None]:
+        """(phase, images/s, seconds left in it) for the phase running now, each from that phase's own records.
+
+        Feature extraction and the test report from their progress records; a training stage from its
+        epochs' images/s and times, or, in its first epoch, from its batch records, never from the stage before.
+        """
+        if self.end is not None:
+            return "", None, None
+        if self.phase in ("load_data", "extract_features") and not self._epochs and self.extract_total:
+            rate = self._rate("extract_features")
+            left = self.extract_total - (self.extract_done or 0)
+            return "features", rate, (left / rate if rate else None)
+        if self.phase == "evaluate" and self.test_total:
+            rate = self._rate("evaluate")
+            left = self.test_total - (self.test_done or 0)
+            return "test set", rate, (left / rate if rate else None)
+        if self.stage is None:
+            return "", None, None
+        stage = self.stage
+        label = f"stage {stage}" if self.config.get("kind") is None else "training"
+        epochs = [r for r in self.epochs if int(r.get("stage", 0)) == stage]
+        ips = record_number(epochs[-1].get("images_per_sec")) if epochs else None
+        step_rate = self._rate(f"stage{stage}")
+        batch_size = self._batch_size(stage)
+        if ips is None and step_rate and batch_size:
+            ips = step_rate * batch_size
+        return label, ips, self.stage_eta(stage, step_rate)
+
+    def stage_eta(self, stage: int, step_rate: float | None = None) -> float | None:
+        """Seconds left in a stage: its own mean epoch time x its epochs left, else its batch rate."""
+        times = [t for r in self.epochs if int(r.get("stage", 0)) == stage
+                 and (t := record_number(r.get("epoch_time")))]
+        left = self.planned_epochs(stage) - self.stage_epochs_done(stage)
+        partly = (self.batch / self.steps if self.batch is not None and self.steps and self.batch_epoch is not None
+                  and self.stage == stage and (stage, self.batch_epoch) not in self._epochs else 0.0)
+        if times:
+            per_epoch = sum(times[-3:]) / len(times[-3:])
+            return max(0.0, (left - partly) * per_epoch)
+        step_rate = step_rate or self._rate(f"stage{stage}")
+        if step_rate and self.steps:
+            return max(0.0, (left - partly) * self.steps / step_rate)
+        return None
 
     @property
     def trainable_params(self) -> int | None:
@@ -362,14 +538,11 @@ class RunProgress:
         if self.end is not None:
             return 0.0
         stage = self.stage or 1
-        times = [record_number(r.get("epoch_time")) for r in self.epochs if int(r.get("stage", 0)) == stage]
-        times = [t for t in times if t]
-        if not times:
-            times = [t for t in (record_number(r.get("epoch_time")) for r in self.epochs) if t]
-        if not times:
-            return None
+        times = [t for r in self.epochs if epoch_key(r)[0] == stage if (t := record_number(r.get("epoch_time")))]
+        if not times:  # a stage's first epoch: its own batches' pace, never the stage before's epochs
+            return self.stage_eta(stage)
         per_epoch = sum(times[-3:]) / len(times[-3:])
-        left = self.epochs_total - self.epochs_done
+        left: float = self.epochs_total - self.epochs_done
         if self.batch is not None and self.steps and self.batch_epoch is not None:
             # the current epoch is partly done
             if (stage, self.batch_epoch) not in self._epochs:

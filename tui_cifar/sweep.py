@@ -22,9 +22,10 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 
@@ -91,8 +92,8 @@ class Dimension:
     """One searched setting: a range (low, high, step, log) or a list of choices."""
 
     name: str
-    low: float | None = None
-    high: float | None = None
+    low: float = 0.0  # low, high: unused with choices
+    high: float = 0.0
     step: float | None = None
     log: bool = False
     choices: tuple = ()
@@ -117,6 +118,7 @@ class Dimension:
     def to_json(self) -> dict[str, Any]:
         if self.choices:
             return {"choices": list(self.choices)}
+        # A low of 0 is left out, as the bench studies recorded it (a rerun compares this form).
         return {k: v for k, v in (("low", self.low), ("high", self.high), ("step", self.step), ("log", self.log)) if v}
 
 
@@ -256,12 +258,13 @@ def open_study(storage: optuna.storages.BaseStorage, name: str, space: SearchSpa
     sampler = optuna.samplers.TPESampler(multivariate=True, constant_liar=True)  # constant liar: parallel workers
     dims, fixed = space.signature()
     # The median rule waits for the end of stage 1 (the fewest stage-1 epochs, when the space searches them).
-    stage1 = space.dimensions["epochs_head"].low if "epochs_head" in space.dimensions else make_config(space.fixed).epochs_head
+    head = space.dimensions.get("epochs_head")
+    stage1 = int(head.low) if head is not None and not head.choices else make_config(space.fixed).epochs_head
     try:
         study = optuna.create_study(storage=storage, study_name=name, direction="maximize", sampler=sampler,
-                                    pruner=PRUNERS[pruner](int(stage1)))
+                                    pruner=PRUNERS[pruner](stage1))
     except optuna.exceptions.DuplicatedStudyError:
-        study = optuna.load_study(storage=storage, study_name=name, sampler=sampler, pruner=PRUNERS[pruner](int(stage1)))
+        study = optuna.load_study(storage=storage, study_name=name, sampler=sampler, pruner=PRUNERS[pruner](stage1))
         attrs = study.user_attrs
         if SPACE_ATTR in attrs and [attrs[SPACE_ATTR], attrs.get(FIXED_ATTR)] != _plain([dims, fixed]):
             raise ConfigError(f"study {name!r} was started with another search space or other fixed settings "
@@ -310,7 +313,7 @@ class TrialReporter:
             (self.run_dir / runstore.STOP_FILE).write_text(f"{STOPPED_BY} (trial {self.trial.number})", encoding="utf-8")
 
 
-def run_trial(trial: optuna.Trial, space: SearchSpace, listeners: list[Callable] = ()) -> float:
+def run_trial(trial: optuna.Trial, space: SearchSpace, listeners: Sequence[Callable] = ()) -> float:
     """One trial: a run folder made as `cifar-tui train` makes it, trained without its test report.
 
     Returns the run's best validation accuracy; raises TrialPruned, TrialRunFailed or SweepStopped.
@@ -360,13 +363,13 @@ def finished_count(study: optuna.Study) -> int:
 
 
 def run_worker(study: optuna.Study, space: SearchSpace, trials: int | None, budget_s: float | None,
-               listeners: list[Callable] = (), say: Callable[[str], None] = print) -> str:
+               listeners: Sequence[Callable] = (), say: Callable[[str], None] = print) -> str:
     """Run trials until the study holds ``trials`` finished (complete or pruned) ones, counting every worker's,
     or until ``budget_s`` seconds have passed here (no trial starts after that; the running one ends).
 
     Returns why it ended: "done", "budget" or "stopped".
     """
-    callbacks = []
+    callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = []
     if trials is not None:
         if finished_count(study) >= trials:
             return "done"
@@ -446,13 +449,13 @@ def read_study(storage: optuna.storages.BaseStorage | str, name: str, importance
     for t in study.get_trials(deepcopy=False):
         end = t.datetime_complete.timestamp() if t.datetime_complete else now
         duration = end - t.datetime_start.timestamp() if t.datetime_start else None
-        complete = t.state == optuna.trial.TrialState.COMPLETE
-        value = t.value if complete else max(t.intermediate_values.values(), default=None)
+        done = t.state == optuna.trial.TrialState.COMPLETE
+        value = t.value if done else max(t.intermediate_values.values(), default=None)
         rows.append(TrialRow(t.number, t.state.name.lower(), dict(t.params), value, t.user_attrs.get(HOST_ATTR),
                              t.user_attrs.get(RUN_ATTR), sorted(t.intermediate_values.items()), duration,
                              t.user_attrs.get(MESSAGE_ATTR, "")))
     complete = [r for r in rows if r.state == "complete" and r.value is not None]
-    best = max(complete, key=lambda r: r.value) if complete else None
+    best = max(complete, key=lambda r: r.value or 0.0) if complete else None
     scores, note = None, ""
     if importances:
         scores, note = _importances(study, len(complete))

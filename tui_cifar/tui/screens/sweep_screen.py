@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from textual.widgets.data_table import RowDoesNotExist
 
 from ...formatting import format_duration, format_pct
+from ...sweep import StudySummary, TrialRow
 from ..messages import OpenRun
 from ..widgets.charts import PALETTE, LineChart
 from .base import CifarScreen
@@ -52,7 +53,7 @@ class SweepScreen(CifarScreen):
     def __init__(self) -> None:
         super().__init__()
         self._timer: Timer | None = None
-        self.summary = None
+        self.summary: StudySummary | None = None
         self.order: list[int] = []
 
     def compose(self) -> ComposeResult:
@@ -195,14 +196,15 @@ class SweepScreen(CifarScreen):
         if table.row_count == 0:
             return None
         try:
-            return int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
-        except (RowDoesNotExist, TypeError, ValueError):
+            return int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value or "")
+        except (RowDoesNotExist, ValueError):
             return None
 
     @on(DataTable.RowSelected, "#sweep-table")
     def _open_trial(self) -> None:
         number = self.selected_number()
-        trial = next((t for t in (self.summary.trials if self.summary else []) if t.number == number), None)
+        trials: list[TrialRow] = self.summary.trials if self.summary else []
+        trial = next((t for t in trials if t.number == number), None)
         if trial is None:
             return
         if not trial.run_dir or not Path(trial.run_dir).is_dir():
