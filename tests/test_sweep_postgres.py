@@ -24,7 +24,7 @@ import optuna
 import pytest
 from conftest import SHARED, tiny_config
 
-from tui_cifar import runstore
+from tui_cifar import runstore, sweep
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
@@ -91,8 +91,9 @@ def _worker(url: str, base: Path, data: Path, name: str, trials: int) -> subproc
 
 
 def _trials(url: str) -> list[optuna.trial.FrozenTrial]:
+    """The study's trials while the workers run (sweep's storage: it waits out a worker creating the tables)."""
     try:
-        return optuna.load_study(study_name="two-workers", storage=url).trials
+        return optuna.load_study(study_name="two-workers", storage=sweep.open_storage(url)).trials
     except KeyError:  # not created yet
         return []
 

@@ -240,13 +240,20 @@ def open_storage(url: str, heartbeat_s: int | None = None) -> optuna.storages.Ba
         if heartbeat_s:
             kwargs.update(heartbeat_interval=heartbeat_s, grace_period=2 * heartbeat_s,
                           heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(MAX_RETRY))
-        try:
-            return optuna.storages.RDBStorage(url, **kwargs)
-        except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
-            # A damaged file, an unreachable server, a driver missing: one line, naming the storage.
-            reason = getattr(exc, "orig", None) or exc.__cause__ or exc
-            raise runstore.RunStoreError(f"cannot open the study storage {describe_storage(url)}: "
-                                         f"{str(reason).strip().splitlines()[0]}") from None
+        attempts = 0
+        while True:
+            try:
+                return optuna.storages.RDBStorage(url, **kwargs)
+            except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
+                attempts += 1
+                if isinstance(exc, (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError)) and attempts < 3:
+                    # Workers starting together on a new database race to create its tables: the loser finds them made.
+                    time.sleep(1.0)
+                    continue
+                # A damaged file, an unreachable server, a driver missing: one line, naming the storage.
+                reason = getattr(exc, "orig", None) or exc.__cause__ or exc
+                raise runstore.RunStoreError(f"cannot open the study storage {describe_storage(url)}: "
+                                             f"{str(reason).strip().splitlines()[0]}") from None
 
 
 def open_study(storage: optuna.storages.BaseStorage, name: str, space: SearchSpace, pruner: str) -> optuna.Study:
