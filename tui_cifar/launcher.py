@@ -42,6 +42,10 @@ def start_detached(config: TrainConfig, resume: Path | None = None, notify: str 
     """
     if resume is not None:
         refuse_if_running(Path(resume))
+    else:
+        from .data import check_local_data
+
+        check_local_data(config.data_dir)  # refused or unreadable data never leaves a run folder behind
     run_dir = Path(resume) if resume is not None else create_run(config)
     # --in-run-dir marks the child: the status below names it as running, so it must not refuse itself.
     command = [sys.executable, "-m", "tui_cifar", "train", "--in-run-dir", str(run_dir)]
