@@ -87,7 +87,9 @@ def test_the_app_uses_the_cpu_only_while_a_run_here_trains_on_a_gpu(tmp_path):
     def run(name: str, state: str, device: str) -> None:
         run_dir = tmp_path / name
         run_dir.mkdir()
-        runstore.write_status(run_dir, state, pid=os.getpid())  # this process: alive, on this host
+        runstore.write_status(run_dir, state, pid=os.getpid())
+        if state == "running":  # this process holds the run, as its trainer would
+            runstore.RunLock.acquire(run_dir)
         writer = runstore.MetricsWriter(run_dir)
         writer.write({"type": "run_start", "device": device})
         writer.close()

@@ -194,7 +194,7 @@ def test_sighup_does_not_end_a_detached_run(fake_cifar, tmp_path):
         os.kill(pid, signal.SIGHUP)  # and again mid-training
         wait_for(lambda: runstore.read_status(run_dir).state != "running", 180, "the detached run to end")
     finally:
-        if runstore.read_status(run_dir).state == "running" and runstore.pid_alive(pid):
+        if runstore.read_status(run_dir).locked:  # still training: do not leave it behind
             os.kill(pid, signal.SIGKILL)
     assert runstore.read_status(run_dir).state == "finished", (run_dir / runstore.TRAIN_LOG).read_text()[-2000:]
     assert (run_dir / runstore.REPORT_FILE).is_file()

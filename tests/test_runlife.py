@@ -161,7 +161,11 @@ def test_a_running_run_is_never_resumed_into_a_second_process(tmp_path, fake_cif
     """The app's palette lists resumable runs when it opens; by the time one is picked it may be running again."""
     config = make_config(tiny_config(fake_cifar, tmp_path / "runs"))
     run_dir = create_run(config)
-    runstore.write_status(run_dir, "running", "training", pid=os.getpid())  # alive, on this host
-    with pytest.raises(runstore.RunStoreError, match="still running"):
-        launcher.start_detached(config, resume=run_dir)
+    runstore.write_status(run_dir, "running", "training", pid=os.getpid())
+    lock = runstore.RunLock.acquire(run_dir)  # a trainer holds the run
+    try:
+        with pytest.raises(runstore.RunStoreError, match="being trained by another process"):
+            launcher.start_detached(config, resume=run_dir)
+    finally:
+        lock.release()
     assert not (run_dir / runstore.TRAIN_LOG).exists()  # no process was started

@@ -37,6 +37,7 @@ def _add_train(sub) -> None:
                    "CIFAR_TUI_RUN_NAME, CIFAR_TUI_TEST_ACCURACY, CIFAR_TUI_BEST_VAL_ACCURACY, CIFAR_TUI_MESSAGE, "
                    "CIFAR_TUI_WALL_TIME_S in its environment (default: none)")
     p.add_argument("--in-run-dir", type=Path, help=argparse.SUPPRESS)  # used by --detach
+    p.add_argument("--lock-fd", type=int, help=argparse.SUPPRESS)  # the run's lock, taken by --detach's launcher
 
 
 def _add_setting_flags(p) -> None:
@@ -258,28 +259,30 @@ def cmd_train(args) -> int:
     if problem:
         print(f"cifar-tui: {problem}", file=sys.stderr)
         return EXIT_USAGE
+    from .runstore import RunLock, adopt_lock
+
     if args.in_run_dir:  # the detached child of `--detach` (with --resume when it continues the run)
-        return _train_here(_run_config(args.in_run_dir), args.in_run_dir, resume=args.resume is not None,
+        lock = adopt_lock(args.in_run_dir, args.lock_fd) if args.lock_fd is not None else RunLock.acquire(args.in_run_dir)
+        return _train_here(_run_config(args.in_run_dir), args.in_run_dir, lock, resume=args.resume is not None,
                            notify=args.notify)
     if args.resume:
         run = _find_run(args.resume, _runs_dir(args))
         config = _run_config(run)
-        from .launcher import refuse_if_running
-
-        refuse_if_running(run)
         if args.detach:
             return _detach(config, run, notify=args.notify)
-        return _train_here(config, run, resume=True, notify=args.notify)
+        # Before TensorFlow loads: a second trainer of this run is refused at once.
+        return _train_here(config, run, RunLock.acquire(run), resume=True, notify=args.notify)
     config = _config_from_args(args)
     if args.detach:
         return _detach(config, notify=args.notify)
     from .data import load_cifar10
     from .launcher import create_run
 
-    load_cifar10(config.data_dir)  # fail before any model is built when the data is nowhere to be found
+    load_cifar10(config.data_dir)  # fail before any model is built when the data is nowhere to be found or refused
     run_dir = create_run(config)
+    lock = RunLock.acquire(run_dir)
     print(f"run folder: {run_dir}", flush=True)
-    return _train_here(config, run_dir, resume=False, notify=args.notify)
+    return _train_here(config, run_dir, lock, resume=False, notify=args.notify)
 
 
 def _run_config(run_dir: Path):
@@ -303,16 +306,20 @@ def _detach(config, resume: Path | None = None, notify: str | None = None) -> in
     return 0
 
 
-def _train_here(config, run_dir: Path, resume: bool, notify: str | None = None) -> int:
+def _train_here(config, run_dir: Path, lock, resume: bool, notify: str | None = None) -> int:
+    """Train holding the run's lock (runstore.RunLock), released once its final status is written."""
     from .console import make_reporter, native_stderr_to_file
     from .runstore import TRAIN_LOG
 
-    with native_stderr_to_file(run_dir / TRAIN_LOG):  # TensorFlow's start-up lines: in the run's log, not over the bars
-        if sys.stdout.isatty():  # the import takes seconds: say so to a person waiting
-            print("starting TensorFlow …", flush=True)
-        from .training import train_run
+    try:
+        with native_stderr_to_file(run_dir / TRAIN_LOG):  # TensorFlow's start-up lines: in the run's log, not over the bars
+            if sys.stdout.isatty():  # the import takes seconds: say so to a person waiting
+                print("starting TensorFlow …", flush=True)
+            from .training import train_run
 
-        state = train_run(config, run_dir, resume=resume, listeners=[make_reporter()])
+            state = train_run(config, run_dir, resume=resume, listeners=[make_reporter()])
+    finally:
+        lock.release()
     if notify:
         from .notify import run_notify_command
 

@@ -13,6 +13,7 @@ A run folder holds::
     error.txt        the traceback of a failed run
     backup/          Keras BackupAndRestore state, for ``train --resume``
     STOP             created to ask the run to stop after its current batch
+    run.lock         held (flock) by the process training the run, holding its pid and start time
 
 This module imports neither TensorFlow nor Textual, so the CLI and the TUI can
 list and tail runs cheaply while another process trains. What a run's records
@@ -22,10 +23,13 @@ mean (epochs, best validation accuracy, summaries, live progress) is runreader's
 from __future__ import annotations
 
 import datetime as _dt
+import errno
+import fcntl
 import json
 import os
 import re
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -48,6 +52,7 @@ PREDICTIONS_FILE = "predictions.npz"
 ERROR_FILE = "error.txt"
 BACKUP_DIR = "backup"
 STOP_FILE = "STOP"
+LOCK_FILE = "run.lock"
 
 # config.json "kind" of a run that RunLogger recorded from a plain model.fit (the trainer writes none).
 KERAS_KIND = "keras"
@@ -90,16 +95,114 @@ def create_run_dir(runs_dir: Path, name: str) -> Path:
     raise RunStoreError(f"could not find a free run folder name under {runs_dir}")
 
 
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
+def process_start_time(pid: int) -> int | None:
+    """When a process started (clock ticks since boot, /proc/PID/stat), or None where unknown (no /proc, gone).
+
+    With the pid it names one process for good: a pid reused after that process ended has another start time.
+    """
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+        return int(stat[stat.rindex(")") + 2:].split()[19])  # field 22; the name before ")" may hold spaces
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class RunLock:
+    """The exclusive flock on RUN/run.lock that makes one process the run's trainer while it lives.
+
+    The kernel releases it when the process ends in any way (kill -9 included), so "running" means
+    "the lock is held" and never depends on a pid in a file. The holder writes its pid and start time
+    into the locked file: Stop signals that process only after checking both (see holder_pid).
+    """
+
+    def __init__(self, run_dir: Path, fd: int):
+        self.run_dir, self.fd = Path(run_dir), fd
+
+    @classmethod
+    def acquire(cls, run_dir: Path, wait: float = 0.5) -> "RunLock":
+        """Take the lock, or a RunStoreError at once naming who holds it (a reader's probe is waited out)."""
+        path = Path(run_dir) / LOCK_FILE
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise RunStoreError(f"cannot lock {run_dir}: {exc.strerror or exc}") from exc
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
+                    os.close(fd)
+                    holder = lock_holder(run_dir)
+                    who = f" (pid {holder[0]})" if holder and holder[0] else ""
+                    raise RunStoreError(f"{run_dir} is being trained by another process{who}; "
+                                        "one run folder has one trainer") from None
+                time.sleep(0.02)
+        lock = cls(run_dir, fd)
+        lock.record(None)
+        return lock
+
+    def record(self, pid: int | None) -> None:
+        """Write whose lock this is ("PID START_TIME"), or nothing while the launcher has no child yet."""
+        line = "" if pid is None else f"{pid} {process_start_time(pid) or ''}".strip() + "\n"
+        try:
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, line.encode(), 0)
+        except OSError:
+            pass  # a full disk: the lock still holds; Stop then only writes the STOP file
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)  # closing the last descriptor releases the flock
+            self.fd = -1
+
+
+def adopt_lock(run_dir: Path, fd: int) -> RunLock:
+    """The lock a launcher took and handed to this (detached) process: it records itself as the holder."""
+    lock = RunLock(run_dir, fd)
+    lock.record(os.getpid())
+    return lock
+
+
+def lock_held(run_dir: Path) -> bool:
+    """Whether some process holds the run's lock now (probed with a shared lock, released at once)."""
+    try:
+        fd = os.open(Path(run_dir) / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         return False
-    except PermissionError:
-        return True
-    return True
+    except OSError as exc:
+        return exc.errno in (errno.EAGAIN, errno.EACCES)
+    finally:
+        os.close(fd)
+
+
+def lock_holder(run_dir: Path) -> tuple[int | None, int | None] | None:
+    """(pid, start time) the lock's holder wrote, or None when the lock is not held."""
+    if not lock_held(run_dir):
+        return None
+    try:
+        words = (Path(run_dir) / LOCK_FILE).read_text(encoding="ascii")[:64].split()
+        pid = int(words[0]) if words else None
+        start = int(words[1]) if len(words) > 1 else None
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None, None
+    return pid, start
+
+
+def holder_pid(run_dir: Path) -> int | None:
+    """The pid of the process training the run, checked: it holds the lock, wrote this pid and start time,
+    and that pid still has that start time (not reused). None when any of it fails: signal nothing then."""
+    holder = lock_holder(run_dir)
+    if not holder:
+        return None
+    pid, start = holder
+    if pid is None or start is None or pid <= 1 or pid == os.getpid():
+        return None
+    return pid if process_start_time(pid) == start else None
 
 
 @dataclass
@@ -113,9 +216,10 @@ class RunStatus:
     stage: int | None = None
     version: int = FORMAT_VERSION
     problem: str | None = None  # set by readers when status.json could not be read
+    locked: bool = False  # set by read_status: a process holds the run's lock (it is training now)
 
     def to_json(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k != "problem"}
+        data = {k: v for k, v in self.__dict__.items() if k not in ("problem", "locked")}
         return data
 
 
@@ -144,7 +248,12 @@ def write_status(run_dir: Path, state: str, message: str = "", **extra: Any) -> 
 
 def read_status(run_dir: Path) -> RunStatus:
     """Read status.json; a missing or garbled file gives state 'unknown' with a reason, never raises."""
-    path = Path(run_dir) / STATUS_FILE
+    status = _read_status_file(Path(run_dir) / STATUS_FILE)
+    status.locked = lock_held(run_dir)
+    return status
+
+
+def _read_status_file(path: Path) -> RunStatus:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict) or data.get("state") not in STATES:
@@ -153,7 +262,7 @@ def read_status(run_dir: Path) -> RunStatus:
         return RunStatus(state="unknown", problem="status.json is missing")
     except (OSError, ValueError) as exc:
         return RunStatus(state="unknown", problem=f"status.json is unreadable ({exc})")
-    known = {k: data[k] for k in RunStatus.__dataclass_fields__ if k in data and k != "problem"}
+    known = {k: data[k] for k in RunStatus.__dataclass_fields__ if k in data and k not in ("problem", "locked")}
     bad = [k for k, v in known.items() if not isinstance(v, _STATUS_TYPES[k]) or isinstance(v, bool)]
     if bad:  # never trust a field's type: a pid of "abc" would reach os.kill
         return RunStatus(state="unknown", problem=f"status.json has invalid {', '.join(bad)}")
@@ -164,8 +273,12 @@ def read_status(run_dir: Path) -> RunStatus:
 
 
 def effective_state(status: RunStatus) -> str:
-    """'running' only while the recorded process lives on this host; a dead one reads as 'killed'."""
-    if status.state == "running" and status.host == socket.gethostname() and not pid_alive(status.pid):
+    """'running' while a process holds the run's lock; a run whose status says running without one
+    (its trainer died, even by kill -9) reads as 'killed'. A run of another host keeps its status:
+    its lock cannot be seen from here."""
+    if status.locked:
+        return "running"
+    if status.state == "running" and status.host == socket.gethostname():
         return "killed"
     return status.state
 
