@@ -238,7 +238,7 @@ def test_commands_configure_tensorflow_before_its_first_operation(runs_on_one_an
     argv = {
         "predict": ["predict", run, str(tmp_path / "grey.png"), "--devices", "cpu", "--runtime", "keras",
                     "--csv", str(tmp_path / "p.csv")],
-        "evaluate": ["evaluate", run, "--recompute", "--devices", "cpu", "--json"],
+        "evaluate": ["--data-dir", str(fake_cifar), "evaluate", run, "--recompute", "--devices", "cpu", "--json"],
         "export": ["export", run, "--format", "saved_model", "--out", str(tmp_path / "sm"), "--devices", "cpu"],
     }[command]
     got = python(BEFORE_FIRST_OP, *argv)

@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
 # The commands that `cifar-tui --runs-dir X COMMAND` and `--data-dir` mean something to; the others refuse them.
 GLOBAL_DIR_COMMANDS = {"runs_dir": ("train", "runs", "evaluate", "predict", "watch", "export"),
-                       "data_dir": ("train", "watch", "doctor")}
+                       "data_dir": ("train", "watch", "doctor", "evaluate")}
 
 
 def _apply_global_dirs(args) -> None:
@@ -338,7 +338,7 @@ def cmd_evaluate(args) -> int:
         from .prediction import ModelLoadError
 
         try:
-            report = evaluate_run(run)
+            report = evaluate_run(run, data_dir=args.app_data_dir)  # the user's data folder, not the run's
         except ModelLoadError as exc:
             print(f"cifar-tui: {exc}", file=sys.stderr)
             return EXIT_FAILED

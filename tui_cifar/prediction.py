@@ -174,10 +174,12 @@ def write_csv(results: list[FilePrediction], csv_path: Path) -> None:
                              *[f"{probs[c]:.4f}" if c in probs else "" for c in CLASS_NAMES], r.error or ""])
 
 
-def load_classifier(run_or_model: Path, runtime: str | None = None) -> Classifier:
+def load_classifier(run_or_model: Path, runtime: str | None = None, cache_dir: str | None = None) -> Classifier:
     """A Classifier from a run folder (its model.keras, TTA and runtime settings) or a .keras file.
 
-    The model runs on ``runtime`` if given, else the run's setting (auto: LiteRT on a CPU).
+    The model runs on ``runtime`` if given, else the run's setting (auto: LiteRT on a CPU). Its
+    LiteRT conversion is looked up in ``cache_dir`` (the user's, default: paths.features_cache_dir),
+    keyed by model.keras's bytes: never in a cache the run's config.json names.
     """
     from .runtime import RUNTIMES, saved_model_forward
 
@@ -190,5 +192,5 @@ def load_classifier(run_or_model: Path, runtime: str | None = None) -> Classifie
             raise ModelLoadError(f"{path}: {reason}")
         path = path / runstore.MODEL_FILE
     runtime = runtime or (config.get("runtime") if config.get("runtime") in RUNTIMES else "auto")
-    forward = saved_model_forward(load_model_checked(path), path, runtime, config.get("cache_dir"))
+    forward = saved_model_forward(load_model_checked(path), path, runtime, cache_dir)
     return Classifier(forward, bool(config.get("tta_flip", True)))

@@ -266,7 +266,7 @@ class _Trainer:
 
         try:
             with self.hw.strategy.scope():  # the model loads onto the strategy's devices, which split its batches
-                report = evaluate_run(self.run_dir, progress)
+                report = evaluate_run(self.run_dir, progress, self.config.data_dir, self.config.cache_dir)
         except InterruptedError:
             return "stopped", (f"stopped by {self.stop.signal_name} during the test report; the model is saved and "
                                f"`cifar-tui evaluate {self.run_dir}` writes the report")
