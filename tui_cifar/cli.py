@@ -392,11 +392,13 @@ def cmd_predict(args) -> int:
         ]
         print(json.dumps({"predictions": predictions, **score} if score else predictions, indent=2))
     else:
-        for r in results:
+        from .formatting import shown
+
+        for r in results:  # file names are anyone's: control characters shown, never sent to the terminal
             if r.error:  # the error starts with the file's name: the line names the path once
-                print(f"{r.path}: error: {r.error.removeprefix(f'{r.path.name}: ')}", file=sys.stderr)
+                print(f"{shown(r.path)}: error: {shown(r.error.removeprefix(f'{r.path.name}: '))}", file=sys.stderr)
             else:
-                print(f"{r.path}: " + ", ".join(f"{c} {p:.1%}" for c, p in r.top[:top_k]))
+                print(f"{shown(r.path)}: " + ", ".join(f"{c} {p:.1%}" for c, p in r.top[:top_k]))
         if score:
             from .report import print_photo_score
 
@@ -419,6 +421,7 @@ def _gather_inputs(inputs: list[Path]):
 
     Each folder's search is reported on stderr: what was found, and each entry skipped with the reason.
     """
+    from .formatting import shown
     from .images import IMAGE_SUFFIXES, ImageLoadError, find_images
     from .prediction import FilePrediction
 
@@ -433,9 +436,9 @@ def _gather_inputs(inputs: list[Path]):
         except ImageLoadError as exc:
             folder_errors.append(FilePrediction(p, None, str(exc)))
             continue
-        print(f"{p}: {scan.summary()}", file=sys.stderr)
+        print(f"{shown(p)}: {scan.summary()}", file=sys.stderr)
         for path, reason in scan.skipped:
-            print(f"{path}: skipped: {reason}", file=sys.stderr)
+            print(f"{shown(path)}: skipped: {shown(reason)}", file=sys.stderr)
         if not scan.images:
             folder_errors.append(FilePrediction(p, None, f"{p.name}: no images in this folder or its subfolders "
                                                          f"(looked for {', '.join(sorted(IMAGE_SUFFIXES))})"))
@@ -487,13 +490,14 @@ def cmd_runs(args) -> int:
         return 0
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    from .formatting import ASCII_DASH, fmt
+    from .formatting import ASCII_DASH, fmt, shown
 
-    columns = {
-        "run": [r.name for r in runs],
+    columns = {  # names and settings come from run folders: shown as text, never as markup or control codes
+        "run": [shown(r.name) for r in runs],
         "state": [r.state for r in runs],
-        "backbone": [r.backbone or (f"{r.model} ({r.kind})" if r.model else "?") for r in runs],
+        "backbone": [shown(r.backbone or (f"{r.model} ({r.kind})" if r.model else "?")) for r in runs],
         "size": [str(r.image_size or (ASCII_DASH if r.model else "?")) for r in runs],
         "best val": [fmt(r.best_val_accuracy, ".4f", ASCII_DASH) for r in runs],
         "test": [fmt(r.test_accuracy, ".4f", ASCII_DASH) for r in runs],
@@ -501,22 +505,22 @@ def cmd_runs(args) -> int:
     }
     # Run names are what users copy into other commands: always whole. Lesser columns give way first.
     console = Console()
-    shown, width = [], 1
+    kept, width = [], 1
     for header in RUNS_COLUMN_PRIORITY:
         needed = max(map(len, [header, *columns[header]])) + 3  # padding and border
         if header == "run" or width + needed <= console.width:
-            shown.append(header)
+            kept.append(header)
             width += needed
-    table = Table(*(h for h in columns if h in shown))
-    for row in zip(*(values for h, values in columns.items() if h in shown)):
-        table.add_row(*row)
+    table = Table(*(h for h in columns if h in kept))
+    for row in zip(*(values for h, values in columns.items() if h in kept)):
+        table.add_row(*map(Text, row))
     console.print(table, width=max(console.width, width), no_wrap=True)  # a name wider than the terminal: whole, wrapped by it
-    left_out = [h for h in columns if h not in shown]
+    left_out = [h for h in columns if h not in kept]
     if left_out:
         console.print(f"(too narrow for {', '.join(left_out)}: see --json)", highlight=False)
     for r in runs:
         for problem in r.problems:
-            print(f"{r.name}: {problem}", file=sys.stderr)
+            print(f"{shown(r.name)}: {shown(problem)}", file=sys.stderr)
     return 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,17 +160,25 @@ def default_csv_path(run_or_model: Path, folders: list[Path]) -> Path:
 
 
 def write_csv(results: list[FilePrediction], csv_path: Path) -> None:
-    """Path, path under the searched folder, predicted class, confidence, all 10 probabilities and the error."""
+    """Path, path under the searched folder, predicted class, confidence, all 10 probabilities and the error.
+
+    Written whole or not at all (files.atomic_write_csv): a photo's name is the photographer's, so a
+    name a spreadsheet would run as a formula gets a leading quote, and bytes that are not UTF-8 are
+    written as \\xNN (formatting.lossless_text).
+    """
+    from .files import atomic_write_csv
+
     csv_path = Path(csv_path)
     csv_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(csv_path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "relative_path", "prediction", "confidence", *CLASS_NAMES, "error"])
+
+    def rows():
         for r in results:
             probs = dict(r.top or [])
             best = r.top[0] if r.top else ("", None)
-            writer.writerow([str(r.path), r.relative_path.as_posix(), best[0], "" if best[1] is None else f"{best[1]:.4f}",
-                             *[f"{probs[c]:.4f}" if c in probs else "" for c in CLASS_NAMES], r.error or ""])
+            yield [str(r.path), r.relative_path.as_posix(), best[0], "" if best[1] is None else f"{best[1]:.4f}",
+                   *[f"{probs[c]:.4f}" if c in probs else "" for c in CLASS_NAMES], r.error or ""]
+
+    atomic_write_csv(csv_path, ["path", "relative_path", "prediction", "confidence", *CLASS_NAMES, "error"], rows())
 
 
 def load_classifier(run_or_model: Path, runtime: str | None = None, cache_dir: str | None = None) -> Classifier:

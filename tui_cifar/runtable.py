@@ -5,12 +5,11 @@ No TensorFlow here: it reads run folders only.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any, Iterable
 
 from . import runreader, runstore
-from .files import read_json
+from .files import atomic_write_csv, read_json
 
 Scalar = str | int | float | bool | None
 
@@ -76,17 +75,17 @@ def metrics_rows(run_dir: Path) -> list[dict[str, Scalar]]:
 
 
 def write_csv(rows: Iterable[dict[str, Scalar]], path: Path) -> int:
-    """Write rows under the union of their columns (in order of first appearance); returns the row count."""
+    """Write rows under the union of their columns (in order of first appearance); returns the row count.
+
+    Whole or not at all, each cell neutralised as files.csv_cell says (run names and settings come from
+    run folders, which may be anyone's).
+    """
     rows = list(rows)
     columns: dict[str, None] = {}
     for row in rows:
         columns.update(dict.fromkeys(row))
     path = Path(path).expanduser()
     try:
-        with open(path, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=list(columns), restval="")
-            writer.writeheader()
-            writer.writerows(rows)
+        return atomic_write_csv(path, list(columns), ([row.get(c, "") for c in columns] for row in rows))
     except OSError as exc:
         raise runstore.RunStoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    return len(rows)

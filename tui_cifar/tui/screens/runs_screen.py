@@ -18,7 +18,7 @@ from textual.widgets.data_table import RowDoesNotExist
 from ... import runreader, runstore
 from ...compare import ComparedRun, differing_settings, load_compared
 from ...config import SETTING_BY_NAME
-from ...formatting import format_duration, format_pct, format_started
+from ...formatting import format_duration, format_pct, format_started, shown
 from ..messages import CompareRuns, GotoScreen, OpenRun
 from .base import CifarScreen
 from ..widgets.charts import LineChart
@@ -186,7 +186,7 @@ class RunsScreen(CifarScreen):
             header += f" — {error}"
         elif not summaries:
             header += " — none yet: configure one with c"
-        self.query_one("#runs-path", Static).update(header)
+        self.query_one("#runs-path", Static).update(Text(shown(header)))
         if order == self.order:
             for key in order:
                 for col, value in self._cells(self.summaries[key]).items():
@@ -209,13 +209,13 @@ class RunsScreen(CifarScreen):
             state.append(" ⚠", style="bold yellow")
         cells = {
             "mark": Text("●", style="bold magenta") if str(s.path) in self.marked else " ",
-            "run": s.name,
+            "run": Text(shown(s.name)),  # a folder's name is text: never markup, never a terminal escape
             "state": state,
             "best_val": format_pct(s.best_val_accuracy),
             "test_acc": format_pct(s.test_accuracy, 2),
             "duration": format_duration(s.duration_s),
             "started": format_started(s.started_at),
-            "backbone": s.backbone or s.model or "?",  # a RunLogger run names its Keras model
+            "backbone": Text(shown(s.backbone or s.model or "?")),  # a RunLogger run names its Keras model
             "size": f"{s.image_size}px" if s.image_size else "–" if s.kind == runstore.KERAS_KIND else "?",
         }
         return {key: cells[key] for key in self.columns}
@@ -245,14 +245,14 @@ class RunsScreen(CifarScreen):
             detail.update("")
             return
         text = Text()
-        text.append(str(s.path), style="bold")
+        text.append(shown(s.path), style="bold")
         status = runstore.read_status(s.path)
         if status.message:
-            text.append(f"\n{status.message}")
+            text.append(f"\n{shown(status.message)}")
         if status.host or status.pid:
-            text.append(f"\nhost {status.host or '?'}, pid {status.pid or '?'}", style="dim")
+            text.append(f"\nhost {shown(status.host or '?')}, pid {status.pid or '?'}", style="dim")
         for problem in s.problems:
-            text.append(f"\n⚠ {problem}", style="bold yellow")
+            text.append(f"\n⚠ {shown(problem)}", style="bold yellow")
         if s.state == "killed":
             text.append("\nThe training process is gone without finishing.", style="red")
         detail.update(text)
@@ -334,7 +334,7 @@ class CompareScreen(ModalScreen[None]):
         for run_dir in self.run_dirs:
             progress, problems = runreader.read_progress(run_dir)
             curve = progress.epoch_series()["val_accuracy"]
-            name = run_dir.name
+            name = shown(run_dir.name)  # a legend and a note: text, never markup or control codes
             curves[name] = curve
             best = progress.best_val_accuracy
             notes.append(f"{name}: best {format_pct(best)} in {len(curve)} epochs"
@@ -346,7 +346,7 @@ class CompareScreen(ModalScreen[None]):
         curves, notes = message.curves, message.notes
         self.curves = curves
         self.query_one("#compare-chart", LineChart).set_series(curves)
-        self.query_one("#compare-notes", Static).update("\n".join(notes))
+        self.query_one("#compare-notes", Static).update(Text("\n".join(notes)))
         self._fill_table(message.runs)
 
     def _fill_table(self, runs: list[ComparedRun]) -> None:
@@ -355,12 +355,12 @@ class CompareScreen(ModalScreen[None]):
         table = self.query_one("#compare-table", DataTable)
         table.add_column("", key="what")
         for run in runs:
-            table.add_column(run.name, key=run.name)
+            table.add_column(Text(shown(run.name)), key=run.name)
         table.add_row(Text("Best val", style="bold"), *(format_pct(r.best_val_accuracy) for r in runs), key="best_val")
         table.add_row(Text("Test acc", style="bold"), *(format_pct(r.test_accuracy, 2) for r in runs), key="test_acc")
         table.add_row(Text("Wall time", style="bold"), *(format_duration(r.duration_s) for r in runs), key="wall")
         for name in self.differing:
-            table.add_row(SETTING_BY_NAME[name].label, *(str(run.config.get(name)) for run in runs), key=name)
+            table.add_row(SETTING_BY_NAME[name].label, *(Text(shown(run.config.get(name))) for run in runs), key=name)
         if not self.differing:
             table.add_row("Settings", *("all the same" for _ in runs), key="same")
 
