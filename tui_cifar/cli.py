@@ -176,6 +176,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C outside training (which stops itself cleanly): no traceback
         print("cifar-tui: interrupted", file=sys.stderr)
         return EXIT_STOPPED
+    except OSError as exc:  # a full or read-only disk at any write (report, export, status): one line, exit 1
+        if exc.errno is None:
+            raise
+        from .formatting import shown
+
+        where = f"{shown(exc.filename)}: " if exc.filename else ""
+        print(f"cifar-tui: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 # The commands that `cifar-tui --runs-dir X COMMAND` and `--data-dir` mean something to; the others refuse them.

@@ -7,6 +7,7 @@ folder is the only link back to it.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,9 +21,17 @@ STARTING_MESSAGE = "starting Python and TensorFlow (a few seconds)"
 
 
 def create_run(config: TrainConfig) -> Path:
-    """A new run folder holding its config.json: the one place a run's config is written."""
+    """A new run folder holding its config.json: the one place a run's config is written.
+
+    A folder whose config cannot be written (a full or read-only disk) is removed again: a failed
+    start leaves no empty run behind, only a RunStoreError saying why.
+    """
     run_dir = runstore.create_run_dir(Path(config.runs_dir), config.run_name)
-    runstore.atomic_write_json(run_dir / runstore.CONFIG_FILE, config.to_json())
+    try:
+        runstore.atomic_write_json(run_dir / runstore.CONFIG_FILE, config.to_json())
+    except OSError as exc:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise runstore.RunStoreError(f"cannot start a run in {run_dir.parent}: {exc.strerror or exc}") from exc
     return run_dir
 
 

@@ -28,6 +28,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import socket
 import time
 from dataclasses import dataclass, field
@@ -242,8 +243,31 @@ def write_status(run_dir: Path, state: str, message: str = "", **extra: Any) -> 
         message=message,
         stage=extra.pop("stage", previous.stage),
     )
-    atomic_write_json(Path(run_dir) / STATUS_FILE, status.to_json())
+    path = Path(run_dir) / STATUS_FILE
+    try:
+        atomic_write_json(path, status.to_json())
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC or not _overwrite_in_place(path, json.dumps(status.to_json(), indent=2) + "\n"):
+            raise
     return status
+
+
+def _overwrite_in_place(path: Path, text: str) -> bool:
+    """Rewrite a small file in its own disk blocks: on a full disk, where a temporary copy cannot be
+    made, the status must still say how the run ended. False when even that fails."""
+    data = text.encode("utf-8")
+    try:
+        with open(path, "r+b") as f:
+            if f.seek(0, os.SEEK_END) < len(data):
+                return False  # it would need a block the disk no longer has
+            f.seek(0)
+            f.write(data)
+            f.truncate()
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:
+        return False
+    return True
 
 
 def read_status(run_dir: Path) -> RunStatus:
@@ -284,25 +308,51 @@ def effective_state(status: RunStatus) -> str:
 
 
 class MetricsWriter:
-    """Append one JSON record per line and flush it, so a tailing reader sees every record at once."""
+    """Append one JSON record per line, each with one unbuffered write, so a tailing reader sees every
+    record at once.
+
+    A write cut short (a full disk) leaves half a line; the next record, here or in a later process
+    (a resume), starts on a new line, so the half line is one garbled line that readers skip, never
+    glued to a good record.
+    """
 
     def __init__(self, run_dir: Path, listeners: list[Callable[[dict[str, Any]], None]] | None = None):
         self.path = Path(run_dir) / METRICS_LOG
-        self._file = open(self.path, "a", encoding="utf-8")
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self._cut = _ends_mid_line(self.path)
         self.listeners = list(listeners or [])  # e.g. the CLI's progress display
 
     def write(self, record: dict[str, Any]) -> None:
+        """Append the record (an OSError when the disk refuses it); the listeners hear it either way."""
         record.setdefault("time", now_iso())
-        self._file.write(json.dumps(record, allow_nan=True) + "\n")
-        self._file.flush()
-        for listener in list(self.listeners):
-            try:
-                listener(record)
-            except OSError:  # e.g. EIO once the terminal is closed: the run goes on, the log has it all
-                self.listeners.remove(listener)
+        data = (("\n" if self._cut else "") + json.dumps(record, allow_nan=True) + "\n").encode("utf-8")
+        try:
+            while data:
+                self._cut = True  # until the whole line is down
+                data = data[os.write(self._fd, data):]
+            self._cut = False
+        finally:
+            for listener in list(self.listeners):
+                try:
+                    listener(record)
+                except OSError:  # e.g. EIO once the terminal is closed: the run goes on, the log has it all
+                    self.listeners.remove(listener)
 
     def close(self) -> None:
-        self._file.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def _ends_mid_line(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            if f.seek(0, os.SEEK_END) == 0:
+                return False
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) != b"\n"
+    except OSError:
+        return False
 
 
 @dataclass
@@ -366,6 +416,23 @@ def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
     except FileNotFoundError:
         pass
     return records, problems
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Delete the .tmp-* files of atomic writes (files.atomic_write) that a killed process left in a run
+    folder and its backup/; call only while holding the run's lock (no live writer owns them then)."""
+    removed = []
+    for folder in (Path(run_dir), Path(run_dir) / BACKUP_DIR):
+        for path in folder.glob(".tmp-*"):
+            try:
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+                removed.append(path)
+            except OSError:
+                pass
+    return removed
 
 
 def report_path(run_dir: Path) -> Path:
