@@ -535,9 +535,9 @@ def cmd_runs(args) -> int:
 def export_metrics(args) -> bool:
     """Do what `export`'s --tensorboard and --csv ask for; False when neither was given."""
     if args.csv:
-        from .runtable import metrics_rows, write_csv
+        from .runtable import write_metrics_csv
 
-        count = write_csv(metrics_rows(args.run), args.csv)
+        count = write_metrics_csv(args.run, args.csv)
         print(f"{count} records written to {args.csv}", file=sys.stderr)
     if args.tensorboard:
         from .tbexport import export_tensorboard

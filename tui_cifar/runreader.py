@@ -8,7 +8,9 @@ watching runs stays cheap while another process trains.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,7 +116,10 @@ def summarize_run(run_dir: Path) -> RunSummary:
         problems.append(problem)
     config = config or {}
     problems.extend(config_file_problems(config))
-    records, log_problems = runstore.read_metrics(run_dir)
+    figures = _LogFigures()
+    log_problems: list[str] = []
+    for record in runstore.iter_metrics(run_dir, log_problems):  # streamed: a long log is never held
+        figures.add(record)
     problems.extend(log_problems)
     report, _ = runstore.read_report(run_dir)
     return RunSummary(
@@ -123,19 +128,126 @@ def summarize_run(run_dir: Path) -> RunSummary:
         state=runstore.effective_state(status),
         backbone=config.get("backbone"),
         image_size=config.get("image_size"),
-        best_val_accuracy=best_val_accuracy(records),
+        best_val_accuracy=figures.best_val_accuracy(),
         test_accuracy=(report or {}).get("test_accuracy"),
         started_at=status.started_at,
-        duration_s=last_wall_time(records),
-        stage_times=stage_times(records),
+        duration_s=figures.wall_time,
+        stage_times=stage_times(figures.stage_records),
         problems=problems,
         kind=runstore.run_kind(config),
         model=config.get("model") if isinstance(config.get("model"), str) else None,
     )
 
 
+class _LogFigures:
+    """What a summary needs from a metrics log, folded one record at a time (best_val_accuracy,
+    last_wall_time and stage_times of the whole log, without holding it)."""
+
+    def __init__(self) -> None:
+        self.val: dict[tuple[int, int], Any] = {}  # (stage, epoch) -> val_accuracy; a repeated epoch: the later
+        self.wall_time: float | None = None
+        self.stage_records: list[dict[str, Any]] = []
+
+    def add(self, rec: dict[str, Any]) -> None:
+        kind = rec.get("type")
+        if kind == "epoch":
+            self.val[epoch_key(rec)] = rec.get("val_accuracy")
+        elif kind in ("stage_end", "features_done"):
+            self.stage_records.append(rec)
+        wall = rec.get("wall_time")
+        if isinstance(wall, (int, float)) and not isinstance(wall, bool):
+            self.wall_time = wall if self.wall_time is None else max(self.wall_time, wall)
+
+    def best_val_accuracy(self) -> float | None:
+        """As best_val_accuracy() of the whole log."""
+        return max((v for v in self.val.values() if isinstance(v, (int, float))), default=None)
+
+
+def _signature(run_dir: Path) -> list:
+    """What changes when a run folder changes: sizes and times of the files a summary reads."""
+    sig = []
+    for name in (runstore.STATUS_FILE, runstore.CONFIG_FILE, runstore.METRICS_LOG, runstore.REPORT_FILE,
+                 runstore.LEGACY_REPORT_FILE):
+        try:
+            st = (run_dir / name).stat()
+            sig.append([st.st_size, st.st_mtime_ns])
+        except OSError:
+            sig.append(None)
+    return sig
+
+
+class SummaryCache:
+    """Summaries of run folders, recomputed only when a run's files change (sizes and mtimes).
+
+    A run that read as running is re-checked by its lock alone (a trainer that died changes no
+    file); nothing else is read again. With ``path`` (the user's own cache folder) the summaries
+    outlive the process, so `cifar-tui runs` over thousands of runs reads only what changed.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self._cache: dict[str, tuple[list, RunSummary]] = {}
+        self._changed = False
+        if path is not None:
+            self._load(path)
+
+    def list_runs(self, runs_dir: Path) -> list[RunSummary]:
+        out, seen = [], set()
+        for run_dir in runstore.iter_run_dirs(runs_dir):
+            key = str(run_dir.absolute())
+            seen.add(key)
+            sig = _signature(run_dir)
+            cached = self._cache.get(key)
+            if (cached is not None and cached[0] == sig
+                    and (cached[1].state != "running" or runstore.lock_held(run_dir))):
+                out.append(cached[1])
+                continue
+            summary = summarize_run(run_dir)
+            self._cache[key] = (sig, summary)
+            self._changed = True
+            out.append(summary)
+        under = str(Path(runs_dir).expanduser().absolute()) + os.sep
+        for gone in [k for k in self._cache if k.startswith(under) and k not in seen]:
+            del self._cache[gone]
+            self._changed = True
+        return out
+
+    def save(self) -> None:
+        """Keep the summaries for the next process; a cache that cannot be written costs only time."""
+        if self.path is None or not self._changed:
+            return
+        data = {"version": _SUMMARY_CACHE_VERSION,
+                "runs": {k: [sig, {**s.__dict__, "path": str(s.path)}] for k, (sig, s) in self._cache.items()}}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            runstore.atomic_write_text(self.path, json.dumps(data))
+            self._changed = False
+        except OSError:
+            pass
+
+    def _load(self, path: Path) -> None:
+        data, _ = runstore.read_json(path)
+        if not data or data.get("version") != _SUMMARY_CACHE_VERSION or not isinstance(data.get("runs"), dict):
+            return
+        for key, entry in data["runs"].items():
+            try:
+                sig, fields = entry
+                self._cache[key] = (sig, RunSummary(**{**fields, "path": Path(fields["path"])}))
+            except (TypeError, ValueError, KeyError):
+                continue  # an entry of another version: summarised again
+
+
+_SUMMARY_CACHE_VERSION = 1
+
+
 def list_runs(runs_dir: Path) -> list[RunSummary]:
-    return [summarize_run(d) for d in runstore.iter_run_dirs(runs_dir)]
+    """Every run's summary, through the summary cache in the user's cache folder (paths.cache_dir())."""
+    from .paths import cache_dir
+
+    cache = SummaryCache(cache_dir() / "run-summaries.json")
+    runs = cache.list_runs(runs_dir)
+    cache.save()
+    return runs
 
 
 # --- a live model of one run -------------------------------------------------------------------

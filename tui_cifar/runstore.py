@@ -360,11 +360,13 @@ class LineTail:
     """The whole new lines of a growing file (metrics.jsonl, train.log), read from a byte offset.
 
     A half-written last line waits for the next read; a file that shrank (replaced or
-    truncated) is read again from its start.
+    truncated) is read again from its start. One read takes at most ``max_bytes`` (the rest comes
+    with the next reads), so following a huge log never holds all of it at once.
     """
 
     path: Path
     offset: int = 0
+    max_bytes: int = 2 * 2**20
 
     def read_lines(self) -> list[bytes]:
         try:
@@ -372,12 +374,22 @@ class LineTail:
                 if f.seek(0, os.SEEK_END) < self.offset:
                     self.offset = 0
                 f.seek(self.offset)
-                chunk = f.read()
+                chunk = f.read(self.max_bytes)
+                if len(chunk) == self.max_bytes and b"\n" not in chunk:  # one line longer than a read: take it whole
+                    chunk += f.readline()
         except OSError:
             return []
         *lines, _partial = chunk.split(b"\n")
         self.offset += sum(len(line) + 1 for line in lines)
         return lines
+
+    @property
+    def caught_up(self) -> bool:
+        """Whether the last read reached the end of the file (a huge log takes several reads)."""
+        try:
+            return self.path.stat().st_size - self.offset < self.max_bytes
+        except OSError:
+            return True
 
 
 @dataclass
@@ -405,16 +417,28 @@ class MetricsTail(LineTail):
         return records
 
 
-def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """All complete records of a run's metrics log, plus the problems found reading it."""
+def iter_metrics(run_dir: Path, problems: list[str]) -> Iterator[dict[str, Any]]:
+    """The complete records of a run's metrics log, one at a time (memory flat in the log's length);
+    what is wrong with the log is appended to ``problems`` as it is met."""
     tail = MetricsTail(Path(run_dir) / METRICS_LOG)
-    records = tail.read_new()
-    problems = list(tail.problems)
+    while True:
+        records = tail.read_new()
+        yield from records
+        problems.extend(tail.problems)
+        tail.problems.clear()
+        if tail.caught_up and not records:
+            break
     try:
         if tail.path.stat().st_size > tail.offset:  # a line is written whole, so a cut one is not coming
             problems.append(f"{tail.path.name} ends with an incomplete line (the run was cut off mid-write?)")
     except FileNotFoundError:
         pass
+
+
+def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """All complete records of a run's metrics log, plus the problems found reading it."""
+    problems: list[str] = []
+    records = list(iter_metrics(run_dir, problems))
     return records, problems
 
 

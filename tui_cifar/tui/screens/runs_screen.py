@@ -19,6 +19,7 @@ from ... import runreader, runstore
 from ...compare import ComparedRun, differing_settings, load_compared
 from ...config import SETTING_BY_NAME
 from ...formatting import format_duration, format_pct, format_started, shown
+from ...paths import cache_dir
 from ..messages import CompareRuns, GotoScreen, OpenRun
 from .base import CifarScreen
 from ..widgets.charts import LineChart
@@ -40,47 +41,6 @@ COLUMNS = (
 # started, the backbone and the size), so the scores stay in view at 80 columns.
 DROP_BELOW = {"size": 120, "backbone": 110, "started": 100}
 MAX_COMPARE = 8
-
-
-def _signature(run_dir: Path) -> tuple:
-    """What changes when a run folder changes: sizes and times of the files a summary reads."""
-    sig = []
-    for name in (runstore.STATUS_FILE, runstore.CONFIG_FILE, runstore.METRICS_LOG, runstore.REPORT_FILE,
-                 runstore.LEGACY_REPORT_FILE):
-        try:
-            st = (run_dir / name).stat()
-            sig.append((st.st_size, st.st_mtime_ns))
-        except OSError:
-            sig.append(None)
-    return tuple(sig)
-
-
-class SummaryCache:
-    """Summaries of run folders, recomputed only for folders that changed (or that are running).
-
-    The runs screen refreshes every few seconds while a training process may
-    be using both cores: re-reading every metrics log each time would steal
-    from it.
-    """
-
-    def __init__(self) -> None:
-        self._cache: dict[Path, tuple[tuple, runreader.RunSummary]] = {}
-
-    def list_runs(self, runs_dir: Path) -> list[runreader.RunSummary]:
-        out, seen = [], set()
-        for run_dir in runstore.iter_run_dirs(runs_dir):
-            seen.add(run_dir)
-            sig = _signature(run_dir)
-            cached = self._cache.get(run_dir)
-            if cached is not None and cached[0] == sig and cached[1].state != "running":
-                out.append(cached[1])
-                continue
-            summary = runreader.summarize_run(run_dir)
-            self._cache[run_dir] = (sig, summary)
-            out.append(summary)
-        for gone in set(self._cache) - seen:
-            del self._cache[gone]
-        return out
 
 
 def _sort_key(summary: runreader.RunSummary) -> tuple[str, str]:
@@ -117,7 +77,7 @@ class RunsScreen(CifarScreen):
         self.order: list[str] = []
         self.marked: set[str] = set()
         self._timer: Timer | None = None
-        self._summaries = SummaryCache()
+        self._summaries = runreader.SummaryCache(cache_dir() / "run-summaries.json")
         self.columns: list[str] = []  # the keys of the columns shown (fewer in a narrow terminal)
         self.loaded = False
 
@@ -164,7 +124,8 @@ class RunsScreen(CifarScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="list-runs")
     def _load(self, runs_dir: Path) -> None:
         try:
-            summaries = self._summaries.list_runs(runs_dir)
+            summaries = self._summaries.list_runs(runs_dir)  # re-reads only the runs whose files changed
+            self._summaries.save()
             error = None
         except OSError as exc:
             summaries, error = [], f"cannot read {runs_dir}: {exc.strerror or exc}"
