@@ -163,17 +163,19 @@ class _LogFigures:
         return max((v for v in self.val.values() if isinstance(v, (int, float))), default=None)
 
 
+def _file_signature(path: Path) -> list | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
 def _signature(run_dir: Path) -> list:
-    """What changes when a run folder changes: sizes and times of the files a summary reads."""
-    sig = []
-    for name in (runstore.STATUS_FILE, runstore.CONFIG_FILE, runstore.METRICS_LOG, runstore.REPORT_FILE,
-                 runstore.LEGACY_REPORT_FILE):
-        try:
-            st = (run_dir / name).stat()
-            sig.append([st.st_size, st.st_mtime_ns])
-        except OSError:
-            sig.append(None)
-    return sig
+    """What changes when a run folder changes: sizes and times of the files a summary reads (status.json first)."""
+    return [_file_signature(run_dir / name) for name in (
+        runstore.STATUS_FILE, runstore.CONFIG_FILE, runstore.METRICS_LOG, runstore.REPORT_FILE,
+        runstore.LEGACY_REPORT_FILE)]
 
 
 class SummaryCache:
@@ -191,13 +193,29 @@ class SummaryCache:
         if path is not None:
             self._load(path)
 
-    def list_runs(self, runs_dir: Path) -> list[RunSummary]:
+    def list_runs(self, runs_dir: Path, live_only: bool = False) -> list[RunSummary]:
+        """Every run's summary. ``live_only`` (a periodic refresh): of a run that is not running, only
+        status.json is looked at (a resume or a new run changes it); its other files wait for the next
+        full listing."""
         out, seen = [], set()
-        for run_dir in runstore.iter_run_dirs(runs_dir):
+        runs_dir = Path(runs_dir).expanduser()
+        try:
+            entries = sorted((e for e in os.scandir(runs_dir) if e.is_dir()), key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            entries = []
+        for entry in entries:
+            run_dir = Path(entry.path)
             key = str(run_dir.absolute())
-            seen.add(key)
-            sig = _signature(run_dir)
             cached = self._cache.get(key)
+            if cached is not None and live_only and cached[1].state != "running":
+                seen.add(key)
+                if _file_signature(run_dir / runstore.STATUS_FILE) == cached[0][0]:
+                    out.append(cached[1])
+                    continue
+            sig = _signature(run_dir)
+            if sig[0] is None and sig[1] is None:
+                continue  # no status.json, no config.json: not a run folder
+            seen.add(key)
             if (cached is not None and cached[0] == sig
                     and (cached[1].state != "running" or runstore.lock_held(run_dir))):
                 out.append(cached[1])

@@ -41,6 +41,7 @@ COLUMNS = (
 # started, the backbone and the size), so the scores stay in view at 80 columns.
 DROP_BELOW = {"size": 120, "backbone": 110, "started": 100}
 MAX_COMPARE = 8
+FIRST_ROWS, MORE_ROWS = 60, 400  # rows added at once when the list is (re)drawn, then per frame
 
 
 def _sort_key(summary: runreader.RunSummary) -> tuple[str, str]:
@@ -79,6 +80,7 @@ class RunsScreen(CifarScreen):
         self._timer: Timer | None = None
         self._summaries = runreader.SummaryCache(cache_dir() / "run-summaries.json")
         self.columns: list[str] = []  # the keys of the columns shown (fewer in a narrow terminal)
+        self._drawn: dict[str, runreader.RunSummary] = {}  # the summaries the table's rows show, by key
         self.loaded = False
 
 
@@ -91,7 +93,8 @@ class RunsScreen(CifarScreen):
 
     def on_mount(self) -> None:
         self.query_one("#runs-path", Static).update(f"Runs in {self.cifar.runs_dir} — loading…")
-        self._timer = self.set_interval(self.cifar.runs_refresh_interval, self.action_refresh)
+        # The periodic refresh looks at live runs and status files only (runreader.SummaryCache.list_runs).
+        self._timer = self.set_interval(self.cifar.runs_refresh_interval, lambda: self._load(self.cifar.runs_dir, True))
         self.action_refresh()
         self.query_one(DataTable).focus()
 
@@ -122,9 +125,9 @@ class RunsScreen(CifarScreen):
         self._load(self.cifar.runs_dir)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="list-runs")
-    def _load(self, runs_dir: Path) -> None:
+    def _load(self, runs_dir: Path, live_only: bool = False) -> None:
         try:
-            summaries = self._summaries.list_runs(runs_dir)  # re-reads only the runs whose files changed
+            summaries = self._summaries.list_runs(runs_dir, live_only)  # re-reads only the runs whose files changed
             self._summaries.save()
             error = None
         except OSError as exc:
@@ -149,19 +152,32 @@ class RunsScreen(CifarScreen):
             header += " — none yet: configure one with c"
         self.query_one("#runs-path", Static).update(Text(shown(header)))
         if order == self.order:
-            for key in order:
-                for col, value in self._cells(self.summaries[key]).items():
-                    table.update_cell(key, col, value)
+            for key in order:  # only the rows whose summary changed (the cache hands back the same object otherwise)
+                if self.summaries[key] is not self._drawn.get(key) and key in table.rows:
+                    for col, value in self._cells(self.summaries[key]).items():
+                        table.update_cell(key, col, value)
+                    self._drawn[key] = self.summaries[key]
         else:
             selected = self.selected_key()
             table.clear()
-            for key in order:
-                table.add_row(*self._cells(self.summaries[key]).values(), key=key)
-            self.order = order
-            if selected in self.summaries:
+            self.order, self._drawn = order, {}
+            # The rows in screenfuls: the first ones show at once, the others follow between frames.
+            self._add_rows(order, FIRST_ROWS)
+            if selected in self.summaries and selected in table.rows:
                 table.move_cursor(row=table.get_row_index(selected))
         self.loaded = True
         self._show_detail()
+
+    def _add_rows(self, order: list[str], count: int) -> None:
+        if order is not self.order:
+            return  # the list changed since: the new one is being drawn
+        table = self.query_one("#runs-table", DataTable)
+        start = len(self._drawn)
+        for key in order[start:start + count]:
+            table.add_row(*self._cells(self.summaries[key]).values(), key=key)
+            self._drawn[key] = self.summaries[key]
+        if len(self._drawn) < len(order):
+            self.call_after_refresh(self._add_rows, order, MORE_ROWS)
 
     def _cells(self, s: runreader.RunSummary) -> dict[str, object]:
         """The row of a run: the shown columns' cells, by column key."""
