@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import CifarTuiError
+
 CLASS_NAMES = (
     "airplane", "automobile", "bird", "cat", "deer",
     "dog", "frog", "horse", "ship", "truck",
@@ -25,7 +27,7 @@ TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 
 
-class DatasetNotFound(Exception):
+class DatasetNotFound(CifarTuiError):
     """CIFAR-10 is nowhere to be found; the message lists every place tried and what to do."""
 
 
