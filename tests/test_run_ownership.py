@@ -48,7 +48,7 @@ def test_stop_never_signals_a_pid_that_a_run_folder_names(named, bystander, tmp_
     runstore.write_status(run_dir, "running", "training", pid=pid)
     start = runstore.process_start_time(bystander.pid)
     (run_dir / runstore.LOCK_FILE).write_text(f"{pid} {start}\n")
-    assert runstore.effective_state(runstore.read_status(run_dir)) == "killed"
+    assert runstore.effective_state(runstore.read_status(run_dir)) != "running"  # killed (or unknown: a pid of -1)
     assert launcher.request_stop(run_dir, by="the app") is False
     time.sleep(0.2)
     assert _alive(bystander)
