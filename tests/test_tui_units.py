@@ -103,7 +103,9 @@ def test_runs_summary_cache_rereads_only_changed_runs(tmp_path):
     hold_run(running, False)  # its trainer died: no file changed, the lock tells
     assert {s.name: s for s in cache.list_runs(runs)}[running.name].state == "killed"
     cache.save()  # the next process starts from the saved summaries
-    reloaded = SummaryCache(tmp_path / "cache" / "summaries.json").list_runs(runs)
+    next_process = SummaryCache(tmp_path / "cache" / "summaries.json")
+    reloaded = next_process.list_runs(runs)
+    assert not next_process._changed  # every run came from the saved summaries, none was read again
     assert {s.name: s.best_val_accuracy for s in reloaded} == {s.name: s.best_val_accuracy for s in cache.list_runs(runs)}
     (runs / FINISHED / "metrics.json").write_text(json.dumps({"test_accuracy": 0.5}))
     assert {s.name: s for s in cache.list_runs(runs)}[FINISHED].test_accuracy == 0.5

@@ -175,7 +175,7 @@ def _file_signature(path: Path) -> list | None:
         st = path.stat()
     except OSError:
         return None
-    return [st.st_size, st.st_mtime_ns]
+    return [st.st_size, str(st.st_mtime_ns)]  # a string: the cache's JSON reader reads 19-digit ints as floats
 
 
 def _signature(run_dir: Path) -> list:
