@@ -179,13 +179,20 @@ def learning_rate(model) -> float | None:
 
 
 class GracefulStop(keras.callbacks.Callback):
-    """Stops after the current batch when asked (a signal or the STOP file); a NaN loss is TerminateOnNaN's."""
+    """Stops after the current batch when asked (a signal or the STOP file); a NaN loss is TerminateOnNaN's.
+
+    A request made at an epoch's end (a sweep's pruner reading the epoch record) stops before the next epoch.
+    """
 
     def __init__(self, request: StopRequest):
         super().__init__()
         self.request = request
 
     def on_train_batch_end(self, batch, logs=None):
+        if self.request.requested:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
         if self.request.requested:
             self.model.stop_training = True
 

@@ -50,6 +50,20 @@ def format_started(iso: str | None) -> str:
     return when.strftime("%Y-%m-%d %H:%M")
 
 
+def wrap_items(items: list[str], width: int, sep: str = "  ·  ") -> str:
+    """Items joined by ``sep``, lines broken only between items (a narrow screen never cuts "0.42M trainable")."""
+    lines: list[str] = []
+    line = ""
+    for item in items:
+        candidate = f"{line}{sep}{item}" if line else item
+        if line and len(candidate) > width:
+            lines.append(line + sep.rstrip())
+            line = item
+        else:
+            line = candidate
+    return "\n".join(lines + [line]) if line else ""
+
+
 # Terminal control characters (C0, DEL, C1) and the bidirectional overrides that reorder what follows.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 

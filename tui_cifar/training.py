@@ -23,7 +23,7 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
-from . import records, runreader, runstore
+from . import records, runreader, runstore, telemetry
 from .errors import CifarTuiError
 from .config import TrainConfig
 from .features import VIEWS
@@ -58,10 +58,13 @@ def train_run(
     run_dir: Path,
     resume: bool = False,
     listeners: list[Callable[[dict[str, Any]], None]] | None = None,
+    test_report: bool = True,
 ) -> str:
     """Train into run_dir (made by launcher.create_run, which wrote its config.json) and return the final state.
 
     The state is finished, stopped or failed. SIGINT and SIGTERM stop the run after its current batch.
+    ``test_report=False`` (a sweep's trial, chosen on validation only) finishes without reading the test set;
+    `cifar-tui evaluate RUN` writes the report later.
     """
     from .callbacks import StopRequest
 
@@ -79,11 +82,13 @@ def train_run(
     def clock() -> float:
         return round(previous_wall + time.perf_counter() - started, 2)
 
+    writer.listeners.append(telemetry.listener(writer.write, clock=clock))  # CPU, memory, GPU use every few seconds
+
     state: records.RunState
     try:
         write_status(run_dir, "running", "resuming" if resume else "starting")
         trainer = _Trainer(config, run_dir, writer, stop, clock, resume, previous)
-        state, message = trainer.run()
+        state, message = trainer.run(test_report)
     except InterruptedError:  # a stop request during feature extraction
         state, message = "stopped", f"stopped by {stop.signal_name} before training started"
     except Exception as exc:  # the run folder must say why it ended
@@ -199,7 +204,7 @@ class _Trainer:
         write_status(self.run_dir, "running", message)
         self.log(records.phase_record(name, message))
 
-    def run(self) -> tuple[records.RunState, str]:
+    def run(self, test_report: bool = True) -> tuple[records.RunState, str]:
         from .hardware import setup_hardware
 
         cfg = self.config
@@ -262,6 +267,9 @@ class _Trainer:
             if result:
                 return result
 
+        if not test_report:
+            return "finished", (f"trained, chosen on validation only: no test report (`cifar-tui evaluate "
+                                f"{self.run_dir}` writes it)")
         return self.evaluate()
 
     def evaluate(self) -> tuple[records.RunState, str]:
@@ -369,9 +377,11 @@ class _Trainer:
         checkpoint_bytes = 4 * sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in tm.full.weights) + 2**20
         callbacks = [
             DiskSpaceGuard(self.run_dir, checkpoint_bytes),
-            GracefulStop(self.stop),
             keras.callbacks.TerminateOnNaN(),  # stops after the batch whose loss is NaN/inf
             MetricsLogger(self.writer, stage, epochs, steps, batch_size, self.clock, self.logged_epochs),
+            # After MetricsLogger: a stop asked for by a listener of the epoch record (a sweep's pruner) ends the stage
+            # before another epoch starts.
+            GracefulStop(self.stop),
             BestCheckpoint(best_weights, tm.full, self.run_dir / runstore.MODEL_FILE, score_file, CHECKPOINT_INTERVAL),
             keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.patience, restore_best_weights=False),
             # Kept when fit() returns (Keras deletes it by default, so a run stopped by a signal
