@@ -127,7 +127,7 @@ def _read_everything(run_dir: Path) -> None:
     report = plain_reporter(open("/dev/null", "w"))
     for record in runstore.read_metrics(run_dir)[0]:
         report(record)
-    runtable.metrics_rows(run_dir)
+    runtable.write_metrics_csv(run_dir, run_dir.parent / f"{run_dir.name}-metrics.csv")
     runstore.read_report(run_dir)
     compare.differing_settings([compare.load_compared(run_dir), compare.load_compared(FIXTURE_RUN)])
 
