@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 import signal
 import threading
 import time
@@ -177,13 +179,20 @@ def learning_rate(model) -> float | None:
 
 
 class GracefulStop(keras.callbacks.Callback):
-    """Stops after the current batch when asked (a signal or the STOP file); a NaN loss is TerminateOnNaN's."""
+    """Stops after the current batch when asked (a signal or the STOP file); a NaN loss is TerminateOnNaN's.
+
+    A request made at an epoch's end (a sweep's pruner reading the epoch record) stops before the next epoch.
+    """
 
     def __init__(self, request: StopRequest):
         super().__init__()
         self.request = request
 
     def on_train_batch_end(self, batch, logs=None):
+        if self.request.requested:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
         if self.request.requested:
             self.model.stop_training = True
 
@@ -236,6 +245,32 @@ class BestCheckpoint(keras.callbacks.Callback):
         atomic_write_json(self.score_path, {"val_accuracy": self.best, "epoch": epoch + 1})
         self.pending = None
         self.last_write = time.monotonic()
+
+
+class DiskSpaceGuard(keras.callbacks.Callback):
+    """Fail the stage with ENOSPC before the epoch's checkpoints are written to a disk that cannot hold them.
+
+    Keras writes weights through h5py, which crashes the whole process (SIGSEGV, seen on a full
+    tmpfs) when the disk fills mid-write; an OSError raised here instead ends the run as "failed"
+    with its status, log and last good model intact. Goes first in the callback list.
+    """
+
+    def __init__(self, folder: Path, needed_bytes: int):
+        super().__init__()
+        self.folder, self.needed = Path(folder), int(needed_bytes)
+
+    def _check(self) -> None:
+        st = os.statvfs(self.folder)
+        free = st.f_bavail * st.f_frsize
+        if free < self.needed:
+            raise OSError(errno.ENOSPC, f"No space left on device (a checkpoint needs about "
+                          f"{self.needed / 2**20:.1f} MiB, {free / 2**20:.1f} MiB free)", str(self.folder))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check()
+
+    def on_train_end(self, logs=None):
+        self._check()
 
 
 def read_best_score(path: Path) -> float:

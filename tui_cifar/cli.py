@@ -32,6 +32,7 @@ def _add_train(sub) -> None:
                    "CIFAR_TUI_RUN_NAME, CIFAR_TUI_TEST_ACCURACY, CIFAR_TUI_BEST_VAL_ACCURACY, CIFAR_TUI_MESSAGE, "
                    "CIFAR_TUI_WALL_TIME_S in its environment (default: none)")
     p.add_argument("--in-run-dir", type=Path, help=argparse.SUPPRESS)  # used by --detach
+    p.add_argument("--lock-fd", type=int, help=argparse.SUPPRESS)  # the run's lock, taken by --detach's launcher
 
 
 def _add_setting_flags(p) -> None:
@@ -138,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "with CIFAR_TUI_ALERT (the rule), CIFAR_TUI_MESSAGE, CIFAR_TUI_ALERT_WHY, CIFAR_TUI_ALERT_ADVICE, "
                         "CIFAR_TUI_STAGE, CIFAR_TUI_EPOCH, CIFAR_TUI_RUN, CIFAR_TUI_RUN_NAME in its environment "
                         "(default: none)")
+    _add_sweep(sub)
     _add_export(sub)
     _add_doctor(sub)
     _add_cache(sub)
@@ -156,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "runs": cmd_runs,
                 "backbones": cmd_backbones, "watch": cmd_watch, "export": cmd_export, "doctor": cmd_doctor,
-                "cache": cmd_cache, None: cmd_app}
+                "cache": cmd_cache, "sweep": cmd_sweep, None: cmd_app}
     try:
         problem = platform_problem()
         if problem:
@@ -171,13 +173,20 @@ def main(argv: list[str] | None = None) -> int:
         error = CifarTuiError(tensorflow_problem() or str(exc))
     except KeyboardInterrupt:  # Ctrl-C outside training (which stops itself cleanly): no traceback
         error = CifarTuiError("interrupted", exit_code=EXIT_STOPPED)
+    except OSError as exc:  # a full or read-only disk at any write (report, export, status): one line, exit 1
+        if exc.errno is None:
+            raise
+        from .formatting import shown
+
+        where = f"{shown(exc.filename)}: " if exc.filename else ""
+        error = CifarTuiError(f"{where}{exc.strerror or exc}")
     print(f"cifar-tui: {error}", file=sys.stderr)
     return error.exit_code
 
 
 # The commands that `cifar-tui --runs-dir X COMMAND` and `--data-dir` mean something to; the others refuse them.
-GLOBAL_DIR_COMMANDS = {"runs_dir": ("train", "runs", "evaluate", "predict", "watch", "export"),
-                       "data_dir": ("train", "watch", "doctor")}
+GLOBAL_DIR_COMMANDS = {"runs_dir": ("train", "runs", "evaluate", "predict", "watch", "export", "sweep"),
+                       "data_dir": ("train", "watch", "doctor", "sweep", "evaluate")}
 
 
 def _apply_global_dirs(args) -> None:
@@ -286,28 +295,30 @@ def cmd_train(args) -> int:
     problem = multi_worker_problem()
     if problem:
         raise CifarTuiError(problem, exit_code=EXIT_USAGE)
+    from .runstore import RunLock, adopt_lock
+
     if args.in_run_dir:  # the detached child of `--detach` (with --resume when it continues the run)
-        return _train_here(_run_config(args.in_run_dir), args.in_run_dir, resume=args.resume is not None,
+        lock = adopt_lock(args.in_run_dir, args.lock_fd) if args.lock_fd is not None else RunLock.acquire(args.in_run_dir)
+        return _train_here(_run_config(args.in_run_dir), args.in_run_dir, lock, resume=args.resume is not None,
                            notify=args.notify)
     if args.resume:
         run = _find_run(args.resume, _runs_dir(args))
         config = _run_config(run)
-        from .launcher import refuse_if_running
-
-        refuse_if_running(run)
         if args.detach:
             return _detach(config, run, notify=args.notify)
-        return _train_here(config, run, resume=True, notify=args.notify)
+        # Before TensorFlow loads: a second trainer of this run is refused at once.
+        return _train_here(config, run, RunLock.acquire(run), resume=True, notify=args.notify)
     config = _config_from_args(args)
     if args.detach:
         return _detach(config, notify=args.notify)
     from .data import load_cifar10
     from .launcher import create_run
 
-    load_cifar10(config.data_dir)  # fail before any model is built when the data is nowhere to be found
+    load_cifar10(config.data_dir)  # fail before any model is built when the data is nowhere to be found or refused
     run_dir = create_run(config)
+    lock = RunLock.acquire(run_dir)
     print(f"run folder: {run_dir}", flush=True)
-    return _train_here(config, run_dir, resume=False, notify=args.notify)
+    return _train_here(config, run_dir, lock, resume=False, notify=args.notify)
 
 
 def _run_config(run_dir: Path):
@@ -331,16 +342,20 @@ def _detach(config, resume: Path | None = None, notify: str | None = None) -> in
     return 0
 
 
-def _train_here(config, run_dir: Path, resume: bool, notify: str | None = None) -> int:
+def _train_here(config, run_dir: Path, lock, resume: bool, notify: str | None = None) -> int:
+    """Train holding the run's lock (runstore.RunLock), released once its final status is written."""
     from .console import make_reporter, native_stderr_to_file
     from .runstore import TRAIN_LOG
 
-    with native_stderr_to_file(run_dir / TRAIN_LOG):  # TensorFlow's start-up lines: in the run's log, not over the bars
-        if sys.stdout.isatty():  # the import takes seconds: say so to a person waiting
-            print("starting TensorFlow …", flush=True)
-        from .training import train_run
+    try:
+        with native_stderr_to_file(run_dir / TRAIN_LOG):  # TensorFlow's start-up lines: in the run's log, not over the bars
+            if sys.stdout.isatty():  # the import takes seconds: say so to a person waiting
+                print("starting TensorFlow …", flush=True)
+            from .training import train_run
 
-        state = train_run(config, run_dir, resume=resume, listeners=[make_reporter()])
+            state = train_run(config, run_dir, resume=resume, listeners=[make_reporter()])
+    finally:
+        lock.release()
     if notify:
         from .notify import run_notify_command
 
@@ -357,7 +372,7 @@ def cmd_evaluate(args) -> int:
         _configure_tensorflow(args.devices)
         from .evaluation import evaluate_run
 
-        report = evaluate_run(run)
+        report = evaluate_run(run, data_dir=args.app_data_dir)  # the user's data folder, not the run's
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -399,11 +414,13 @@ def cmd_predict(args) -> int:
         ]
         print(json.dumps({"predictions": predictions, **score} if score else predictions, indent=2))
     else:
-        for r in results:
+        from .formatting import shown
+
+        for r in results:  # file names are anyone's: control characters shown, never sent to the terminal
             if r.error:  # the error starts with the file's name: the line names the path once
-                print(f"{r.path}: error: {r.error.removeprefix(f'{r.path.name}: ')}", file=sys.stderr)
+                print(f"{shown(r.path)}: error: {shown(r.error.removeprefix(f'{r.path.name}: '))}", file=sys.stderr)
             else:
-                print(f"{r.path}: " + ", ".join(f"{c} {p:.1%}" for c, p in r.top[:top_k]))
+                print(f"{shown(r.path)}: " + ", ".join(f"{c} {p:.1%}" for c, p in r.top[:top_k]))
         if score:
             from .report import print_photo_score
 
@@ -425,6 +442,7 @@ def _gather_inputs(inputs: list[Path]):
 
     Each folder's search is reported on stderr: what was found, and each entry skipped with the reason.
     """
+    from .formatting import shown
     from .images import IMAGE_SUFFIXES, ImageLoadError, find_images
     from .prediction import FilePrediction
 
@@ -439,9 +457,9 @@ def _gather_inputs(inputs: list[Path]):
         except ImageLoadError as exc:
             folder_errors.append(FilePrediction(p, None, str(exc)))
             continue
-        print(f"{p}: {scan.summary()}", file=sys.stderr)
+        print(f"{shown(p)}: {scan.summary()}", file=sys.stderr)
         for path, reason in scan.skipped:
-            print(f"{path}: skipped: {reason}", file=sys.stderr)
+            print(f"{shown(path)}: skipped: {shown(reason)}", file=sys.stderr)
         if not scan.images:
             folder_errors.append(FilePrediction(p, None, f"{p.name}: no images in this folder or its subfolders "
                                                          f"(looked for {', '.join(sorted(IMAGE_SUFFIXES))})"))
@@ -489,53 +507,75 @@ def cmd_runs(args) -> int:
     if not runs:
         print(f"no runs in {runs_dir}")
         return 0
+    from rich.cells import cell_len
     from rich.console import Console
-    from rich.table import Table
 
-    from .formatting import ASCII_DASH, fmt
+    from .formatting import ASCII_DASH, fmt, shown
 
-    columns: dict[str, list[str]] = {
-        "run": [r.name for r in runs],
+    columns: dict[str, list[str]] = {  # names and settings come from run folders: text, never markup or control codes
+        "run": [shown(r.name) for r in runs],
         "state": [r.state for r in runs],
-        "backbone": [r.backbone or (f"{r.model} ({r.kind})" if r.model else
-                                    "(tensorboard)" if r.kind == "tensorboard" else "?") for r in runs],
+        "backbone": [shown(r.backbone or (f"{r.model} ({r.kind})" if r.model else
+                                          "(tensorboard)" if r.kind == "tensorboard" else "?")) for r in runs],
         "size": [str(r.image_size or (ASCII_DASH if r.model or r.kind == "tensorboard" else "?")) for r in runs],
         "best val": [fmt(r.best_val_accuracy, ".4f", ASCII_DASH) for r in runs],
         "test": [fmt(r.test_accuracy, ".4f", ASCII_DASH) for r in runs],
         "time": [f"{r.duration_s / 60:.1f} min" if r.duration_s else ASCII_DASH for r in runs],
-        "last": [" ".join(f"{k} {v:.3g}" for k, v in list(r.last.items())[:4]) or ASCII_DASH for r in runs],
+        "last": [shown(" ".join(f"{k} {v:.3g}" for k, v in list(r.last.items())[:4])) or ASCII_DASH for r in runs],
     }
     # Run names are what users copy into other commands: always whole. Lesser columns give way first.
     console = Console()
-    shown, width = [], 1
+    kept, width = [], 1
     priority = list(RUNS_COLUMN_PRIORITY)
     if any(r.kind != "cifar-tui" for r in runs):  # a TensorBoard or Keras run says most in its last values
         priority.remove("last")
         priority.insert(priority.index("state") + 1, "last")
     for header in priority:
-        needed = max(map(len, [header, *columns[header]])) + 3  # padding and border
+        needed = max(map(cell_len, [header, *columns[header]])) + 3  # padding and border
         if header == "run" or width + needed <= console.width:
-            shown.append(header)
+            kept.append(header)
             width += needed
-    table = Table(*(h for h in columns if h in shown))
-    for row in zip(*(values for h, values in columns.items() if h in shown)):
-        table.add_row(*row)
-    console.print(table, width=max(console.width, width), no_wrap=True)  # a name wider than the terminal: whole, wrapped by it
-    left_out = [h for h in columns if h not in shown]
+    shown_columns = {h: values for h, values in columns.items() if h in kept}
+    # A name wider than the terminal stays whole (wrapped by the terminal). Drawn here, not by rich.table,
+    # which took 10 s for 2,000 runs (bench/load.json): the cells are plain text already.
+    sys.stdout.write("".join(line + "\n" for line in _box_table(list(shown_columns), list(zip(*shown_columns.values())))))
+    left_out = [h for h in columns if h not in kept]
     if left_out:
         console.print(f"(too narrow for {', '.join(left_out)}: see --json)", highlight=False)
     for r in runs:
         for problem in r.problems:
-            print(f"{r.name}: {problem}", file=sys.stderr)
+            print(f"{shown(r.name)}: {shown(problem)}", file=sys.stderr)
     return 0
+
+
+def _box_table(headers: list[str], rows: list[tuple[str, ...]]) -> list[str]:
+    """A table of plain-text cells in rich.table's default look (box.HEAVY_HEAD), ASCII where the output
+    cannot encode the box characters."""
+    from rich.cells import cell_len
+
+    widths = [max(map(cell_len, [h, *(r[i] for r in rows)])) for i, h in enumerate(headers)]
+    try:
+        "┏━┃┡└─│".encode(sys.stdout.encoding or "ascii")
+        box = ("┏━┳┓", "┃", "┡━╇┩", "│", "└─┴┘")
+    except (LookupError, UnicodeEncodeError):
+        box = ("+-++", "|", "+=++", "|", "+-++")
+
+    def rule(chars: str) -> str:
+        left, fill, middle, right = chars
+        return left + middle.join(fill * (w + 2) for w in widths) + right
+
+    def row(cells, bar: str) -> str:
+        return bar + bar.join(f" {c}{' ' * (w - cell_len(c))} " for c, w in zip(cells, widths)) + bar
+
+    return [rule(box[0]), row(headers, box[1]), rule(box[2]), *(row(r, box[3]) for r in rows), rule(box[4])]
 
 
 def export_metrics(args) -> bool:
     """Do what `export`'s --tensorboard and --csv ask for; False when neither was given."""
     if args.csv:
-        from .runtable import metrics_rows, write_csv
+        from .runtable import write_metrics_csv
 
-        count = write_csv(metrics_rows(args.run), args.csv)
+        count = write_metrics_csv(args.run, args.csv)
         print(f"{count} records written to {args.csv}", file=sys.stderr)
     if args.tensorboard:
         from .tbexport import export_tensorboard
@@ -587,6 +627,99 @@ def cmd_export(args) -> int:
         print(export_model(args.run, args.format, args.out))
     export_metrics(args)
     return 0
+
+
+def _add_sweep(sub) -> None:
+    from .sweep import DEFAULT_HEARTBEAT_S, DEFAULT_PRUNER, DEFAULT_SPACE, DEFAULT_STUDY, PRUNERS, STORAGE_FILE
+
+    p = sub.add_parser(
+        "sweep", help="search settings with Optuna: every trial a run, chosen on validation accuracy",
+        description="An Optuna study over training settings; every trial is a run folder trained without its test "
+        "report. The same command on several machines with one --storage URL works on one study; a rerun "
+        f"continues it. Default search space: {', '.join(DEFAULT_SPACE)}.")
+    p.add_argument("--trials", type=int, metavar="N",
+                   help="stop when the study holds N finished (complete or pruned) trials, all workers' counted (default: no limit)")
+    p.add_argument("--budget", metavar="TIME", help="start no trial after TIME (30m, 2h, 900s) of this worker (default: no limit)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="fix a setting for every trial, e.g. --set image_size=160 (repeatable; default: none)")
+    p.add_argument("--space", type=Path, metavar="FILE",
+                   help='JSON or TOML narrowing the search space: {"image_size": {"low": 128, "high": 192, "step": 32}, '
+                   '"augment": [false, true], "fine_tune_blocks": 3} (a plain value fixes a setting; default: none)')
+    p.add_argument("--study", default=DEFAULT_STUDY, help="the study's name (default: %(default)s)")
+    p.add_argument("--storage", metavar="URL",
+                   help=f"an Optuna storage URL, e.g. postgresql://user:password@host/db for workers on several machines "
+                   f"(default: sqlite in the runs folder, RUNS/{STORAGE_FILE})")
+    p.add_argument("--pruner", choices=tuple(PRUNERS), default=DEFAULT_PRUNER,
+                   help="stops poor trials after an epoch, from their validation accuracy (default: %(default)s)")
+    p.add_argument("--heartbeat", type=int, default=DEFAULT_HEARTBEAT_S, metavar="S",
+                   help="a trial whose worker is silent for 2xS seconds is failed and retried (default: %(default)s)")
+    p.add_argument("--runs-dir", help="where trials' run folders go (default: the runs folder)")
+    p.add_argument("--data-dir", help="CIFAR-10 folder (default: the usual places)")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--status", action="store_true", help="print the study's trials and best so far, then exit")
+    what.add_argument("--finish", action="store_true",
+                      help="score the best trial on the test set (once; its run gets report.json), then exit")
+    what.add_argument("--watch", action="store_true", help="open the app's Sweep screen on the study, followed live")
+
+
+def cmd_sweep(args) -> int:
+    """Run trials (this process is one worker), or --status / --finish."""
+    from . import sweep
+
+    runs_dir = _runs_dir(args)
+    url = args.storage or sweep.default_storage(runs_dir)
+    if args.watch:
+        from .tui.app import run_app
+
+        return run_app(runs_dir, args.data_dir, screen="sweep", sweep_storage=args.storage, sweep_study=args.study)
+    if args.status or args.finish:
+        if not args.storage and not (runs_dir / sweep.STORAGE_FILE).is_file():
+            raise _no_study(args.study, url)
+        storage = sweep.open_storage(url)
+        if args.study not in sweep.study_names(storage):
+            raise _no_study(args.study, url)
+        if args.finish:
+            _configure_tensorflow("auto")
+            result = sweep.finish(storage, args.study)
+            print(f"trial {result['trial']} (val acc {result['val_accuracy']:.4f}): test accuracy "
+                  f"{result['test_accuracy']:.4f}; its run: {result['run_dir']}")
+            return 0
+        sweep.print_status(sweep.read_study(storage, args.study))
+        return 0
+    if args.trials is None and args.budget is None:
+        print("cifar-tui sweep: say how long: --trials N and/or --budget TIME", file=sys.stderr)
+        return EXIT_USAGE
+    if args.trials is not None and args.trials < 1:
+        print(f"cifar-tui sweep: --trials must be at least 1, not {args.trials}", file=sys.stderr)
+        return EXIT_USAGE
+    budget = sweep.parse_budget(args.budget) if args.budget else None
+    fixed = sweep.parse_set(args.set)
+    fixed["runs_dir"] = str(runs_dir)
+    if args.data_dir:
+        fixed["data_dir"] = args.data_dir
+    space = sweep.build_space(fixed, args.space)
+    from .data import load_cifar10
+
+    load_cifar10(fixed.get("data_dir"))  # fail before the study is touched when the data is nowhere to be found
+    storage = sweep.open_storage(url, args.heartbeat)
+    study = sweep.open_study(storage, args.study, space, args.pruner)
+    print(f"study {args.study!r} in {sweep.describe_storage(url)}: {sweep.finished_count(study)} finished trials; "
+          "searching " + ", ".join(f"{n} {d.describe()}" for n, d in space.dimensions.items()), flush=True)
+    import signal
+
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closed terminal must not end a worker mid-trial
+    from .console import plain_reporter
+
+    ended = sweep.run_worker(study, space, args.trials, budget, listeners=[plain_reporter()])
+    print(f"sweep {ended}: `cifar-tui sweep --status` lists the trials, `--finish` scores the best on the test set")
+    return EXIT_STOPPED if ended == "stopped" else 0
+
+
+def _no_study(name: str, url: str):
+    from .runstore import RunStoreError
+    from .sweep import describe_storage
+
+    return RunStoreError(f"no study {name!r} in {describe_storage(url)}; start one with `cifar-tui sweep --trials N`")
 
 
 def _add_doctor(sub) -> None:

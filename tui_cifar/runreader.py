@@ -8,7 +8,9 @@ watching runs stays cheap while another process trains.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -133,7 +135,10 @@ def summarize_run(run_dir: Path) -> RunSummary:
         problems.append(problem)
     config = config or {}
     problems.extend(config_file_problems(config))
-    records, log_problems = runstore.read_metrics(run_dir)
+    figures = _LogFigures()
+    log_problems: list[str] = []
+    for record in runstore.iter_metrics(run_dir, log_problems):  # streamed: a long log is never held
+        figures.add(record)
     problems.extend(log_problems)
     report, problem = runstore.read_report(run_dir)
     if problem and runstore.has_report(run_dir):  # a missing report is a run not evaluated yet, no problem
@@ -144,15 +149,15 @@ def summarize_run(run_dir: Path) -> RunSummary:
         state=runstore.effective_state(status),
         backbone=config.get("backbone"),
         image_size=config.get("image_size"),  # both checked by read_config
-        best_val_accuracy=best_val_accuracy(records),
+        best_val_accuracy=figures.best_val_accuracy(),
         test_accuracy=(report or {}).get("test_accuracy"),
         started_at=status.started_at,
-        duration_s=last_wall_time(records),
-        stage_times=stage_times(records),
+        duration_s=figures.wall_time,
+        stage_times=stage_times(figures.stage_records),
         problems=problems,
         kind=runstore.run_kind(config),
         model=config.get("model") if isinstance(config.get("model"), str) else None,
-        last=last_values(records),
+        last=last_values(list(figures.epochs.values())),
     )
 
 
@@ -183,27 +188,170 @@ def is_tensorboard_dir(run_dir: Path) -> bool:
     return not (Path(run_dir) / runstore.METRICS_LOG).exists() and tbreader.is_tensorboard_run(run_dir)
 
 
-def run_dirs(runs_dir: Path, tensorboard: bool = True) -> list[Path]:
-    """The run folders in ``runs_dir``; with ``tensorboard``, then its folders of TensorBoard event files
-    (the runs folder itself when its own files are events: a single run's logdir)."""
-    dirs = list(runstore.iter_run_dirs(runs_dir))
-    if tensorboard:
-        from . import tbreader
-
-        known = set(dirs)
-        dirs += [d for d in tbreader.iter_tensorboard_runs(runs_dir)
-                 if d not in known and not (d / runstore.METRICS_LOG).exists()]
-    return dirs
-
-
 def summarize(run_dir: Path) -> RunSummary:
     """A run folder's summary, whichever kind it is (cifar-tui, RunLogger, TensorBoard event files)."""
     return summarize_tensorboard_run(run_dir) if is_tensorboard_dir(run_dir) else summarize_run(run_dir)
 
 
+class _LogFigures:
+    """What a summary needs from a metrics log, folded one record at a time (best_val_accuracy,
+    last_wall_time and stage_times of the whole log, without holding it)."""
+
+    def __init__(self) -> None:
+        self.epochs: dict[tuple[int, int], dict[str, Any]] = {}  # (stage, epoch) -> record; a repeated epoch: the later
+        self.wall_time: float | None = None
+        self.stage_records: list[dict[str, Any]] = []
+
+    def add(self, rec: dict[str, Any]) -> None:
+        kind = rec.get("type")
+        if kind == "epoch":
+            self.epochs[epoch_key(rec)] = rec
+        elif kind in ("stage_end", "features_done"):
+            self.stage_records.append(rec)
+        wall = rec.get("wall_time")
+        if isinstance(wall, (int, float)) and not isinstance(wall, bool):
+            self.wall_time = wall if self.wall_time is None else max(self.wall_time, wall)
+
+    def best_val_accuracy(self) -> float | None:
+        """As best_val_accuracy() of the whole log."""
+        return best_val_accuracy(list(self.epochs.values()))
+
+
+def _file_signature(path: Path) -> list | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_size, str(st.st_mtime_ns)]  # a string: the cache's JSON reader reads 19-digit ints as floats
+
+
+def _signature(run_dir: Path) -> list:
+    """What changes when a run folder changes: sizes and times of the files a summary reads (status.json first)."""
+    return [_file_signature(run_dir / name) for name in (
+        runstore.STATUS_FILE, runstore.CONFIG_FILE, runstore.METRICS_LOG, runstore.REPORT_FILE,
+        runstore.LEGACY_REPORT_FILE)]
+
+
+def _event_signature(run_dir: Path) -> list:
+    """What changes when a folder of TensorBoard event files changes: its event files' sizes and times."""
+    from . import tbreader
+
+    return ["tensorboard", *(_file_signature(path) for path in tbreader.event_files(run_dir))]
+
+
+class SummaryCache:
+    """Summaries of run folders, recomputed only when a run's files change (sizes and mtimes).
+
+    A run that read as running is re-checked by its lock alone (a trainer that died changes no
+    file); nothing else is read again. With ``path`` (the user's own cache folder) the summaries
+    outlive the process, so `cifar-tui runs` over thousands of runs reads only what changed.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self._cache: dict[str, tuple[list, RunSummary]] = {}
+        self._changed = False
+        if path is not None:
+            self._load(path)
+
+    def list_runs(self, runs_dir: Path, live_only: bool = False, tensorboard: bool = False) -> list[RunSummary]:
+        """Every run's summary. ``live_only`` (a periodic refresh): of a run that is not running, only
+        status.json is looked at (a resume or a new run changes it); its other files wait for the next
+        full listing. ``tensorboard``: the folders of TensorBoard event files too (after the run folders;
+        the runs folder itself when its own files are events), re-read when their event files change."""
+        out, seen = [], set()
+        runs_dir = Path(runs_dir).expanduser()
+        try:
+            entries = sorted((e for e in os.scandir(runs_dir) if e.is_dir()), key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            entries = []
+        for entry in entries:
+            run_dir = Path(entry.path)
+            key = str(run_dir.absolute())
+            cached = self._cache.get(key)
+            if cached is not None and live_only and cached[1].state != "running":
+                seen.add(key)
+                if _file_signature(run_dir / runstore.STATUS_FILE) == cached[0][0]:
+                    out.append(cached[1])
+                    continue
+            sig = _signature(run_dir)
+            if sig[0] is None and sig[1] is None:
+                continue  # no status.json, no config.json: not a run folder
+            seen.add(key)
+            if (cached is not None and cached[0] == sig
+                    and (cached[1].state != "running" or runstore.lock_held(run_dir))):
+                out.append(cached[1])
+                continue
+            summary = summarize_run(run_dir)
+            self._cache[key] = (sig, summary)
+            self._changed = True
+            out.append(summary)
+        if tensorboard:
+            out += self._tensorboard_runs(runs_dir, seen)
+        under = str(Path(runs_dir).expanduser().absolute()) + os.sep
+        for gone in [k for k in self._cache if k.startswith(under) and k not in seen]:
+            del self._cache[gone]
+            self._changed = True
+        return out
+
+    def _tensorboard_runs(self, runs_dir: Path, seen: set[str]) -> list[RunSummary]:
+        from . import tbreader
+
+        out = []
+        for run_dir in tbreader.iter_tensorboard_runs(runs_dir):
+            if any((run_dir / name).exists() for name in (runstore.METRICS_LOG, runstore.STATUS_FILE,
+                                                          runstore.CONFIG_FILE)):
+                continue  # a run folder of ours (listed above) that also holds event files
+            key = str(run_dir.absolute())
+            seen.add(key)
+            sig = _event_signature(run_dir)
+            cached = self._cache.get(key)
+            if cached is not None and cached[0] == sig and cached[1].state != "running":
+                out.append(cached[1])
+                continue
+            summary = summarize_tensorboard_run(run_dir)
+            self._cache[key] = (sig, summary)
+            self._changed = True
+            out.append(summary)
+        return out
+
+    def save(self) -> None:
+        """Keep the summaries for the next process; a cache that cannot be written costs only time."""
+        if self.path is None or not self._changed:
+            return
+        data = {"version": _SUMMARY_CACHE_VERSION,
+                "runs": {k: [sig, {**s.__dict__, "path": str(s.path)}] for k, (sig, s) in self._cache.items()}}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            runstore.atomic_write_text(self.path, json.dumps(data))
+            self._changed = False
+        except OSError:
+            pass
+
+    def _load(self, path: Path) -> None:
+        data, _ = runstore.read_json(path)
+        if not data or data.get("version") != _SUMMARY_CACHE_VERSION or not isinstance(data.get("runs"), dict):
+            return
+        for key, entry in data["runs"].items():
+            try:
+                sig, fields = entry
+                self._cache[key] = (sig, RunSummary(**{**fields, "path": Path(fields["path"])}))
+            except (TypeError, ValueError, KeyError):
+                continue  # an entry of another version: summarised again
+
+
+_SUMMARY_CACHE_VERSION = 1
+
+
 def list_runs(runs_dir: Path, tensorboard: bool = False) -> list[RunSummary]:
-    """Every run folder in ``runs_dir``; with ``tensorboard``, also its folders of TensorBoard event files."""
-    return [summarize(d) for d in run_dirs(runs_dir, tensorboard)]
+    """Every run folder in ``runs_dir`` (through the summary cache in the user's cache folder); with
+    ``tensorboard``, also its folders of TensorBoard event files."""
+    from .paths import cache_dir
+
+    cache = SummaryCache(cache_dir() / "run-summaries.json")
+    runs = cache.list_runs(runs_dir, tensorboard=tensorboard)
+    cache.save()
+    return runs
 
 
 def newest_first(runs_dir: Path) -> list[Path]:
