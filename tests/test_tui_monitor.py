@@ -135,7 +135,7 @@ async def test_stop_key_only_while_running_and_stop_requested_clears_on_resume(t
         await wait_for(pilot, lambda: screen.state == "stopped", what="stopped")
         assert screen.check_action("stop", ()) is False  # not in the footer of a stopped run
         assert str(screen.query_one("#run-label").content) == "Run 4/7 ep"  # the planned total stays
-        runstore.write_status(run_dir, "running", "resuming", pid=os.getpid())
+        write_status(run_dir, "running", os.getpid(), "resuming")  # a resume: its trainer holds the lock again
         await wait_for(pilot, lambda: screen.state == "running", what="resumed")
         await pilot.pause(0.3)
         assert "(stop requested)" not in str(screen.query_one("#run-stats").content)

@@ -561,7 +561,7 @@ def _box_table(headers: list[str], rows: list[tuple[str, ...]]) -> list[str]:
         box = ("+-++", "|", "+=++", "|", "+-++")
 
     def rule(chars: str) -> str:
-        left, fill, middle, right = chars
+        left, fill, middle, right = list(chars)  # four box-drawing characters
         return left + middle.join(fill * (w + 2) for w in widths) + right
 
     def row(cells, bar: str) -> str:
@@ -640,7 +640,7 @@ def _add_sweep(sub) -> None:
     p.add_argument("--trials", type=int, metavar="N",
                    help="stop when the study holds N finished (complete or pruned) trials, all workers' counted (default: no limit)")
     p.add_argument("--budget", metavar="TIME", help="start no trial after TIME (30m, 2h, 900s) of this worker (default: no limit)")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+    p.add_argument("--set", action="append", default=None, metavar="NAME=VALUE",
                    help="fix a setting for every trial, e.g. --set image_size=160 (repeatable; default: none)")
     p.add_argument("--space", type=Path, metavar="FILE",
                    help='JSON or TOML narrowing the search space: {"image_size": {"low": 128, "high": 192, "step": 32}, '
@@ -656,10 +656,10 @@ def _add_sweep(sub) -> None:
     p.add_argument("--runs-dir", help="where trials' run folders go (default: the runs folder)")
     p.add_argument("--data-dir", help="CIFAR-10 folder (default: the usual places)")
     what = p.add_mutually_exclusive_group()
-    what.add_argument("--status", action="store_true", help="print the study's trials and best so far, then exit")
+    what.add_argument("--status", action="store_true", help="print the study's trials and best so far, then exit (default: off, run trials)")
     what.add_argument("--finish", action="store_true",
-                      help="score the best trial on the test set (once; its run gets report.json), then exit")
-    what.add_argument("--watch", action="store_true", help="open the app's Sweep screen on the study, followed live")
+                      help="score the best trial on the test set (once; its run gets report.json), then exit (default: off)")
+    what.add_argument("--watch", action="store_true", help="open the app's Sweep screen on the study, followed live (default: off)")
 
 
 def cmd_sweep(args) -> int:
@@ -693,7 +693,7 @@ def cmd_sweep(args) -> int:
         print(f"cifar-tui sweep: --trials must be at least 1, not {args.trials}", file=sys.stderr)
         return EXIT_USAGE
     budget = sweep.parse_budget(args.budget) if args.budget else None
-    fixed = sweep.parse_set(args.set)
+    fixed = sweep.parse_set(args.set or [])
     fixed["runs_dir"] = str(runs_dir)
     if args.data_dir:
         fixed["data_dir"] = args.data_dir
