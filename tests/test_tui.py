@@ -226,6 +226,7 @@ async def test_configure_invalid_values_show_field_messages_and_do_not_start(tmp
         assert screen.errors == {}
         assert static_text(app, "#err-image_size") == ""
         # a rule across fields lands on the fields it names
+        await set_input(pilot, "val_size", "1000")
         await set_input(pilot, "limit_train", "800")
         assert "val_size" in screen.errors and "must be smaller" in screen.errors["val_size"]
         await pilot.press("ctrl+s")

@@ -165,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
         _apply_global_dirs(args)
         return handlers[args.command](args)
     except (ConfigError, RunStoreError, DatasetNotFound) as exc:
-        print(f"cifar-tui: {exc}", file=sys.stderr)
+        from .config import with_flags
+
+        print(f"cifar-tui: {with_flags(str(exc)) if isinstance(exc, ConfigError) else exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in ("tensorflow", "keras"):
@@ -264,9 +266,9 @@ def cmd_train(args) -> int:
     if args.resume:
         run = _find_run(args.resume, _runs_dir(args))
         config = _run_config(run)
-        from .launcher import refuse_if_running
+        from .launcher import refuse_to_resume
 
-        refuse_if_running(run)
+        refuse_to_resume(run)
         if args.detach:
             return _detach(config, run, notify=args.notify)
         return _train_here(config, run, resume=True, notify=args.notify)

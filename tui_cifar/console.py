@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from .config import VAL_FRACTION
 from .diagnostics import overfitting
 from .formatting import ASCII_DASH, fmt
 
@@ -42,7 +43,8 @@ def plain_reporter(stream=None) -> Callable[[dict[str, Any]], None]:
             config.update(r.get("config") or {})
             line = f"{'resuming' if kind == 'run_resume' else 'starting'} on {r.get('device')}"
         elif kind == "data":
-            line = f"data: {r['train']} train / {r['val']} val / {r['test']} test images from {r['source']}"
+            split = f" ({VAL_FRACTION:.0%}: --val-size sets it)" if config and config.get("val_size") is None else ""
+            line = f"data: {r['train']} train / {r['val']} val{split} / {r['test']} test images from {r['source']}"
         elif kind == "phase":
             line = r.get("message")
         elif kind == "progress":

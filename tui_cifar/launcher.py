@@ -27,21 +27,27 @@ def create_run(config: TrainConfig) -> Path:
     return run_dir
 
 
-def refuse_if_running(run_dir: Path) -> None:
-    """A RunStoreError when the run is running now: two processes must never train into one folder."""
+def refuse_to_resume(run_dir: Path) -> None:
+    """A RunStoreError when the run must not be resumed: it is running now (two processes must never train into
+    one folder), or it finished (a resume would only recompute its test report, which `evaluate --recompute` does)."""
     status = runstore.read_status(run_dir)
-    if runstore.effective_state(status) == "running":
+    state = runstore.effective_state(status)
+    if state == "running":
         raise runstore.RunStoreError(f"{run_dir} is still running (pid {status.pid})")
+    if state == "finished":
+        raise runstore.RunStoreError(f"{run_dir} has finished: there is nothing to resume; "
+                                     f"`cifar-tui evaluate {run_dir} --recompute` scores its model again")
 
 
 def start_detached(config: TrainConfig, resume: Path | None = None, notify: str | None = None) -> Path:
     """Spawn `cifar-tui train` for this config (or resume a run) and return its run folder at once.
 
     ``notify``: the `--notify` command the detached process runs when the run ends. A run that is
-    running now is not resumed (the CLI and the app's palette, whose list may be minutes old, both come here).
+    running now or finished is not resumed (the CLI and the app's palette, whose list may be minutes old, both
+    come here).
     """
     if resume is not None:
-        refuse_if_running(Path(resume))
+        refuse_to_resume(Path(resume))
     run_dir = Path(resume) if resume is not None else create_run(config)
     # --in-run-dir marks the child: the status below names it as running, so it must not refuse itself.
     command = [sys.executable, "-m", "tui_cifar", "train", "--in-run-dir", str(run_dir)]
