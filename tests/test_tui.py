@@ -166,8 +166,9 @@ async def test_compare_marked_runs(runs_dir):
 
 
 @pytest.fixture
-def fake_launcher(monkeypatch, tmp_path):
+def fake_launcher(monkeypatch, tmp_path, fake_cifar):
     calls: list[TrainConfig] = []
+    monkeypatch.setenv("CIFAR_TUI_DATA_DIR", str(fake_cifar))  # the app finds CIFAR-10: no "where is it?" dialog
 
     def start_detached(config, resume=None):
         calls.append(config)

@@ -245,6 +245,9 @@ def _config_from_args(args):
 
     values = load_config_file(args.config) if args.config else {}
     values.update({s.name: getattr(args, s.name) for s in SETTINGS if getattr(args, s.name) is not None})
+    if isinstance(values.get("data_dir"), str) and values["data_dir"]:
+        # Absolute in the run's config.json: a detached run, `evaluate` and the app may start elsewhere.
+        values["data_dir"] = str(Path(values["data_dir"]).expanduser().resolve())
     return make_config(values, preset=args.preset)
 
 
@@ -273,9 +276,12 @@ def cmd_train(args) -> int:
             return _detach(config, run, notify=args.notify)
         return _train_here(config, run, resume=True, notify=args.notify)
     config = _config_from_args(args)
+    from .data import find_cifar10, load_cifar10, remember_data_dir
+
+    if config.data_dir and find_cifar10(config.data_dir):  # the app and later commands find it without --data-dir
+        remember_data_dir(config.data_dir)
     if args.detach:
         return _detach(config, notify=args.notify)
-    from .data import load_cifar10
     from .launcher import create_run
 
     load_cifar10(config.data_dir)  # fail before any model is built when the data is nowhere to be found

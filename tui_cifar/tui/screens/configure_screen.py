@@ -218,6 +218,11 @@ class ConfigureScreen(CifarScreen):
         if self.cifar.data_dir:
             values["data_dir"] = self.cifar.data_dir
         self.set_values(values)
+        from ...data import default_data_dir
+
+        default, origin = default_data_dir()
+        if default is not None:  # what an empty Data folder means now
+            self.query_one("#f-data_dir", Input).placeholder = f"{default} ({origin.split(' in ')[0]})"
         self._described = self._describe_key()
         cached = self._cached_description()
         self.query_one("#blocks-desc", Static).update(cached or "")
@@ -332,6 +337,7 @@ class ConfigureScreen(CifarScreen):
                 self.query_one(f"#f-{first.name}").focus()
             self.notify("Fix the highlighted settings first", title="Not started", severity="warning")
             return
+        config = absolute_data_dir(config)
         problem = settings.save_last_config(config.to_json())
         if problem:
             self.notify(problem, severity="warning")
@@ -344,7 +350,7 @@ class ConfigureScreen(CifarScreen):
     def on_screen_suspend(self) -> None:
         config, _errors = validate(self.form_values()) if self.is_mounted else (None, {})
         if config is not None:
-            settings.save_last_config(config.to_json())
+            settings.save_last_config(absolute_data_dir(config).to_json())
 
     # ------------------------------------------------------------ help and cost
     def on_descendant_focus(self, event) -> None:
@@ -442,6 +448,17 @@ class ConfigureScreen(CifarScreen):
         desc.set_class(failed, "-failed")
 
 
+def absolute_data_dir(config: TrainConfig) -> TrainConfig:
+    """The config with its data folder absolute: remembered and handed to a detached run, it must not depend on
+    the folder the app was started from."""
+    import dataclasses
+    from pathlib import Path
+
+    if not config.data_dir:
+        return config
+    return dataclasses.replace(config, data_dir=str(Path(config.data_dir).expanduser().resolve()))
+
+
 def preset_values(preset: str, current: dict[str, Any]) -> dict[str, Any]:
     """A preset's settings: the defaults, the preset's changes, and the machine settings of ``current``."""
     values = {**TrainConfig().to_json(), **PRESETS.get(preset, {})}
@@ -473,8 +490,8 @@ def start_preset(node: App | Screen, current: dict[str, Any], preset: str, runs_
 
     def answered(start: bool | None) -> None:
         if start:
-            settings.save_last_config(config.to_json())
-            node.post_message(StartRun(config))
+            settings.save_last_config(absolute_data_dir(config).to_json())
+            node.post_message(StartRun(absolute_data_dir(config)))
 
     question = (f"Start a training run with the {preset} preset?\n\n{preset_summary(preset)}; "
                 f"every other setting at its default; runs in {config.runs_dir}.")

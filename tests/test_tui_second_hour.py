@@ -1,0 +1,79 @@
+"""Issue 20 (a newcomer's second hour) in the app, at 80x24: the data folder the CLI used, the keys each screen
+offers, the layouts that were cut."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from fixtures.tui_support import make_app, static_text, wait_for
+from test_tui import fake_describe  # noqa: F401  (fixture)
+from textual.widgets import Input
+
+from tui_cifar import cli, data, launcher, runstore
+from tui_cifar.config import TrainConfig
+from tui_cifar.paths import config_dir
+
+SMALL = (80, 24)
+
+
+@pytest.fixture
+def launches(monkeypatch, tmp_path):
+    """launcher.start_detached, recording the configs (no process)."""
+    calls: list[TrainConfig] = []
+
+    def start_detached(config, resume=None, notify=None):
+        calls.append(config)
+        run_dir = runstore.create_run_dir(Path(config.runs_dir), config.run_name)
+        runstore.atomic_write_json(run_dir / "config.json", config.to_json())
+        runstore.write_status(run_dir, "running", "starting", pid=os.getpid())
+        return run_dir
+
+    monkeypatch.setattr(launcher, "start_detached", start_detached)
+    monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+    return calls
+
+
+def test_train_data_dir_is_remembered_absolute_and_found_without_it(fake_cifar, launches, tmp_path, monkeypatch):
+    monkeypatch.chdir(fake_cifar.parent)
+    assert data.find_cifar10(None) is None
+    assert cli.main(["train", "--data-dir", fake_cifar.name, "--runs-dir", str(tmp_path / "runs"), "--detach"]) == 0
+    assert launches[0].data_dir == str(fake_cifar)  # absolute in the run's config
+    saved = json.loads((config_dir() / data.REMEMBERED_DATA_DIR).read_text())
+    assert saved == {"folder": str(fake_cifar)}
+    monkeypatch.chdir(tmp_path)  # elsewhere, no flag: the remembered folder
+    assert data.find_cifar10(None) == str(fake_cifar / data.BATCH_FOLDER)
+    assert data.load_cifar10(None)[4] == str(fake_cifar / data.BATCH_FOLDER)
+    other = tmp_path / "nothing"
+    other.mkdir()
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(other))  # the README's variable wins
+    assert data.find_cifar10(None) is None
+
+
+async def test_a_missing_dataset_is_a_dialog_that_asks_for_its_folder(fake_cifar, launches, tmp_path, fake_describe):
+    app = make_app(tmp_path / "runs", start_screen="configure")
+    async with app.run_test(size=SMALL) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "DataFolderScreen", what="the data dialog")
+        assert launches == []
+        assert app.screen.query_one("#ok").region.bottom <= SMALL[1]  # its buttons are on screen at 80x24
+        answer = app.screen.query_one("#answer", Input)
+        answer.value = str(tmp_path)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "No CIFAR-10 in" in static_text(app, "#data-folder-error") and launches == []
+        answer.value = str(fake_cifar)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: len(launches) == 1, what="the run started")
+        assert launches[0].data_dir == str(fake_cifar)
+        assert app.current_mode == "train"
+    assert data.default_data_dir()[0] == fake_cifar  # remembered for the next session and the CLI
+    app = make_app(tmp_path / "runs", start_screen="configure")
+    async with app.run_test(size=SMALL) as pilot:
+        await pilot.pause()
+        assert str(fake_cifar) in app.screen.query_one("#f-data_dir", Input).placeholder
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: len(launches) == 2, what="started without asking")
