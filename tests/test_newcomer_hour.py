@@ -83,3 +83,79 @@ def test_the_test_report_scores_float32_probabilities_without_a_warning():
         warnings.simplefilter("error")
         report = report_from_probabilities(y, probs)
     assert np.isfinite(report["test_loss"]) and 2.0 < report["test_loss"] < 3.0
+
+
+def test_predict_names_a_missing_run_before_searching_the_photos(tmp_path, capsys):
+    photos = tmp_path / "photos"
+    (photos / "cat").mkdir(parents=True)
+    (photos / "cat" / "a.png").write_bytes(b"x")
+    code = cli.main(["--runs-dir", str(tmp_path / "runs"), "predict", "nosuchrun", str(photos)])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_FAILED and "nosuchrun: no such run folder" in err
+    assert "images found" not in err  # the folder was not searched first
+
+
+def test_the_photo_report_says_accuracy_and_leaves_undefined_precision_blank(tmp_path, capsys):
+    from tui_cifar.data import CLASS_NAMES
+    from tui_cifar.folder_labels import score_photos
+    from tui_cifar.prediction import FilePrediction
+    from tui_cifar.report import print_photo_score
+
+    def predicted(rel: str, cls: str) -> FilePrediction:
+        top = sorted(((c, 0.91 if c == cls else 0.01) for c in CLASS_NAMES), key=lambda t: -t[1])
+        return FilePrediction(tmp_path / rel, top, root=tmp_path)
+
+    score = score_photos([predicted("cat/a.png", "cat"), predicted("cat/b.png", "dog"), predicted("ship/c.png", "ship")])
+    assert score["report"]["accuracy"] == pytest.approx(2 / 3) and "test_accuracy" not in score["report"]
+    print_photo_score(score, None)
+    cells = [line.replace("│", " ").split() for line in capsys.readouterr().out.splitlines()]
+    rows = {c[0]: c[1:4] for c in cells if len(c) == 4 and c[0] in CLASS_NAMES}  # the per-class table's rows
+    assert rows["cat"] == ["2", "0.500", "1.000"]
+    assert rows["dog"] == ["0", "-", "0.000"]  # predicted once, wrongly: precision 0; no photos: recall -
+    assert rows["bird"] == ["0", "-", "-"]  # never predicted: no precision either
+
+
+def _status(run_dir: Path, state: str, started: float, updated: float, pid: int) -> None:
+    import datetime as dt
+    import json
+    import socket
+
+    iso = lambda t: dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="seconds")  # noqa: E731
+    (run_dir / runstore.STATUS_FILE).write_text(json.dumps({
+        "state": state, "pid": pid, "host": socket.gethostname(), "started_at": iso(started),
+        "updated_at": iso(updated), "message": "", "stage": None, "version": 1}))
+
+
+def test_a_runs_duration_counts_from_its_launch(tmp_path):
+    import json
+    import os
+    import time
+
+    from tui_cifar.runreader import summarize_run
+
+    now = time.time()
+    running = tmp_path / "20260101-000000-a"
+    running.mkdir()
+    _status(running, "running", now - 15, now - 13, os.getpid())  # launched 15 s ago; TensorFlow took 12 of them
+    (running / runstore.METRICS_LOG).write_text(json.dumps({"type": "run_start", "wall_time": 0.0}) + "\n"
+                                                + json.dumps({"type": "phase", "wall_time": 2.0}) + "\n")
+    assert 14 <= summarize_run(running).duration_s <= 20
+    failed = tmp_path / "20260101-000001-b"
+    failed.mkdir()
+    _status(failed, "failed", now - 60, now - 40, 1)  # failed 20 s after its launch, 0.3 s into train_run
+    (failed / runstore.METRICS_LOG).write_text(json.dumps({"type": "run_end", "state": "failed", "wall_time": 0.3}))
+    assert summarize_run(failed).duration_s == pytest.approx(20, abs=1)
+
+
+def test_the_cli_lists_runs_newest_first_as_the_app_does(tmp_path, capsys):
+    import json
+    import time
+
+    now = time.time()
+    for name, age in (("20260101-000000-old", 300), ("20260101-000500-new", 10), ("20260101-000200-mid", 100)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / runstore.CONFIG_FILE).write_text("{}")
+        _status(tmp_path / name, "finished", now - age, now - age + 5, 1)
+    assert cli.main(["runs", "--runs-dir", str(tmp_path), "--json"]) == 0
+    assert [r["name"] for r in json.loads(capsys.readouterr().out)] == [
+        "20260101-000500-new", "20260101-000200-mid", "20260101-000000-old"]

@@ -105,7 +105,7 @@ async def test_class_subfolders_are_scored_beside_the_test_set(runs_dir, photos)
         assert screen.query_one("#folder-score").display
         report = screen.folder_score["report"]
         text = static_text(app, "#photo-score")
-        assert f"accuracy on your photos {100 * report['test_accuracy']:.1f}%" in text
+        assert f"accuracy on your photos {100 * report['accuracy']:.1f}%" in text
         assert "(3 labelled, 1 in no class folder)" in text  # holiday/ names no class
         test_acc = runstore.read_report(runs_dir / FINISHED)[0]["test_accuracy"]
         assert f"test set {100 * test_acc:.1f}%" in text

@@ -17,6 +17,8 @@ EXIT_USAGE = 2
 # A run stopped before its end (Ctrl-C, SIGTERM, the app's stop): the shell's "interrupted" code.
 # Its best model so far is kept and `--resume` continues it.
 EXIT_STOPPED = 130
+# `predict`: some inputs could not be read (each named on stderr), every other one was classified (and scored).
+EXIT_SOME_UNREADABLE = 3
 
 
 def _add_train(sub) -> None:
@@ -107,7 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON, as report.json holds it (default: tables)")
     p.add_argument("--recompute", action="store_true", help="score the saved model again (default: show the saved report)")
     _add_devices_flag(p)
-    p = sub.add_parser("predict", help="classify images with a run's model")
+    p = sub.add_parser("predict", help="classify images with a run's model",
+                       epilog=f"Exit codes: 0 every picture classified, {EXIT_SOME_UNREADABLE} some could not be read "
+                       "(each named on stderr; the others are classified, scored and written), 1 none classified or "
+                       "an output not written.")
     p.add_argument("run", type=Path, help=f"{run_help}, or a .keras file")
     p.add_argument("images", nargs="+", type=Path, help="image files or folders (searched with their subfolders)")
     p.add_argument("--top-k", type=int, default=3, help="classes shown per image (default: %(default)s)")
@@ -165,9 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         _apply_global_dirs(args)
         return handlers[args.command](args)
     except (ConfigError, RunStoreError, DatasetNotFound) as exc:
-        from .config import with_flags
-
-        print(f"cifar-tui: {with_flags(str(exc)) if isinstance(exc, ConfigError) else exc}", file=sys.stderr)
+        print(f"cifar-tui: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in ("tensorflow", "keras"):
@@ -241,9 +244,19 @@ def cmd_watch(args) -> int:
 
 
 def _config_from_args(args):
-    from .config import SETTINGS, load_config_file, make_config
+    from .config import ConfigError, load_config_file, with_flags
 
-    values = load_config_file(args.config) if args.config else {}
+    if not args.config:  # every setting came from a flag: a refusal names the flag (--val-size), not the key
+        try:
+            return _config_from_values(args, {})
+        except ConfigError as exc:
+            raise ConfigError(with_flags(str(exc))) from None
+    return _config_from_values(args, load_config_file(args.config))
+
+
+def _config_from_values(args, values: dict):
+    from .config import SETTINGS, make_config
+
     values.update({s.name: getattr(args, s.name) for s in SETTINGS if getattr(args, s.name) is not None})
     if isinstance(values.get("data_dir"), str) and values["data_dir"]:
         # Absolute in the run's config.json: a detached run, `evaluate` and the app may start elsewhere.
@@ -368,8 +381,8 @@ def cmd_predict(args) -> int:
         except LabelMapError as exc:
             print(f"cifar-tui: {exc}", file=sys.stderr)
             return EXIT_USAGE
+    run = _find_run(args.run, _runs_dir(args))  # before searching a large photo folder
     groups, folder_errors = _gather_inputs(args.images)
-    run = _find_run(args.run, _runs_dir(args))
     if sys.stderr.isatty():  # the model takes seconds to load (TensorFlow first): say so to a person waiting
         print(f"loading the model of {run} …", file=sys.stderr, flush=True)
     _configure_tensorflow(args.devices)
@@ -412,7 +425,9 @@ def cmd_predict(args) -> int:
         print(f"predictions written to {csv_path}", file=sys.stderr)
     if args.explain and not _write_explanations(classifier, [r for r in results if r.error is None], args.explain):
         return EXIT_FAILED
-    return EXIT_FAILED if failed or not results else 0
+    if failed == len(results):
+        return EXIT_FAILED
+    return EXIT_SOME_UNREADABLE if failed else 0
 
 
 def _gather_inputs(inputs: list[Path]):
@@ -479,7 +494,7 @@ def cmd_runs(args) -> int:
 
         count = write_csv(runs_rows(runs_dir), args.csv)
         print(f"{count} runs written to {args.csv}", file=sys.stderr)
-    runs = list_runs(runs_dir)
+    runs = sorted(list_runs(runs_dir), key=lambda r: (r.started_at or "", r.name), reverse=True)  # newest first, as the app
     if args.json:
         print(json.dumps([{**r.__dict__, "path": str(r.path)} for r in runs], indent=2))
         return 0

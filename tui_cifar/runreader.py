@@ -74,6 +74,39 @@ def last_wall_time(records: list[dict[str, Any]]) -> float | None:
     return max(walls, default=None)
 
 
+def _when(iso: Any) -> float | None:
+    """An ISO timestamp (status.json's, a record's "time") as seconds since the epoch, or None."""
+    import datetime as _dt
+
+    try:
+        return _dt.datetime.fromisoformat(iso).timestamp() if isinstance(iso, str) else None
+    except ValueError:
+        return None
+
+
+def run_duration(status: runstore.RunStatus, records: list[dict[str, Any]], state: str,
+                 now: float | None = None) -> float | None:
+    """Seconds the run has taken as its user counts them: from its launch, TensorFlow's start-up included
+    (status.json's started_at), to its end or, while it runs, to now.
+
+    The log's wall time starts after TensorFlow's import and moves only with a record, so alone it said "2s" of
+    a 15-s-old run and "0s" of one that failed in its start-up. A resumed run adds up its sessions from the log
+    (the time it lay stopped is not counted), with the current session's time since its last record.
+    """
+    now = time.time() if now is None else now
+    wall = last_wall_time(records)
+    if not any(r.get("type") == "run_resume" for r in records):
+        start = _when(status.started_at)
+        end = now if state == "running" else _when(status.updated_at)
+        span = end - start if start is not None and end is not None and end >= start else None
+        return max((s for s in (wall, span) if s is not None), default=None)
+    if state == "running" and wall is not None:
+        since = [t for t in (_when(records[-1].get("time")), _when(status.updated_at)) if t is not None]
+        if since:
+            wall += max(0.0, now - max(since))
+    return wall
+
+
 def stage_times(records: list[dict[str, Any]]) -> dict[str, float]:
     """Seconds per stage (stage1, stage2) and for feature extraction, as the training log recorded them.
 
@@ -126,7 +159,7 @@ def summarize_run(run_dir: Path) -> RunSummary:
         best_val_accuracy=best_val_accuracy(records),
         test_accuracy=(report or {}).get("test_accuracy"),
         started_at=status.started_at,
-        duration_s=last_wall_time(records),
+        duration_s=run_duration(status, records, runstore.effective_state(status)),
         stage_times=stage_times(records),
         problems=problems,
         kind=runstore.run_kind(config),
