@@ -306,4 +306,7 @@ def test_a_labelled_folder_with_unreadable_pictures_is_scored_and_exits_3(traine
     report = out["photos"]["report"]
     assert report["num_photos"] == 6 and "accuracy" in report and "test_accuracy" not in report
     assert out["photos"]["failed"] == 2
-    assert sum(1 for line in result.stderr.splitlines() if ": error: " in line) == 2
+    assert sorted(Path(p["path"]).name for p in out["predictions"] if p["error"]) == ["broken.png", "empty.jpg"]
+    text = run_cli("predict", trained_run, photos, "--labels-from-folders")  # the same, as text
+    assert text.returncode == cli.EXIT_SOME_UNREADABLE and "accuracy on your photos" in text.stdout
+    assert sum(1 for line in text.stderr.splitlines() if ": error: " in line) == 2

@@ -77,3 +77,37 @@ async def test_a_missing_dataset_is_a_dialog_that_asks_for_its_folder(fake_cifar
         assert str(fake_cifar) in app.screen.query_one("#f-data_dir", Input).placeholder
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: len(launches) == 2, what="started without asking")
+
+
+async def test_configure_at_80x24_keeps_its_fields_in_view_under_the_note(tmp_path, fake_describe):
+    from tui_cifar.tui import settings
+
+    settings.save_last_config({**TrainConfig().to_json(), "limit_train": 3000, "limit_test": 1000, "augment": True,
+                               "epochs_fine": 6, "image_size": 112})
+    app = make_app(tmp_path / "runs", start_screen="configure")
+    async with app.run_test(size=SMALL) as pilot:
+        await pilot.pause()
+        note = app.screen.query_one("#form-note")
+        assert note.display and "Limit test images 1000" in str(note.tooltip)
+        form = app.screen.query_one("#config-form").region
+        visible = [row for row in app.screen.query(".field") if row.region.height and row.region.y >= form.y
+                   and row.region.bottom <= form.bottom]
+        assert len(visible) >= 8, len(visible)  # was 3
+
+
+async def test_configure_empty_input_size_is_no_setting_and_the_help_panel_takes_no_keys(tmp_path, fake_describe):
+    app = make_app(tmp_path / "runs", start_screen="configure")
+    async with app.run_test(size=SMALL) as pilot:
+        await pilot.pause()
+        field = app.screen.query_one("#f-image_size", Input)
+        field.value = ""
+        await pilot.pause()
+        assert "Input size" not in static_text(app, "#form-note")  # not "Input size (px) all"
+        assert "image_size" in app.screen.errors
+        field.focus()
+        await pilot.click("#setting-help")
+        await pilot.pause()
+        assert app.focused is field  # the panel does not take the focus from the field being typed in
+        await pilot.press("r", "e", "t")
+        await pilot.pause()
+        assert app.current_mode == "configure" and field.value == "ret"

@@ -17,7 +17,9 @@ from textual.widgets import Button, Collapsible, Footer, Header, Input, Label, S
 from textual.worker import get_current_worker
 
 from ...backbones import BACKBONES
-from ...config import PRESETS, SETTING_BY_NAME, SETTINGS, ConfigError, Setting, TrainConfig, make_config, with_labels
+from ...config import (
+    PRESETS, SETTING_BY_NAME, SETTINGS, VAL_FRACTION, ConfigError, Setting, TrainConfig, make_config, with_labels,
+)
 from .. import settings
 from ..messages import StartPreset, StartRun
 from ..widgets.setting_help import SettingHelp
@@ -70,17 +72,22 @@ def parse_text(field: Setting, text: str) -> Any:
 
 
 def shown_value(field: Setting, value: Any) -> str:
-    """A value as a person reads it: on/off for switches, 'all' for an empty limit."""
+    """A value as a person reads it: on/off for switches, 'all' for an empty limit, '10%' for an empty split."""
     if field.kind == "bool":
         return "on" if value else "off"
+    if value is None and field.name == "val_size":
+        return f"{VAL_FRACTION:.0%}"
     return format_value(field, value) or "all"
 
 
 def changed_settings(values: dict[str, Any], before: dict[str, Any]) -> list[str]:
-    """'Label value' for each experiment setting (not a folder or machine setting) that differs from ``before``."""
+    """'Label value' for each experiment setting (not a folder or machine setting) that differs from ``before``.
+
+    A required field left empty is no setting (its own message says so), not "all".
+    """
     return [f"{FIELD_BY_NAME[name].label} {shown_value(FIELD_BY_NAME[name], value)}"
             for name, value in values.items()
-            if name in FIELD_BY_NAME and name not in KEEP_ON_PRESET and value != before.get(name)]
+            if name in FIELD_BY_NAME and name not in KEEP_ON_PRESET and value != before.get(name) and value != ""]
 
 
 def format_value(field: Setting, value: Any) -> str:
@@ -180,7 +187,9 @@ class ConfigureScreen(CifarScreen):
                     for field in FIELDS:
                         if field.advanced:
                             yield from self._field_row(field)
-            with VerticalScroll(id="config-side"):
+            # Not focusable: a click or Tab that landed here left the typing to the screen's keys (r, e, t
+            # switched screens mid-path); the mouse wheel still scrolls it.
+            with VerticalScroll(id="config-side", can_focus=False):
                 yield SettingHelp(id="setting-help")
                 yield Static("", id="run-estimate")
         yield Footer()
@@ -276,8 +285,9 @@ class ConfigureScreen(CifarScreen):
         """Say which experiment settings differ from the defaults (remembered from the last run, say)."""
         changed = changed_settings(values, TrainConfig().to_json())
         note = self.query_one("#form-note", Static)
-        note.update(f"Not the defaults: {', '.join(changed)}. The Default preset resets them." if changed else "")
+        note.update(f"Not the defaults (the Default preset resets them): {', '.join(changed)}." if changed else "")
         note.display = bool(changed)
+        note.tooltip = ", ".join(changed) or None  # the whole list, where 24 rows cut the note
 
     def show_errors(self, errors: dict[str, str]) -> None:
         self.errors = errors
