@@ -111,3 +111,45 @@ async def test_configure_empty_input_size_is_no_setting_and_the_help_panel_takes
         await pilot.press("r", "e", "t")
         await pilot.pause()
         assert app.current_mode == "configure" and field.value == "ret"
+
+
+async def test_evaluate_at_80x24_shows_a_cells_images_whole_and_the_paging_keys_scroll_them(tmp_path, monkeypatch):
+    from fixtures.tui_support import FINISHED, copy_runs, fake_test_images
+    from test_tui import open_evaluate
+
+    runs_dir = copy_runs(tmp_path / "runs")
+    monkeypatch.setattr(data, "load_test_images", lambda data_dir: fake_test_images())
+    app = make_app(runs_dir)
+    async with app.run_test(size=SMALL) as pilot:
+        screen = await open_evaluate(app, pilot, runs_dir / FINISHED)
+        assert {"n", "g"} <= footer_keys(app)
+        matrix = screen.query_one("#confusion")
+        matrix.focus()
+        matrix.move_cursor(row=3, column=5)  # true cat, predicted dog
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: len(screen.query(".thumb")) == 3, what="thumbnails")
+        await pilot.pause(0.2)
+        tab = screen.query_one("#confusion-area").region
+        first = screen.query(".thumb").first().region
+        assert tab.y <= first.y and first.bottom <= tab.bottom  # a whole thumbnail in view (was 3 rows of it)
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert matrix.cursor_coordinate == (3, 5)  # the cell stays the one whose images are shown
+        await pilot.press("home")
+        await pilot.pause()
+        assert screen.query_one("#confusion-area").scroll_y == 0  # back up to the matrix
+        assert matrix.cursor_coordinate == (3, 5)
+        for tab_key in ("2", "3", "4"):  # n and g act on the confusion tab only
+            await pilot.press(tab_key)
+            await pilot.pause()
+            assert not {"n", "g"} & footer_keys(app), tab_key
+            assert not screen.check_action("toggle_percent", ())
+        await pilot.press("1")
+        await pilot.pause()
+        assert {"n", "g"} <= footer_keys(app)
+
+
+def footer_keys(app) -> set[str]:
+    """The keys the footer shows now."""
+    return {binding.key for _node, binding, enabled, _tooltip in app.screen.active_bindings.values()
+            if binding.show and enabled}
