@@ -159,3 +159,37 @@ def test_the_cli_lists_runs_newest_first_as_the_app_does(tmp_path, capsys):
     assert cli.main(["runs", "--runs-dir", str(tmp_path), "--json"]) == 0
     assert [r["name"] for r in json.loads(capsys.readouterr().out)] == [
         "20260101-000500-new", "20260101-000200-mid", "20260101-000000-old"]
+
+
+def test_doctor_on_a_terminal_prints_no_tensorflow_start_up_lines(tmp_path):
+    """TensorFlow's "failed call to cuInit" and oneDNN lines go to the stderr log, not between doctor's lines."""
+    import os
+    import time
+
+    from faultkit import cli_command
+    from test_runlife import terminal_run
+
+    from tui_cifar.paths import stderr_log_path
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as chatty as it is by default
+    proc, printed = terminal_run(cli_command("doctor"), env)
+    proc.wait(timeout=240)
+    time.sleep(0.5)
+    out = b"".join(printed).decode("utf-8", "replace")
+    assert "TF devices" in out and "data" in out, out
+    for chatter in ("cuInit", "absl::InitializeLog", "oneDNN custom operations", "cpu_feature_guard", "cuda drivers"):
+        assert chatter not in out, out
+    assert "oneDNN" in stderr_log_path().read_text()
+
+
+def test_doctor_says_when_the_data_folder_holds_no_cifar10(tmp_path, monkeypatch, fake_cifar):
+    from tui_cifar.data import DATA_DIR_ENV
+    from tui_cifar.environment import data_location
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "khome"))
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    assert "no CIFAR-10 there" in data_location(None) and str(tmp_path / "khome") in data_location(None)
+    assert data_location(str(tmp_path)).startswith(f"{tmp_path}: no CIFAR-10 there")
+    assert data_location(str(fake_cifar)) == str(fake_cifar / "cifar-10-batches-py")
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "gone"))
+    assert data_location(None).startswith(f"{tmp_path / 'gone'} (${DATA_DIR_ENV}): no CIFAR-10 there")

@@ -168,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         _apply_global_dirs(args)
+        if args.command in QUIET_TENSORFLOW:
+            _tensorflow_lines_to_log()
         return handlers[args.command](args)
     except (ConfigError, RunStoreError, DatasetNotFound) as exc:
         print(f"cifar-tui: {exc}", file=sys.stderr)
@@ -180,6 +182,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C outside training (which stops itself cleanly): no traceback
         print("cifar-tui: interrupted", file=sys.stderr)
         return EXIT_STOPPED
+
+
+# Commands that load TensorFlow for a short job: its start-up lines ("failed call to cuInit" on a CPU box,
+# oneDNN's) go to the app's stderr log, not between their output (`train` sends them to the run's train.log).
+QUIET_TENSORFLOW = ("doctor", "predict", "evaluate", "export")
+
+
+def _tensorflow_lines_to_log() -> None:
+    """Descriptor 2 to the stderr log for the rest of the process (TensorFlow writes at exit too); Python's
+    stderr stays on the terminal."""
+    from .console import divert_native_stderr
+    from .paths import stderr_log_path
+
+    divert_native_stderr(stderr_log_path())
 
 
 # The commands that `cifar-tui --runs-dir X COMMAND` and `--data-dir` mean something to; the others refuse them.
