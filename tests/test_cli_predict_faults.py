@@ -171,7 +171,7 @@ def test_predict_explain_writes_one_png_per_picture_named_after_its_folder(train
     assert f"3 explanations written to {tmp_path / 'why'}" in result.stderr
     assert sorted(p.name for p in (tmp_path / "why").iterdir()) == ["b.png", "cat__a.png", "dog__a.png"]
     for png in (tmp_path / "why").iterdir():
-        assert Image.open(png).size == (768, 256)  # photo, model input, heatmap: 256 px each
+        assert Image.open(png).size == (768, 256 + 20)  # photo, model input, heatmap: 256 px each; captions
 
 
 def test_predict_explain_into_a_file_keeps_the_predictions_and_says_why(trained_run, tmp_path):

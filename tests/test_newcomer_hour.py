@@ -193,3 +193,19 @@ def test_doctor_says_when_the_data_folder_holds_no_cifar10(tmp_path, monkeypatch
     assert data_location(str(fake_cifar)) == str(fake_cifar / "cifar-10-batches-py")
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "gone"))
     assert data_location(None).startswith(f"{tmp_path / 'gone'} (${DATA_DIR_ENV}): no CIFAR-10 there")
+
+
+def test_an_explanation_png_says_what_each_panel_is_and_the_class_and_probability_of_the_map(tmp_path):
+    from PIL import Image
+
+    from tui_cifar.explain import PNG_CAPTION, PNG_PANEL, Explanation, explanation_png, panel_captions
+
+    photo = tmp_path / "cat.png"
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(photo)
+    explanation = Explanation(np.full((32, 32, 3), 90, np.uint8), np.linspace(0, 1, 25).reshape(5, 5), "cat")
+    assert panel_captions(explanation, 0.873) == ["photo (central square)", "model input 32x32", "Grad-CAM: cat (87.3%)"]
+    png = np.asarray(Image.open(explanation_png(photo, explanation, tmp_path / "why.png", 0.873)))
+    assert png.shape == (PNG_PANEL + PNG_CAPTION, 3 * PNG_PANEL, 3)
+    strip = png[PNG_PANEL:]
+    for k in range(3):  # a caption written under every panel
+        assert (strip[:, k * PNG_PANEL:(k + 1) * PNG_PANEL] < 128).any(), k

@@ -489,7 +489,7 @@ def _write_explanations(classifier, results, out_dir: Path) -> bool:
     names = png_names([r.relative_path if r.root is not None else Path(r.path.name) for r in results])
     try:
         written = explain_files(classifier.keras_model, [r.path for r in results], [r.top[0][0] for r in results],
-                                out_dir, names)
+                                out_dir, names, [r.top[0][1] for r in results])
     except (ExplainError, OSError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         print(f"cifar-tui: no explanations written to {out_dir}: {reason}", file=sys.stderr)
