@@ -204,6 +204,75 @@ async def capture(args: argparse.Namespace) -> list[Path]:
     return written
 
 
+async def capture_sizes(args: argparse.Namespace, shot_into: Path) -> list[Path]:
+    """Configure (with the "Not the defaults" note), Evaluate (a cell's images), Predict (--image, then the
+    --photos folder's score), the image picker and the data-folder dialog, at 80x24 and 120x40."""
+    from tui_cifar.config import TrainConfig
+    from tui_cifar.tui import settings
+    from tui_cifar.tui.app import CifarApp
+    from tui_cifar.tui.screens.dialogs import DataFolderScreen
+
+    written: list[Path] = []
+    runs_dir = Path(args.runs_dir)
+    settings.save_last_config({**TrainConfig().to_json(), "limit_train": 3000, "limit_test": 1000, "epochs_fine": 6})
+    if args.photos:
+        settings.save_photo_folder(Path(args.photos).resolve())
+    for width, height in ((80, 24), (120, 40)):
+        size = f"{width}x{height}"
+
+        def shot(app, name: str) -> None:
+            path = Path(app.save_screenshot(f"{name}-{size}.svg", str(shot_into)))
+            written.append(path)
+            print(f"  {path}")
+
+        app = CifarApp(runs_dir, args.data_dir, start_screen="configure", poll_interval=0.25)
+        async with app.run_test(size=(width, height)) as pilot:
+            app.theme = args.theme
+            await settle(pilot, 1.0)
+            shot(app, "configure")
+            app.push_screen(DataFolderScreen("Keras' cache (~/.keras/datasets)", str(Path.home())))
+            await settle(pilot, 0.5)
+            shot(app, "data-folder")
+            app.pop_screen()
+            finished = app.latest_run("finished")
+            if finished is not None:
+                app.open_run(finished, "evaluate")
+                screen = app.screen
+                await wait(pilot, lambda: screen.predictions is not None or screen.predictions_problem is not None)
+                cm = screen._matrix()
+                if cm is not None and screen.predictions is not None:
+                    n = len(cm)
+                    i, j = max(((i, j) for i in range(n) for j in range(n) if i != j), key=lambda c: cm[c[0]][c[1]])
+                    matrix = screen.query_one("#confusion")
+                    matrix.focus()
+                    matrix.move_cursor(row=i, column=j)
+                    await pilot.press("enter")
+                    await wait(pilot, lambda: len(screen.query(".thumb")) > 0
+                               or "cannot" in str(screen.query_one("#mistakes-title").content), timeout=60)
+                await settle(pilot)
+                shot(app, "evaluate")
+            await pilot.press("p")
+            predict = app.screen
+            await wait(pilot, lambda: predict.classifier is not None or predict.model_error is not None, timeout=120)
+            if args.image:
+                predict.classify(Path(args.image))
+                await wait(pilot, lambda: predict.explanation is not None or predict.error is not None, timeout=120)
+                await settle(pilot)
+                shot(app, "predict")
+            await pilot.press("o")
+            await settle(pilot, 1.0)
+            shot(app, "file-picker")
+            await pilot.press("escape")
+            if args.photos and predict.classifier is not None:
+                predict.action_classify_folder()
+                await settle(pilot, 0.3)
+                await pilot.press("enter")  # the remembered photo folder is offered
+                await wait(pilot, lambda: predict.folder_score is not None, timeout=120)
+                await settle(pilot)
+                shot(app, "predict-folder")
+    return written
+
+
 def newest_overfitting(runs) -> Path | None:
     """The newest run whose last epochs show the overfitting signal."""
     from tui_cifar import diagnostics, runreader
@@ -234,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs-dir", default="runs", help="runs folder to show (default ./runs)")
     parser.add_argument("--data-dir", help="CIFAR-10 folder, for the misclassified test images")
     parser.add_argument("--image", help="an image to classify on the predict screen")
+    parser.add_argument("--photos", help="a folder of photos in class subfolders, scored on the predict screen")
+    parser.add_argument("--only-sizes", action="store_true",
+                        help="only the 80x24 and 120x40 shots of configure, evaluate, predict and the pickers")
     parser.add_argument("--out", default=str(ROOT / "screenshots"), help="output folder (default screenshots/)")
     parser.add_argument("--size", default="120x36", help="terminal size, COLSxROWS (default 120x36)")
     parser.add_argument("--theme", default="textual-dark")
@@ -245,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="cifar-tui-shots-")
     os.environ.setdefault("CIFAR_TUI_IMAGES", "halfblock")
     print(f"screenshots of {args.runs_dir} into {args.out}:")
-    written = asyncio.run(capture(args))
+    written = [] if args.only_sizes else asyncio.run(capture(args))
+    written += asyncio.run(capture_sizes(args, Path(args.out)))
     print(f"{len(written)} screenshots written")
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -308,7 +309,8 @@ async def test_command_palette_starts_quick_run(tmp_path, fake_launcher, fake_de
         await wait_for(pilot, lambda: app.current_mode == "train")
 
 
-async def test_command_palette_preset_keeps_the_forms_folders(tmp_path, fake_launcher, fake_describe):
+async def test_command_palette_preset_keeps_the_forms_folders(tmp_path, fake_launcher, fake_describe, fake_cifar):
+    shutil.copytree(fake_cifar, tmp_path / "my-cifar")  # a data folder that holds CIFAR-10: no "where is it?"
     app = make_app(tmp_path / "runs", start_screen="configure")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()

@@ -110,7 +110,7 @@ class DataFolderScreen(ModalScreen[str | None]):
                 yield Button("Use folder", variant="primary", id="ok", compact=True)
                 yield Button("Browse…", id="browse", compact=True)
                 yield Button("Download", id="download", compact=True)
-                yield Button("Cancel (esc)", id="cancel", compact=True)
+                yield Button("Cancel", id="cancel", compact=True)
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
