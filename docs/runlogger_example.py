@@ -49,7 +49,7 @@ def main() -> None:
     ], name="small_cnn")
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=3, name="top3")])
-    logger = RunLogger(args.runs_dir, hparams={"dropout": args.dropout, "samples": args.samples})
+    logger = RunLogger(args.runs_dir, hparams={"dropout": args.dropout, "samples": args.samples}, batch_size=64)
     model.fit(x, y, batch_size=64, epochs=args.epochs, validation_split=0.2, verbose=2,
               callbacks=[logger, keras.callbacks.EarlyStopping(monitor="val_loss", patience=3)])
     print(f"run folder: {logger.run_dir}")

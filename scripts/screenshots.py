@@ -48,6 +48,149 @@ async def wait(pilot, condition, timeout: float = 30.0) -> bool:
     return False
 
 
+# --- the scenarios: how each screen is reached, shared with tests/test_snapshots.py --------------------
+# Each is (name, the CifarApp's start, what Pilot does before the shot); `steps` returns False when the
+# runs folder has nothing for that screen (the screenshot is then skipped; the snapshot test fails).
+
+
+async def _runs(app, pilot) -> bool:
+    await wait(pilot, lambda: app.screen.loaded)
+    return True
+
+
+async def _runs_compare(app, pilot) -> bool:
+    runs = app.screen
+    await wait(pilot, lambda: runs.loaded)
+    with_epochs = [k for k in runs.order if runs.summaries[k].best_val_accuracy is not None][:2]
+    if len(with_epochs) != 2:
+        return False
+    runs.marked = set(with_epochs)
+    runs.action_compare()
+    await wait(pilot, lambda: len(getattr(app.screen, "curves", {})) == 2)
+    return True
+
+
+async def _configure(app, pilot) -> bool:
+    await pilot.press("c")
+    return True
+
+
+async def _configure_help(app, pilot) -> bool:
+    await pilot.press("c")
+    await settle(pilot, 0.3)
+    app.screen.query_one("#advanced").collapsed = False
+    await settle(pilot, 0.3)
+    app.screen.query_one("#f-dropout").focus()  # the help panel follows the focus
+    await settle(pilot, 0.7)
+    return True
+
+
+async def _training(app, pilot) -> bool:
+    watch = app.latest_run("running") or app.latest_run("any")
+    if watch is None:
+        return False
+    app.open_run(watch, "train")
+    await settle(pilot, 0.7)
+    return True
+
+
+async def _training_overfitting(app, pilot) -> bool:
+    await wait(pilot, lambda: app.screen.loaded)
+    overfit = newest_overfitting(app.screen)
+    if overfit is None:
+        return False
+    app.open_run(overfit, "train")
+    await settle(pilot, 0.7)
+    return True
+
+
+async def _training_keras_run(app, pilot) -> bool:
+    runs = app.screen
+    await wait(pilot, lambda: runs.loaded)
+    keras_run = next((Path(k) for k in runs.order if runs.summaries[k].kind == "keras"), None)
+    if keras_run is None:
+        return False
+    app.open_run(keras_run, "train")
+    await settle(pilot, 0.7)
+    return True
+
+
+async def _evaluate(app, pilot, tab: str = "1", percent: bool = False) -> bool:
+    finished = app.latest_run("finished")
+    if finished is None:
+        return False
+    app.open_run(finished, "evaluate")
+    screen = app.screen
+    await wait(pilot, lambda: screen.predictions is not None or screen.predictions_problem is not None)
+    cm = screen._matrix()
+    if cm is not None and screen.predictions is not None and tab == "1":
+        # the biggest confusion, and its images (needs the CIFAR-10 test set)
+        n = len(cm)
+        i, j = max(((i, j) for i in range(n) for j in range(n) if i != j), key=lambda c: cm[c[0]][c[1]])
+        matrix = screen.query_one("#confusion")
+        matrix.focus()
+        matrix.move_cursor(row=i, column=j)
+        screen.show_cell_images(i, j)
+        await wait(pilot, lambda: len(screen.query(".thumb")) > 0
+                   or "cannot" in str(screen.query_one("#mistakes-title").content), timeout=60)
+    if percent:
+        await pilot.press("n")
+    await pilot.press(tab)
+    return True
+
+
+async def _predict(app, pilot, image: str | None = None) -> bool:
+    await pilot.press("p")
+    predict = app.screen
+    await settle(pilot, 0.5)
+    if image:
+        predict.classify(Path(image))
+        await wait(pilot, lambda: predict.result is not None or predict.error is not None
+                   or "no model" in str(predict.query_one("#topk").content), timeout=120)
+    return True
+
+
+async def _command_palette(app, pilot) -> bool:
+    await wait(pilot, lambda: app.screen.loaded)
+    await pilot.press("ctrl+p")
+    return True
+
+
+async def _environment(app, pilot) -> bool:
+    """About / environment (doctor's facts; TensorFlow is asked in a worker)."""
+    from tui_cifar.tui.messages import ShowEnvironment
+
+    app.post_message(ShowEnvironment())
+    await wait(pilot, lambda: getattr(app.screen, "facts", None) is not None, timeout=120)
+    return True
+
+
+SCENARIOS = {
+    "runs": _runs,
+    "runs-compare": _runs_compare,
+    "configure": _configure,
+    "configure-help": _configure_help,
+    "training": _training,
+    "training-overfitting": _training_overfitting,
+    "evaluate": _evaluate,
+    "evaluate-percent": lambda app, pilot: _evaluate(app, pilot, percent=True),
+    "evaluate-per-class": lambda app, pilot: _evaluate(app, pilot, "2"),
+    "evaluate-roc": lambda app, pilot: _evaluate(app, pilot, "3"),
+    "evaluate-confused": lambda app, pilot: _evaluate(app, pilot, "4"),
+    "predict": _predict,
+    "command-palette": _command_palette,
+    "environment": _environment,
+    "training-keras-run": _training_keras_run,
+}
+
+
+def scenario_app(runs_dir: Path, data_dir: str | None = None):
+    """The app every scenario starts from: on the runs screen, polling fast."""
+    from tui_cifar.tui.app import CifarApp
+
+    return CifarApp(runs_dir, data_dir, start_screen="runs", poll_interval=0.25)
+
+
 async def capture(args: argparse.Namespace) -> list[Path]:
     from tui_cifar.tui.app import CifarApp
 
@@ -62,110 +205,16 @@ async def capture(args: argparse.Namespace) -> list[Path]:
         print(f"  {path}")
 
     runs_dir = Path(args.runs_dir)
-    app = CifarApp(runs_dir, args.data_dir, start_screen="runs", poll_interval=0.25)
-    async with app.run_test(size=(width, height)) as pilot:
-        app.theme = args.theme
-        runs = app.screen
-        await wait(pilot, lambda: runs.loaded)
-        await settle(pilot)
-        shot(app, "runs")
-
-        # compare the two newest runs that have epochs
-        with_epochs = [k for k in runs.order if runs.summaries[k].best_val_accuracy is not None][:2]
-        if len(with_epochs) == 2:
-            runs.marked = set(with_epochs)
-            runs.action_compare()
-            await wait(pilot, lambda: len(getattr(app.screen, "curves", {})) == 2)
-            await settle(pilot)
-            shot(app, "runs-compare")
-            app.screen.dismiss(None)
-            await settle(pilot, 0.2)
-            runs.marked = set()
-
-        await pilot.press("c")
-        await settle(pilot)
-        shot(app, "configure")
-        app.screen.query_one("#advanced").collapsed = False
-        await settle(pilot, 0.3)
-        app.screen.query_one("#f-dropout").focus()  # the help panel follows the focus
-        await settle(pilot, 1.0)
-        shot(app, "configure-help")
-
-        watch = app.latest_run("running") or app.latest_run("any")
-        if watch is not None:
-            app.open_run(watch, "train")
-            await settle(pilot, 1.0)
-            shot(app, "training")
-
-        overfit = newest_overfitting(runs)
-        if overfit is not None:
-            app.open_run(overfit, "train")
-            await settle(pilot, 1.0)
-            shot(app, "training-overfitting")
-
-        finished = app.latest_run("finished")
-        if finished is not None:
-            app.open_run(finished, "evaluate")
-            screen = app.screen
-            await wait(pilot, lambda: screen.predictions is not None or screen.predictions_problem is not None)
-            await settle(pilot)
-            cm = screen._matrix()
-            if cm is not None and screen.predictions is not None:
-                # the biggest confusion, and its images (needs the CIFAR-10 test set)
-                n = len(cm)
-                i, j = max(((i, j) for i in range(n) for j in range(n) if i != j), key=lambda c: cm[c[0]][c[1]])
-                matrix = screen.query_one("#confusion")
-                matrix.focus()
-                matrix.move_cursor(row=i, column=j)
-                screen.show_cell_images(i, j)
-                await wait(pilot, lambda: len(screen.query(".thumb")) > 0
-                           or "cannot" in str(screen.query_one("#mistakes-title").content), timeout=60)
+    for name, steps in SCENARIOS.items():
+        app = scenario_app(runs_dir, args.data_dir)
+        async with app.run_test(size=(width, height)) as pilot:
+            app.theme = args.theme
+            done = await (_predict(app, pilot, args.image) if name == "predict" else steps(app, pilot))
+            if done:
                 await settle(pilot)
-            shot(app, "evaluate")
-            await pilot.press("n")
-            await settle(pilot, 0.3)
-            shot(app, "evaluate-percent")
-            await pilot.press("n")
-            for key, name in (("2", "evaluate-per-class"), ("3", "evaluate-roc"), ("4", "evaluate-confused")):
-                await pilot.press(key)
-                await settle(pilot, 0.4)
                 shot(app, name)
-            await pilot.press("1")
-
-        await pilot.press("p")
-        predict = app.screen
-        await settle(pilot, 1.0)
-        if args.image:
-            predict.classify(Path(args.image))
-            await wait(pilot, lambda: predict.result is not None or predict.error is not None
-                       or "no model" in str(predict.query_one("#topk").content), timeout=120)
-            await settle(pilot)
-        shot(app, "predict")
-
-        # the palette, over the runs screen
-        await pilot.press("r")
-        await settle(pilot, 0.3)
-        await pilot.press("ctrl+p")
-        await settle(pilot, 0.5)
-        shot(app, "command-palette")
-        await pilot.press("escape")
-
-        # About / environment (doctor's facts; TensorFlow is asked in a worker)
-        from tui_cifar.tui.messages import ShowEnvironment
-
-        app.post_message(ShowEnvironment())
-        await wait(pilot, lambda: getattr(app.screen, "facts", None) is not None, timeout=120)
-        await settle(pilot)
-        shot(app, "environment")
-        app.screen.dismiss(None)
-        await settle(pilot, 0.2)
-
-        # a run recorded by RunLogger from a plain Keras script, when the folder has one
-        keras_run = next((Path(k) for k in runs.order if runs.summaries[k].kind == "keras"), None)
-        if keras_run is not None:
-            app.open_run(keras_run, "train")
-            await settle(pilot, 1.0)
-            shot(app, "training-keras-run")
+            watch = app.latest_run("running") or app.latest_run("any")
+            finished = app.latest_run("finished")
 
     # small terminal and the light theme
     if watch is not None:

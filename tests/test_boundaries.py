@@ -82,3 +82,31 @@ def test_the_scan_sees_lazy_and_relative_imports():
     """The scan must not pass by missing imports: a known lazy, relative import is found."""
     assert "tui_cifar.tui.app" in _imports(PACKAGE / "cli.py")  # `from .tui.app import run_app`, inside a function
     assert "tui_cifar.runstore" in _imports(PACKAGE / "runreader.py")  # `from . import runstore`
+
+
+# Shared by every screen: the base class and the generic modal dialogs (confirm, path prompt).
+SHARED_SCREEN_MODULES = {"tui_cifar.tui.screens.base", "tui_cifar.tui.screens.dialogs"}
+
+
+def test_no_screen_imports_another_screens_module():
+    """A screen talks to another through the app (messages, modes), never by importing it."""
+    screens = PACKAGE / "tui" / "screens"
+    offenders = []
+    for path in sorted(screens.glob("*.py")):
+        own = _module_name(path)
+        if own in SHARED_SCREEN_MODULES or path.name == "__init__.py":
+            continue
+        for name in _imports(path):
+            if name.startswith("tui_cifar.tui.screens.") and not any(
+                    name == m or name.startswith(f"{m}.") for m in SHARED_SCREEN_MODULES | {own}):
+                offenders.append(f"{path.name} imports {name}")
+    assert offenders == []
+
+
+def test_only_the_app_imports_the_screens():
+    """The palette, widgets and settings reach screens through the app's modes, not by import (presets: config.py)."""
+    offenders = [f"{path.relative_to(PACKAGE.parent)} imports {name}"
+                 for path in sorted((PACKAGE / "tui").rglob("*.py"))
+                 if "screens" not in path.parts and path.name != "app.py"
+                 for name in _imports(path) if name.startswith("tui_cifar.tui.screens")]
+    assert offenders == []

@@ -54,7 +54,7 @@ def keras_run(runs_dir):
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")], name="probe")
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
                   metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=1, name="top1")])
-    logger = RunLogger(runs_dir, hparams={"units": 2, "note": "probe"})
+    logger = RunLogger(runs_dir, hparams={"units": 2, "note": "probe"}, batch_size=16)
     model.fit(x, y, batch_size=16, epochs=3, validation_split=0.25, verbose=0, callbacks=[logger])
     return logger.run_dir
 

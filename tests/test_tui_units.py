@@ -9,7 +9,8 @@ from rich.console import Console
 
 from tui_cifar.tui import settings
 from tui_cifar.formatting import format_duration
-from tui_cifar.tui.screens.configure_screen import FIELD_BY_NAME, field_of_message, parse_text, validate
+from tui_cifar.config import ConfigError, make_config
+from tui_cifar.tui.screens.configure_screen import FIELD_BY_NAME, parse_text, validate
 from tui_cifar.tui.widgets.halfblock import HalfBlock, fit_size
 
 
@@ -27,7 +28,12 @@ def test_validate_names_the_fields():
     config, errors = validate({"image_size": 96, "runs_dir": "r"})
     assert errors == {} and config.image_size == 96
     assert validate({"runs_dir": None})[1]["runs_dir"]
-    assert field_of_message("val_size (5000) must be smaller than limit_train") == ["val_size", "limit_train"]
+    # the fields come with the error (was: read back out of its message), the training pool's limit_train too
+    try:
+        make_config({"val_size": 5000, "limit_train": 5000})
+    except ConfigError as exc:
+        assert exc.fields == ("val_size", "limit_train") and exc.exit_code == 2
+    assert validate({"val_size": 5000, "limit_train": 5000, "runs_dir": "r"})[1].keys() == {"val_size", "limit_train"}
 
 
 def test_parse_text():

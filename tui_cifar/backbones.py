@@ -12,6 +12,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import CifarTuiError
+
 
 @dataclass(frozen=True)
 class BackboneSpec:
@@ -76,7 +78,7 @@ def get_spec(name: str) -> BackboneSpec:
         raise ValueError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}") from None
 
 
-class WeightsUnavailable(RuntimeError):
+class WeightsUnavailable(CifarTuiError, RuntimeError):
     """A backbone's ImageNet weights are not on disk and cannot be downloaded (or cannot be read)."""
 
 
@@ -142,7 +144,7 @@ def first_trainable_layer(name: str, backbone, fine_tune_blocks: int | str) -> i
     if fine_tune_blocks == 0:
         return len(backbone.layers)
     blocks = blocks_of(name, backbone)
-    if fine_tune_blocks == "all" or fine_tune_blocks >= len(blocks):
+    if isinstance(fine_tune_blocks, str) or fine_tune_blocks >= len(blocks):  # "all"
         return 1  # everything after the input layer
     first_block = blocks[-int(fine_tune_blocks)]
     spec = get_spec(name)

@@ -7,13 +7,14 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import keras
 
+from . import records
 from .files import atomic_write, atomic_write_json, read_json
-from .runstore import MetricsWriter
 from .resources import resource_usage
+from .runstore import MetricsWriter
 
 
 def current_lr(optimizer) -> float:
@@ -60,8 +61,69 @@ class StopRequest:
         return self.event.is_set()
 
 
-class MetricsLogger(keras.callbacks.Callback):
-    """Writes per-batch and per-epoch records to metrics.jsonl.
+class RecordingCallback(keras.callbacks.Callback):
+    """The metrics log's batch and epoch records of one ``fit``, metric-agnostic like Keras' CSVLogger.
+
+    Every scalar metric in Keras' ``logs`` is recorded under its own name (loss, accuracy, auc…),
+    a batch record every ``steps // batch_records`` batches and at each epoch's last batch, an epoch
+    record at each epoch's end. Subclasses say where records go (:meth:`write`) and may skip an epoch
+    (:meth:`records_epoch`).
+
+    Args:
+        stage: the training stage the records belong to (1 for a one-stage ``fit``).
+        batch_size: images per batch, for the epoch records' images/s; None when unknown.
+        steps: batches per epoch; None: Keras' ``params["steps"]`` at the start of ``fit``.
+        epochs: epochs of this ``fit``; None: Keras' ``params["epochs"]``.
+        batch_records: batch records per epoch, at most.
+    """
+
+    def __init__(self, stage: int = 1, batch_size: int | None = None, steps: int | None = None,
+                 epochs: int | None = None, batch_records: int = 40):
+        super().__init__()
+        self.stage, self.batch_size, self.steps, self.epochs = stage, batch_size, steps, epochs
+        self.batch_records = batch_records
+        self.every = max(1, steps // batch_records) if steps else 1
+
+    def write(self, record: records.Record) -> None:
+        raise NotImplementedError
+
+    def records_epoch(self, epoch: int) -> bool:
+        """Whether epoch (0-based) gets a record; the trainer's resumed runs skip the epochs already logged."""
+        return True
+
+    def on_train_begin(self, logs=None):
+        self.steps = self.steps or self.params.get("steps")
+        self.epochs = self.epochs or self.params.get("epochs")
+        self.every = max(1, self.steps // self.batch_records) if self.steps else 1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._epoch_start = time.perf_counter()
+        self._batches = self._last_logged = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        # With steps_per_execution > 1 Keras reports only every Nth step, possibly past the epoch's end.
+        done = min(batch + 1, self.steps) if self.steps else batch + 1
+        self._batches = done
+        if done - self._last_logged >= self.every or done == self.steps:
+            self._last_logged = done
+            self.write(records.batch_record(logged_metrics(logs), self.stage, self._epoch + 1, done, self.steps))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.records_epoch(epoch):
+            return
+        elapsed = time.perf_counter() - self._epoch_start
+        images = self._batches * self.batch_size if self.batch_size else None
+        self.write(records.epoch_record(
+            logged_metrics(logs), self.stage, epoch + 1, self.epochs, learning_rate(self.model),
+            round(images / elapsed, 1) if images and elapsed else None, round(elapsed, 2),
+            # A stop request ends an epoch early; Keras still closes it (validation, backup).
+            partial=bool(self.steps) and self._batches < self.steps, memory=resource_usage(),
+        ))
+
+
+class MetricsLogger(RecordingCallback):
+    """The trainer's records of one stage, to its run's metrics.jsonl.
 
     Epochs already in the log (a resumed run) are not written twice, and an epoch a stop cut short is not
     written at all: a resume trains it again from the last completed epoch.
@@ -75,61 +137,45 @@ class MetricsLogger(keras.callbacks.Callback):
         steps: int,
         batch_size: int,
         clock: Callable[[], float],
-        logged_epochs: set[tuple[int, int]] = frozenset(),
+        logged_epochs: Iterable[tuple[int, int]] = (),
         batch_records: int = 40,
     ):
-        super().__init__()
+        super().__init__(stage, batch_size, steps, epochs, batch_records)
         self.writer = writer
-        self.stage = stage
-        self.epochs = epochs
-        self.steps = steps
-        self.batch_size = batch_size
         self.clock = clock
         self.logged_epochs = set(logged_epochs)
-        self.every = max(1, steps // batch_records)
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-        self._epoch_start = time.perf_counter()
-        self._batches = self._last_logged = 0
+    def write(self, record: records.Record) -> None:
+        record["wall_time"] = self.clock()
+        self.writer.write(record)
 
-    def on_train_batch_end(self, batch, logs=None):
-        # With steps_per_execution > 1 Keras reports only every Nth step, possibly past the epoch's end.
-        done = min(batch + 1, self.steps)
-        self._batches = done
-        if done - self._last_logged >= self.every or done == self.steps:
-            self._last_logged = done
-            logs = logs or {}
-            self.writer.write(
-                {
-                    "type": "batch", "stage": self.stage, "epoch": self._epoch + 1, "batch": done,
-                    "steps": self.steps, "loss": metric_value(logs.get("loss")), "accuracy": metric_value(logs.get("accuracy")),
-                    "wall_time": self.clock(),
-                }
-            )
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
+    def records_epoch(self, epoch: int) -> bool:
         # An epoch a stop cut short is trained again on resume (EpochBackup): logged then, once.
-        if (self.stage, epoch + 1) in self.logged_epochs or self._batches < self.steps:
-            return
-        elapsed = time.perf_counter() - self._epoch_start
-        self.writer.write(
-            {
-                "type": "epoch", "stage": self.stage, "epoch": epoch + 1, "epochs": self.epochs,
-                "loss": metric_value(logs.get("loss")), "accuracy": metric_value(logs.get("accuracy")),
-                "val_loss": metric_value(logs.get("val_loss")), "val_accuracy": metric_value(logs.get("val_accuracy")),
-                "lr": current_lr(self.model.optimizer),
-                "images_per_sec": round(self._batches * self.batch_size / elapsed, 1) if elapsed else None,
-                "epoch_time": round(elapsed, 2), "wall_time": self.clock(),
-                "memory": resource_usage(),
-            }
-        )
+        return (self.stage, epoch + 1) not in self.logged_epochs and not (self.steps and self._batches < self.steps)
 
 
 def metric_value(value: Any) -> float | None:
     """A metric as a plain float; NaN/inf stay as they are (JSON NaN/Infinity) so readers see divergence."""
     return None if value is None else float(value)
+
+
+def logged_metrics(logs: dict[str, Any] | None) -> dict[str, float | None]:
+    """Every scalar metric Keras logged, as plain floats (NaN stays NaN, so divergence shows)."""
+    out = {}
+    for key, value in (logs or {}).items():
+        try:
+            out[key] = metric_value(value)
+        except (TypeError, ValueError):
+            continue  # not a scalar
+    return out
+
+
+def learning_rate(model) -> float | None:
+    """The optimizer's learning rate now (a schedule's current value), or None without one."""
+    try:
+        return current_lr(model.optimizer)
+    except (AttributeError, TypeError, ValueError):
+        return None
 
 
 class GracefulStop(keras.callbacks.Callback):

@@ -11,12 +11,8 @@ import sys
 from pathlib import Path
 
 from .environment import package_version, platform_problem, tensorflow_problem
+from .errors import EXIT_FAILED, EXIT_STOPPED, EXIT_USAGE, CifarTuiError
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-# A run stopped before its end (Ctrl-C, SIGTERM, the app's stop): the shell's "interrupted" code.
-# Its best model so far is kept and `--resume` continues it.
-EXIT_STOPPED = 130
 # `predict`: some inputs could not be read (each named on stderr), every other one was classified (and scored).
 EXIT_SOME_UNREADABLE = 3
 
@@ -154,34 +150,29 @@ def add_metrics_export_args(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; every expected failure (errors.CifarTuiError) is one line on stderr and its exit code."""
     args = build_parser().parse_args(argv)
-    problem = platform_problem()
-    if problem:
-        print(f"cifar-tui: {problem}", file=sys.stderr)
-        return EXIT_FAILED
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "runs": cmd_runs,
                 "backbones": cmd_backbones, "watch": cmd_watch, "export": cmd_export, "doctor": cmd_doctor,
                 "cache": cmd_cache, None: cmd_app}
-    from .config import ConfigError
-    from .data import DatasetNotFound
-    from .runstore import RunStoreError
-
     try:
+        problem = platform_problem()
+        if problem:
+            raise CifarTuiError(problem)
         _apply_global_dirs(args)
         if args.command in QUIET_TENSORFLOW:
             _tensorflow_lines_to_log()
         return handlers[args.command](args)
-    except (ConfigError, RunStoreError, DatasetNotFound) as exc:
-        print(f"cifar-tui: {exc}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
+    except CifarTuiError as exc:
+        error = exc
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in ("tensorflow", "keras"):
             raise
-        print(f"cifar-tui: {tensorflow_problem() or exc}", file=sys.stderr)
-        return EXIT_FAILED
+        error = CifarTuiError(tensorflow_problem() or str(exc))
     except KeyboardInterrupt:  # Ctrl-C outside training (which stops itself cleanly): no traceback
-        print("cifar-tui: interrupted", file=sys.stderr)
-        return EXIT_STOPPED
+        error = CifarTuiError("interrupted", exit_code=EXIT_STOPPED)
+    print(f"cifar-tui: {error}", file=sys.stderr)
+    return error.exit_code
 
 
 # Commands that load TensorFlow for a short job: its start-up lines ("failed call to cuInit" on a CPU box,
@@ -266,7 +257,7 @@ def _config_from_args(args):
         try:
             return _config_from_values(args, {})
         except ConfigError as exc:
-            raise ConfigError(with_flags(str(exc))) from None
+            raise ConfigError(with_flags(str(exc)), exc.fields) from None
     return _config_from_values(args, load_config_file(args.config))
 
 
@@ -290,8 +281,7 @@ def cmd_train(args) -> int:
 
     problem = multi_worker_problem()
     if problem:
-        print(f"cifar-tui: {problem}", file=sys.stderr)
-        return EXIT_USAGE
+        raise CifarTuiError(problem, exit_code=EXIT_USAGE)
     if args.in_run_dir:  # the detached child of `--detach` (with --resume when it continues the run)
         return _train_here(_run_config(args.in_run_dir), args.in_run_dir, resume=args.resume is not None,
                            notify=args.notify)
@@ -325,7 +315,7 @@ def _run_config(run_dir: Path):
     from .config import config_from_run
 
     data, problem = runstore.read_json(run_dir / runstore.CONFIG_FILE)
-    if problem:
+    if data is None:
         raise runstore.RunStoreError(f"cannot resume {run_dir}: {problem}")
     return config_from_run(data, run_dir)
 
@@ -365,13 +355,8 @@ def cmd_evaluate(args) -> int:
     if report is None or args.recompute:
         _configure_tensorflow(args.devices)
         from .evaluation import evaluate_run
-        from .prediction import ModelLoadError
 
-        try:
-            report = evaluate_run(run)
-        except ModelLoadError as exc:
-            print(f"cifar-tui: {exc}", file=sys.stderr)
-            return EXIT_FAILED
+        report = evaluate_run(run)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -383,30 +368,21 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     from .data import CLASS_NAMES
-    from .prediction import ModelLoadError, default_csv_path, load_classifier, write_csv
+    from .prediction import default_csv_path, load_classifier, write_csv
 
     if args.label_map and not args.labels_from_folders:
-        print("cifar-tui: --label-map needs --labels-from-folders", file=sys.stderr)
-        return EXIT_USAGE
+        raise CifarTuiError("--label-map needs --labels-from-folders", exit_code=EXIT_USAGE)
     label_map = None
     if args.label_map:
-        from .folder_labels import LabelMapError, load_label_map
+        from .folder_labels import load_label_map
 
-        try:
-            label_map = load_label_map(args.label_map)
-        except LabelMapError as exc:
-            print(f"cifar-tui: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+        label_map = load_label_map(args.label_map)
     run = _find_run(args.run, _runs_dir(args))  # before searching a large photo folder
     groups, folder_errors = _gather_inputs(args.images)
     if sys.stderr.isatty():  # the model takes seconds to load (TensorFlow first): say so to a person waiting
         print(f"loading the model of {run} …", file=sys.stderr, flush=True)
     _configure_tensorflow(args.devices)
-    try:
-        classifier = load_classifier(run, args.runtime)
-    except ModelLoadError as exc:
-        print(f"cifar-tui: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    classifier = load_classifier(run, args.runtime)
     results = folder_errors + [r for paths, root in groups if paths
                                for r in classifier.classify_files(paths, top_k=len(CLASS_NAMES), root=root)]
     folders = [root for _, root in groups if root is not None]
@@ -436,11 +412,10 @@ def cmd_predict(args) -> int:
         try:
             write_csv(results, csv_path)
         except OSError as exc:
-            print(f"cifar-tui: cannot write {csv_path}: {exc.strerror or exc}", file=sys.stderr)
-            return EXIT_FAILED
+            raise CifarTuiError(f"cannot write {csv_path}: {exc.strerror or exc}") from exc
         print(f"predictions written to {csv_path}", file=sys.stderr)
-    if args.explain and not _write_explanations(classifier, [r for r in results if r.error is None], args.explain):
-        return EXIT_FAILED
+    if args.explain:
+        _write_explanations(classifier, [r for r in results if r.error is None], args.explain)
     if failed == len(results):
         return EXIT_FAILED
     return EXIT_SOME_UNREADABLE if failed else 0
@@ -482,7 +457,7 @@ def _photo_score(run: Path, results, label_map) -> dict:
     return {"photos": score_photos(results, label_map), "test": test_set_scores(run)}
 
 
-def _write_explanations(classifier, results, out_dir: Path) -> bool:
+def _write_explanations(classifier, results, out_dir: Path) -> None:
     """--explain: one Grad-CAM PNG per classified picture, named after its path under the searched folder."""
     from .explain import ExplainError, explain_files, png_names
 
@@ -492,10 +467,8 @@ def _write_explanations(classifier, results, out_dir: Path) -> bool:
                                 out_dir, names, [r.top[0][1] for r in results])
     except (ExplainError, OSError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        print(f"cifar-tui: no explanations written to {out_dir}: {reason}", file=sys.stderr)
-        return False
+        raise CifarTuiError(f"no explanations written to {out_dir}: {reason}") from exc
     print(f"{len(written)} explanation{'s' * (len(written) != 1)} written to {out_dir}", file=sys.stderr)
-    return True
 
 
 RUNS_COLUMN_PRIORITY = ("run", "state", "best val", "test", "time", "backbone", "size")  # what a narrow `runs` keeps
@@ -522,7 +495,7 @@ def cmd_runs(args) -> int:
 
     from .formatting import ASCII_DASH, fmt
 
-    columns = {
+    columns: dict[str, list[str]] = {
         "run": [r.name for r in runs],
         "state": [r.state for r in runs],
         "backbone": [r.backbone or (f"{r.model} ({r.kind})" if r.model else "?") for r in runs],
@@ -593,8 +566,6 @@ def _add_export(sub) -> None:
 
 def cmd_export(args) -> int:
     from . import runstore
-    from .prediction import ModelLoadError
-    from .tbexport import TensorBoardMissing
 
     if not (args.format or args.tensorboard or args.csv):
         print("cifar-tui export: say what to write: --format saved_model|tflite, --tensorboard DIR and/or --csv FILE",
@@ -605,15 +576,11 @@ def cmd_export(args) -> int:
         raise runstore.RunStoreError(f"{args.run} is not a run folder (no {runstore.CONFIG_FILE})")
     if args.format or args.tensorboard:  # the CSV needs no TensorFlow
         _configure_tensorflow(args.devices)
-    try:
-        if args.format:
-            from .export import export_model
+    if args.format:
+        from .export import export_model
 
-            print(export_model(args.run, args.format, args.out))
-        export_metrics(args)
-    except (ModelLoadError, TensorBoardMissing) as exc:
-        print(f"cifar-tui: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        print(export_model(args.run, args.format, args.out))
+    export_metrics(args)
     return 0
 
 

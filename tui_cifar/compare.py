@@ -22,7 +22,7 @@ class ComparedRun:
 def load_compared(run_dir: Path) -> ComparedRun:
     run_dir = Path(run_dir)
     summary = runreader.summarize_run(run_dir)
-    config, _ = runstore.read_json(run_dir / runstore.CONFIG_FILE)
+    config, _ = runstore.read_config(run_dir)
     config = {s.name: s.default for s in SETTINGS} | (config or {})
     return ComparedRun(run_dir.name, config, summary.best_val_accuracy, summary.test_accuracy, summary.duration_s)
 

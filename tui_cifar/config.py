@@ -11,28 +11,41 @@ from pathlib import Path
 from typing import Any
 
 from .backbones import BACKBONES
+from .errors import EXIT_USAGE, CifarTuiError
 from .hardware import parse_devices
 from .runtime import RUNTIMES
 from . import runstore
 from .runstore import CONFIG_FILE, RunStoreError, no_cifar_model_reason
 
 
-class ConfigError(ValueError):
-    """A configuration value or file is invalid; the message names the field."""
+class ConfigError(CifarTuiError, ValueError):
+    """A configuration value or file is invalid; the message names the field, ``fields`` lists the settings it is about.
+
+    ``fields`` is empty for what no one setting holds (an unknown key, preset or file).
+    """
+
+    exit_code = EXIT_USAGE
+    title = "Invalid setting"
+
+    def __init__(self, message: str, fields: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.fields = tuple(fields)
 
 
 def setting(default: Any, label: str, help: str = "", *, range: tuple[float, float] | None = None,
             choices: tuple[tuple[str, str], ...] = (), kind: str | None = None, advanced: bool = False,
-            flag: str | None = None, explain: str = "") -> Any:
+            flag: str | None = None, explain: str = "", machine: bool = False) -> Any:
     """A TrainConfig field with what the CLI and the configure form need to show and check it.
 
     Each setting is declared here once: its label, one-line help, allowed range or choices, and
     ``explain``, a few sentences for a student (what it does, the trade-off, a sensible range);
     ``cli.py`` derives the ``train`` flags from it and the configure screen its form and help panel.
+    ``machine``: a setting of the machine rather than of the experiment (folders, devices, precision,
+    runtime, weights): a preset leaves it as it is (KEEP_ON_PRESET).
     """
     return field(default=default, metadata={
         "label": label, "help": help, "range": range, "choices": choices, "kind": kind,
-        "advanced": advanced, "flag": flag, "explain": explain,
+        "advanced": advanced, "flag": flag, "explain": explain, "machine": machine,
     })
 
 
@@ -152,25 +165,25 @@ class TrainConfig:
         explain=(
             "Computes in 16-bit floats where it is safe, keeping weights in 32-bit. On GPUs with tensor cores"
             " it is much faster and uses less memory; on CPUs it is usually slower. auto turns it on only "
-            "with a GPU."))
+            "with a GPU."), machine=True)
     weights: str = setting("imagenet", "Backbone weights", "none: random weights (tests)",
                            choices=(("ImageNet", "imagenet"), ("none (random)", "none")), advanced=True,
         explain=(
             "ImageNet: the backbone starts from features learned on 1.2 million photos, which is what makes "
             "transfer learning work. none: random weights, which learn far less in the same time; useful only"
-            " for tests."))
+            " for tests."), machine=True)
     data_dir: str | None = setting(None, "Data folder", "CIFAR-10 location (empty: the default)", kind="path",
         explain=(
             "The folder with the CIFAR-10 dataset (the python-version batches). Empty uses the default "
-            "location, where it is downloaded if missing."))
+            "location, where it is downloaded if missing."), machine=True)
     runs_dir: str = setting("runs", "Runs folder", "where run folders are created", kind="path",
         explain=(
             "Each run gets its own folder here: its settings, live metrics log, best model and test report. "
-            "The runs screen lists this folder."))
+            "The runs screen lists this folder."), machine=True)
     cache_dir: str | None = setting(None, "Feature cache folder", "empty: the default", kind="path", advanced=True,
         explain=(
             "Where frozen-backbone features are cached: a later run with the same backbone, size, fine-tune "
-            "depth and data skips recomputing them. Empty uses the user cache folder."))
+            "depth and data skips recomputing them. Empty uses the user cache folder."), machine=True)
     # Who runs the frozen forward passes (features, test report, prediction).
     runtime: str = setting("auto", "Forward-pass runtime", "auto: LiteRT (XNNPACK) on a CPU, TensorFlow on a GPU",
                            choices=tuple((label, name) for name, label in RUNTIMES.items()),
@@ -178,14 +191,14 @@ class TrainConfig:
         explain=(
             "Which engine runs the frozen backbone's forward passes (feature extraction, the test report, "
             "prediction). LiteRT (XNNPACK) is several times faster than TensorFlow on many CPUs and gives the "
-            "same features within float16 rounding; TensorFlow is the right engine on a GPU. auto picks for you."))
+            "same features within float16 rounding; TensorFlow is the right engine on a GPU. auto picks for you."), machine=True)
     devices: str = setting("auto", "Devices", "auto (every GPU, else the CPU), cpu, or GPU numbers: 0 or 0,1",
                            kind="devices", advanced=True,
         explain=(
             "Which devices train: auto uses every GPU TensorFlow sees (several GPUs split each batch between them), "
             "else the CPU; cpu keeps a run off the GPUs; 0 or 0,1 picks GPUs by number (as nvidia-smi counts them). "
             "Batches are global: with N GPUs each gets 1/N of every batch, so raise the batch size (and the "
-            "learning rate with it) to keep them busy."))
+            "learning rate with it) to keep them busy."), machine=True)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -232,6 +245,7 @@ class Setting:
     range: tuple[float, float] | None
     flag: str  # the `cifar-tui train` option
     explain: str  # a few sentences for a student: what it does, the trade-off, a sensible range
+    machine: bool = False  # of the machine, not the experiment: presets leave it alone
 
     @property
     def values(self) -> tuple[str, ...]:
@@ -250,12 +264,15 @@ def _settings() -> tuple[Setting, ...]:
         dashed = f.name.replace("_", "-")
         flag = meta["flag"] or (f"--no-{dashed}" if f.default is True else f"--{dashed}")
         out.append(Setting(f.name, meta["label"], kind, meta["help"], f.default, types, type(None) in types,
-                           meta["advanced"], meta["choices"], meta["range"], flag, meta["explain"]))
+                           meta["advanced"], meta["choices"], meta["range"], flag, meta["explain"], meta["machine"]))
     return tuple(out)
 
 
 SETTINGS: tuple[Setting, ...] = _settings()
 SETTING_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+# Settings of the machine rather than of the experiment: presets leave them alone.
+# (The backbone is part of the experiment: a preset's figures were measured with the default one.)
+KEEP_ON_PRESET: tuple[str, ...] = tuple(s.name for s in SETTINGS if s.machine)
 
 
 def with_labels(message: str) -> str:
@@ -297,6 +314,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def preset_summary(preset: str) -> str:
+    """What a preset sets, e.g. 'backbone mobilenetv2, image_size 112, limit_train 5000' (the rest: defaults)."""
+    changes = {"backbone": TrainConfig().backbone, **(PRESETS.get(preset) or {})}
+    return ", ".join(f"{k} {v}" for k, v in changes.items())
+
+
 def _check_type(s: Setting, value: Any) -> Any:
     """The value as its declared type (a whole float is an int, an int a float), or a ConfigError naming the setting."""
     name = s.name
@@ -309,32 +332,32 @@ def _check_type(s: Setting, value: Any) -> Any:
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             words = " or ".join(repr(w) for w in s.values)
-            raise ConfigError(f"{name} must be a whole number >= 0 or {words}, not {value!r}")
+            raise ConfigError(f"{name} must be a whole number >= 0 or {words}, not {value!r}", (name,))
         return value
     if s.kind == "devices":
         try:
             parse_devices(value)
         except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+            raise ConfigError(str(exc), (name,)) from None
         return str(value).strip().lower()
     if s.choices:
         if value not in s.values:
-            raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(s.values)}")
+            raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(s.values)}", (name,))
         return value
     if bool in s.types:
         if not isinstance(value, bool):
-            raise ConfigError(f"{name} must be true or false, not {value!r}")
+            raise ConfigError(f"{name} must be true or false, not {value!r}", (name,))
         return value
     if int in s.types:
         if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
-            raise ConfigError(f"{name} must be a whole number, not {value!r}")
+            raise ConfigError(f"{name} must be a whole number, not {value!r}", (name,))
         return int(value)
     if float in s.types:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{name} must be a number, not {value!r}")
+            raise ConfigError(f"{name} must be a number, not {value!r}", (name,))
         return float(value)
     if not isinstance(value, str):
-        raise ConfigError(f"{name} must be text, not {value!r}")
+        raise ConfigError(f"{name} must be text, not {value!r}", (name,))
     return value
 
 
@@ -356,19 +379,20 @@ def make_config(values: dict[str, Any] | None = None, preset: str | None = None)
         if s.range is not None and value is not None:
             lo, hi = s.range
             if not lo <= value <= hi:
-                raise ConfigError(f"{name} must be between {lo:g} and {hi:g}, not {value!r}")
+                raise ConfigError(f"{name} must be between {lo:g} and {hi:g}, not {value!r}", (name,))
         checked[name] = value
     config = TrainConfig(**checked)
     spec = BACKBONES[config.backbone]
     if isinstance(config.fine_tune_blocks, int) and config.fine_tune_blocks > spec.blocks:
         raise ConfigError(f"fine_tune_blocks must be at most {spec.blocks} ({config.backbone} has {spec.blocks} "
-                          f"blocks; 'all' unfreezes them all), not {config.fine_tune_blocks}")
+                          f"blocks; 'all' unfreezes them all), not {config.fine_tune_blocks}", ("fine_tune_blocks",))
     if config.epochs_head + config.epochs_fine == 0:
-        raise ConfigError("epochs_head and epochs_fine are both 0: nothing to train")
+        raise ConfigError("epochs_head and epochs_fine are both 0: nothing to train", ("epochs_head", "epochs_fine"))
     train_pool = config.limit_train or CIFAR_TRAIN_IMAGES
     if config.val_images >= train_pool:
+        # the training pool is limit_train (or all 50,000)
         raise ConfigError(f"val_size ({config.val_images}) must be smaller than the training images ({train_pool}); "
-                          "leave it empty for 10% of them")
+                          "leave it empty for 10% of them", ("val_size", "limit_train"))
     return config
 
 

@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterator
 from .config import VAL_FRACTION
 from .diagnostics import overfitting
 from .formatting import ASCII_DASH, fmt
+from .records import Malformed, decode_record
 
 
 def _fmt(value: Any, spec: str = ".4f") -> str:
@@ -19,10 +20,18 @@ def _fmt(value: Any, spec: str = ".4f") -> str:
 
 def epoch_line(r: dict[str, Any]) -> str:
     return (
-        f"stage {r['stage']} epoch {r['epoch']}/{r['epochs']}: loss {_fmt(r.get('loss'))} "
+        f"stage {r.get('stage', '?')} epoch {r.get('epoch', '?')}/{r.get('epochs', '?')}: loss {_fmt(r.get('loss'))} "
         f"acc {_fmt(r.get('accuracy'))} val_loss {_fmt(r.get('val_loss'))} val_acc {_fmt(r.get('val_accuracy'))} "
         f"lr {_fmt(r.get('lr'), '.2e')} {_fmt(r.get('images_per_sec'), '.0f')} img/s ({r.get('epoch_time', 0):.1f}s)"
     )
+
+
+def _decoded(r: dict[str, Any]) -> dict[str, Any] | None:
+    """The record as records.decode_record checked it, or None: a reporter never raises out of a writer."""
+    try:
+        return decode_record(r)
+    except Malformed:
+        return None
 
 
 def plain_reporter(stream=None) -> Callable[[dict[str, Any]], None]:
@@ -36,7 +45,10 @@ def plain_reporter(stream=None) -> Callable[[dict[str, Any]], None]:
     epochs: list[dict[str, Any]] = []
     flagged = [False]
 
-    def report(r: dict[str, Any]) -> None:
+    def report(record: dict[str, Any]) -> None:
+        r = _decoded(record)
+        if r is None:
+            return
         kind = r.get("type")
         line = None
         if kind in ("run_start", "run_resume"):
@@ -44,16 +56,18 @@ def plain_reporter(stream=None) -> Callable[[dict[str, Any]], None]:
             line = f"{'resuming' if kind == 'run_resume' else 'starting'} on {r.get('device')}"
         elif kind == "data":
             split = f" ({VAL_FRACTION:.0%}: --val-size sets it)" if config and config.get("val_size") is None else ""
-            line = f"data: {r['train']} train / {r['val']} val{split} / {r['test']} test images from {r['source']}"
+            line = (f"data: {r.get('train')} train / {r.get('val')} val{split} / {r.get('test')} test images from "
+                    f"{r.get('source')}")
         elif kind == "phase":
             line = r.get("message")
         elif kind == "progress":
-            name, pct = _progress_name(r), int(100 * r["done"] / max(1, r["total"]))
-            if pct // 10 != last_progress.get(name, -1) // 10 or r["done"] == r["total"]:
+            done, total = r.get("done", 0), r.get("total", 0)
+            name, pct = _progress_name(r), int(100 * done / max(1, total))
+            if pct // 10 != last_progress.get(name, -1) // 10 or done == total:
                 last_progress[name] = pct
-                line = f"  {name} {r['done']}/{r['total']} ({pct}%)"
+                line = f"  {name} {done}/{total} ({pct}%)"
         elif kind == "features_done":
-            line = f"  features ready in {r['seconds']:.0f}s ({_fmt(r.get('images_per_sec'), '.0f')} img/s)"
+            line = f"  features ready in {_fmt(r.get('seconds'), '.0f')}s ({_fmt(r.get('images_per_sec'), '.0f')} img/s)"
         elif kind == "epoch":
             line = epoch_line(r)
             epochs.append(r)
@@ -62,7 +76,7 @@ def plain_reporter(stream=None) -> Callable[[dict[str, Any]], None]:
                 line += f"\n  overfitting: {signal.why} {signal.advice}"
             flagged[0] = signal is not None
         elif kind == "run_end":
-            line = f"run {r['state']}: {r.get('message', '')} (wall time {r['wall_time']:.0f}s)"
+            line = f"run {r.get('state')}: {r.get('message', '')} (wall time {_fmt(r.get('wall_time'), '.0f')}s)"
         if line:
             print(line, file=out, flush=True)
 
@@ -88,7 +102,7 @@ class RichReporter:
             console=self.console, transient=False,
         )
         self.plain = plain_reporter(stream=_ConsoleStream(self.console))
-        self.tasks: dict[str, int] = {}
+        self.tasks: dict[str, Any] = {}  # rich TaskIDs
         self.progress.start()
 
     def _task(self, key: str, description: str, total: int):
@@ -96,21 +110,25 @@ class RichReporter:
             self.tasks[key] = self.progress.add_task(description, total=total, info="")
         return self.tasks[key]
 
-    def __call__(self, r: dict[str, Any]) -> None:
-        kind = r.get("type")
+    def __call__(self, record: dict[str, Any]) -> None:
+        r = _decoded(record)
+        if r is None:
+            return
+        kind, stage = r.get("type"), r.get("stage", 1)
         if kind == "progress":
             name = _progress_name(r)
-            task = self._task(name, name, r["total"])
-            self.progress.update(task, completed=r["done"])
+            task = self._task(name, name, r.get("total", 0))
+            self.progress.update(task, completed=r.get("done", 0))
             return
         if kind == "stage_start":
-            self._task(f"stage{r['stage']}", f"stage {r['stage']}", r["epochs"] * r["steps_per_epoch"])
+            self._task(f"stage{stage}", f"stage {stage}", (r.get("epochs") or 0) * (r.get("steps_per_epoch") or 0))
         elif kind == "batch":
-            task = self._task(f"stage{r['stage']}", f"stage {r['stage']}", r["steps"])
-            done = (r["epoch"] - 1) * r["steps"] + r["batch"]
-            self.progress.update(task, completed=done, info=f"epoch {r['epoch']} loss {_fmt(r.get('loss'), '.3f')}")
+            steps = r.get("steps") or 0
+            task = self._task(f"stage{stage}", f"stage {stage}", steps)
+            done = (r.get("epoch", 1) - 1) * steps + r.get("batch", 0)
+            self.progress.update(task, completed=done, info=f"epoch {r.get('epoch')} loss {_fmt(r.get('loss'), '.3f')}")
         elif kind == "stage_end":
-            task = self.tasks.get(f"stage{r['stage']}")
+            task = self.tasks.get(f"stage{stage}")
             if task is not None:
                 self.progress.update(task, completed=self.progress.tasks[task].total)
         self.plain(r)
@@ -170,14 +188,14 @@ def divert_native_stderr(path: Path) -> Callable[[], None] | None:
     tty_fd = os.dup(2)
     tty = os.fdopen(tty_fd, "w", buffering=1, encoding=stream.encoding, errors=stream.errors)
     saved = (sys.__stderr__, sys.stderr)
-    sys.__stderr__ = sys.stderr = tty
+    sys.__stderr__ = sys.stderr = tty  # type: ignore[misc]  # C libraries' stderr moves; Python's stays
     os.dup2(log_fd, 2)
     os.close(log_fd)
 
     def restore() -> None:
         tty.flush()
         os.dup2(tty_fd, 2)
-        sys.__stderr__, sys.stderr = saved
+        sys.__stderr__, sys.stderr = saved  # type: ignore[misc]
         tty.close()
 
     return restore

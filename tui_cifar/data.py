@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import CifarTuiError
+
 CLASS_NAMES = (
     "airplane", "automobile", "bird", "cat", "deer",
     "dog", "frog", "horse", "ship", "truck",
@@ -27,7 +29,7 @@ DATA_DIR_ENV = "CIFAR_TUI_DATA_DIR"
 REMEMBERED_DATA_DIR = "data_dir.json"  # in paths.config_dir()
 
 
-class DatasetNotFound(Exception):
+class DatasetNotFound(CifarTuiError):
     """CIFAR-10 is nowhere to be found; the message lists every place tried and what to do."""
 
 

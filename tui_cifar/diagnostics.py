@@ -60,8 +60,8 @@ def overfitting(epochs: list[dict[str, Any]], config: dict[str, Any] | None = No
     recs = [r for r in epochs if int(r.get("stage", 1)) == stage]
     epoch = int(recs[-1].get("epoch", 0))
     advice = _advice(config or {})
-    points = [(_num(r.get("val_loss")), _num(r.get("loss"))) for r in recs]
-    points = [(v, t) for v, t in points if v is not None and t is not None]
+    losses = [(_num(r.get("val_loss")), _num(r.get("loss"))) for r in recs]
+    points = [(v, t) for v, t in losses if v is not None and t is not None]
     if points:
         low = min(range(len(points)), key=lambda i: points[i][0])
         (low_val, low_train), (val, train) = points[low], points[-1]
@@ -69,8 +69,8 @@ def overfitting(epochs: list[dict[str, Any]], config: dict[str, Any] | None = No
             return Overfitting(stage, epoch,
                                f"val loss up from {low_val:.3f} to {val:.3f} over {len(points) - 1 - low} epochs "
                                "while train loss falls: it learns the training images, not the classes.", advice)
-    gaps = [(_num(r.get("accuracy")), _num(r.get("val_accuracy"))) for r in recs[-3:]]
-    gaps = [a - v for a, v in gaps if a is not None and v is not None]
+    accuracies = [(_num(r.get("accuracy")), _num(r.get("val_accuracy"))) for r in recs[-3:]]
+    gaps = [a - v for a, v in accuracies if a is not None and v is not None]
     if len(gaps) == 3 and min(gaps) > 3 * gap:
         return Overfitting(stage, epoch, f"train accuracy {100 * gaps[-1]:.1f} points above val: "
                                          "it memorises the training images.", advice)

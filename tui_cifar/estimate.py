@@ -61,8 +61,7 @@ def _peak(memory: Any) -> int | None:
     gpu = memory.get("gpu")
     if isinstance(gpu, dict):
         peaks += [use.get("peak") for use in gpu.values() if isinstance(use, dict)]
-    peaks = [int(p) for p in peaks if isinstance(p, (int, float)) and not isinstance(p, bool)]
-    return max(peaks, default=None)
+    return max((int(p) for p in peaks if isinstance(p, (int, float)) and not isinstance(p, bool)), default=None)
 
 
 def _record_of(records: list[dict[str, Any]], kind: str, **match: Any) -> dict[str, Any] | None:
@@ -86,7 +85,7 @@ def measure(config: TrainConfig, runs_dir: Path) -> Measured:
     m = Measured()
     wanted = {name: getattr(config, name) for name in CACHE_SETTINGS} | {"val_size": config.val_images}
     for run_dir in runstore.iter_run_dirs(runs_dir):
-        cfg, _ = runstore.read_json(run_dir / runstore.CONFIG_FILE)
+        cfg, _ = runstore.read_config(run_dir)
         if not cfg or (cfg.get("backbone"), cfg.get("image_size")) != (config.backbone, config.image_size):
             continue
         records, _ = runstore.read_metrics(run_dir)
@@ -95,7 +94,7 @@ def measure(config: TrainConfig, runs_dir: Path) -> Measured:
             continue
         m.runs += 1
         extract = _record_of(records, "phase", phase="extract_features")
-        if extract is not None and extract.get("wall_time"):
+        if extract is not None and extract.get("wall_time"):  # the decoder checked: a finite number
             m.startup.append(float(extract["wall_time"]))
         features = _record_of(records, "features_done")
         feature_ips = features.get("images_per_sec") if features and not features.get("cache_hits") else None
@@ -107,10 +106,11 @@ def measure(config: TrainConfig, runs_dir: Path) -> Measured:
         times = runreader.stage_times(records)
         for stage in (1, 2):
             n = sum(1 for r in epochs if r.get("stage") == stage)
-            if f"stage{stage}" in times and n and data.get("train"):
+            if f"stage{stage}" in times and n and data.get("train"):  # a count when there
                 m.stage_cost[stage].append(times[f"stage{stage}"] / (n * data["train"]))
         evaluate, end = _record_of(records, "phase", phase="evaluate"), _record_of(records, "run_end")
-        if evaluate and end and end.get("state") == "finished" and feature_ips and data.get("test"):
+        if (evaluate and end and end.get("state") == "finished" and feature_ips and data.get("test")
+                and "wall_time" in end and "wall_time" in evaluate):
             test_images = data["test"] * (2 if cfg.get("tta_flip") else 1)
             m.evaluation.append(max(0.0, end["wall_time"] - evaluate["wall_time"] - test_images / feature_ips))
         m.memory_peak += [p for p in (_peak(r.get("memory")) for r in epochs) if p]
@@ -152,7 +152,7 @@ def estimate_run(config: TrainConfig, cache_dir: Path | None = None, runs_dir: P
     for cost, times in parts:
         if not times:
             continue
-        if cost is None:
+        if cost is None or seconds is None:
             seconds = None
             break
         seconds += cost * times

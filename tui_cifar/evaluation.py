@@ -13,6 +13,7 @@ import numpy as np
 
 from . import runstore
 from .data import CLASS_NAMES
+from .records import write_predictions
 from .runreader import summarize_run
 
 ROC_POINTS = 100  # per class, enough for a terminal chart
@@ -35,8 +36,8 @@ def report_from_probabilities(y_true: np.ndarray, y_prob: np.ndarray) -> dict[st
         y_true, y_pred, labels=labels, target_names=CLASS_NAMES, output_dict=True, zero_division=0
     )
     present = np.unique(y_true)
-    auc = {}
-    curves = {}
+    auc: dict[str, float | None] = {}
+    curves: dict[str, dict[str, list[float]]] = {}
     for k, name in enumerate(CLASS_NAMES):
         if k in present and len(present) > 1:
             scores = y_prob[:, k]
@@ -54,7 +55,7 @@ def report_from_probabilities(y_true: np.ndarray, y_prob: np.ndarray) -> dict[st
         for name in CLASS_NAMES
     }
     cm = confusion_matrix(y_true, y_pred, labels=labels)
-    off_diagonal = [
+    off_diagonal: list[dict[str, Any]] = [
         {"true": CLASS_NAMES[i], "predicted": CLASS_NAMES[j], "count": int(cm[i, j])}
         for i in labels for j in labels if i != j and cm[i, j] > 0
     ]
@@ -108,7 +109,7 @@ def evaluate_run(run_dir: Path, progress: Callable[[int, int], None] | None = No
 
     run_dir = Path(run_dir)
     config_data, problem = runstore.read_json(run_dir / runstore.CONFIG_FILE)
-    if problem:
+    if config_data is None:
         raise runstore.RunStoreError(f"{run_dir}: {problem}")
     config = config_from_run(config_data, run_dir)
     model_path = run_dir / runstore.MODEL_FILE
@@ -126,8 +127,6 @@ def evaluate_run(run_dir: Path, progress: Callable[[int, int], None] | None = No
     report["best_val_accuracy"] = summary.best_val_accuracy
     report["stage_times"] = summary.stage_times
     report["wall_time"] = summary.duration_s
-    np.savez_compressed(
-        run_dir / runstore.PREDICTIONS_FILE, y_true=y_test, y_prob=y_prob.astype(np.float32), test_index=index
-    )
+    write_predictions(run_dir / runstore.PREDICTIONS_FILE, y_test, y_prob, index)
     runstore.atomic_write_json(run_dir / runstore.REPORT_FILE, report)
     return report

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from .data import CLASS_NAMES
+from .errors import CifarTuiError
 from .images import MODEL_INPUT_SIZE, load_image, model_input
 
 # Colours of the heat scale, cold to hot, and how strongly the overlay covers the picture.
@@ -32,7 +33,7 @@ PNG_PANEL = 256  # pixels a side of each panel of an explanation PNG
 PNG_CAPTION = 20  # pixels of the caption strip under the panels: what each panel is
 
 
-class ExplainError(Exception):
+class ExplainError(CifarTuiError):
     """The model is not built the way Grad-CAM here expects (a backbone model followed by a head model)."""
 
 

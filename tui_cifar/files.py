@@ -1,4 +1,4 @@
-"""The two file helpers every module shares: an atomic writer and a JSON-object reader.
+"""The two file helpers every module shares: an atomic writer and a bounded JSON reader (records' decoder uses it).
 
 No TensorFlow and no Textual: run folders, the feature cache, checkpoints and the
 app's settings all write through :func:`atomic_write`.
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Have ``write`` fill a temporary file in the same folder, then rename it over ``path``.
 
     Readers never see half a file, and a failure (full disk, kill) leaves the old file
@@ -48,14 +48,66 @@ def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def read_json(path: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """A JSON object from a file, or None and why not (missing, unreadable, not an object); never raises."""
+# JSON from files someone else may have written (run folders are copied between people): bounded.
+MAX_DEPTH = 32  # nesting of objects and lists; the run files nest 4 deep
+MAX_FILE_BYTES = 16 * 2**20  # config.json, status.json, report.json (a report is ~20 KB)
+_MAX_INT_DIGITS = 16  # longer integers are read as floats (huge ones as infinity): no 4,300-digit ints
+
+
+class Malformed(ValueError):
+    """What makes a run file unusable, in a few words (the readers add the file's name)."""
+
+
+def _int_or_float(text: str) -> int | float:
+    return int(text) if len(text.lstrip("-")) <= _MAX_INT_DIGITS else float(text)
+
+
+def loads(data: bytes | str, limit: int = MAX_FILE_BYTES) -> Any:
+    """JSON from a file someone else may have written: bounded in size, nesting and integer length.
+
+    NaN and Infinity are read (a diverged loss is logged so); raises Malformed, never anything else.
+    """
+    if len(data) > limit:
+        raise Malformed(f"larger than {limit // 2**20} MiB" if limit >= 2**20 else f"longer than {limit} bytes")
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        value = json.loads(text, parse_int=_int_or_float)
+    except UnicodeDecodeError as exc:
+        raise Malformed(f"not UTF-8 text: byte {exc.start}") from None
+    except RecursionError:
+        raise Malformed(f"nested more than {MAX_DEPTH} levels deep") from None
+    except (ValueError, OverflowError) as exc:
+        raise Malformed(str(exc)) from None
+    if _depth(value) > MAX_DEPTH:
+        raise Malformed(f"nested more than {MAX_DEPTH} levels deep")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deep lists and objects nest (iteratively: a reader's recursion must not be the limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def read_json(path: Path, limit: int = MAX_FILE_BYTES) -> tuple[dict[str, Any] | None, str | None]:
+    """A JSON object from a file, or None and why not ("NAME is missing" / "NAME is unreadable (why)"); never raises."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+        value = loads(data, limit)
     except FileNotFoundError:
-        return None, f"{Path(path).name} is missing"
-    except (OSError, ValueError) as exc:
-        return None, f"{Path(path).name} is unreadable ({exc})"
-    if not isinstance(data, dict):
-        return None, f"{Path(path).name} does not hold a JSON object"
-    return data, None
+        return None, f"{path.name} is missing"
+    except OSError as exc:
+        return None, f"{path.name} is unreadable ({exc.strerror or exc})"
+    except Malformed as exc:
+        return None, f"{path.name} is unreadable ({exc})"
+    if not isinstance(value, dict):
+        return None, f"{path.name} is unreadable (not a JSON object)"
+    return value, None
+

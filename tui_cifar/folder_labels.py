@@ -18,6 +18,7 @@ import numpy as np
 
 from . import runstore
 from .data import CLASS_NAMES
+from .errors import EXIT_USAGE, CifarTuiError
 from .prediction import FilePrediction
 
 # Words people use for a CIFAR-10 class (after lower-casing; plurals are handled separately).
@@ -29,8 +30,10 @@ SYNONYMS = {
 }
 
 
-class LabelMapError(ValueError):
+class LabelMapError(CifarTuiError, ValueError):
     """A --label-map file that cannot be read or names something that is not a CIFAR-10 class."""
+
+    exit_code = EXIT_USAGE
 
 
 def class_from_name(name: str) -> str | None:
@@ -110,7 +113,7 @@ def score_photos(results: list[FilePrediction], label_map: dict[str, str | None]
         if cls is None:
             unlabelled.append(r.relative_path.as_posix())
             continue
-        probs = dict(r.top)
+        probs = dict(r.top or ())
         y_true.append(CLASS_NAMES.index(cls))
         y_prob.append([probs[c] for c in CLASS_NAMES])
     report = _photos_report(report_from_probabilities(np.array(y_true), np.array(y_prob))) if y_true else None

@@ -12,6 +12,7 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 _applied: str | None = None  # the devices this process was configured with
 _app_note: str | None = None  # configure_for_app's line for the screen
@@ -89,7 +90,7 @@ def multi_worker_problem() -> str | None:
 
 @dataclass
 class Hardware:
-    strategy: object  # tf.distribute.Strategy
+    strategy: Any  # tf.distribute.Strategy
     description: str  # e.g. "GPU x2 (...), mixed precision", logged in run_start
 
     @property
@@ -155,7 +156,7 @@ def predict_split(model, x, batch_size: int):
 
 def uses_gpu(device_description: str | None) -> bool:
     """Whether a run_start record's device is a GPU (the app then keeps its own models on the CPU)."""
-    return bool(device_description) and device_description.startswith("GPU")
+    return bool(device_description and device_description.startswith("GPU"))
 
 
 def gpu_runs(runs_dir: Path) -> list[str]:

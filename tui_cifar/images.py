@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import CifarTuiError
+
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 )
@@ -51,13 +53,13 @@ _HIGH_BIT_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 
 
-class ImageLoadError(Exception):
+class ImageLoadError(CifarTuiError):
     """A picture could not be used; str() is one line naming the file and the reason."""
 
     def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
         self.path = Path(path)
         self.reason = " ".join(reason.split())  # Pillow messages may hold newlines
-        super().__init__(f"{self.path.name or self.path}: {self.reason}")
+        super().__init__(f"{self.path.name or self.path}: {self.reason}", title="Cannot use this picture")
 
 
 @dataclass
@@ -258,10 +260,10 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         values = np.clip(np.asarray(img, dtype=np.int64), 0, 65535)
         return Image.fromarray(((values * 255 + 32767) // 65535).astype(np.uint8)).convert("RGB")
     if img.mode == "F":
-        values = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, neginf=0.0)
-        if values.max(initial=0.0) <= 1.0:  # the usual 0..1 convention for float pictures
-            values = values * 255.0
-        return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8)).convert("RGB")
+        floats = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, neginf=0.0)
+        if floats.max(initial=0.0) <= 1.0:  # the usual 0..1 convention for float pictures
+            floats = floats * 255.0
+        return Image.fromarray(np.clip(np.rint(floats), 0, 255).astype(np.uint8)).convert("RGB")
     if img.mode in _ALPHA_MODES or "transparency" in img.info:
         rgba = img.convert("RGBA")
         flat = Image.new("RGBA", rgba.size, _BACKGROUND)

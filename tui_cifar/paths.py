@@ -7,6 +7,7 @@ folders) and each platform's own conventions elsewhere.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import platformdirs
@@ -24,7 +25,7 @@ def config_dir() -> Path:
     return platformdirs.user_config_path(APP_NAME, appauthor=False)
 
 
-def features_cache_dir(override: str | None = None) -> Path:
+def features_cache_dir(override: str | os.PathLike[str] | None = None) -> Path:
     """The cache of frozen-backbone features: ``override`` (``TrainConfig.cache_dir``) or the default."""
     return Path(override).expanduser() if override else cache_dir() / "features"
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from . import runstore
 from .data import CLASS_NAMES
+from .errors import CifarTuiError
 from .images import ImageScan, find_images, load_many
 
 
@@ -19,8 +20,10 @@ from .images import ImageScan, find_images, load_many
 PREDICTIONS_DIR = "predictions"
 
 
-class ModelLoadError(Exception):
+class ModelLoadError(CifarTuiError):
     """The model file is missing, unsafe, or not a CIFAR-10 classifier."""
+
+    title = "Cannot load the model"
 
 
 def load_model_checked(path: Path):
@@ -129,7 +132,7 @@ class Classifier:
         """
         loaded = load_many([Path(p) for p in paths])
         good = [r for r in loaded if r.array is not None]
-        probs = self.predict_arrays(np.stack([r.array for r in good])) if good else np.empty((0, 10))
+        probs = self.predict_arrays(np.stack([r.array for r in good if r.array is not None])) if good else np.empty((0, 10))
         by_path = {id(r): p for r, p in zip(good, probs)}
         results = []
         for r in loaded:
@@ -189,6 +192,6 @@ def load_classifier(run_or_model: Path, runtime: str | None = None) -> Classifie
         if reason:
             raise ModelLoadError(f"{path}: {reason}")
         path = path / runstore.MODEL_FILE
-    runtime = runtime or (config.get("runtime") if config.get("runtime") in RUNTIMES else "auto")
+    runtime = runtime or (config["runtime"] if config.get("runtime") in RUNTIMES else "auto")
     forward = saved_model_forward(load_model_checked(path), path, runtime, config.get("cache_dir"))
     return Classifier(forward, bool(config.get("tta_flip", True)))

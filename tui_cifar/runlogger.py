@@ -1,6 +1,6 @@
 """RunLogger: record anyone's ``model.fit`` as a cifar-tui run, to watch it live and export it.
 
-    model.fit(x, y, epochs=10, validation_split=0.1, callbacks=[RunLogger("runs")])
+    model.fit(x, y, batch_size=64, epochs=10, validation_split=0.1, callbacks=[RunLogger("runs", batch_size=64)])
 
 writes the run folder the trainer writes (see runstore): config.json with what Keras
 shows of the run (marked "kind": "keras"), status.json with this process's pid, and
@@ -25,41 +25,56 @@ from typing import Any
 
 import keras
 
-from . import runstore
+from . import records, runstore
+from .callbacks import RecordingCallback, learning_rate
 from .files import atomic_write_json
-from .callbacks import current_lr, metric_value
-from .resources import resource_usage
 
 
-class RunLogger(keras.callbacks.Callback):
-    """Streams a ``model.fit`` into a new run folder under ``runs_dir``.
+class RunLogger(RecordingCallback):
+    """Streams a ``model.fit`` into a new run folder, to watch it live and export it.
 
-    ``name`` names the folder (default: the model's name); ``hparams`` is any dict of
-    your own settings, kept in config.json and exported as TensorBoard hyperparameters.
-    The run ends as "finished", "stopped" (Ctrl-C or SIGTERM, which end the script as
-    usual, or the app's stop, after which fit returns) or "failed" (an exception that
-    ends the script).
+    One run folder per ``fit`` call. The run ends as "finished", "stopped" (Ctrl-C or
+    SIGTERM, which end the script as usual, or the app's stop, after which ``fit``
+    returns) or "failed" (an exception that ends the script). Every metric the model
+    logs is recorded under its own name.
+
+    Args:
+        runs_dir: the runs folder the new run folder goes in (made when missing).
+        name: the run folder's name after its time stamp; default: the model's name.
+        hparams: any dict of your own settings, kept in config.json and exported as
+            TensorBoard hyperparameters.
+        batch_size: images per batch, for images/s and config.json's batch_size.
+            Keras does not tell callbacks (its own TensorBoard callback counts steps):
+            pass the ``batch_size`` you give ``fit`` (Keras' default for arrays is 32),
+            or your dataset's; None records no images/s.
+        batch_records: batch records per epoch, at most.
+
+    Example:
+
+    ```python
+    model.fit(x, y, batch_size=64, epochs=10, validation_split=0.1,
+              callbacks=[RunLogger("runs", hparams={"dropout": 0.2}, batch_size=64)])
+    ```
+
+    Then ``cifar-tui runs``, ``cifar-tui watch RUN`` or the app follow it from another terminal.
     """
 
     def __init__(self, runs_dir: str | os.PathLike = "runs", name: str | None = None,
-                 hparams: dict[str, Any] | None = None, batch_records: int = 40):
-        super().__init__()
+                 hparams: dict[str, Any] | None = None, batch_size: int | None = None, batch_records: int = 40):
+        super().__init__(stage=1, batch_size=batch_size, batch_records=batch_records)
         self.runs_dir = Path(runs_dir)
         self.name = name
         self.hparams = dict(hparams or {})
-        self.batch_records = batch_records  # batch records per epoch, at most
         self.run_dir: Path | None = None
         self._open = False
         self._stop_requested = False
         self._previous_handlers: dict[int, Any] = {}
-        self._previous_excepthook = None
+        self._previous_excepthook: Any = None  # sys.excepthook's type, or None before fit
 
     # ------------------------------------------------------------------ Keras hooks
     def on_train_begin(self, logs=None):
-        self.steps = self.params.get("steps")
-        self.epochs = self.params.get("epochs")
-        self.batch_size = _fit_batch_size(self.model)
-        self.every = max(1, self.steps // self.batch_records) if self.steps else 1
+        self.steps = self.epochs = None  # this fit's, not an earlier one's
+        super().on_train_begin(logs)
         self.run_dir = runstore.create_run_dir(self.runs_dir, self.name or self.model.name)
         config = self._config()
         atomic_write_json(self.run_dir / runstore.CONFIG_FILE, config)
@@ -70,37 +85,20 @@ class RunLogger(keras.callbacks.Callback):
         self._stop_requested = False
         self._epochs_done = 0
         self._install_hooks()
-        self._log({"type": "run_start", "config": config, "device": _device(), "pid": os.getpid()})
-        self._log({"type": "phase", "phase": "train", "message": f"training {self.model.name}"})
-        self._log({"type": "stage_start", "stage": 1, "epochs": self.epochs, "steps_per_epoch": self.steps,
-                   "lr": _lr(self.model), "trainable_params": config["trainable_params"]})
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-        self._epoch_start = time.perf_counter()
-        self._batches = self._last_logged = 0
+        self.write(records.run_start_record(config, _device(), os.getpid()))
+        self.write(records.phase_record("train", f"training {self.model.name}"))
+        self.write(records.stage_start_record(1, self.epochs, self.steps, learning_rate(self.model),
+                                              config["trainable_params"]))
 
     def on_train_batch_end(self, batch, logs=None):
-        done = min(batch + 1, self.steps) if self.steps else batch + 1  # steps_per_execution may overshoot
-        self._batches = done
         if (self.run_dir / runstore.STOP_FILE).exists():  # the app's stop, from any host sharing the folder
             self._stop_requested = True
             self.model.stop_training = True
-        if done - self._last_logged >= self.every or done == self.steps:
-            self._last_logged = done
-            self._log({**_metrics(logs), "type": "batch", "stage": 1, "epoch": self._epoch + 1,
-                       "batch": done, "steps": self.steps})
+        super().on_train_batch_end(batch, logs)
 
     def on_epoch_end(self, epoch, logs=None):
-        elapsed = time.perf_counter() - self._epoch_start
         self._epochs_done += 1
-        images = self._batches * self.batch_size if self.batch_size else None
-        self._log({
-            **_metrics(logs), "type": "epoch", "stage": 1, "epoch": epoch + 1, "epochs": self.epochs,
-            "lr": _lr(self.model), "images_per_sec": round(images / elapsed, 1) if images and elapsed else None,
-            "epoch_time": round(elapsed, 2), "partial": bool(self.steps) and self._batches < self.steps,
-            "memory": resource_usage(),
-        })
+        super().on_epoch_end(epoch, logs)
 
     def on_train_end(self, logs=None):
         if self._open:
@@ -114,7 +112,7 @@ class RunLogger(keras.callbacks.Callback):
     def _clock(self) -> float:
         return round(time.perf_counter() - self._started, 2)
 
-    def _log(self, record: dict[str, Any]) -> None:
+    def write(self, record: records.Record) -> None:
         if self._open:
             record.setdefault("wall_time", self._clock())
             self._writer.write(record)
@@ -138,15 +136,15 @@ class RunLogger(keras.callbacks.Callback):
             "backend": keras.backend.backend(),
         })
 
-    def _finish(self, state: str, message: str) -> None:
+    def _finish(self, state: records.RunState, message: str) -> None:
         """Write the run's end once. Its own log handle: a signal may have interrupted a write on the other."""
-        if not self._open:
+        if not self._open or self.run_dir is None:
             return
         self._open = False
         self._remove_hooks()
         writer = runstore.MetricsWriter(self.run_dir)
         try:
-            writer.write({"type": "run_end", "state": state, "message": message, "wall_time": self._clock()})
+            writer.write(records.run_end_record(state, message, self._clock()))
         finally:
             writer.close()
             (self.run_dir / runstore.STOP_FILE).unlink(missing_ok=True)  # answered, or too late: as the trainer does
@@ -190,7 +188,8 @@ class RunLogger(keras.callbacks.Callback):
             self._finish("stopped", "stopped by KeyboardInterrupt")
         else:
             try:
-                (self.run_dir / runstore.ERROR_FILE).write_text("".join(traceback.format_exception(exc_type, exc, tb)))
+                if self.run_dir is not None:
+                    (self.run_dir / runstore.ERROR_FILE).write_text("".join(traceback.format_exception(exc_type, exc, tb)))
             except OSError:
                 pass
             self._finish("failed", f"{exc_type.__name__}: {exc}")
@@ -198,43 +197,6 @@ class RunLogger(keras.callbacks.Callback):
 
     def _at_exit(self) -> None:
         self._finish("failed", "the script ended while model.fit was running (an exception it caught?)")
-
-
-def _fit_batch_size(model) -> int | None:
-    """The batch size of the running fit(): Keras does not pass it to callbacks, so read fit()'s arguments.
-
-    None when the data comes batched (a tf.data.Dataset, a PyDataset, a generator).
-    """
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code.co_name == "fit" and frame.f_locals.get("self") is model:
-            args = frame.f_locals
-            if args.get("batch_size") is not None:
-                return int(args["batch_size"])
-            x = args.get("x")
-            inputs = x.values() if isinstance(x, dict) else x if isinstance(x, (list, tuple)) else [x]
-            # Keras batches arrays itself, 32 at a time unless told; a dataset or generator comes batched.
-            return 32 if inputs and all(hasattr(v, "shape") for v in inputs) else None
-        frame = frame.f_back
-    return None
-
-
-def _metrics(logs: dict[str, Any] | None) -> dict[str, float | None]:
-    """Every scalar metric Keras logged, as plain floats (NaN stays NaN, so divergence shows)."""
-    out = {}
-    for key, value in (logs or {}).items():
-        try:
-            out[key] = metric_value(value)
-        except (TypeError, ValueError):
-            continue  # not a scalar
-    return out
-
-
-def _lr(model) -> float | None:
-    try:
-        return current_lr(model.optimizer)
-    except (AttributeError, TypeError, ValueError):
-        return None
 
 
 def _name_of(obj: Any) -> Any:

@@ -12,18 +12,29 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from . import runstore
 from .config import config_file_problems
+from .records import BOOKKEEPING_KEYS, MAX_COUNT, ShownState, scalar_items
 
 
 def record_number(value: Any, finite: bool = False) -> float | None:
     """A record's number as a float; None for a missing, boolean or non-numeric value (never trust a log),
     and with ``finite``, for NaN and infinity too (a diverged epoch's loss)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (finite and not math.isfinite(value)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        return None
+    return None if finite and not math.isfinite(number) else number
+
+
+def record_count(value: Any) -> int | None:
+    """A whole number from a record or a run's config (epochs, steps), or None for anything else (NaN, 1e400, -3)."""
+    number = record_number(value, finite=True)
+    return int(number) if number is not None and number.is_integer() and 0 <= number <= MAX_COUNT else None
 
 
 # --- figures from a run's records ----------------------------------------------------------------
@@ -31,7 +42,7 @@ def record_number(value: Any, finite: bool = False) -> float | None:
 
 def epoch_key(rec: dict[str, Any]) -> tuple[int, int]:
     """(stage, epoch) of an epoch record: a resumed run may log an epoch twice, and the later record wins."""
-    return int(record_number(rec.get("stage")) or 1), int(record_number(rec.get("epoch")) or 0)
+    return record_count(rec.get("stage")) or 1, record_count(rec.get("epoch")) or 0
 
 
 def epoch_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -49,11 +60,6 @@ def best_val_accuracy(records: list[dict[str, Any]]) -> float | None:
     return max(vals, default=None)
 
 
-# Keys of an epoch record that are bookkeeping, not metrics a model logged.
-EPOCH_BOOKKEEPING = {"type", "stage", "epoch", "epochs", "lr", "learning_rate", "images_per_sec", "epoch_time",
-                     "partial", "memory", "wall_time", "time"}
-
-
 def epoch_metric_names(records: list[dict[str, Any]]) -> list[str]:
     """Training metric names in epoch records other than the loss (no val_ ones), first seen first.
 
@@ -61,9 +67,8 @@ def epoch_metric_names(records: list[dict[str, Any]]) -> list[str]:
     """
     names: dict[str, None] = {}
     for rec in records:
-        for key, value in rec.items():
-            if (key not in EPOCH_BOOKKEEPING and key != "loss" and not key.startswith("val_")
-                    and isinstance(value, (int, float)) and not isinstance(value, bool)):
+        for key in scalar_items(rec, BOOKKEEPING_KEYS):
+            if key != "loss" and not key.startswith("val_"):
                 names.setdefault(key, None)
     return list(names)
 
@@ -122,7 +127,7 @@ def stage_times(records: list[dict[str, Any]]) -> dict[str, float]:
 class RunSummary:
     path: Path
     name: str
-    state: str
+    state: ShownState
     backbone: str | None
     image_size: int | None
     best_val_accuracy: float | None
@@ -142,20 +147,22 @@ def summarize_run(run_dir: Path) -> RunSummary:
     status = runstore.read_status(run_dir)
     if status.problem:
         problems.append(status.problem)
-    config, problem = runstore.read_json(run_dir / runstore.CONFIG_FILE)
+    config, problem = runstore.read_config(run_dir)
     if problem:
         problems.append(problem)
     config = config or {}
     problems.extend(config_file_problems(config))
     records, log_problems = runstore.read_metrics(run_dir)
     problems.extend(log_problems)
-    report, _ = runstore.read_report(run_dir)
+    report, problem = runstore.read_report(run_dir)
+    if problem and runstore.has_report(run_dir):  # a missing report is a run not evaluated yet, no problem
+        problems.append(problem)
     return RunSummary(
         path=run_dir,
         name=run_dir.name,
         state=runstore.effective_state(status),
         backbone=config.get("backbone"),
-        image_size=config.get("image_size"),
+        image_size=config.get("image_size"),  # both checked by read_config
         best_val_accuracy=best_val_accuracy(records),
         test_accuracy=(report or {}).get("test_accuracy"),
         started_at=status.started_at,
@@ -169,6 +176,31 @@ def summarize_run(run_dir: Path) -> RunSummary:
 
 def list_runs(runs_dir: Path) -> list[RunSummary]:
     return [summarize_run(d) for d in runstore.iter_run_dirs(runs_dir)]
+
+
+def newest_first(runs_dir: Path) -> list[Path]:
+    """The run folders, the latest started first (by status.json's started_at, then by name)."""
+    def started(run_dir: Path) -> tuple[str, str]:
+        return runstore.read_status(run_dir).started_at or "", run_dir.name
+
+    return sorted(runstore.iter_run_dirs(runs_dir), key=started, reverse=True)
+
+
+def runs_with_report(runs_dir: Path) -> list[Path]:
+    """Run folders with a test report, newest first (what the evaluate screen can show)."""
+    return [run_dir for run_dir in newest_first(runs_dir) if runstore.has_report(run_dir)]
+
+
+def latest_run(runs_dir: Path, want: Literal["any", "running", "finished"] = "any") -> Path | None:
+    """The newest run folder: 'running' (its process alive), 'finished' (with a test report) or 'any'."""
+    for run_dir in newest_first(runs_dir):
+        if want == "any":
+            return run_dir
+        if want == "running" and runstore.effective_state(runstore.read_status(run_dir)) == "running":
+            return run_dir
+        if want == "finished" and runstore.has_report(run_dir):
+            return run_dir
+    return None
 
 
 # --- a live model of one run -------------------------------------------------------------------
@@ -238,7 +270,7 @@ class RunProgress:
             if isinstance(rec.get("config"), dict):
                 self.config = rec["config"]
             self.device = rec.get("device") or self.device
-            self.pid = int(record_number(rec.get("pid")) or 0) or None
+            self.pid = record_count(rec.get("pid")) or None
             # A resumed run goes on in the same log: the earlier stop's end, phase and batch no longer hold.
             self.end = None
             self.phase, self.phase_message = None, ""
@@ -251,30 +283,30 @@ class RunProgress:
             elif self.phase == "fine_tune":
                 self.stage = 2
         elif kind == "progress":
-            done, total = int(record_number(rec.get("done")) or 0), int(record_number(rec.get("total")) or 0) or None
+            done, total = record_count(rec.get("done")) or 0, record_count(rec.get("total")) or None
             if rec.get("phase", "extract_features") == "extract_features":
                 self.extract_done, self.extract_total = done, total
             elif rec.get("phase") == "evaluate":
                 self.test_done, self.test_total = done, total
         elif kind == "stage_start":
-            stage = int(record_number(rec.get("stage")) or 1)
+            stage = record_count(rec.get("stage")) or 1
             self.stage = stage
             self.stages[stage] = StageInfo(
                 stage=stage,
-                epochs=int(record_number(rec.get("epochs")) or 0),
-                steps_per_epoch=int(record_number(rec.get("steps_per_epoch")) or 0) or None,
+                epochs=record_count(rec.get("epochs")) or 0,
+                steps_per_epoch=record_count(rec.get("steps_per_epoch")) or None,
                 lr=record_number(rec.get("lr")),
-                trainable_params=int(record_number(rec.get("trainable_params")) or 0) or None,
+                trainable_params=record_count(rec.get("trainable_params")) or None,
             )
             self.batch = None
             self.steps = self.stages[stage].steps_per_epoch
             self.epoch_version += 1  # the stage boundary moves
         elif kind == "batch":
-            stage = int(record_number(rec.get("stage")) or self.stage or 1)
-            epoch = int(record_number(rec.get("epoch")) or 1)
+            stage = record_count(rec.get("stage")) or self.stage or 1
+            epoch = record_count(rec.get("epoch")) or 1
             self.stage = stage
-            self.batch = int(record_number(rec.get("batch")) or 0)
-            self.steps = int(record_number(rec.get("steps")) or 0) or self.steps
+            self.batch = record_count(rec.get("batch")) or 0
+            self.steps = record_count(rec.get("steps")) or self.steps
             self.batch_epoch = epoch
             loss = record_number(rec.get("loss"))
             if loss is not None and self.steps:
@@ -287,8 +319,9 @@ class RunProgress:
             stage, _epoch = key = epoch_key(rec)
             self.stage = stage
             self._epochs[key] = rec
-            if record_number(rec.get("epochs")) and stage not in self.stages:
-                self.stages[stage] = StageInfo(stage=stage, epochs=int(rec["epochs"]))
+            epochs = record_count(rec.get("epochs"))
+            if epochs and stage not in self.stages:
+                self.stages[stage] = StageInfo(stage=stage, epochs=epochs)
             self.epoch_version += 1
         elif kind == "run_end":
             self.end = rec
@@ -307,7 +340,7 @@ class RunProgress:
         if info is not None and info.epochs is not None:
             planned = info.epochs
         else:
-            planned = int(record_number(self.config.get("epochs_head" if stage == 1 else "epochs_fine")) or 0)
+            planned = record_count(self.config.get("epochs_head" if stage == 1 else "epochs_fine")) or 0
         # A stage that has ended early (early stopping) counts as the epochs it ran.
         if stage == 1 and (2 in self.stages or self.stage == 2):
             return self.stage_epochs_done(1)
@@ -343,8 +376,8 @@ class RunProgress:
         series: dict[str, list[tuple[float, float]]] = {
             key: [] for name in names for key in (name, f"val_{name}")}
         for rec in self.epochs:
-            stage = int(rec.get("stage", 1))
-            x = self.epoch_offset(stage) + int(rec.get("epoch", 0))
+            stage, epoch = epoch_key(rec)
+            x = self.epoch_offset(stage) + epoch
             for key in series:
                 value = record_number(rec.get(key))
                 if value is not None:
@@ -371,7 +404,7 @@ class RunProgress:
     @property
     def lr(self) -> float | None:
         last = self.last_epoch
-        if last is not None and self.stage == int(last.get("stage", 0)) and record_number(last.get("lr")) is not None:
+        if last is not None and self.stage == epoch_key(last)[0] and record_number(last.get("lr")) is not None:
             return record_number(last.get("lr"))
         info = self.stages.get(self.stage or 0)
         return info.lr if info else None
@@ -395,14 +428,13 @@ class RunProgress:
         if self.end is not None:
             return 0.0
         stage = self.stage or 1
-        times = [record_number(r.get("epoch_time")) for r in self.epochs if int(r.get("stage", 0)) == stage]
-        times = [t for t in times if t]
+        times = [t for r in self.epochs if epoch_key(r)[0] == stage if (t := record_number(r.get("epoch_time")))]
         if not times:
             times = [t for t in (record_number(r.get("epoch_time")) for r in self.epochs) if t]
         if not times:
             return None
         per_epoch = sum(times[-3:]) / len(times[-3:])
-        left = self.epochs_total - self.epochs_done
+        left: float = self.epochs_total - self.epochs_done
         if self.batch is not None and self.steps and self.batch_epoch is not None:
             # the current epoch is partly done
             if (stage, self.batch_epoch) not in self._epochs:

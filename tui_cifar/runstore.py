@@ -28,14 +28,16 @@ import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Literal
 
+from . import records
+from .errors import CifarTuiError
 from .files import atomic_write_json, atomic_write_text, read_json  # noqa: F401  (part of the run-folder API)
+from .records import (  # noqa: F401  (the run-folder API)
+    ENDED_STATES, RESUMABLE_STATES, SHOWN_STATES, STATES, Malformed, RunState, ShownState,
+)
 
 FORMAT_VERSION = 1
-
-STATES = ("running", "finished", "stopped", "failed")
-RESUMABLE_STATES = ("stopped", "killed")  # (effective states) `train --resume` continues these from their last epoch
 
 CONFIG_FILE = "config.json"
 STATUS_FILE = "status.json"
@@ -53,7 +55,7 @@ STOP_FILE = "STOP"
 KERAS_KIND = "keras"
 
 
-class RunStoreError(Exception):
+class RunStoreError(CifarTuiError):
     """A run folder or runs folder cannot be used; the message says why."""
 
 
@@ -104,7 +106,7 @@ def pid_alive(pid: int | None) -> bool:
 
 @dataclass
 class RunStatus:
-    state: str
+    state: RunState | Literal["unknown"]
     pid: int | None = None
     host: str | None = None
     started_at: str | None = None
@@ -119,13 +121,7 @@ class RunStatus:
         return data
 
 
-_STATUS_TYPES: dict[str, Any] = {
-    "state": str, "pid": (int, type(None)), "host": (str, type(None)), "started_at": (str, type(None)),
-    "updated_at": (str, type(None)), "message": str, "stage": (int, type(None)), "version": int,
-}
-
-
-def write_status(run_dir: Path, state: str, message: str = "", **extra: Any) -> RunStatus:
+def write_status(run_dir: Path, state: RunState, message: str = "", **extra: Any) -> RunStatus:
     if state not in STATES:
         raise ValueError(f"unknown run state {state!r}")
     previous = read_status(run_dir)
@@ -144,26 +140,22 @@ def write_status(run_dir: Path, state: str, message: str = "", **extra: Any) -> 
 
 def read_status(run_dir: Path) -> RunStatus:
     """Read status.json; a missing or garbled file gives state 'unknown' with a reason, never raises."""
-    path = Path(run_dir) / STATUS_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict) or data.get("state") not in STATES:
-            raise ValueError("no valid 'state' field")
-    except FileNotFoundError:
-        return RunStatus(state="unknown", problem="status.json is missing")
-    except (OSError, ValueError) as exc:
-        return RunStatus(state="unknown", problem=f"status.json is unreadable ({exc})")
-    known = {k: data[k] for k in RunStatus.__dataclass_fields__ if k in data and k != "problem"}
-    bad = [k for k, v in known.items() if not isinstance(v, _STATUS_TYPES[k]) or isinstance(v, bool)]
-    if bad:  # never trust a field's type: a pid of "abc" would reach os.kill
+    data, problem = read_json(Path(run_dir) / STATUS_FILE)
+    if data is None:
+        return RunStatus(state="unknown", problem=problem)
+    if data.get("state") not in STATES:
+        return RunStatus(state="unknown", problem="status.json is unreadable (no valid 'state' field)")
+    bad = records.invalid_fields(data, records.StatusFile)
+    if bad:  # never trust a field's type: a pid of "abc" (or -1) would reach os.kill
         return RunStatus(state="unknown", problem=f"status.json has invalid {', '.join(bad)}")
+    known = {k: data[k] for k in RunStatus.__dataclass_fields__ if k in data and k != "problem"}
     status = RunStatus(**known)
     if status.version > FORMAT_VERSION:
         status.problem = f"written by a newer cifar-tui (format {status.version}); upgrade to read it fully"
     return status
 
 
-def effective_state(status: RunStatus) -> str:
+def effective_state(status: RunStatus) -> ShownState:
     """'running' only while the recorded process lives on this host; a dead one reads as 'killed'."""
     if status.state == "running" and status.host == socket.gethostname() and not pid_alive(status.pid):
         return "killed"
@@ -173,12 +165,12 @@ def effective_state(status: RunStatus) -> str:
 class MetricsWriter:
     """Append one JSON record per line and flush it, so a tailing reader sees every record at once."""
 
-    def __init__(self, run_dir: Path, listeners: list[Callable[[dict[str, Any]], None]] | None = None):
+    def __init__(self, run_dir: Path, listeners: list[Callable[[Any], None]] | None = None):
         self.path = Path(run_dir) / METRICS_LOG
         self._file = open(self.path, "a", encoding="utf-8")
         self.listeners = list(listeners or [])  # e.g. the CLI's progress display
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: records.Record) -> None:
         record.setdefault("time", now_iso())
         self._file.write(json.dumps(record, allow_nan=True) + "\n")
         self._file.flush()
@@ -225,21 +217,18 @@ class MetricsTail(LineTail):
     _line_no: int = 0
 
     def read_new(self) -> list[dict[str, Any]]:
-        records = []
+        found: list[dict[str, Any]] = []
         for raw in self.read_lines():
             self._line_no += 1
             text = raw.strip()
             if not text:
                 continue
             try:
-                record = json.loads(text)
-                if not isinstance(record, dict):
-                    raise ValueError("not an object")
-            except ValueError:
-                self.problems.append(f"{self.path.name} line {self._line_no} is garbled and was skipped")
-                continue
-            records.append(record)
-        return records
+                found.append(records.decode_line(text))
+            except Malformed as exc:  # a record of the wrong shape says which fields
+                why = f" ({exc})" if isinstance(exc, records.WrongFields) else ""
+                self.problems.append(f"{self.path.name} line {self._line_no} is garbled and was skipped{why}")
+        return found
 
 
 def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
@@ -267,7 +256,18 @@ def has_report(run_dir: Path) -> bool:
 
 
 def read_report(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
-    return read_json(report_path(run_dir))
+    """The run's test report, checked field by field (records.TestReport), or None and why not."""
+    return records.read_report(report_path(run_dir))
+
+
+def read_config(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The run's config.json, its fields that readers use checked (records.ConfigFields), or None and why not."""
+    return records.read_config(Path(run_dir) / CONFIG_FILE)
+
+
+def read_predictions(run_dir: Path, rows: int | None = None) -> tuple[records.Predictions | None, str | None]:
+    """The test-set probabilities behind the report (no pickles), or None and why not."""
+    return records.read_predictions(Path(run_dir) / PREDICTIONS_FILE, rows)
 
 
 def run_kind(config: dict[str, Any]) -> str:

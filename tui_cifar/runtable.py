@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import runreader, runstore
-from .files import read_json
 
 Scalar = str | int | float | bool | None
 
@@ -36,7 +35,7 @@ def run_settings(config: dict[str, Any]) -> dict[str, Scalar]:
     """
     if runstore.run_kind(config) != runstore.KERAS_KIND:
         return flatten(config)
-    optimizer = config.get("optimizer") if isinstance(config.get("optimizer"), dict) else {}
+    optimizer: dict[str, Any] = config["optimizer"] if isinstance(config.get("optimizer"), dict) else {}
     settings: dict[str, Scalar] = {"kind": runstore.KERAS_KIND}
     for key in ("model", "loss", "batch_size", "epochs", "steps_per_epoch", "total_params", "trainable_params"):
         value = config.get(key)
@@ -44,7 +43,7 @@ def run_settings(config: dict[str, Any]) -> dict[str, Scalar]:
     for key, value in flatten(optimizer).items():
         if value is not None:  # Keras lists every option; the unset ones say nothing
             settings[f"optimizer.{key}"] = value
-    hparams = config.get("hparams") if isinstance(config.get("hparams"), dict) else {}
+    hparams: dict[str, Any] = config["hparams"] if isinstance(config.get("hparams"), dict) else {}
     for key, value in flatten(hparams).items():
         settings.setdefault(key, value)
     return settings
@@ -54,7 +53,7 @@ def runs_rows(runs_dir: Path) -> list[dict[str, Scalar]]:
     """One row per run: where it is, how it ended and scored, then its settings."""
     rows = []
     for summary in runreader.list_runs(runs_dir):
-        config, _ = read_json(summary.path / runstore.CONFIG_FILE)
+        config, _ = runstore.read_config(summary.path)
         records, _ = runstore.read_metrics(summary.path)
         rows.append({
             "run": summary.name, "path": str(summary.path), "kind": summary.kind, "state": summary.state,

@@ -15,14 +15,12 @@ from typing import Any
 import numpy as np
 
 from . import runreader, runstore
-from .files import read_json
+from .errors import CifarTuiError
+from .records import scalar_items
 from .runtable import flatten, run_settings
 
-# Bookkeeping fields of the log records, not metrics of the model.
-NOT_METRICS = {"type", "stage", "epoch", "epochs", "batch", "steps", "wall_time", "time", "partial", "memory"}
 
-
-class TensorBoardMissing(RuntimeError):
+class TensorBoardMissing(CifarTuiError, RuntimeError):
     """The tensorboard package is not installed."""
 
 
@@ -42,7 +40,7 @@ def export_tensorboard(run_dir: Path, out_dir: Path) -> Path:
     import tensorflow as tf
 
     run_dir = Path(run_dir)
-    config, problem = read_json(run_dir / runstore.CONFIG_FILE)
+    config, problem = runstore.read_config(run_dir)
     if config is None:
         raise runstore.RunStoreError(f"{run_dir} is not a readable run folder ({problem})")
     records, _ = runstore.read_metrics(run_dir)
@@ -53,19 +51,19 @@ def export_tensorboard(run_dir: Path, out_dir: Path) -> Path:
     epoch_steps, batch_steps = _global_steps(records, epochs)
     for rec in epochs:
         step = epoch_steps[(rec.get("stage", 1), rec.get("epoch"))]
-        for name, value in _metrics(rec).items():
+        for name, value in scalar_items(rec).items():
             side, tag = ("validation", name[4:]) if name.startswith("val_") else ("train", name)
             with writers[side].as_default(step=step):
                 tf.summary.scalar(f"epoch_{tag}", value)
         with writers["train"].as_default(step=step):
-            for name, value in flatten(rec.get("memory") or {}, "memory.").items():
-                if isinstance(value, (int, float)):  # memory.gpu.GPU:0.peak -> memory/gpu/GPU_0/peak_mib
-                    tf.summary.scalar(re.sub(r"[^-\w/]", "_", name.replace(".", "/")) + "_mib", value / 2**20)
+            for name, used in flatten(rec.get("memory") or {}, "memory.").items():
+                if isinstance(used, (int, float)):  # memory.gpu.GPU:0.peak -> memory/gpu/GPU_0/peak_mib
+                    tf.summary.scalar(re.sub(r"[^-\w/]", "_", name.replace(".", "/")) + "_mib", used / 2**20)
     with writers["train"].as_default():
         for rec in records:
             if rec.get("type") == "batch":
                 step = batch_steps[(rec.get("stage", 1), rec.get("epoch"), rec.get("batch"))]
-                for name, value in _metrics(rec).items():
+                for name, value in scalar_items(rec).items():
                     tf.summary.scalar(f"batch_{name}", value, step=step)
     report, _ = runstore.read_report(run_dir)
     with writers[""].as_default(step=0):
@@ -73,7 +71,8 @@ def export_tensorboard(run_dir: Path, out_dir: Path) -> Path:
         if report and report.get("confusion_matrix"):
             image = confusion_image(np.asarray(report["confusion_matrix"]), list(report.get("classes") or []))
             tf.summary.image("test/confusion_matrix", image[None], step=0)
-            tf.summary.scalar("test/accuracy", float(report["test_accuracy"]), step=0)
+            if "test_accuracy" in report:
+                tf.summary.scalar("test/accuracy", float(report["test_accuracy"]), step=0)
     for writer in writers.values():
         writer.close()
     return target
@@ -97,12 +96,6 @@ def _global_steps(records: list[dict[str, Any]], epochs: list[dict[str, Any]]):
         batch_steps[(stage, rec.get("epoch"), rec.get("batch"))] = step
         last = max(last, step)
     return epoch_steps, batch_steps
-
-
-def _metrics(rec: dict[str, Any]) -> dict[str, float]:
-    """The numeric fields of a record that are metrics (whatever the model named them), finite or not."""
-    return {k: float(v) for k, v in rec.items()
-            if k not in NOT_METRICS and isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def _hparams(config: dict[str, Any]) -> dict[str, Any]:

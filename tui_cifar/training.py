@@ -22,7 +22,8 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
-from . import runreader, runstore
+from . import records, runreader, runstore
+from .errors import CifarTuiError
 from .config import TrainConfig
 from .features import VIEWS
 from .runstore import MetricsWriter, write_status
@@ -47,7 +48,7 @@ EXTRACT_BATCH = 64
 TENSOR_FEED_BUDGET = int(os.environ.get("CIFAR_TUI_TENSOR_FEED_BUDGET", 2**31))
 
 
-class TrainingDiverged(Exception):
+class TrainingDiverged(CifarTuiError):
     pass
 
 
@@ -76,6 +77,7 @@ def train_run(
         return round(previous_wall + time.perf_counter() - started, 2)
 
     write_status(run_dir, "running", "resuming" if resume else "starting")
+    state: records.RunState
     try:
         trainer = _Trainer(config, run_dir, writer, stop, clock, resume, previous)
         state, message = trainer.run()
@@ -87,8 +89,9 @@ def train_run(
             (run_dir / runstore.ERROR_FILE).write_text(traceback.format_exc())
         except OSError:
             pass  # e.g. the disk is full: the status below says why, if anything can be written
-    writer.write({"type": "run_end", "state": state, "message": message, "wall_time": clock(),
-                  "test_accuracy": _test_accuracy(run_dir)})
+    end = records.run_end_record(state, message, clock())
+    end["test_accuracy"] = _test_accuracy(run_dir)
+    writer.write(end)
     (run_dir / runstore.STOP_FILE).unlink(missing_ok=True)  # answered, or too late: it must not stop a resume
     write_status(run_dir, state, message)
     writer.close()
@@ -176,18 +179,18 @@ class _Trainer:
         self.backup_dir.mkdir(exist_ok=True)
         # Epochs a resumed run already completed are not logged again (an older version logged a cut-short one as
         # "partial": it is trained again, and logged again).
-        self.logged_epochs = {(int(r["stage"]), int(r["epoch"])) for r in runreader.epoch_records(previous_records)
+        self.logged_epochs = {runreader.epoch_key(r) for r in runreader.epoch_records(previous_records)
                               if not r.get("partial")}
 
-    def log(self, record: dict[str, Any]) -> None:
+    def log(self, record: records.Record) -> None:
         record.setdefault("wall_time", self.clock())
         self.writer.write(record)
 
     def phase(self, name: str, message: str) -> None:
         write_status(self.run_dir, "running", message)
-        self.log({"type": "phase", "phase": name, "message": message})
+        self.log(records.phase_record(name, message))
 
-    def run(self) -> tuple[str, str]:
+    def run(self) -> tuple[records.RunState, str]:
         from .hardware import setup_hardware
 
         cfg = self.config
@@ -195,15 +198,13 @@ class _Trainer:
         hw = setup_hardware(cfg.mixed_precision, cfg.devices)
         from .environment import versions
 
-        self.log({"type": "run_start" if not self.resume else "run_resume", "config": cfg.to_json(),
-                  "device": hw.description, "versions": versions(), "pid": os.getpid()})
+        self.log(records.run_start_record(cfg.to_json(), hw.description, os.getpid(), self.resume, versions()))
 
         self.phase("load_data", "loading CIFAR-10")
         from .data import make_splits
 
         splits = make_splits(cfg.data_dir, cfg.val_images, cfg.seed, cfg.limit_train, cfg.limit_test)
-        self.log({"type": "data", "source": splits.source, "train": len(splits.y_train),
-                  "val": len(splits.y_val), "test": len(splits.y_test)})
+        self.log(records.data_record(splits.source, len(splits.y_train), len(splits.y_val), len(splits.y_test)))
 
         from .model import build_transfer_model
 
@@ -254,7 +255,7 @@ class _Trainer:
 
         return self.evaluate()
 
-    def evaluate(self) -> tuple[str, str]:
+    def evaluate(self) -> tuple[records.RunState, str]:
         """The test report, with progress records; a stop request ends the run without it (the model is saved)."""
         from .evaluation import evaluate_run
 
@@ -282,7 +283,7 @@ class _Trainer:
             now = time.perf_counter()
             if now - last_report[0] >= 1.0 or done == total:
                 last_report[0] = now
-                self.log({"type": "progress", "phase": phase, "done": done, "total": total})
+                self.log(records.progress_record(phase, done, total))
 
         return progress
 
@@ -318,13 +319,13 @@ class _Trainer:
             keys.append(cache_key)
         elapsed = time.perf_counter() - t0
         # runtime: who computed the features (None when all came from the cache); runtime_note: why not LiteRT.
-        self.log({"type": "features_done", "images": total, "seconds": round(elapsed, 2), "cache_hits": hits,
-                  "runtime": extractor.runtime, "runtime_note": extractor.note,
-                  "cache_keys": keys,  # what a later run's cost estimate looks for in the cache
-                  "images_per_sec": round(total / elapsed, 1) if elapsed > 0 else None})
+        self.log(records.features_done_record(
+            total, round(elapsed, 2), hits, extractor.runtime, extractor.note,
+            keys,  # what a later run's cost estimate looks for in the cache
+            round(total / elapsed, 1) if elapsed > 0 else None))
         return out
 
-    def fit_stage(self, plan: StagePlan) -> tuple[str, str] | None:
+    def fit_stage(self, plan: StagePlan) -> tuple[records.RunState, str] | None:
         """Train one stage; returns (state, message) when the run must end here, else None."""
         from .callbacks import BestCheckpoint, EpochBackup, GracefulStop, MetricsLogger
 
@@ -353,8 +354,7 @@ class _Trainer:
         trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
         self.phase("train_head" if stage == 1 else "fine_tune",
                    f"stage {stage}: {'training the head' if stage == 1 else 'fine-tuning'} ({trainable:,} trainable parameters)")
-        self.log({"type": "stage_start", "stage": stage, "epochs": epochs, "steps_per_epoch": steps,
-                  "lr": lr, "trainable_params": trainable})
+        self.log(records.stage_start_record(stage, epochs, steps, lr, trainable))
         write_status(self.run_dir, "running", f"stage {stage}", stage=stage)
         graceful = GracefulStop(self.stop)
         callbacks = [
@@ -372,7 +372,7 @@ class _Trainer:
         # The training data shuffles itself (shuffle=False only silences Keras' warning about that).
         history = model.fit(train_data, validation_data=val_data, validation_batch_size=batch_size if isinstance(val_data, tuple) else None,
                   epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
-        self.log({"type": "stage_end", "stage": stage, "seconds": round(time.perf_counter() - t0, 2)})
+        self.log(records.stage_end_record(stage, round(time.perf_counter() - t0, 2)))
         if not all(math.isfinite(loss) for loss in history.history.get("loss", [])):
             shutil.rmtree(stage_backup, ignore_errors=True)  # NaN weights: a resume starts the stage over
             raise TrainingDiverged(

@@ -13,14 +13,14 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from textual.app import App
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 
-from .. import runstore
+from .. import runreader, runstore
 from ..console import native_stderr_to_file
 from ..paths import stderr_log_path
 from . import settings
@@ -52,7 +52,7 @@ class CifarApp(App):
 
     TITLE = "cifar-tui"
     SUB_TITLE = "CIFAR-10 transfer learning"
-    CSS_PATH = STYLESHEETS  # absolute: subclasses may live elsewhere
+    CSS_PATH = STYLESHEETS  # type: ignore[assignment]  # absolute: subclasses may live elsewhere
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
     COMMANDS = App.COMMANDS | {CifarCommands}
@@ -291,8 +291,8 @@ class CifarApp(App):
         run_dir = Path(run_dir)
         try:
             data, problem = runstore.read_json(run_dir / runstore.CONFIG_FILE)
-            if problem:
-                raise runstore.RunStoreError(problem)
+            if data is None:
+                raise runstore.RunStoreError(str(problem))
             launcher.start_detached(config_from_run(data, run_dir), resume=run_dir)
         except Exception as exc:  # the launcher's or the config's message is what the user needs
             self.notify(f"Could not resume {run_dir.name}: {exc}", title="Not resumed", severity="error", timeout=10)
@@ -303,27 +303,11 @@ class CifarApp(App):
     # ------------------------------------------------------------ helpers
     def runs_with_report(self) -> list[Path]:
         """Run folders with a test report, newest first (what the evaluate screen can show)."""
-        dirs = sorted(runstore.iter_run_dirs(self.runs_dir), key=_started_key, reverse=True)
-        return [run_dir for run_dir in dirs if runstore.has_report(run_dir)]
+        return runreader.runs_with_report(self.runs_dir)
 
-    def latest_run(self, want: str = "any") -> Path | None:
-        """The newest run folder: 'running', 'finished' (with a test report) or 'any'."""
-        dirs = sorted(runstore.iter_run_dirs(self.runs_dir), key=_started_key, reverse=True)
-        for run_dir in dirs:
-            if want == "any":
-                return run_dir
-            status = runstore.read_status(run_dir)
-            state = runstore.effective_state(status)
-            if want == "running" and state == "running":
-                return run_dir
-            if want == "finished" and runstore.has_report(run_dir):
-                return run_dir
-        return None
-
-
-def _started_key(run_dir: Path) -> tuple[str, str]:
-    status = runstore.read_status(run_dir)
-    return (status.started_at or "", run_dir.name)
+    def latest_run(self, want: Literal["any", "running", "finished"] = "any") -> Path | None:
+        """The newest run folder of the runs folder: 'running', 'finished' (with a test report) or 'any'."""
+        return runreader.latest_run(self.runs_dir, want)
 
 
 def _detect_image_backend() -> str:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Callable
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from .. import runreader, runstore
-from ..config import PRESETS
+from ..config import PRESETS, preset_summary
 from .messages import (
     ClassifyFolder, CompareRuns, GotoScreen, OpenRun, ResumeRun, ShowEnvironment, StartPreset, StopRun,
 )
@@ -40,8 +40,6 @@ class CifarCommands(Provider):
         ]
         commands.append(("About / environment", "versions, TensorFlow's devices, GPUs, data and cache folders",
                          partial(post, ShowEnvironment())))
-        from .screens.configure_screen import preset_summary
-
         for preset in PRESETS:
             commands.append((f"Start {preset} run", preset_summary(preset), partial(post, StartPreset(preset))))
         if app.watched_run_running:

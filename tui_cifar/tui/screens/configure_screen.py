@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from textual import on, work
@@ -18,7 +17,8 @@ from textual.worker import get_current_worker
 
 from ...backbones import BACKBONES
 from ...config import (
-    PRESETS, SETTING_BY_NAME, SETTINGS, VAL_FRACTION, ConfigError, Setting, TrainConfig, make_config, with_labels,
+    KEEP_ON_PRESET, PRESETS, SETTING_BY_NAME, SETTINGS, VAL_FRACTION, ConfigError, Setting, TrainConfig, make_config,
+    preset_summary, with_labels,
 )
 from .. import settings
 from ..messages import StartPreset, StartRun
@@ -31,19 +31,6 @@ FIELDS: tuple[Setting, ...] = (tuple(s for s in SETTINGS if not s.advanced)
                                + tuple(s for s in SETTINGS if s.advanced))
 FIELD_BY_NAME = SETTING_BY_NAME
 DESCRIBE_FIELDS = ("backbone", "image_size", "fine_tune_blocks")
-# Settings of the machine rather than of the experiment: presets leave them alone.
-# (The backbone is part of the experiment: a preset's figures were measured with the default one.)
-KEEP_ON_PRESET = ("data_dir", "runs_dir", "cache_dir", "mixed_precision", "runtime", "devices", "weights")
-
-
-def field_of_message(message: str, candidates=None) -> list[str]:
-    """Config field names a ConfigError message mentions, in order of appearance."""
-    found = []
-    for name in candidates or FIELD_BY_NAME:
-        match = re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", message)
-        if match:
-            found.append((match.start(), name))
-    return [name for _pos, name in sorted(found)]
 
 
 def parse_text(field: Setting, text: str) -> Any:
@@ -109,20 +96,15 @@ def validate(values: dict[str, Any]) -> tuple[TrainConfig | None, dict[str, str]
         try:
             make_config({name: value})
         except ConfigError as exc:
-            mentioned = field_of_message(str(exc))
-            if not mentioned or mentioned[0] == name:
+            if not exc.fields or exc.fields[0] == name:
                 errors[name] = str(exc)
     if errors:
         return None, errors
     try:
         config = make_config({k: v for k, v in values.items() if k in SETTING_BY_NAME})
     except ConfigError as exc:
-        message = str(exc)
-        mentioned = field_of_message(message) or ["_form"]
-        if "training images" in message and "limit_train" not in mentioned:
-            mentioned.append("limit_train")  # the training pool is limit_train (or all 50,000)
-        for name in mentioned:
-            errors.setdefault(name, message)
+        for name in exc.fields or ("_form",):
+            errors.setdefault(name, str(exc))
         return None, errors
     return config, {}
 
@@ -430,7 +412,7 @@ class ConfigureScreen(CifarScreen):
         self._describe(key)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="describe")
-    def _describe(self, key: tuple) -> None:
+    def _describe(self, key: tuple[str, int, int | str]) -> None:
         worker = get_current_worker()
         try:
             from ... import backbones, hardware
@@ -474,12 +456,6 @@ def preset_values(preset: str, current: dict[str, Any]) -> dict[str, Any]:
     values = {**TrainConfig().to_json(), **PRESETS.get(preset, {})}
     values.update({k: current[k] for k in KEEP_ON_PRESET if current.get(k) is not None})
     return values
-
-
-def preset_summary(preset: str) -> str:
-    """What a preset sets, e.g. 'backbone mobilenetv2, image_size 112, limit_train 5000' (the rest: defaults)."""
-    changes = {"backbone": TrainConfig().backbone, **(PRESETS.get(preset) or {})}
-    return ", ".join(f"{k} {v}" for k, v in changes.items())
 
 
 def start_preset(node: App | Screen, current: dict[str, Any], preset: str, runs_dir: str) -> None:

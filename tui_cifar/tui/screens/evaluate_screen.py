@@ -314,21 +314,8 @@ class EvaluateScreen(CifarScreen):
     # ------------------------------------------------------------ images
     @work(thread=True, exclusive=True, exit_on_error=False, group="predictions")
     def _load_predictions(self, run_dir: Path) -> None:
-        path = run_dir / runstore.PREDICTIONS_FILE
-        try:
-            import numpy as np
-
-            with np.load(path) as data:
-                preds = {k: data[k] for k in ("y_true", "y_prob", "test_index")}
-            if not (len(preds["y_true"]) == len(preds["y_prob"]) == len(preds["test_index"])):
-                raise ValueError("y_true, y_prob and test_index differ in length")
-            preds["y_pred"] = preds["y_prob"].argmax(axis=1)
-            problem = None
-        except FileNotFoundError:
-            preds, problem = None, "predictions.npz is missing"
-        except Exception as exc:  # a garbled file: say so, keep the rest of the screen
-            preds, problem = None, f"predictions.npz is unreadable ({exc})"
-        self.post_message(PredictionsLoaded(run_dir, preds, problem))
+        preds, problem = runstore.read_predictions(run_dir)  # a garbled file: said, the rest of the screen kept
+        self.post_message(PredictionsLoaded(run_dir, dict(preds) if preds is not None else None, problem))
 
     @on(PredictionsLoaded)
     def _predictions_loaded(self, message: PredictionsLoaded) -> None:
@@ -472,7 +459,7 @@ class EvaluateScreen(CifarScreen):
         names = self.class_names
         return f"{names[i]} (correct)" if i == j else f"{names[i]} predicted as {names[j]}"
 
-    def on_resize(self) -> None:
+    def on_resize(self) -> None:  # type: ignore[override]  # Textual calls each class's handler; this one needs no event
         if not self.is_mounted:
             return
         gallery = self.query_one(MisclassifiedGallery)

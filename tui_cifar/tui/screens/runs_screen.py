@@ -23,7 +23,7 @@ from ..messages import CompareRuns, GotoScreen, OpenRun
 from .base import CifarScreen
 from ..widgets.charts import LineChart
 
-STATE_STYLES = {
+STATE_STYLES: dict[runstore.ShownState, str] = {  # one per records.ShownState (tests/test_records.py)
     "running": "bold green",
     "finished": "bold cyan",
     "stopped": "yellow",

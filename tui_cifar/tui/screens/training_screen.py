@@ -27,7 +27,7 @@ from ..widgets.run_advice import RunAdvice
 from .base import CifarScreen
 from .dialogs import ConfirmScreen
 
-ENDED = ("finished", "stopped", "failed", "killed")
+ENDED = runstore.ENDED_STATES
 
 
 class TrainingScreen(CifarScreen):
@@ -190,7 +190,7 @@ class TrainingScreen(CifarScreen):
     def watch_state(self, old: str, new: str) -> None:
         badge = self.query_one("#run-state", Static)
         badge.update(f" {new} ")
-        for name in ("running", "finished", "stopped", "failed", "killed", "unknown", "none"):
+        for name in (*runstore.SHOWN_STATES, "none"):
             badge.set_class(name == new, f"-{name}")
         self.refresh_bindings()
         self.query_one(RunAdvice).show(self.progress, running=new == "running")

@@ -9,7 +9,7 @@ app's theme changes, as the confusion matrix does.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from textual.color import Color
 from textual_plotext import PlotextPlot
@@ -72,9 +72,9 @@ class LineChart(PlotextPlot):
 
     def set_series(
         self,
-        series: dict[str, Sequence[Point]],
+        series: Mapping[str, Sequence[Point]],
         *,
-        colors: dict[str, ChartColor] | None = None,
+        colors: Mapping[str, ChartColor] | None = None,
         vlines: Sequence[float] = (),
         highlights: Sequence[float] = (),
     ) -> None:

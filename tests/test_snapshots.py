@@ -1,0 +1,69 @@
+"""SVG snapshots of every screen at 80x24 and 120x40, with scripts/screenshots.py's scenarios.
+
+The fixture runs folder (tests/fixtures/runs, finished runs: no clock in what they show) is opened by
+its path relative to the repository, and what depends on the machine is fixed: doctor()'s facts,
+the parameter count of the configure form (a TensorFlow model otherwise) and the CIFAR-10 folder
+(none: the evaluate screen says so, in the same words everywhere). After a deliberate change of a
+screen, regenerate the baselines and review the SVGs' diff:
+
+    .venv/bin/python -m pytest tests/test_snapshots.py --snapshot-update
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from screenshots import SCENARIOS, scenario_app, settle
+
+pytest.importorskip("pytest_textual_snapshot")
+
+# One scenario per screen (the runs table, its comparison, the form, the live view, the test report,
+# predict, the palette and the About panel); scripts/screenshots.py shoots the rest of its list too.
+SCREENS = ["runs", "runs-compare", "configure-help", "training", "evaluate", "predict", "command-palette",
+           "environment"]
+SIZES = [(80, 24), (120, 40)]
+RUNS = Path("tests/fixtures/runs")
+NO_DATA = "no-cifar-here"  # a data folder that does not exist, named the same on every machine
+
+FACTS = {
+    "versions": {"cifar-tui": "0.1.0", "python": "3.11.7", "tensorflow": "2.20.0", "keras": "3.13.0"},
+    "warnings": [],
+    "tensorflow": {"cuda_build": False, "cuda_version": None, "cudnn_version": None, "devices": ["CPU:0"]},
+    "nvidia_gpus": [],
+    "locations": {"data": NO_DATA, "weights": "~/.keras/models", "feature_cache": "~/.cache/cifar-tui/features"},
+    "feature_cache": {"files": 0, "bytes": 0},
+}
+
+
+@pytest.fixture
+def fixed_machine(monkeypatch):
+    from tui_cifar import backbones, data, environment
+
+    def no_test_images(data_dir=None):
+        raise data.DatasetNotFound("CIFAR-10 was not found (the snapshot tests show no pictures)")
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(data, "load_test_images", no_test_images)
+    monkeypatch.setattr(environment, "doctor", lambda cache_dir=None, data_dir=None: FACTS)
+    monkeypatch.setattr(backbones, "describe_fine_tune",
+                        lambda name, size, blocks: f"{blocks} of 17 blocks, 1.23 M of 2.26 M backbone parameters trainable")
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("name", SCREENS)
+def test_screen(snap_compare, fixed_machine, name, size):
+    async def run_before(pilot) -> None:
+        assert await SCENARIOS[name](pilot.app, pilot), f"the fixture runs have nothing for {name}"
+        await settle(pilot)
+        for field in pilot.app.screen.query(Input):  # a blinking cursor is on or off by the clock
+            field.cursor_blink = False
+        await settle(pilot, 0.2)
+
+    assert snap_compare(scenario_app(RUNS, NO_DATA), terminal_size=size, run_before=run_before)
