@@ -80,8 +80,11 @@ async def _configure_help(app, pilot) -> bool:
     await settle(pilot, 0.3)
     app.screen.query_one("#advanced").collapsed = False
     await settle(pilot, 0.3)
-    app.screen.query_one("#f-dropout").focus()  # the help panel follows the focus
-    await settle(pilot, 0.7)
+    field = app.screen.query_one("#f-dropout")
+    field.focus()  # the help panel follows the focus
+    await settle(pilot, 0.3)
+    app.screen.query_one("#config-form").scroll_to_widget(field, animate=False)  # where focus's animation ends
+    await settle(pilot, 0.4)
     return True
 
 
@@ -150,6 +153,25 @@ async def _predict(app, pilot, image: str | None = None) -> bool:
     return True
 
 
+async def _file_picker(app, pilot) -> bool:
+    """The predict screen's image picker (o), in the last photo folder."""
+    await pilot.press("p")
+    await settle(pilot, 0.5)
+    await pilot.press("o")
+    await settle(pilot, 0.5)
+    return True
+
+
+async def _data_folder(app, pilot) -> bool:
+    """The dialog a run started without CIFAR-10 on the machine opens."""
+    from tui_cifar.tui.screens.dialogs import DataFolderScreen
+
+    await pilot.press("c")
+    await settle(pilot, 0.3)
+    app.push_screen(DataFolderScreen("Keras' cache (~/.keras/datasets)", "~/datasets"))
+    return True
+
+
 async def _command_palette(app, pilot) -> bool:
     await wait(pilot, lambda: app.screen.loaded)
     await pilot.press("ctrl+p")
@@ -178,6 +200,8 @@ SCENARIOS = {
     "evaluate-roc": lambda app, pilot: _evaluate(app, pilot, "3"),
     "evaluate-confused": lambda app, pilot: _evaluate(app, pilot, "4"),
     "predict": _predict,
+    "file-picker": _file_picker,
+    "data-folder": _data_folder,
     "command-palette": _command_palette,
     "environment": _environment,
     "training-keras-run": _training_keras_run,
@@ -253,72 +277,32 @@ async def capture(args: argparse.Namespace) -> list[Path]:
     return written
 
 
+# What capture_sizes shoots at 80x24 and 120x40 into screenshots/NAME-COLSxROWS.svg.
+SIZED = ("configure", "evaluate", "predict", "file-picker", "data-folder")
+
+
 async def capture_sizes(args: argparse.Namespace, shot_into: Path) -> list[Path]:
-    """Configure (with the "Not the defaults" note), Evaluate (a cell's images), Predict (--image, then the
-    --photos folder's score), the image picker and the data-folder dialog, at 80x24 and 120x40."""
+    """Configure (with the "Not the defaults" note), Evaluate (a cell's images), Predict (--image), the image
+    picker and the data-folder dialog, at 80x24 and 120x40."""
     from tui_cifar.config import TrainConfig
     from tui_cifar.tui import settings
-    from tui_cifar.tui.app import CifarApp
-    from tui_cifar.tui.screens.dialogs import DataFolderScreen
 
     written: list[Path] = []
-    runs_dir = Path(args.runs_dir)
     settings.save_last_config({**TrainConfig().to_json(), "limit_train": 3000, "limit_test": 1000, "epochs_fine": 6})
     if args.photos:
         settings.save_photo_folder(Path(args.photos).resolve())
     for width, height in ((80, 24), (120, 40)):
-        size = f"{width}x{height}"
-
-        def shot(app, name: str) -> None:
-            path = Path(app.save_screenshot(f"{name}-{size}.svg", str(shot_into)))
-            written.append(path)
-            print(f"  {path}")
-
-        app = CifarApp(runs_dir, args.data_dir, start_screen="configure", poll_interval=0.25)
-        async with app.run_test(size=(width, height)) as pilot:
-            app.theme = args.theme
-            await settle(pilot, 1.0)
-            shot(app, "configure")
-            app.push_screen(DataFolderScreen("Keras' cache (~/.keras/datasets)", str(Path.home())))
-            await settle(pilot, 0.5)
-            shot(app, "data-folder")
-            app.pop_screen()
-            finished = app.latest_run("finished")
-            if finished is not None:
-                app.open_run(finished, "evaluate")
-                screen = app.screen
-                await wait(pilot, lambda: screen.predictions is not None or screen.predictions_problem is not None)
-                cm = screen._matrix()
-                if cm is not None and screen.predictions is not None:
-                    n = len(cm)
-                    i, j = max(((i, j) for i in range(n) for j in range(n) if i != j), key=lambda c: cm[c[0]][c[1]])
-                    matrix = screen.query_one("#confusion")
-                    matrix.focus()
-                    matrix.move_cursor(row=i, column=j)
-                    await pilot.press("enter")
-                    await wait(pilot, lambda: len(screen.query(".thumb")) > 0
-                               or "cannot" in str(screen.query_one("#mistakes-title").content), timeout=60)
-                await settle(pilot)
-                shot(app, "evaluate")
-            await pilot.press("p")
-            predict = app.screen
-            await wait(pilot, lambda: predict.classifier is not None or predict.model_error is not None, timeout=120)
-            if args.image:
-                predict.classify(Path(args.image))
-                await wait(pilot, lambda: predict.explanation is not None or predict.error is not None, timeout=120)
-                await settle(pilot)
-                shot(app, "predict")
-            await pilot.press("o")
-            await settle(pilot, 1.0)
-            shot(app, "file-picker")
-            await pilot.press("escape")
-            if args.photos and predict.classifier is not None:
-                predict.action_classify_folder()
-                await settle(pilot, 0.3)
-                await pilot.press("enter")  # the remembered photo folder is offered
-                await wait(pilot, lambda: predict.folder_score is not None, timeout=120)
-                await settle(pilot)
-                shot(app, "predict-folder")
+        for name in SIZED:
+            app = scenario_app(Path(args.runs_dir), args.data_dir)
+            async with app.run_test(size=(width, height)) as pilot:
+                app.theme = args.theme
+                steps = SCENARIOS[name]
+                done = await (_predict(app, pilot, args.image) if name == "predict" else steps(app, pilot))
+                if done:
+                    await settle(pilot)
+                    path = Path(app.save_screenshot(f"{name}-{width}x{height}.svg", str(shot_into)))
+                    written.append(path)
+                    print(f"  {path}")
     return written
 
 
@@ -354,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image", help="an image to classify on the predict screen")
     parser.add_argument("--photos", help="a folder of photos in class subfolders, scored on the predict screen")
     parser.add_argument("--only-sizes", action="store_true",
-                        help="only the 80x24 and 120x40 shots of configure, evaluate, predict and the pickers")
+                        help="only the 80x24 and 120x40 shots of configure, evaluate, predict and the dialogs")
     parser.add_argument("--out", default=str(ROOT / "screenshots"), help="output folder (default screenshots/)")
     parser.add_argument("--size", default="120x36", help="terminal size, COLSxROWS (default 120x36)")
     parser.add_argument("--theme", default="textual-dark")
