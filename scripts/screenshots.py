@@ -150,6 +150,8 @@ async def _predict(app, pilot, image: str | None = None) -> bool:
         predict.classify(Path(image))
         await wait(pilot, lambda: predict.result is not None or predict.error is not None
                    or "no model" in str(predict.query_one("#topk").content), timeout=120)
+        if predict.result is not None:  # and Grad-CAM's heatmap beside the model input
+            await wait(pilot, lambda: predict.explanation is not None, timeout=60)
     return True
 
 
