@@ -13,6 +13,11 @@ a model (that loads TensorFlow). The end-of-run notification is shot on a copy o
 newest finished run, in a temporary folder, replayed up to its last record.
 Nothing is written into the runs folder. Screens that have nothing to show are
 still captured, as users see them.
+
+The Train screen's own set (``--only training``: just these): the watched run at
+80x24, with smoothing and log scale, the newest run with telemetry records, and
+a TensorBoard run (``--tensorboard-dir``, default the PyTorch logdir in
+tests/fixtures/tb).
 """
 
 from __future__ import annotations
@@ -217,6 +222,55 @@ def scenario_app(runs_dir: Path, data_dir: str | None = None):
     return CifarApp(runs_dir, data_dir, start_screen="runs", poll_interval=0.25)
 
 
+async def capture_training(args: argparse.Namespace, out: Path, width: int, height: int) -> list[Path]:
+    """The Train screen: as watched, at 80x24, smoothed on a log scale, with telemetry, on a TensorBoard run."""
+    from tui_cifar import runstore, tbreader
+    from tui_cifar.tui.app import CifarApp
+
+    written: list[Path] = []
+
+    def shot(app, name: str) -> None:
+        path = Path(app.save_screenshot(f"{name}.svg", str(out)))
+        written.append(path)
+        print(f"  {path}")
+
+    runs_dir = Path(args.runs_dir)
+    dirs = sorted(runstore.iter_run_dirs(runs_dir), key=lambda d: d.name, reverse=True)
+    live = [d for d in dirs if runstore.effective_state(runstore.read_status(d)) == "running"]
+    watch = (live or dirs or [None])[0]
+    with_telemetry = next((d for d in dirs if any(r.get("type") == "telemetry"
+                                                  for r in runstore.read_metrics(d)[0])), None)
+    if watch is not None:
+        # "training" itself is a scenario (SCENARIOS) in a full capture
+        shots = ((width, height), "training"), ((80, 24), "training-80x24")
+        for size, name in shots if args.only == "training" else shots[1:] + (((width, height), ""),):
+            app = CifarApp(runs_dir, args.data_dir, run_dir=watch, poll_interval=0.25)
+            async with app.run_test(size=size) as pilot:
+                app.theme = args.theme
+                await settle(pilot, 1.5)
+                if name:
+                    shot(app, name)
+                if size == (width, height):
+                    for key in ("z", "z", "y"):  # smoothing 0.8 over the raw curve, log-scale y
+                        await pilot.press(key)
+                    await settle(pilot, 0.5)
+                    shot(app, "training-smoothing-log")
+    if with_telemetry is not None:
+        app = CifarApp(runs_dir, args.data_dir, run_dir=with_telemetry, poll_interval=0.25)
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.theme = args.theme
+            await settle(pilot, 1.5)
+            shot(app, "training-telemetry")
+    tb_run = next(iter(tbreader.iter_tensorboard_runs(Path(args.tensorboard_dir))), None)
+    if tb_run is not None:
+        app = CifarApp(tb_run.parent, args.data_dir, run_dir=tb_run, poll_interval=0.25)
+        async with app.run_test(size=(width, height)) as pilot:
+            app.theme = args.theme
+            await settle(pilot, 1.5)
+            shot(app, "training-tensorboard")
+    return written
+
+
 async def capture(args: argparse.Namespace) -> list[Path]:
     from tui_cifar.tui.app import CifarApp
 
@@ -224,6 +278,8 @@ async def capture(args: argparse.Namespace) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     width, height = (int(v) for v in args.size.lower().split("x"))
+    if args.only == "training":
+        return await capture_training(args, out, width, height)
 
     def shot(app, name: str) -> None:
         path = Path(app.save_screenshot(f"{name}.svg", str(out)))
@@ -239,16 +295,11 @@ async def capture(args: argparse.Namespace) -> list[Path]:
             if done:
                 await settle(pilot)
                 shot(app, name)
-            watch = app.latest_run("running") or app.latest_run("any")
             finished = app.latest_run("finished")
 
+    # the Train screen's own set (training-80x24, smoothing and log scale, telemetry, TensorBoard)
+    written += await capture_training(args, out, width, height)
     # small terminal and the light theme
-    if watch is not None:
-        app = CifarApp(runs_dir, args.data_dir, run_dir=watch, poll_interval=0.25)
-        async with app.run_test(size=(80, 24)) as pilot:
-            app.theme = args.theme
-            await settle(pilot, 1.0)
-            shot(app, "training-80x24")
     app = CifarApp(runs_dir, args.data_dir, start_screen="configure")
     async with app.run_test(size=(80, 24)) as pilot:
         app.theme = args.theme
@@ -345,6 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="120x36", help="terminal size, COLSxROWS (default 120x36)")
     parser.add_argument("--theme", default="textual-dark")
     parser.add_argument("--light-theme", default="textual-light")
+    parser.add_argument("--only", choices=["training"], help="capture only the Train screen's set")
+    parser.add_argument("--tensorboard-dir", default=str(ROOT / "tests" / "fixtures" / "tb"),
+                        help="a TensorBoard logdir for the TensorBoard run's shot (default: tests/fixtures/tb)")
     args = parser.parse_args(argv)
     if not Path(args.runs_dir).is_dir():
         parser.error(f"no runs folder at {args.runs_dir}")

@@ -210,3 +210,26 @@ def test_the_docs_example_records_a_run_that_the_cli_reads(tmp_path):
         refused = subprocess.run([sys.executable, "-m", "tui_cifar", *command], capture_output=True, text=True,
                                  timeout=120)
         assert refused.returncode == 1 and "recorded by RunLogger" in refused.stderr, command
+
+
+def test_runlogger_writes_telemetry_records(tmp_path):
+    """Every few seconds (here: every batch) the process's CPU and memory go into the run log."""
+    import keras
+    import numpy as np
+
+    from tui_cifar import RunLogger, telemetry
+
+    x = np.random.default_rng(0).random((64, 4)).astype("float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)], name="tiny")
+    model.compile("sgd", "mse")
+    model.fit(x, x[:, :1], batch_size=16, epochs=1, verbose=0,
+              callbacks=[RunLogger(tmp_path, telemetry_interval=0.0)])
+    run_dir = next(runstore.iter_run_dirs(tmp_path))
+    records, _ = runstore.read_metrics(run_dir)
+    samples = [r for r in records if r["type"] == "telemetry"]
+    # at interval 0, one after each other record but the run's end (the last record stays run_end)
+    others = [r for r in records if r["type"] != "telemetry"]
+    assert len(samples) == len(others) - 1 and records[-1]["type"] == "run_end"
+    assert sum(1 for r in others if r["type"] == "batch") == 4
+    assert all(r["rss"] > 0 and r["cpu_pct"] is not None and "wall_time" in r for r in samples)
+    assert samples[0]["gpu_problem"].startswith(telemetry.NO_GPU)

@@ -138,6 +138,59 @@ def test_stage_times_skip_a_record_without_seconds():
     assert stage_times(records) == {"stage1": 3.0, "features": 12.5}
 
 
+def test_each_phase_has_its_own_speed_and_eta():
+    records = recorded_records()
+    p = RunProgress()
+    p.feed(records[:5])  # extraction: 2000 images at 5.0 s, 4000 at 8.0 s
+    assert p.speed() == ("features", pytest.approx(2000 / 3), pytest.approx(9.0))
+    # stage 2's first batches: its own pace (0.4 s a batch of 128), not stage 1's last epoch (2,100 img/s)
+    k = next(i for i, r in enumerate(records) if r["type"] == "batch" and r["stage"] == 2)
+    p = RunProgress()
+    p.feed(records[:k + 4])
+    label, ips, eta = p.speed()
+    assert label == "stage 2" and ips == pytest.approx(128 / 0.4) and p.last_epoch["images_per_sec"] == 2100.0
+    # 2 epochs of 10 steps, 4 steps done, at 2.5 steps/s
+    assert eta == pytest.approx(16 / 2.5) and p.eta_seconds() == pytest.approx(eta)
+    assert p.images_per_sec == pytest.approx(ips)
+
+
+def test_a_stopped_runs_totals_do_not_shrink():
+    records = recorded_records(RESUMED)
+    stop = next(k for k, r in enumerate(records) if r["type"] == "run_end") + 1
+    p = RunProgress()
+    p.feed(records[:stop])
+    assert p.end["state"] == "stopped"
+    assert (p.epochs_done, p.epochs_total) == (4, 7)  # was 4/4: "Run 4/4 ep 100%" for a stopped run
+    assert p.planned_epochs(2) == 5
+
+
+def test_epoch_series_on_step_and_wall_time_axes_and_every_logged_metric():
+    records = recorded_records()
+    p = RunProgress()
+    p.feed(records)
+    assert p.logged_metrics[:4] == ["loss", "accuracy", "val_loss", "val_accuracy"]
+    epochs = p.epoch_series(["loss"])["loss"]
+    steps = p.epoch_series(["loss"], axis="step")["loss"]
+    walls = p.epoch_series(["loss"], axis="wall time")["loss"]
+    assert [x for x, _ in epochs] == [1, 2, 3, 4, 5]
+    assert [x for x, _ in steps] == [10, 20, 30, 40, 50]  # 10 steps per epoch in both stages
+    assert [x for x, _ in walls] == [r["wall_time"] for r in records if r["type"] == "epoch"]
+    assert [y for _, y in epochs] == [y for _, y in steps]
+
+
+def test_cli_progress_lines_carry_the_apps_speed_and_eta():
+    import io
+
+    from tui_cifar.console import plain_reporter
+
+    out = io.StringIO()
+    report = plain_reporter(out)
+    for rec in recorded_records()[:5]:
+        report(rec)
+    # the same figures as RunProgress.speed (the app): 2,000 images in 3 s, 6,000 to go
+    assert "  features 4000/10000 (40%) 667 img/s ETA 9s" in out.getvalue().splitlines()
+
+
 def test_the_latest_run_of_each_kind_without_an_app(tmp_path):
     """What the app opens first (CifarApp.latest_run, runs_with_report), read from the runs folder alone."""
     import os

@@ -60,7 +60,9 @@ async def test_overfitting_is_flagged_as_it_happens_and_the_end_rings(tmp_path, 
         assert "early stop in 0/3 epochs without a new best" in text
         assert advice.has_class("-overfitting")
         assert app.screen.query_one("#loss-chart", LineChart).highlights == [3]
-        assert not bells
+        # an alert that starts to hold on a running run rings, with a toast (issue 19 item 6)
+        await wait_for(pilot, lambda: bells == [1], what="the alert's bell")
+        await wait_for(pilot, lambda: any("val loss up" in n.message for n in app._notifications), what="its toast")
 
         # the run ends: bell and a toast, once
         writer.write({"type": "run_end", "state": "finished", "message": "done", "wall_time": 20.0,
@@ -72,7 +74,7 @@ async def test_overfitting_is_flagged_as_it_happens_and_the_end_rings(tmp_path, 
         await wait_for(pilot, lambda: any("Run finished" in n.message for n in app._notifications),
                        what="the toast")
         await pilot.pause(0.3)
-        assert bells == [1]
+        assert bells == [1, 1]
 
 
 def test_desktop_notification_sequences_are_osc_9_and_777_without_control_characters():

@@ -123,7 +123,7 @@ async def test_killed_run_reads_as_killed(tmp_path):
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.screen.state == "killed")
         assert "gone" in str(app.screen.query_one("#run-banner").content)
-        assert app.screen.check_action("stop", ()) is None  # s is shown disabled
+        assert app.screen.check_action("stop", ()) is False  # s is not in the footer of an ended run
 
 
 WRITER = textwrap.dedent("""

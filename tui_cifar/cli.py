@@ -135,7 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write one row per run (settings and results) to FILE (default: none)")
     sub.add_parser("backbones", help="list the available backbones")
     p = sub.add_parser("watch", help="open the app on a run's live training view (attach to a running run)")
-    p.add_argument("run", type=Path, help=run_help)
+    p.add_argument("run", type=Path, help=run_help + " (or a folder of TensorBoard event files)")
+    p.add_argument("--alerts", action="store_true",
+                   help="no app: print one plain line per alert (NaN loss, divergence, plateau, overfitting) "
+                        "as the run goes, until it ends (default: the app)")
     _add_export(sub)
     _add_doctor(sub)
     _add_cache(sub)
@@ -145,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 def add_metrics_export_args(p: argparse.ArgumentParser) -> None:
     """`export`'s options for a run's metrics (any run, a Keras script's too)."""
     p.add_argument("--tensorboard", type=Path, metavar="DIR",
-                   help="write TensorBoard event files under DIR/RUN (needs: pip install 'cifar-tui[tensorboard]'; default: none)")
+                   help="write TensorBoard event files under DIR/RUN (default: none)")
     p.add_argument("--csv", type=Path, metavar="FILE", help="write the run's metrics log (batch and epoch records) to FILE (default: none)")
 
 
@@ -242,12 +245,41 @@ def cmd_app(args) -> int:
 
 def cmd_watch(args) -> int:
     from .runstore import CONFIG_FILE, RunStoreError
+    from .tbreader import is_tensorboard_run
     from .tui.app import run_app
 
     run = _find_run(args.run, _runs_dir(args))
-    if not (run / CONFIG_FILE).is_file():
-        raise RunStoreError(f"{run} is not a run folder (no {CONFIG_FILE})")
+    if not (run / CONFIG_FILE).is_file() and not is_tensorboard_run(run):
+        raise RunStoreError(f"{run} is not a run folder (no {CONFIG_FILE}) nor TensorBoard event files")
+    if args.alerts:
+        return watch_alerts(run)
     return run_app(run.parent, args.app_data_dir, run_dir=run)
+
+
+def watch_alerts(run: Path, poll: float = 1.0, out=None) -> int:
+    """Follow a run and print each alert once, when its rule starts to hold, as one plain line; return when it ends."""
+    import time
+
+    from . import runstore, tbreader
+    from .diagnostics import AlertWatch
+    from .runreader import RunProgress
+
+    out = out or sys.stdout
+    tb_tail = tbreader.TensorBoardTail(run) if tbreader.is_tensorboard_run(run) else None
+    if (run / runstore.METRICS_LOG).exists():
+        tb_tail = None
+    tail = tb_tail or runstore.MetricsTail(run / runstore.METRICS_LOG)
+    progress, watch = RunProgress(), AlertWatch()
+    while True:
+        records = tail.read_new()
+        progress.feed(records)
+        for alert in watch.new_alerts(progress.epochs, progress.config or {},
+                                      [progress.last_batch] if progress.last_batch else []):
+            print(f"{run.name}: stage {alert.stage} epoch {alert.epoch}: {alert.rule}: {alert.line}", file=out, flush=True)
+        state = tb_tail.state() if tb_tail else runstore.effective_state(runstore.read_status(run))
+        if state != "running" and not records:
+            return 0
+        time.sleep(poll)
 
 
 def _config_from_args(args):
@@ -471,7 +503,7 @@ def _write_explanations(classifier, results, out_dir: Path) -> None:
     print(f"{len(written)} explanation{'s' * (len(written) != 1)} written to {out_dir}", file=sys.stderr)
 
 
-RUNS_COLUMN_PRIORITY = ("run", "state", "best val", "test", "time", "backbone", "size")  # what a narrow `runs` keeps
+RUNS_COLUMN_PRIORITY = ("run", "state", "best val", "test", "time", "backbone", "size", "last")  # what a narrow `runs` keeps
 
 
 def cmd_runs(args) -> int:
@@ -483,7 +515,8 @@ def cmd_runs(args) -> int:
 
         count = write_csv(runs_rows(runs_dir), args.csv)
         print(f"{count} runs written to {args.csv}", file=sys.stderr)
-    runs = sorted(list_runs(runs_dir), key=lambda r: (r.started_at or "", r.name), reverse=True)  # newest first, as the app
+    runs = sorted(list_runs(runs_dir, tensorboard=True), key=lambda r: (r.started_at or "", r.name),
+                  reverse=True)  # newest first, as the app lists them
     if args.json:
         print(json.dumps([{**r.__dict__, "path": str(r.path)} for r in runs], indent=2))
         return 0
@@ -498,16 +531,22 @@ def cmd_runs(args) -> int:
     columns: dict[str, list[str]] = {
         "run": [r.name for r in runs],
         "state": [r.state for r in runs],
-        "backbone": [r.backbone or (f"{r.model} ({r.kind})" if r.model else "?") for r in runs],
-        "size": [str(r.image_size or (ASCII_DASH if r.model else "?")) for r in runs],
+        "backbone": [r.backbone or (f"{r.model} ({r.kind})" if r.model else
+                                    "(tensorboard)" if r.kind == "tensorboard" else "?") for r in runs],
+        "size": [str(r.image_size or (ASCII_DASH if r.model or r.kind == "tensorboard" else "?")) for r in runs],
         "best val": [fmt(r.best_val_accuracy, ".4f", ASCII_DASH) for r in runs],
         "test": [fmt(r.test_accuracy, ".4f", ASCII_DASH) for r in runs],
         "time": [f"{r.duration_s / 60:.1f} min" if r.duration_s else ASCII_DASH for r in runs],
+        "last": [" ".join(f"{k} {v:.3g}" for k, v in list(r.last.items())[:4]) or ASCII_DASH for r in runs],
     }
     # Run names are what users copy into other commands: always whole. Lesser columns give way first.
     console = Console()
     shown, width = [], 1
-    for header in RUNS_COLUMN_PRIORITY:
+    priority = list(RUNS_COLUMN_PRIORITY)
+    if any(r.kind != "cifar-tui" for r in runs):  # a TensorBoard or Keras run says most in its last values
+        priority.remove("last")
+        priority.insert(priority.index("state") + 1, "last")
+    for header in priority:
         needed = max(map(len, [header, *columns[header]])) + 3  # padding and border
         if header == "run" or width + needed <= console.width:
             shown.append(header)

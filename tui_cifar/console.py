@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from .config import VAL_FRACTION
 from .diagnostics import overfitting
-from .formatting import ASCII_DASH, fmt
+from .formatting import ASCII_DASH, fmt, format_duration
 from .records import Malformed, decode_record
+from .runreader import RunProgress
 
 
 def _fmt(value: Any, spec: str = ".4f") -> str:
@@ -24,6 +26,16 @@ def epoch_line(r: dict[str, Any]) -> str:
         f"acc {_fmt(r.get('accuracy'))} val_loss {_fmt(r.get('val_loss'))} val_acc {_fmt(r.get('val_accuracy'))} "
         f"lr {_fmt(r.get('lr'), '.2e')} {_fmt(r.get('images_per_sec'), '.0f')} img/s ({r.get('epoch_time', 0):.1f}s)"
     )
+
+
+def speed_text(progress: RunProgress) -> str:
+    """The running phase's images/s and ETA, from that phase's own records: the app's figures (RunProgress.speed)."""
+    what, ips, eta = progress.speed()
+    if not what:
+        return ""
+    bits = [f"{ips:,.0f} img/s" if ips else f"{ASCII_DASH} img/s",
+            f"ETA {format_duration(eta)}" if eta is not None else f"ETA {ASCII_DASH}"]
+    return " ".join(bits)
 
 
 def _decoded(r: dict[str, Any]) -> dict[str, Any] | None:
@@ -44,12 +56,14 @@ def plain_reporter(stream=None) -> Callable[[dict[str, Any]], None]:
     config: dict[str, Any] = {}
     epochs: list[dict[str, Any]] = []
     flagged = [False]
+    progress = RunProgress()
 
     def report(record: dict[str, Any]) -> None:
         r = _decoded(record)
         if r is None:
             return
         kind = r.get("type")
+        progress.feed([r])
         line = None
         if kind in ("run_start", "run_resume"):
             config.update(r.get("config") or {})
@@ -66,6 +80,8 @@ def plain_reporter(stream=None) -> Callable[[dict[str, Any]], None]:
             if pct // 10 != last_progress.get(name, -1) // 10 or done == total:
                 last_progress[name] = pct
                 line = f"  {name} {done}/{total} ({pct}%)"
+                if done < total and (speed := speed_text(progress)):
+                    line += f" {speed}"
         elif kind == "features_done":
             line = f"  features ready in {_fmt(r.get('seconds'), '.0f')}s ({_fmt(r.get('images_per_sec'), '.0f')} img/s)"
         elif kind == "epoch":
@@ -93,21 +109,23 @@ class RichReporter:
 
     def __init__(self) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.console = Console(stderr=False)
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            # images/s and ETA of the phase, from its own records: the figures the app shows (RunProgress.speed)
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("{task.fields[speed]}"),
             console=self.console, transient=False,
         )
         self.plain = plain_reporter(stream=_ConsoleStream(self.console))
         self.tasks: dict[str, Any] = {}  # rich TaskIDs
+        self.run = RunProgress()
         self.progress.start()
 
     def _task(self, key: str, description: str, total: int):
         if key not in self.tasks:
-            self.tasks[key] = self.progress.add_task(description, total=total, info="")
+            self.tasks[key] = self.progress.add_task(description, total=total, info="", speed="")
         return self.tasks[key]
 
     def __call__(self, record: dict[str, Any]) -> None:
@@ -115,10 +133,11 @@ class RichReporter:
         if r is None:
             return
         kind, stage = r.get("type"), r.get("stage", 1)
+        self.run.feed([r])
         if kind == "progress":
             name = _progress_name(r)
             task = self._task(name, name, r.get("total", 0))
-            self.progress.update(task, completed=r.get("done", 0))
+            self.progress.update(task, completed=r.get("done", 0), speed=speed_text(self.run))
             return
         if kind == "stage_start":
             self._task(f"stage{stage}", f"stage {stage}", (r.get("epochs") or 0) * (r.get("steps_per_epoch") or 0))
@@ -126,7 +145,8 @@ class RichReporter:
             steps = r.get("steps") or 0
             task = self._task(f"stage{stage}", f"stage {stage}", steps)
             done = (r.get("epoch", 1) - 1) * steps + r.get("batch", 0)
-            self.progress.update(task, completed=done, info=f"epoch {r.get('epoch')} loss {_fmt(r.get('loss'), '.3f')}")
+            self.progress.update(task, completed=done, info=f"epoch {r.get('epoch')} loss {_fmt(r.get('loss'), '.3f')}",
+                                 speed=speed_text(self.run))
         elif kind == "stage_end":
             task = self.tasks.get(f"stage{stage}")
             if task is not None:

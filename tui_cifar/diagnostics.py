@@ -8,6 +8,7 @@ show the same judgement, and tests feed it recorded logs.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,9 @@ from .runreader import record_number
 # noisy epoch neither raises nor clears the signal.
 RISING_EPOCHS = 3
 RISE_TOLERANCE = 0.02  # relative: val loss must be 2% above its lowest
+# ... and up by this share of the stage's first val loss: the curve's own scale, so that a loss trained to
+# 0.000 is not "up" at 0.001, while a regression whose losses are all 1e-4 is still judged.
+SCALE_TOLERANCE = 0.01
 # Training accuracy this far above validation accuracy and widening over 3 epochs is overfitting;
 # three times as far for 3 epochs in a row is, even when the gap has stopped growing.
 GAP_THRESHOLD = 0.05
@@ -38,7 +42,15 @@ class Overfitting:
     advice: str
 
 
+def _foreign(config: dict[str, Any]) -> bool:
+    """A run of someone's own model (RunLogger or TensorBoard): no cifar-tui settings to advise on."""
+    return str(config.get("kind") or "cifar-tui") != "cifar-tui"
+
+
 def _advice(config: dict[str, Any]) -> str:
+    if _foreign(config):
+        return ("Try more regularisation (dropout, weight decay), data augmentation, or fewer epochs "
+                "(EarlyStopping with restore_best_weights=True).")
     dropout, blocks = config.get("dropout"), config.get("fine_tune_blocks")
     tries = [f"more dropout (now {dropout:g})" if isinstance(dropout, (int, float)) else "more dropout",
              "fewer epochs"]
@@ -65,7 +77,9 @@ def overfitting(epochs: list[dict[str, Any]], config: dict[str, Any] | None = No
     if points:
         low = min(range(len(points)), key=lambda i: points[i][0])
         (low_val, low_train), (val, train) = points[low], points[-1]
-        if len(points) - 1 - low >= rising and val > low_val * (1 + RISE_TOLERANCE) and train < low_train:
+        scale = abs(points[0][0]) * SCALE_TOLERANCE
+        if (len(points) - 1 - low >= rising and val > low_val * (1 + RISE_TOLERANCE) and val - low_val > scale
+                and train < low_train):
             return Overfitting(stage, epoch,
                                f"val loss up from {low_val:.3f} to {val:.3f} over {len(points) - 1 - low} epochs "
                                "while train loss falls: it learns the training images, not the classes.", advice)
@@ -78,6 +92,108 @@ def overfitting(epochs: list[dict[str, Any]], config: dict[str, Any] | None = No
         return Overfitting(stage, epoch, f"train accuracy {100 * gaps[-1]:.1f} points above val, and the gap widens: "
                                          "it memorises the training images.", advice)
     return None
+
+
+# ---------------------------------------------------------------------------- alerts on any run
+
+PLATEAU_EPOCHS = 5  # epochs without a new best validation loss
+PLATEAU_TOLERANCE = 0.01  # a new best must beat the old by 1% of it, or it is noise
+DIVERGE_EPOCHS = 2  # training loss up this many epochs in a row ...
+DIVERGE_FACTOR = 1.5  # ... to this multiple of its lowest
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A rule that fired on a run: which, where, one line of why and one of what to try."""
+
+    rule: str  # "nonfinite", "diverging", "plateau", "overfitting"
+    stage: int
+    epoch: int
+    why: str
+    advice: str
+
+    @property
+    def line(self) -> str:
+        return f"{self.why} {self.advice}"
+
+
+def _lr_advice(config: dict[str, Any], stage: int) -> str:
+    if _foreign(config):
+        return "Lower the learning rate (by 3-10x), or clip gradients (clipnorm=1.0); check the inputs for NaN."
+    key = "lr_fine" if stage == 2 else "lr_head"
+    lr = config.get(key)
+    now = f" (--{key.replace('_', '-')} now {lr:g})" if isinstance(lr, (int, float)) else ""
+    return f"Lower the learning rate{now} by 3-10x, or resume from the kept epoch with a lower one."
+
+
+def _plateau_advice(config: dict[str, Any]) -> str:
+    if _foreign(config):
+        return "Lower the learning rate when it stalls (ReduceLROnPlateau), or stop: more epochs will not help."
+    return "More epochs will not help: stop it (s), or train again with fewer epochs or a lower learning rate."
+
+
+def alerts(epochs: list[dict[str, Any]], config: dict[str, Any] | None = None,
+           batches: Sequence[dict[str, Any]] = ()) -> list[Alert]:
+    """The rules that hold at the latest epoch (and batch) of a run, of any kind; each judged in the latest stage.
+
+    NaN or infinite loss; the training loss diverging; validation loss on a plateau; the onset of
+    overfitting (``overfitting``'s thresholds). Run on every new record: the app and ``watch --alerts``
+    report a rule once, when it starts to hold.
+    """
+    config = config or {}
+    found: list[Alert] = []
+    last_batch = batches[-1] if batches else None
+    latest = epochs[-1] if epochs else last_batch
+    if latest is not None:
+        stage, epoch = int(latest.get("stage", 1)), int(latest.get("epoch", 0))
+        recs = [r for r in epochs if int(r.get("stage", 1)) == stage]
+        for rec, where in ((last_batch, "batch"), (recs[-1] if recs else None, "epoch")):
+            if rec is None:
+                continue
+            for key in ("loss", "val_loss"):
+                value = record_number(rec.get(key))
+                if value is not None and not math.isfinite(value):
+                    found.append(Alert("nonfinite", stage, int(rec.get("epoch", epoch)),
+                                       f"{key} is {value} at {where} {rec.get('batch', rec.get('epoch'))}: "
+                                       "training diverged.", _lr_advice(config, stage)))
+                    break
+            if found:
+                break
+        losses = [v for r in recs if (v := _num(r.get("loss"))) is not None]
+        if len(losses) > DIVERGE_EPOCHS and not found:
+            tail = losses[-(DIVERGE_EPOCHS + 1):]
+            low = min(losses)
+            if all(b > a for a, b in zip(tail, tail[1:])) and tail[-1] > DIVERGE_FACTOR * low and tail[-1] - low > abs(losses[0]) * SCALE_TOLERANCE:
+                found.append(Alert("diverging", stage, epoch,
+                                   f"train loss up from {low:.4g} to {tail[-1]:.4g}: training is diverging.",
+                                   _lr_advice(config, stage)))
+        vals = [v for r in recs if (v := _num(r.get("val_loss"))) is not None]
+        if len(vals) > PLATEAU_EPOCHS:
+            best_before = min(vals[:-PLATEAU_EPOCHS])
+            recent = min(vals[-PLATEAU_EPOCHS:])
+            if recent > best_before - PLATEAU_TOLERANCE * abs(best_before):
+                found.append(Alert("plateau", stage, epoch,
+                                   f"val loss no better than {best_before:.4g} for {PLATEAU_EPOCHS} epochs: a plateau.",
+                                   _plateau_advice(config)))
+    signal = overfitting(epochs, config)
+    if signal is not None:
+        found.append(Alert("overfitting", signal.stage, signal.epoch, signal.why, signal.advice))
+    return found
+
+
+class AlertWatch:
+    """Feeds a run's records and gives each alert once, when its rule starts to hold (again after it cleared)."""
+
+    def __init__(self) -> None:
+        self.active: set[tuple[str, int]] = set()
+
+    def new_alerts(self, epochs: list[dict[str, Any]], config: dict[str, Any] | None = None,
+                   batches: Sequence[dict[str, Any]] = ()) -> list[Alert]:
+        now = alerts(epochs, config, batches)
+        keys = {(a.rule, a.stage) for a in now}
+        fresh = [a for a in now if (a.rule, a.stage) not in self.active]
+        self.active = keys
+        return fresh
 
 
 @dataclass(frozen=True)

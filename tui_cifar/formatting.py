@@ -47,3 +47,17 @@ def format_started(iso: str | None) -> str:
     except ValueError:
         return iso[:16]
     return when.strftime("%Y-%m-%d %H:%M")
+
+
+def wrap_items(items: list[str], width: int, sep: str = "  ·  ") -> str:
+    """Items joined by ``sep``, lines broken only between items (a narrow screen never cuts "0.42M trainable")."""
+    lines: list[str] = []
+    line = ""
+    for item in items:
+        candidate = f"{line}{sep}{item}" if line else item
+        if line and len(candidate) > width:
+            lines.append(line + sep.rstrip())
+            line = item
+        else:
+            line = candidate
+    return "\n".join(lines + [line]) if line else ""

@@ -145,8 +145,28 @@ class RunEndRecord(_Record):
     test_accuracy: NotRequired[Finite | None]
 
 
+class GpuSample(TypedDict, total=False):
+    index: Count
+    name: str
+    util: Finite | None  # percent busy
+    mem_used: Count | None  # bytes
+    mem_total: Count | None
+    power_w: Finite | None
+
+
+class TelemetryRecord(_Record):
+    """Where the time goes, every few seconds (tui_cifar.telemetry): this process's CPU and memory, each GPU's use."""
+
+    type: Literal["telemetry"]
+    cpu_pct: Finite | None  # CPU time over wall time, 100 = one core
+    cpus: Count | None
+    rss: Count | None  # bytes
+    gpus: NotRequired[list[GpuSample]]
+    gpu_problem: NotRequired[str]  # "no GPU telemetry (...)" instead of gpus
+
+
 Record = (RunStartRecord | PhaseRecord | DataRecord | ProgressRecord | FeaturesDoneRecord | StageStartRecord
-          | BatchRecord | EpochRecord | StageEndRecord | RunEndRecord)
+          | BatchRecord | EpochRecord | StageEndRecord | RunEndRecord | TelemetryRecord)
 RECORD_TYPES: dict[str, type] = {kind: cls for cls in get_args(Record) for kind in get_args(get_type_hints(cls)["type"])}
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import keras
 
-from . import records, runstore
+from . import records, runstore, telemetry
 from .callbacks import RecordingCallback, learning_rate
 from .files import atomic_write_json
 
@@ -48,6 +48,7 @@ class RunLogger(RecordingCallback):
             pass the ``batch_size`` you give ``fit`` (Keras' default for arrays is 32),
             or your dataset's; None records no images/s.
         batch_records: batch records per epoch, at most.
+        telemetry_interval: seconds between samples of CPU, memory and GPU use (telemetry records).
 
     Example:
 
@@ -60,11 +61,13 @@ class RunLogger(RecordingCallback):
     """
 
     def __init__(self, runs_dir: str | os.PathLike = "runs", name: str | None = None,
-                 hparams: dict[str, Any] | None = None, batch_size: int | None = None, batch_records: int = 40):
+                 hparams: dict[str, Any] | None = None, batch_size: int | None = None, batch_records: int = 40,
+                 telemetry_interval: float = telemetry.DEFAULT_INTERVAL):
         super().__init__(stage=1, batch_size=batch_size, batch_records=batch_records)
         self.runs_dir = Path(runs_dir)
         self.name = name
         self.hparams = dict(hparams or {})
+        self.telemetry_interval = telemetry_interval  # seconds between CPU/memory/GPU samples (tui_cifar.telemetry)
         self.run_dir: Path | None = None
         self._open = False
         self._stop_requested = False
@@ -80,6 +83,9 @@ class RunLogger(RecordingCallback):
         atomic_write_json(self.run_dir / runstore.CONFIG_FILE, config)
         runstore.write_status(self.run_dir, "running", f"training {self.model.name}", stage=1)
         self._writer = runstore.MetricsWriter(self.run_dir)
+        # CPU, memory and GPU use every few seconds, between the records fit writes
+        self._writer.listeners.append(telemetry.listener(
+            self._writer.write, telemetry.Sampler(interval=self.telemetry_interval), clock=self._clock))
         self._started = time.perf_counter()
         self._open = True
         self._stop_requested = False

@@ -60,6 +60,10 @@ def best_val_accuracy(records: list[dict[str, Any]]) -> float | None:
     return max(vals, default=None)
 
 
+# Keys of an epoch record that are no metric a model logged: records' bookkeeping, and a TensorBoard run's step.
+EPOCH_BOOKKEEPING = BOOKKEEPING_KEYS | {"step"}
+
+
 def epoch_metric_names(records: list[dict[str, Any]]) -> list[str]:
     """Training metric names in epoch records other than the loss (no val_ ones), first seen first.
 
@@ -67,7 +71,7 @@ def epoch_metric_names(records: list[dict[str, Any]]) -> list[str]:
     """
     names: dict[str, None] = {}
     for rec in records:
-        for key in scalar_items(rec, BOOKKEEPING_KEYS):
+        for key in scalar_items(rec, EPOCH_BOOKKEEPING):
             if key != "loss" and not key.startswith("val_"):
                 names.setdefault(key, None)
     return list(names)
@@ -138,6 +142,15 @@ class RunSummary:
     stage_times: dict[str, float] = field(default_factory=dict)
     kind: str = "cifar-tui"
     model: str | None = None  # the Keras model's name, for a RunLogger run
+    last: dict[str, float] = field(default_factory=dict)  # the last epoch's metrics (loss, val_loss, top3...)
+
+
+def last_values(records: list[dict[str, Any]]) -> dict[str, float]:
+    """The metrics of a run's last epoch record, bookkeeping left out."""
+    epochs = epoch_records(records)
+    if not epochs:
+        return {}
+    return {k: n for k, v in epochs[-1].items() if k not in EPOCH_BOOKKEEPING and (n := record_number(v)) is not None}
 
 
 def summarize_run(run_dir: Path) -> RunSummary:
@@ -171,11 +184,34 @@ def summarize_run(run_dir: Path) -> RunSummary:
         problems=problems,
         kind=runstore.run_kind(config),
         model=config.get("model") if isinstance(config.get("model"), str) else None,
+        last=last_values(records),
     )
 
 
-def list_runs(runs_dir: Path) -> list[RunSummary]:
-    return [summarize_run(d) for d in runstore.iter_run_dirs(runs_dir)]
+def summarize_tensorboard_run(run_dir: Path) -> RunSummary:
+    """A folder of TensorBoard event files as the runs table shows it: live or not, its last values."""
+    from . import tbreader
+
+    tail = tbreader.TensorBoardTail(run_dir)
+    records = tail.read_new()
+    state: ShownState = tail.state()
+    return RunSummary(
+        path=Path(run_dir), name=Path(run_dir).name, state=state, backbone=None, image_size=None,
+        best_val_accuracy=best_val_accuracy(records), test_accuracy=None, started_at=None,
+        duration_s=last_wall_time(records), problems=list(tail.problems), kind=tbreader.KIND,
+        last=last_values(records))
+
+
+def list_runs(runs_dir: Path, tensorboard: bool = False) -> list[RunSummary]:
+    """Every run folder in ``runs_dir``; with ``tensorboard``, also its folders of TensorBoard event files."""
+    runs = [summarize_run(d) for d in runstore.iter_run_dirs(runs_dir)]
+    if tensorboard:
+        from . import tbreader
+
+        known = {r.path for r in runs}
+        runs += [summarize_tensorboard_run(d) for d in tbreader.iter_tensorboard_runs(runs_dir)
+                 if d not in known and not (d / runstore.METRICS_LOG).exists()]
+    return runs
 
 
 def newest_first(runs_dir: Path) -> list[Path]:
@@ -215,6 +251,7 @@ PHASE_LABELS = {
 
 # The batch-loss curve keeps at most this many points (older ones are thinned).
 MAX_BATCH_POINTS = 2000
+MAX_TELEMETRY = 120  # samples kept: ten minutes at the trainer's five seconds
 
 
 @dataclass
@@ -247,8 +284,13 @@ class RunProgress:
     steps: int | None = None
     batch_epoch: int | None = None
     end: dict[str, Any] | None = None
+    last_batch: dict[str, Any] | None = None  # the latest batch record (the alerts' NaN rule reads its loss)
     wall_time: float | None = None
     records_seen: int = 0
+    telemetry: list[dict[str, Any]] = field(default_factory=list)  # the latest telemetry samples (tui_cifar.telemetry)
+    # per phase ("extract_features", "evaluate", "stage1", "stage2"): (first wall, first count, last wall, last count),
+    # counts in images (progress records) or optimizer steps (batch records); each phase's speed from its own records
+    _marks: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
     # bumped when something the epoch charts / batch chart show changed
     epoch_version: int = 0
     batch_version: int = 0
@@ -258,6 +300,15 @@ class RunProgress:
     def feed(self, records: list[dict[str, Any]]) -> None:
         for rec in records:
             self._feed_one(rec)
+
+    def _mark(self, phase: str, wall: float | None, count: float) -> None:
+        if wall is None:
+            return
+        first = self._marks.get(phase)
+        if first is None or count < first[3]:  # a resumed phase starts counting again
+            self._marks[phase] = (wall, count, wall, count)
+        else:
+            self._marks[phase] = (first[0], first[1], wall, count)
 
     def _feed_one(self, rec: dict[str, Any]) -> None:
         self.records_seen += 1
@@ -286,8 +337,10 @@ class RunProgress:
             done, total = record_count(rec.get("done")) or 0, record_count(rec.get("total")) or None
             if rec.get("phase", "extract_features") == "extract_features":
                 self.extract_done, self.extract_total = done, total
+                self._mark("extract_features", wall, done)
             elif rec.get("phase") == "evaluate":
                 self.test_done, self.test_total = done, total
+                self._mark("evaluate", wall, done)
         elif kind == "stage_start":
             stage = record_count(rec.get("stage")) or 1
             self.stage = stage
@@ -308,7 +361,10 @@ class RunProgress:
             self.batch = record_count(rec.get("batch")) or 0
             self.steps = record_count(rec.get("steps")) or self.steps
             self.batch_epoch = epoch
+            self.last_batch = rec
             loss = record_number(rec.get("loss"))
+            if self.steps:
+                self._mark(f"stage{stage}", wall, (epoch - 1) * self.steps + self.batch)
             if loss is not None and self.steps:
                 x = self.epoch_offset(stage) + (epoch - 1) + self.batch / self.steps
                 self.batch_points.append((x, loss))
@@ -325,6 +381,9 @@ class RunProgress:
             self.epoch_version += 1
         elif kind == "run_end":
             self.end = rec
+        elif kind == "telemetry":
+            self.telemetry.append(rec)
+            del self.telemetry[:-MAX_TELEMETRY]
 
     # ---------------------------------------------------------------- derived
     @property
@@ -344,9 +403,9 @@ class RunProgress:
         # A stage that has ended early (early stopping) counts as the epochs it ran.
         if stage == 1 and (2 in self.stages or self.stage == 2):
             return self.stage_epochs_done(1)
-        if self.end is not None:
-            return self.stage_epochs_done(stage)
-        return max(planned, self.stage_epochs_done(stage))
+        if self.end is not None and self.end.get("state") == "finished":
+            return self.stage_epochs_done(stage)  # a finished run's stage that stopped early ran what it ran
+        return max(planned, self.stage_epochs_done(stage))  # a stopped run still has its planned epochs to go
 
     def epoch_offset(self, stage: int) -> int:
         """Global epoch number before the first epoch of `stage` (stage 2 continues after stage 1)."""
@@ -370,14 +429,40 @@ class RunProgress:
         names = self.metric_names
         return "accuracy" if "accuracy" in names else (names[0] if names else None)
 
-    def epoch_series(self, names: list[str] | None = None) -> dict[str, list[tuple[float, float]]]:
-        """Global-epoch-indexed series of each metric and its val_ twin (default: loss and accuracy)."""
+    @property
+    def logged_metrics(self) -> list[str]:
+        """Every metric the epochs carry, val_ ones included, first seen first (for the metric picker)."""
+        names: dict[str, None] = {}
+        for rec in self.epochs:
+            for key, value in rec.items():
+                if key not in EPOCH_BOOKKEEPING and record_number(value) is not None:
+                    names.setdefault(key, None)
+        return list(names)
+
+    def epoch_x(self, rec: dict[str, Any], axis: str = "epoch") -> float | None:
+        """An epoch record's place on the x axis: global epoch, optimizer step, or wall time in seconds."""
+        stage = int(record_number(rec.get("stage")) or 1)
+        epoch = int(record_number(rec.get("epoch")) or 0)
+        if axis == "wall time":
+            return record_number(rec.get("wall_time"))
+        if axis == "step":
+            if record_number(rec.get("step")) is not None:  # a TensorBoard run's own step
+                return record_number(rec.get("step"))
+            steps = lambda s: (self.stages[s].steps_per_epoch if s in self.stages else None) or 0
+            before = self.stage_epochs_done(1) * steps(1) if stage == 2 else 0
+            return float(before + epoch * steps(stage)) if steps(stage) else None
+        return float(self.epoch_offset(stage) + epoch)
+
+    def epoch_series(self, names: list[str] | None = None, axis: str = "epoch") -> dict[str, list[tuple[float, float]]]:
+        """Series of each metric and its val_ twin (default: loss and accuracy) over the x ``axis``
+        (curves.X_AXES: "epoch", the global epoch; "step"; "wall time", seconds)."""
         names = names or ["loss", "accuracy"]
         series: dict[str, list[tuple[float, float]]] = {
             key: [] for name in names for key in (name, f"val_{name}")}
         for rec in self.epochs:
-            stage, epoch = epoch_key(rec)
-            x = self.epoch_offset(stage) + epoch
+            x = self.epoch_x(rec, axis)
+            if x is None:
+                continue
             for key in series:
                 value = record_number(rec.get(key))
                 if value is not None:
@@ -411,8 +496,66 @@ class RunProgress:
 
     @property
     def images_per_sec(self) -> float | None:
+        """The speed of the phase running now (speed()); once the run ended, its last epoch's."""
+        if self.end is None:
+            return self.speed()[1]
         last = self.last_epoch
         return record_number(last.get("images_per_sec")) if last else None
+
+    def _batch_size(self, stage: int) -> float | None:
+        cfg = self.config or {}
+        size = record_number(cfg.get("head_batch_size")) if stage == 1 else None
+        return size or record_number(cfg.get("batch_size"))
+
+    def _rate(self, phase: str) -> float | None:
+        """Units (images, or optimizer steps) per second over a phase's own records."""
+        mark = self._marks.get(phase)
+        if mark is None or mark[2] <= mark[0] or mark[3] <= mark[1]:
+            return None
+        return (mark[3] - mark[1]) / (mark[2] - mark[0])
+
+    def speed(self) -> tuple[str, float | None, float | None]:
+        """(phase, images/s, seconds left in it) for the phase running now, each from that phase's own records.
+
+        Feature extraction and the test report from their progress records; a training stage from its
+        epochs' images/s and times, or, in its first epoch, from its batch records, never from the stage before.
+        """
+        if self.end is not None:
+            return "", None, None
+        if self.phase in ("load_data", "extract_features") and not self._epochs and self.extract_total:
+            rate = self._rate("extract_features")
+            left = self.extract_total - (self.extract_done or 0)
+            return "features", rate, (left / rate if rate else None)
+        if self.phase == "evaluate" and self.test_total:
+            rate = self._rate("evaluate")
+            left = self.test_total - (self.test_done or 0)
+            return "test set", rate, (left / rate if rate else None)
+        if self.stage is None:
+            return "", None, None
+        stage = self.stage
+        label = f"stage {stage}" if self.config.get("kind") is None else "training"
+        epochs = [r for r in self.epochs if int(r.get("stage", 0)) == stage]
+        ips = record_number(epochs[-1].get("images_per_sec")) if epochs else None
+        step_rate = self._rate(f"stage{stage}")
+        batch_size = self._batch_size(stage)
+        if ips is None and step_rate and batch_size:
+            ips = step_rate * batch_size
+        return label, ips, self.stage_eta(stage, step_rate)
+
+    def stage_eta(self, stage: int, step_rate: float | None = None) -> float | None:
+        """Seconds left in a stage: its own mean epoch time x its epochs left, else its batch rate."""
+        times = [t for r in self.epochs if int(r.get("stage", 0)) == stage
+                 and (t := record_number(r.get("epoch_time")))]
+        left = self.planned_epochs(stage) - self.stage_epochs_done(stage)
+        partly = (self.batch / self.steps if self.batch is not None and self.steps and self.batch_epoch is not None
+                  and self.stage == stage and (stage, self.batch_epoch) not in self._epochs else 0.0)
+        if times:
+            per_epoch = sum(times[-3:]) / len(times[-3:])
+            return max(0.0, (left - partly) * per_epoch)
+        step_rate = step_rate or self._rate(f"stage{stage}")
+        if step_rate and self.steps:
+            return max(0.0, (left - partly) * self.steps / step_rate)
+        return None
 
     @property
     def trainable_params(self) -> int | None:
@@ -429,10 +572,8 @@ class RunProgress:
             return 0.0
         stage = self.stage or 1
         times = [t for r in self.epochs if epoch_key(r)[0] == stage if (t := record_number(r.get("epoch_time")))]
-        if not times:
-            times = [t for t in (record_number(r.get("epoch_time")) for r in self.epochs) if t]
-        if not times:
-            return None
+        if not times:  # a stage's first epoch: its own batches' pace, never the stage before's epochs
+            return self.stage_eta(stage)
         per_epoch = sum(times[-3:]) / len(times[-3:])
         left: float = self.epochs_total - self.epochs_done
         if self.batch is not None and self.steps and self.batch_epoch is not None:

@@ -2,13 +2,14 @@
 
 Scalars per epoch and per batch (train and validation side by side, as Keras'
 TensorBoard callback lays them out), the settings through the HParams plugin,
-and the test report's confusion matrix as an image. TensorBoard is an optional
-extra: ``pip install 'cifar-tui[tensorboard]'``.
+and the test report's confusion matrix as an image. The ``tensorboard`` package is
+a default dependency.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,8 @@ def _tensorboard_hparams():
     try:
         from tensorboard.plugins.hparams import api as hp
     except ImportError as exc:
-        raise TensorBoardMissing(
-            "TensorBoard export needs the tensorboard package: pip install 'cifar-tui[tensorboard]'"
+        raise TensorBoardMissing(  # a default dependency, removed by hand: name this environment's pip
+            f"TensorBoard export needs the tensorboard package: {sys.executable} -m pip install 'tensorboard>=2.16'"
         ) from exc
     return hp
 

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
-from . import records, runreader, runstore
+from . import records, runreader, runstore, telemetry
 from .errors import CifarTuiError
 from .config import TrainConfig
 from .features import VIEWS
@@ -75,6 +75,8 @@ def train_run(
 
     def clock() -> float:
         return round(previous_wall + time.perf_counter() - started, 2)
+
+    writer.listeners.append(telemetry.listener(writer.write, clock=clock))  # CPU, memory, GPU use every few seconds
 
     write_status(run_dir, "running", "resuming" if resume else "starting")
     state: records.RunState

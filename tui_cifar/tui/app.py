@@ -64,7 +64,7 @@ class CifarApp(App):
         Binding("r", "goto('runs')", "Runs"),
         Binding("e", "goto('evaluate')", "Evaluate"),
         Binding("p", "goto('predict')", "Predict"),
-        Binding("q", "quit", "Quit", show=False),
+        Binding("q", "quit", "Quit"),
     ]
 
     def __init__(

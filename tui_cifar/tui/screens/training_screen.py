@@ -1,8 +1,14 @@
 """Training screen: a live view of one run folder, tailed every half second.
 
-Works for any run folder, whoever started it: this app, the headless CLI, or
-an earlier cifar-tui that was closed. Stopping asks the training process to
-finish its current batch and keep the best model.
+Works for any run folder, whoever started it: this app, the headless CLI, an
+earlier cifar-tui that was closed, a Keras script's RunLogger, or any program
+writing TensorBoard event files. Stopping asks the training process to finish
+its current batch and keep the best model.
+
+Laid out for 80x24 first: the header folds to a few lines and the two epoch
+charts share the rest; the batch-loss chart and the log tail are other views
+of the same space (``v``). The chart keys (metric, smoothing, log scale, x
+axis) are listed on the line above the charts.
 """
 
 from __future__ import annotations
@@ -14,20 +20,54 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.reactive import reactive
+from textual.screen import ModalScreen
 from textual.timer import Timer
-from textual.widgets import Footer, Header, Label, Log, ProgressBar, Static
+from textual.widgets import ContentSwitcher, Footer, Header, Label, Log, OptionList, ProgressBar, Static
+from textual.widgets.option_list import Option
 
-from ... import diagnostics, runstore
-from ...formatting import fmt, format_duration, format_lr, format_pct
-from ..messages import GotoScreen, ResumeRun, RunStateChanged, ScreenEntered, ShowRun, StopRun
+from ... import curves, diagnostics, runstore, tbreader, telemetry
+from ...formatting import fmt, format_duration, format_lr, format_pct, wrap_items
 from ...runreader import LogFollower, RunProgress
 from ..alerts import announce
+from ..messages import GotoScreen, ResumeRun, RunStateChanged, ScreenEntered, ShowRun, StopRun
 from ..widgets.charts import TRAIN_COLOR, VAL_COLOR, LineChart
 from ..widgets.run_advice import RunAdvice
 from .base import CifarScreen
 from .dialogs import ConfirmScreen
 
 ENDED = runstore.ENDED_STATES
+VIEWS = ("epochs", "batches", "log")
+VIEW_IDS = {"epochs": "epoch-charts", "batches": "batch-chart", "log": "train-log"}
+
+
+class MetricPicker(ModalScreen[str | None]):
+    """Every metric the run logs, each with its val_ twin; the pick goes to the right-hand epoch chart."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+    DEFAULT_CSS = """
+    MetricPicker { align: center middle; }
+    MetricPicker OptionList { width: 60; max-width: 90%; height: auto; max-height: 80%; border: round $primary; }
+    """
+
+    def __init__(self, pairs: list[tuple[str, str | None]], current: str | None) -> None:
+        super().__init__()
+        self.pairs = pairs
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        options = [Option(name + (f"  + {twin}" if twin else ""), id=name) for name, twin in self.pairs]
+        picker = OptionList(*options, id="metric-options")
+        picker.border_title = "Metric for the right chart"
+        yield picker
+
+    def on_mount(self) -> None:
+        picker = self.query_one(OptionList)
+        names = [name for name, _ in self.pairs]
+        if self.current in names:
+            picker.highlighted = names.index(self.current)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
 
 
 class TrainingScreen(CifarScreen):
@@ -37,15 +77,26 @@ class TrainingScreen(CifarScreen):
         Binding("s", "stop", "Stop run"),
         Binding("R", "resume", "Resume"),
         Binding("d", "detach", "Detach"),
+        # chart keys: listed with their current values on the line above the charts
+        Binding("v", "cycle_view", "View", show=False),
+        Binding("m", "pick_metric", "Metric", show=False),
+        Binding("z", "cycle_smoothing", "Smooth", show=False),
+        Binding("y", "toggle_log", "Log y", show=False),
+        Binding("x", "cycle_x", "X axis", show=False),
     ]
 
     state: reactive[str] = reactive("none")
+    view: reactive[str] = reactive("epochs")
+    metric: reactive[str | None] = reactive(None)  # the right chart's metric; None: the run's main one
+    smoothing: reactive[float] = reactive(0.0)
+    log_y: reactive[bool] = reactive(False)
+    x_axis: reactive[str] = reactive("epoch")
 
     def __init__(self) -> None:
         super().__init__()
         self.run_dir: Path | None = None
         self.progress = RunProgress()
-        self.tail: runstore.MetricsTail | None = None
+        self.tail: runstore.MetricsTail | tbreader.TensorBoardTail | None = None
         self.log_follower: LogFollower | None = None
         self.status: runstore.RunStatus | None = None
         self.stop_requested = False
@@ -53,6 +104,8 @@ class TrainingScreen(CifarScreen):
         self._epoch_version = -1
         self._batch_version = -1
         self._announced_end = False
+        self.alert_watch = diagnostics.AlertWatch()
+        self._alerts_primed = False
 
 
     # ------------------------------------------------------------ layout
@@ -69,11 +122,14 @@ class TrainingScreen(CifarScreen):
                 yield Label("Run", id="run-label", classes="progress-label")
                 yield ProgressBar(id="run-progress", show_eta=False)
             yield Static("", id="run-stats")
+            yield Static("", id="run-telemetry")
             yield RunAdvice("", id="run-advice")
             yield Static("", id="run-banner")
-        with Grid(id="train-charts"):
-            yield LineChart("Loss per epoch", xlabel="epoch", integer_x=True, id="loss-chart")
-            yield LineChart("Accuracy per epoch", xlabel="epoch", integer_x=True, id="acc-chart")
+            yield Static("", id="chart-keys")
+        with ContentSwitcher(id="train-views", initial="epoch-charts"):
+            with Horizontal(id="epoch-charts"):
+                yield LineChart("Loss", xlabel="epoch", integer_x=True, id="loss-chart")
+                yield LineChart("Accuracy", xlabel="epoch", integer_x=True, id="acc-chart")
             yield LineChart("Loss per batch", xlabel="epoch", integer_x=True, id="batch-chart")
             yield Log(id="train-log", max_lines=1000, highlight=False)
         yield Footer()
@@ -82,6 +138,7 @@ class TrainingScreen(CifarScreen):
         # the app follows with ShowRun or ScreenEntered, which pick the run to watch
         self._timer = self.set_interval(self.cifar.poll_interval, self.poll, pause=True)
         self.query_one("#train-log", Log).border_title = "train.log"
+        self._update_chart_keys()
 
     def on_screen_suspend(self) -> None:
         if self._timer is not None:
@@ -100,6 +157,8 @@ class TrainingScreen(CifarScreen):
             self.show_run(current)
         elif current is None and self.run_dir is None:
             latest = self.cifar.latest_run("running") or self.cifar.latest_run("any")
+            if latest is None:  # a TensorBoard logdir as the runs folder: its newest-written run
+                latest = newest_tensorboard_run(self.cifar.runs_dir)
             if latest is not None:
                 self.cifar.current_run = latest
                 self.show_run(latest)
@@ -117,12 +176,18 @@ class TrainingScreen(CifarScreen):
             return
         self.run_dir = run_dir
         self.progress = RunProgress()
-        self.tail = runstore.MetricsTail(run_dir / runstore.METRICS_LOG)
-        self.log_follower = LogFollower(run_dir / runstore.TRAIN_LOG)
+        if is_tensorboard_dir(run_dir):
+            self.tail, self.log_follower = tbreader.TensorBoardTail(run_dir), None
+        else:
+            self.tail = runstore.MetricsTail(run_dir / runstore.METRICS_LOG)
+            self.log_follower = LogFollower(run_dir / runstore.TRAIN_LOG)
+        self.metric = None
         self.status = None
         self.stop_requested = False
         self._epoch_version = self._batch_version = -1
         self._announced_end = False
+        self.alert_watch = diagnostics.AlertWatch()
+        self._alerts_primed = False
         self.set_reactive(TrainingScreen.state, "none")
         self._reset_view()
         if self._timer is not None:
@@ -151,7 +216,10 @@ class TrainingScreen(CifarScreen):
         records = self.tail.read_new()
         if records:
             self.progress.feed(records)
-        self.status = runstore.read_status(self.run_dir)
+        if isinstance(self.tail, tbreader.TensorBoardTail):  # no status.json: live while its files grow
+            self.status = runstore.RunStatus(state=self.tail.state(), message="TensorBoard event files")
+        else:
+            self.status = runstore.read_status(self.run_dir)
         lines = self.log_follower.read_new() if self.log_follower else []
         if lines:
             log = self.query_one("#train-log", Log)
@@ -160,6 +228,7 @@ class TrainingScreen(CifarScreen):
         with self.app.batch_update():  # one repaint for all that changed
             self._update_state()
             self._update_info()
+            self._update_telemetry()
             self._update_progress()
             if self.progress.epoch_version != self._epoch_version:
                 self._epoch_version = self.progress.epoch_version
@@ -167,6 +236,7 @@ class TrainingScreen(CifarScreen):
             if self.progress.batch_version != self._batch_version:
                 self._batch_version = self.progress.batch_version
                 self._update_batch_chart()
+            self._check_alerts()
         if self.state in ENDED:  # polling goes on: a stopped or killed run may be resumed
             self._render_banner()
 
@@ -195,9 +265,11 @@ class TrainingScreen(CifarScreen):
         self.refresh_bindings()
         self.query_one(RunAdvice).show(self.progress, running=new == "running")
         self.post_message(RunStateChanged(self.run_dir, new))
-        if new == "running":  # resumed: the earlier end's banner no longer holds
+        if new == "running":  # resumed: the earlier end's banner and stop request no longer hold
             self.query_one("#run-banner", Static).display = False
             self._announced_end = False
+            if old in ENDED:
+                self.stop_requested = False
         if new in ENDED and old in ("running", "unknown", "none") and not self._announced_end:
             self._announce_end(new, live=old == "running")
 
@@ -242,8 +314,11 @@ class TrainingScreen(CifarScreen):
         cfg = p.config or {}
         status = self.status
         bits = []
-        keras_run = runstore.run_kind(cfg) == runstore.KERAS_KIND
-        if keras_run:
+        kind = runstore.run_kind(cfg)
+        keras_run = kind in (runstore.KERAS_KIND, tbreader.KIND)  # no stages, no cifar-tui settings
+        if kind == tbreader.KIND:
+            bits.append(f"TensorBoard logdir {cfg.get('logdir', '')}")
+        elif keras_run:
             bits.extend(keras_run_info(cfg))
         elif cfg:
             bits.append(f"{cfg.get('backbone', '?')} {cfg.get('image_size', '?')}px")
@@ -273,28 +348,50 @@ class TrainingScreen(CifarScreen):
         # Before the first record of a (re)started process, its status says what it is doing (importing TensorFlow).
         starting = self.state == "running" and (p.phase is None or p.end is not None)
         phase = "starting" if starting else p.phase_label()
+        if kind == tbreader.KIND:  # no phases: the files grow, or not
+            starting, phase = False, ("TensorBoard events" if p.end is None else phase)
         if starting or p.phase in ("load_data", "extract_features", "evaluate") and p.end is None:
             detail = (p.phase_message if not starting else "") or (status.message if status else "")
             if detail:
                 phase = f"{phase}: {detail}"
+        what, ips, eta = p.speed() if self.state == "running" else ("", p.images_per_sec, None)
         stats = [
             phase,
             stage_txt,
-            f"LR {format_lr(p.lr)}",
-            f"{p.images_per_sec:,.0f} img/s" if p.images_per_sec else "– img/s",
+            f"LR {format_lr(p.lr)}" if p.lr is not None else "",
+            f"{ips:,.0f} img/s" if ips else ("– img/s" if kind != tbreader.KIND else ""),
             *self._val_scores(last),
             f"elapsed {format_duration(p.elapsed())}",
-            f"ETA {format_duration(p.eta_seconds())}" if self.state == "running" else "",
+            # the phase's own ETA ("features", "stage 2", "test set"), as the CLI's bars show it
+            f"{what} ETA {format_duration(eta)}".strip() if self.state == "running" and what else "",
         ]
         if p.trainable_params:
             stats.append(f"{p.trainable_params / 1e6:.2f}M trainable")
-        self.query_one("#run-stats", Static).update("  ·  ".join(s for s in stats if s))
+        widget = self.query_one("#run-stats", Static)
+        widget.update(wrap_items([s for s in stats if s], widget.content_size.width or self.size.width - 2))
+
+    def _update_telemetry(self) -> None:
+        """The latest telemetry sample as one line, and the input-pipeline hint when it applies."""
+        widget = self.query_one("#run-telemetry", Static)
+        samples = self.progress.telemetry
+        widget.display = bool(samples)
+        if not samples:
+            return
+        text = Text(telemetry.telemetry_line(samples[-1]), style="dim")
+        rates = [r for e in self.progress.epochs if (r := e.get("images_per_sec")) is not None]
+        hint = telemetry.input_bound_hint(samples, rates) if self.state == "running" else None
+        if hint:
+            text.append(f"\n⚠ {hint}", style="bold yellow")
+        widget.update(text)
 
     def _val_scores(self, last: dict) -> list[str]:
         """Validation accuracy and its best; for a run without accuracy (RunLogger), its own metric's last value."""
         metric = self.progress.main_metric
-        if metric in (None, "accuracy"):
+        logged = self.progress.logged_metrics
+        if metric in (None, "accuracy") and ("val_accuracy" in logged or not logged):
             return [f"val acc {format_pct(last.get('val_accuracy'))}", f"best {format_pct(self.progress.best_val_accuracy)}"]
+        if f"val_{metric}" not in logged and "val_loss" in logged:  # no validation twin: its val loss
+            return [f"val loss {fmt(last.get('val_loss'), '.4f')}"]
         return [f"val {metric} {fmt(last.get(f'val_{metric}'), '.4f')}"]
 
     def _update_progress(self) -> None:
@@ -328,29 +425,104 @@ class TrainingScreen(CifarScreen):
             run_label.update("Run")
             run_bar.update(total=1, progress=0)
 
+    @property
+    def shown_metric(self) -> str:
+        """The right chart's metric: the one picked (m), else the run's main one (accuracy, or its first)."""
+        logged = self.progress.logged_metrics
+        if self.metric and (self.metric in logged or not logged):
+            return self.metric
+        return self.progress.main_metric or "accuracy"
+
     def _update_epoch_charts(self) -> None:
         p = self.progress
-        metric = p.main_metric or "accuracy"
-        series = p.epoch_series(["loss", metric])
-        boundary = p.stage_boundary
-        vlines = [boundary] if boundary is not None else []
-        kept = diagnostics.kept_epoch(p.epochs)
-        # the epoch whose weights the run keeps (best validation accuracy), in the success colour
-        highlights = [p.epoch_offset(kept[0]) + kept[1]] if kept is not None else []
+        metric = self.shown_metric
+        axis = self.x_axis
+        twin = lambda name: name[4:] if name.startswith("val_") else f"val_{name}"  # noqa: E731
+        series = p.epoch_series(["loss", metric if not metric.startswith("val_") else twin(metric)], axis=axis)
+        marks: list[float] = []
+        highlights: list[float] = []
+        if axis == "epoch":
+            boundary = p.stage_boundary
+            marks = [boundary] if boundary is not None else []
+            kept = diagnostics.kept_epoch(p.epochs)
+            # the epoch whose weights the run keeps (best validation accuracy), in the success colour
+            highlights = [p.epoch_offset(kept[0]) + kept[1]] if kept is not None else []
         colors = {"train": TRAIN_COLOR, "val": VAL_COLOR}
-        self.query_one("#loss-chart", LineChart).set_series(
-            {"train": series["loss"], "val": series["val_loss"]}, colors=colors, vlines=vlines, highlights=highlights)
-        metric_chart = self.query_one("#acc-chart", LineChart)
-        metric_chart.chart_title = f"{metric.replace('_', ' ').capitalize()} per epoch"
-        metric_chart.set_series(
-            {"train": series[metric], "val": series[f"val_{metric}"]}, colors=colors, vlines=vlines,
-            highlights=highlights)
+        xlabel = {"epoch": "epoch", "step": "step", "wall time": "wall time (s)"}[axis]
+        train_key = metric if not metric.startswith("val_") else twin(metric)
+        per = {"epoch": " per epoch", "step": " per step", "wall time": " over time"}[axis]
+        for chart_id, title, key in (("#loss-chart", "Loss", "loss"), ("#acc-chart", train_key.replace("_", " ").capitalize(), train_key)):
+            chart = self.query_one(chart_id, LineChart)
+            chart.chart_title = title + per
+            chart.xlabel = xlabel
+            chart.integer_x = axis == "epoch"
+            chart.smoothing = self.smoothing
+            chart.log_y = self.log_y
+            chart.set_series({"train": series.get(key, []), "val": series.get(f"val_{key}", [])}, colors=colors,
+                             vlines=marks, highlights=highlights)
         self.query_one(RunAdvice).show(p, running=self.state == "running")
+
+    def _check_alerts(self) -> None:
+        """Each alert rule that starts to hold on a running run: bell, desktop notification and toast, once."""
+        batches = [self.progress.last_batch] if self.progress.last_batch else []
+        primed, self._alerts_primed = self._alerts_primed, True
+        fresh = self.alert_watch.new_alerts(self.progress.epochs, self.progress.config or {}, batches)
+        if primed and self.state == "running" and self.progress.end is None:  # not what held before we looked
+            for alert in fresh:
+                title = f"cifar-tui: {self.run_dir.name if self.run_dir else 'run'}: {alert.rule}"
+                announce(self.app, title, alert.line, ok=False)
+
+    def _update_chart_keys(self) -> None:
+        smooth = f"{self.smoothing:g}" if self.smoothing else "off"
+        self.query_one("#chart-keys", Static).update(Text.assemble(
+            ("v", "bold"), f" {self.view}  ", ("m", "bold"), f" {self.shown_metric}  ",
+            ("z", "bold"), f" smooth {smooth}  ", ("y", "bold"), f" {'log' if self.log_y else 'linear'}  ",
+            ("x", "bold"), f" {self.x_axis}", style="dim"))
+
+    # ------------------------------------------------------------ chart controls
+    def action_cycle_view(self) -> None:
+        self.view = curves.next_in(VIEWS, self.view)
+
+    def watch_view(self, view: str) -> None:
+        self.query_one("#train-views", ContentSwitcher).current = VIEW_IDS[view]
+        self._update_chart_keys()
+
+    def action_pick_metric(self) -> None:
+        pairs = curves.metric_pairs(self.progress.logged_metrics)
+        if not pairs:
+            self.notify("No metrics logged yet", severity="warning")
+            return
+
+        def picked(name: str | None) -> None:
+            if name:
+                self.metric = name
+                self.view = "epochs"
+
+        self.app.push_screen(MetricPicker(pairs, self.shown_metric), picked)
+
+    def action_cycle_smoothing(self) -> None:
+        self.smoothing = float(curves.next_in(curves.SMOOTHING_WEIGHTS, self.smoothing))
+
+    def action_toggle_log(self) -> None:
+        self.log_y = not self.log_y
+
+    def action_cycle_x(self) -> None:
+        self.x_axis = str(curves.next_in(curves.X_AXES, self.x_axis))
+
+    def _chart_setting_changed(self) -> None:
+        if self.is_mounted:
+            self._update_chart_keys()
+            self._update_epoch_charts()
+            self._update_batch_chart()
+
+    watch_metric = watch_smoothing = watch_log_y = watch_x_axis = _chart_setting_changed
 
     def _update_batch_chart(self) -> None:
         p = self.progress
         boundary = p.stage_boundary
-        self.query_one("#batch-chart", LineChart).set_series(
+        chart = self.query_one("#batch-chart", LineChart)
+        chart.smoothing, chart.log_y = self.smoothing, self.log_y
+        chart.set_series(
             {"batch loss": p.batch_points}, colors={"batch loss": TRAIN_COLOR},
             vlines=[boundary - 0.5] if boundary is not None else [])
 
@@ -359,11 +531,12 @@ class TrainingScreen(CifarScreen):
         self.action_stop()
 
     def can_stop(self) -> bool:
-        return self.run_dir is not None and self.state == "running"
+        # a TensorBoard logdir's writer is no process of ours to stop
+        return self.run_dir is not None and self.state == "running" and not isinstance(self.tail, tbreader.TensorBoardTail)
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action == "stop":
-            return True if self.can_stop() else None  # None: shown disabled
+            return self.can_stop()  # False: not in the footer of an ended run
         if action == "resume":
             return self.run_dir is not None and self.state in runstore.RESUMABLE_STATES  # False: not in the footer
         return True
@@ -407,6 +580,19 @@ class TrainingScreen(CifarScreen):
         if self.run_dir is not None and self.state == "running":
             self.notify(f"{self.run_dir.name} keeps running; reattach from the runs screen", timeout=4)
         self.post_message(GotoScreen("runs"))
+
+
+def newest_tensorboard_run(logdir: Path) -> Path | None:
+    """The TensorBoard run in ``logdir`` whose event files were written last, or None."""
+    def written(run: Path) -> float:
+        return max((f.stat().st_mtime for f in tbreader.event_files(run) if f.exists()), default=0.0)
+
+    return max(tbreader.iter_tensorboard_runs(logdir), key=written, default=None)
+
+
+def is_tensorboard_dir(run_dir: Path) -> bool:
+    """A folder of TensorBoard event files rather than a run folder with its own metrics log."""
+    return not (Path(run_dir) / runstore.METRICS_LOG).exists() and tbreader.is_tensorboard_run(run_dir)
 
 
 def keras_run_info(cfg: dict) -> list[str]:

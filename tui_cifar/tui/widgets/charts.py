@@ -9,10 +9,12 @@ app's theme changes, as the confusion matrix does.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from textual.color import Color
 from textual_plotext import PlotextPlot
+
+from ...curves import ema, log_scale_points
 
 # Categorical colours readable on both dark and light themes (the "tableau 10" palette).
 PALETTE = (
@@ -64,6 +66,8 @@ class LineChart(PlotextPlot):
         self.series_colors: dict[str, ChartColor] = {}
         self.vlines: list[float] = []
         self.highlights: list[float] = []
+        self.smoothing = 0.0  # TensorBoard's EMA weight; 0: the raw curve only
+        self.log_y = False
         self._draw()
 
     def on_mount(self) -> None:
@@ -98,22 +102,45 @@ class LineChart(PlotextPlot):
         value = self.app.theme_variables.get(color)
         return Color.parse(value).rgb if value else PALETTE[0]
 
+    def faint(self, rgb: tuple[int, int, int]) -> tuple[int, int, int]:
+        """A colour two thirds of the way to the background: the raw curve under a smoothed one."""
+        background = self.styles.background if self.styles.background.a else Color.parse("black")
+        mixed = Color(*rgb).blend(background, 0.65)
+        return mixed.rgb
+
+    def shown_series(self) -> dict[str, list[Point]]:
+        """The points drawn: log scale keeps positive values only."""
+        if not self.log_y:
+            return self.series
+        return {name: log_scale_points(points) for name, points in self.series.items()}
+
     def _draw(self) -> None:
         plt = self.plt
         plt.clear_figure()
-        has_data = any(self.series.values())
-        plt.title(self.chart_title if has_data else f"{self.chart_title} — {self.empty_text}")
+        series = self.shown_series()
+        has_data = any(series.values())
+        title = self.chart_title
+        if has_data and self.smoothing:
+            title += f" · smoothed {self.smoothing:g}"
+        if has_data and self.log_y:
+            title += " · log"
+        plt.title(title if has_data else f"{self.chart_title} — {self.empty_text}")
         if self.xlabel:
             plt.xlabel(self.xlabel)
         if self.ylabel:
             plt.ylabel(self.ylabel)
-        for index, (name, points) in enumerate(self.series.items()):
+        if self.log_y and has_data:
+            plt.yscale("log")
+        for index, (name, points) in enumerate(series.items()):
             if not points:
                 continue
             xs = [p[0] for p in points]
             ys = [p[1] for p in points]
             color = self.resolve_color(self.series_colors.get(name, PALETTE[index % len(PALETTE)]))
             marker = self.marker if len(points) > 1 else "dot"
+            if self.smoothing and len(points) > 1:
+                plt.plot(xs, ys, color=self.faint(color), marker=marker)  # the raw curve, faint
+                ys = ema(ys, self.smoothing)
             plt.plot(xs, ys, label=name if self.legend else None, color=color, marker=marker)
         for x in self.vlines:
             plt.vline(x, MARK_COLOR)
@@ -121,7 +148,7 @@ class LineChart(PlotextPlot):
             for x in self.highlights:
                 plt.vline(x, self.resolve_color(HIGHLIGHT_COLOR))
         if self.integer_x and has_data:
-            xs_all = [p[0] for points in self.series.values() for p in points]
+            xs_all = [p[0] for points in series.values() for p in points]
             lo, hi = int(min(xs_all)), int(max(xs_all) + 0.999)
             step = max(1, (hi - lo) // 10 + 1)
             plt.xticks(list(range(lo, hi + 1, step)))

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.text import Text
 from textual.widgets import Static
 
 from ... import diagnostics
-from ...formatting import format_pct
+from ...formatting import format_pct, wrap_items
 from ...runreader import RunProgress
 
+ALERT_TITLES = {"nonfinite": "Diverged", "diverging": "Diverging", "plateau": "Plateau", "overfitting": "Overfitting"}
 
-def advice_text(progress: RunProgress, running: bool, signal: diagnostics.Overfitting | None) -> Text:
-    """Lines for the advice panel (``signal``: diagnostics.overfitting's); empty before the first epoch."""
+
+def run_alerts(progress: RunProgress) -> list[diagnostics.Alert]:
+    """The alert rules that hold at the run's latest records (diagnostics.alerts)."""
+    batches = [progress.last_batch] if progress.last_batch else []
+    return diagnostics.alerts(progress.epochs, progress.config or {}, batches)
+
+
+def advice_text(progress: RunProgress, running: bool, signal: diagnostics.Overfitting | None,
+                alerts: Sequence[diagnostics.Alert] = (), width: int = 10_000) -> Text:
+    """Lines for the advice panel (``signal``: diagnostics.overfitting's; ``alerts``: the other rules that hold),
+    the figures' line broken only between figures to fit ``width``."""
     epochs = progress.epochs
     config = progress.config or {}
     text = Text()
+    for alert in alerts:
+        if alert.rule != "overfitting":
+            text.append(f"⚠ {ALERT_TITLES.get(alert.rule, alert.rule)}: ", style="bold red")
+            text.append(f"{alert.line}\n")
     if signal is not None:
         text.append("⚠ Overfitting: ", style="bold yellow")
         text.append(f"{signal.why} {signal.advice}\n")
@@ -30,9 +46,9 @@ def advice_text(progress: RunProgress, running: bool, signal: diagnostics.Overfi
         bits.append(f"kept: stage {stage} epoch {epoch}, val {format_pct(progress.best_val_accuracy)} "
                     "(green line)")
     memory = diagnostics.format_memory((progress.last_epoch or {}).get("memory"))
-    if memory:
+    if memory and not progress.telemetry:  # the telemetry line has the memory, fresher
         bits.append(f"memory {memory}")
-    text.append("  ·  ".join(bits))
+    text.append(wrap_items(bits, width))
     return text
 
 
@@ -40,8 +56,13 @@ class RunAdvice(Static):
     """The advice line(s) of the training screen; ``signal`` is the overfitting signal shown, if any."""
 
     signal: diagnostics.Overfitting | None = None
+    alerts: list[diagnostics.Alert] = []
 
     def show(self, progress: RunProgress, running: bool) -> None:
         self.signal = diagnostics.overfitting(progress.epochs, progress.config or {})
-        self.set_class(self.signal is not None, "-overfitting")
-        self.update(advice_text(progress, running, self.signal))
+        self.alerts = run_alerts(progress)
+        self.set_class(bool(self.alerts), "-overfitting")
+        text = advice_text(progress, running, self.signal, self.alerts,
+                           width=self.content_size.width or self.app.size.width - 2)
+        self.display = bool(text.plain.strip())  # no blank line where there is nothing to say
+        self.update(text)
