@@ -3,6 +3,7 @@
 
     .venv/bin/python scripts/screenshots.py --runs-dir runs
     .venv/bin/python scripts/screenshots.py --runs-dir tests/fixtures/runs --data-dir ../shared/datasets
+    .venv/bin/python scripts/screenshots.py --sweep sqlite:///bench/sweep_full.db   # the Sweep screen only
 
 It picks the newest running run (else the newest run) for the training screen,
 the newest finished run for the evaluate screen, the two newest runs with
@@ -359,6 +360,25 @@ async def capture_sizes(args: argparse.Namespace, shot_into: Path) -> list[Path]
     return written
 
 
+async def capture_sweep(args: argparse.Namespace) -> list[Path]:
+    """The Sweep screen on the study at args.sweep (its newest study), at 120x40 and 80x24."""
+    from tui_cifar.tui.app import CifarApp
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for size, name in (((120, 40), "sweep"), ((80, 24), "sweep-80x24")):
+        app = CifarApp(args.runs_dir, args.data_dir, start_screen="sweep", sweep_storage=args.sweep)
+        async with app.run_test(size=size) as pilot:
+            app.theme = args.theme
+            await wait(pilot, lambda app=app: app.screen.summary is not None)
+            await settle(pilot, 1.0)
+            path = Path(app.save_screenshot(f"{name}.svg", str(out)))
+            written.append(path)
+            print(f"  {path}")
+    return written
+
+
 def newest_overfitting(runs) -> Path | None:
     """The newest run whose last epochs show the overfitting signal."""
     from tui_cifar import diagnostics, runreader
@@ -399,7 +419,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["training"], help="capture only the Train screen's set")
     parser.add_argument("--tensorboard-dir", default=str(ROOT / "tests" / "fixtures" / "tb"),
                         help="a TensorBoard logdir for the TensorBoard run's shot (default: tests/fixtures/tb)")
+    parser.add_argument("--sweep", metavar="URL", help="only the Sweep screen, on this Optuna storage's newest study "
+                        "(e.g. sqlite:///bench/sweep_full.db), as sweep.svg (120x40) and sweep-80x24.svg")
     args = parser.parse_args(argv)
+    if args.sweep:
+        os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="cifar-tui-shots-")
+        written = asyncio.run(capture_sweep(args))
+        print(f"{len(written)} screenshots written")
+        return 0
     if not Path(args.runs_dir).is_dir():
         parser.error(f"no runs folder at {args.runs_dir}")
     # never touch the user's remembered settings

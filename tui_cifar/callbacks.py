@@ -181,6 +181,7 @@ def learning_rate(model) -> float | None:
 class GracefulStop(keras.callbacks.Callback):
     """Stops after the current batch when asked (a signal or the STOP file); a NaN loss is TerminateOnNaN's.
 
+    A request made at an epoch's end (a sweep's pruner reading the epoch record) stops before the next epoch.
     ``cut_short`` says the epoch being closed was stopped before its last batch: Keras still validates it and
     calls ``on_epoch_end``, but it is no completed epoch, so the callbacks that keep progress (EpochBackup,
     BestCheckpoint, MetricsLogger) leave it out and a resume trains it again.
@@ -200,6 +201,10 @@ class GracefulStop(keras.callbacks.Callback):
             steps = self.params.get("steps")
             self.cut_short = steps is None or batch + 1 < steps
 
+    def on_epoch_end(self, epoch, logs=None):
+        if self.request.requested:
+            self.model.stop_training = True
+
 
 class EpochBackup(keras.callbacks.BackupAndRestore):
     """BackupAndRestore (weights, optimizer state, epoch) of completed epochs only.
@@ -218,6 +223,10 @@ class EpochBackup(keras.callbacks.BackupAndRestore):
     def on_epoch_end(self, epoch, logs=None):
         if not self.stop.cut_short:
             super().on_epoch_end(epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.request.requested:
+            self.model.stop_training = True
 
 
 class BestCheckpoint(keras.callbacks.Callback):

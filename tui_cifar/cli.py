@@ -139,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alerts", action="store_true",
                    help="no app: print one plain line per alert (NaN loss, divergence, plateau, overfitting) "
                         "as the run goes, until it ends (default: the app)")
+    _add_sweep(sub)
     _add_export(sub)
     _add_doctor(sub)
     _add_cache(sub)
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "runs": cmd_runs,
                 "backbones": cmd_backbones, "watch": cmd_watch, "export": cmd_export, "doctor": cmd_doctor,
-                "cache": cmd_cache, None: cmd_app}
+                "cache": cmd_cache, "sweep": cmd_sweep, None: cmd_app}
     try:
         problem = platform_problem()
         if problem:
@@ -193,8 +194,8 @@ def _tensorflow_lines_to_log() -> None:
 
 
 # The commands that `cifar-tui --runs-dir X COMMAND` and `--data-dir` mean something to; the others refuse them.
-GLOBAL_DIR_COMMANDS = {"runs_dir": ("train", "runs", "evaluate", "predict", "watch", "export"),
-                       "data_dir": ("train", "watch", "doctor")}
+GLOBAL_DIR_COMMANDS = {"runs_dir": ("train", "runs", "evaluate", "predict", "watch", "export", "sweep"),
+                       "data_dir": ("train", "watch", "doctor", "sweep")}
 
 
 def _apply_global_dirs(args) -> None:
@@ -621,6 +622,99 @@ def cmd_export(args) -> int:
         print(export_model(args.run, args.format, args.out))
     export_metrics(args)
     return 0
+
+
+def _add_sweep(sub) -> None:
+    from .sweep import DEFAULT_HEARTBEAT_S, DEFAULT_PRUNER, DEFAULT_SPACE, DEFAULT_STUDY, PRUNERS, STORAGE_FILE
+
+    p = sub.add_parser(
+        "sweep", help="search settings with Optuna: every trial a run, chosen on validation accuracy",
+        description="An Optuna study over training settings; every trial is a run folder trained without its test "
+        "report. The same command on several machines with one --storage URL works on one study; a rerun "
+        f"continues it. Default search space: {', '.join(DEFAULT_SPACE)}.")
+    p.add_argument("--trials", type=int, metavar="N",
+                   help="stop when the study holds N finished (complete or pruned) trials, all workers' counted (default: no limit)")
+    p.add_argument("--budget", metavar="TIME", help="start no trial after TIME (30m, 2h, 900s) of this worker (default: no limit)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="fix a setting for every trial, e.g. --set image_size=160 (repeatable; default: none)")
+    p.add_argument("--space", type=Path, metavar="FILE",
+                   help='JSON or TOML narrowing the search space: {"image_size": {"low": 128, "high": 192, "step": 32}, '
+                   '"augment": [false, true], "fine_tune_blocks": 3} (a plain value fixes a setting; default: none)')
+    p.add_argument("--study", default=DEFAULT_STUDY, help="the study's name (default: %(default)s)")
+    p.add_argument("--storage", metavar="URL",
+                   help=f"an Optuna storage URL, e.g. postgresql://user:password@host/db for workers on several machines "
+                   f"(default: sqlite in the runs folder, RUNS/{STORAGE_FILE})")
+    p.add_argument("--pruner", choices=tuple(PRUNERS), default=DEFAULT_PRUNER,
+                   help="stops poor trials after an epoch, from their validation accuracy (default: %(default)s)")
+    p.add_argument("--heartbeat", type=int, default=DEFAULT_HEARTBEAT_S, metavar="S",
+                   help="a trial whose worker is silent for 2xS seconds is failed and retried (default: %(default)s)")
+    p.add_argument("--runs-dir", help="where trials' run folders go (default: the runs folder)")
+    p.add_argument("--data-dir", help="CIFAR-10 folder (default: the usual places)")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--status", action="store_true", help="print the study's trials and best so far, then exit")
+    what.add_argument("--finish", action="store_true",
+                      help="score the best trial on the test set (once; its run gets report.json), then exit")
+    what.add_argument("--watch", action="store_true", help="open the app's Sweep screen on the study, followed live")
+
+
+def cmd_sweep(args) -> int:
+    """Run trials (this process is one worker), or --status / --finish."""
+    from . import sweep
+
+    runs_dir = _runs_dir(args)
+    url = args.storage or sweep.default_storage(runs_dir)
+    if args.watch:
+        from .tui.app import run_app
+
+        return run_app(runs_dir, args.data_dir, screen="sweep", sweep_storage=args.storage, sweep_study=args.study)
+    if args.status or args.finish:
+        if not args.storage and not (runs_dir / sweep.STORAGE_FILE).is_file():
+            raise _no_study(args.study, url)
+        storage = sweep.open_storage(url)
+        if args.study not in sweep.study_names(storage):
+            raise _no_study(args.study, url)
+        if args.finish:
+            _configure_tensorflow("auto")
+            result = sweep.finish(storage, args.study)
+            print(f"trial {result['trial']} (val acc {result['val_accuracy']:.4f}): test accuracy "
+                  f"{result['test_accuracy']:.4f}; its run: {result['run_dir']}")
+            return 0
+        sweep.print_status(sweep.read_study(storage, args.study))
+        return 0
+    if args.trials is None and args.budget is None:
+        print("cifar-tui sweep: say how long: --trials N and/or --budget TIME", file=sys.stderr)
+        return EXIT_USAGE
+    if args.trials is not None and args.trials < 1:
+        print(f"cifar-tui sweep: --trials must be at least 1, not {args.trials}", file=sys.stderr)
+        return EXIT_USAGE
+    budget = sweep.parse_budget(args.budget) if args.budget else None
+    fixed = sweep.parse_set(args.set)
+    fixed["runs_dir"] = str(runs_dir)
+    if args.data_dir:
+        fixed["data_dir"] = args.data_dir
+    space = sweep.build_space(fixed, args.space)
+    from .data import load_cifar10
+
+    load_cifar10(fixed.get("data_dir"))  # fail before the study is touched when the data is nowhere to be found
+    storage = sweep.open_storage(url, args.heartbeat)
+    study = sweep.open_study(storage, args.study, space, args.pruner)
+    print(f"study {args.study!r} in {sweep.describe_storage(url)}: {sweep.finished_count(study)} finished trials; "
+          "searching " + ", ".join(f"{n} {d.describe()}" for n, d in space.dimensions.items()), flush=True)
+    import signal
+
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closed terminal must not end a worker mid-trial
+    from .console import plain_reporter
+
+    ended = sweep.run_worker(study, space, args.trials, budget, listeners=[plain_reporter()])
+    print(f"sweep {ended}: `cifar-tui sweep --status` lists the trials, `--finish` scores the best on the test set")
+    return EXIT_STOPPED if ended == "stopped" else 0
+
+
+def _no_study(name: str, url: str):
+    from .runstore import RunStoreError
+    from .sweep import describe_storage
+
+    return RunStoreError(f"no study {name!r} in {describe_storage(url)}; start one with `cifar-tui sweep --trials N`")
 
 
 def _add_doctor(sub) -> None:

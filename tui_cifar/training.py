@@ -57,10 +57,13 @@ def train_run(
     run_dir: Path,
     resume: bool = False,
     listeners: list[Callable[[dict[str, Any]], None]] | None = None,
+    test_report: bool = True,
 ) -> str:
     """Train into run_dir (made by launcher.create_run, which wrote its config.json) and return the final state.
 
     The state is finished, stopped or failed. SIGINT and SIGTERM stop the run after its current batch.
+    ``test_report=False`` (a sweep's trial, chosen on validation only) finishes without reading the test set;
+    `cifar-tui evaluate RUN` writes the report later.
     """
     from .callbacks import StopRequest
 
@@ -82,7 +85,7 @@ def train_run(
     state: records.RunState
     try:
         trainer = _Trainer(config, run_dir, writer, stop, clock, resume, previous)
-        state, message = trainer.run()
+        state, message = trainer.run(test_report)
     except InterruptedError:  # a stop request during feature extraction
         state, message = "stopped", f"stopped by {stop.signal_name} before training started"
     except Exception as exc:  # the run folder must say why it ended
@@ -192,7 +195,7 @@ class _Trainer:
         write_status(self.run_dir, "running", message)
         self.log(records.phase_record(name, message))
 
-    def run(self) -> tuple[records.RunState, str]:
+    def run(self, test_report: bool = True) -> tuple[records.RunState, str]:
         from .hardware import setup_hardware
 
         cfg = self.config
@@ -255,6 +258,9 @@ class _Trainer:
             if result:
                 return result
 
+        if not test_report:
+            return "finished", (f"trained, chosen on validation only: no test report (`cifar-tui evaluate "
+                                f"{self.run_dir}` writes it)")
         return self.evaluate()
 
     def evaluate(self) -> tuple[records.RunState, str]:
@@ -360,9 +366,11 @@ class _Trainer:
         write_status(self.run_dir, "running", f"stage {stage}", stage=stage)
         graceful = GracefulStop(self.stop)
         callbacks = [
-            graceful,
             keras.callbacks.TerminateOnNaN(),  # stops after the batch whose loss is NaN/inf
             MetricsLogger(self.writer, stage, epochs, steps, batch_size, self.clock, self.logged_epochs),
+            # After MetricsLogger: a stop asked for by a listener of the epoch record (a sweep's pruner) ends the stage
+            # before another epoch starts.
+            graceful,
             BestCheckpoint(best_weights, tm.full, self.run_dir / runstore.MODEL_FILE, score_file, CHECKPOINT_INTERVAL,
                            stop=graceful),
             keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.patience, restore_best_weights=False),

@@ -35,7 +35,8 @@ HERE = Path(__file__).parent
 # The global stylesheet, then one per screen (in this order, as when they were one file).
 STYLESHEETS = [HERE / "app.tcss"] + [
     HERE / "screens" / f"{name}.tcss"
-    for name in ("dialogs", "configure_screen", "training_screen", "runs_screen", "evaluate_screen", "predict_screen")
+    for name in ("dialogs", "configure_screen", "training_screen", "runs_screen", "evaluate_screen", "predict_screen",
+                 "sweep_screen")
 ]
 
 SCREEN_KEYS = {
@@ -44,6 +45,7 @@ SCREEN_KEYS = {
     "runs": "r",
     "evaluate": "e",
     "predict": "p",
+    "sweep": "w",
 }
 
 
@@ -64,6 +66,7 @@ class CifarApp(App):
         Binding("r", "goto('runs')", "Runs"),
         Binding("e", "goto('evaluate')", "Evaluate"),
         Binding("p", "goto('predict')", "Predict"),
+        Binding("w", "goto('sweep')", "Sweep", show=False),  # in the palette; the footer keeps its 80-column set
         Binding("q", "quit", "Quit"),
     ]
 
@@ -77,6 +80,9 @@ class CifarApp(App):
         image_backend: str = "halfblock",
         poll_interval: float = 0.5,
         runs_refresh_interval: float = 2.0,
+        sweep_storage: str | None = None,
+        sweep_study: str | None = None,
+        sweep_refresh_interval: float = 3.0,
     ) -> None:
         super().__init__()
         self._created_at = time.perf_counter()
@@ -87,6 +93,9 @@ class CifarApp(App):
         self.image_backend = image_backend
         self.poll_interval = poll_interval
         self.runs_refresh_interval = runs_refresh_interval
+        # The Sweep screen's study: an Optuna storage URL (default: the runs folder's sweep.db) and name (default: its newest)
+        self.sweep_storage, self.sweep_study = sweep_storage, sweep_study
+        self.sweep_refresh_interval = sweep_refresh_interval
         # caches shared by screens (filled by thread workers)
         self.classifiers: dict[Path, Any] = {}
         self._classifiers_lock = threading.Lock()
@@ -140,6 +149,10 @@ class CifarApp(App):
             from .screens.predict_screen import PredictScreen
 
             return PredictScreen()
+        if mode == "sweep":
+            from .screens.sweep_screen import SweepScreen
+
+            return SweepScreen()
         raise ValueError(mode)
 
     def mode_screen(self, mode: str) -> Screen | None:
@@ -338,6 +351,8 @@ def run_app(
     *,
     screen: str | None = None,
     run_dir: Path | str | None = None,
+    sweep_storage: str | None = None,
+    sweep_study: str | None = None,
 ) -> int:
     """Entry point for the CLI: open the app (on `screen`, or on `run_dir`'s live view)."""
     if screen is not None and screen not in SCREEN_KEYS:
@@ -345,6 +360,7 @@ def run_app(
     image_backend = _detect_image_backend()
     with native_stderr_to_file(stderr_log_path()):
         # created inside: Textual keeps the stderr it finds when the App is made
-        app = CifarApp(runs_dir, data_dir, start_screen=screen, run_dir=run_dir, image_backend=image_backend)
+        app = CifarApp(runs_dir, data_dir, start_screen=screen, run_dir=run_dir, image_backend=image_backend,
+                       sweep_storage=sweep_storage, sweep_study=sweep_study)
         app.run()
     return app.return_code or 0

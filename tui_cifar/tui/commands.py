@@ -37,6 +37,8 @@ class CifarCommands(Provider):
             ("Runs", "all runs in the runs folder (r)", partial(post, GotoScreen("runs"))),
             ("Evaluate", "confusion matrix, per-class scores, ROC (e)", partial(post, GotoScreen("evaluate"))),
             ("Predict", "classify your own images (p)", partial(post, GotoScreen("predict"))),
+            ("Sweep", "an Optuna study of runs, followed live: trials, curves, what mattered (w)",
+             partial(post, GotoScreen("sweep"))),
         ]
         commands.append(("About / environment", "versions, TensorFlow's devices, GPUs, data and cache folders",
                          partial(post, ShowEnvironment())))
