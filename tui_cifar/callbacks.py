@@ -224,10 +224,6 @@ class EpochBackup(keras.callbacks.BackupAndRestore):
         if not self.stop.cut_short:
             super().on_epoch_end(epoch, logs)
 
-    def on_epoch_end(self, epoch, logs=None):
-        if self.request.requested:
-            self.model.stop_training = True
-
 
 class BestCheckpoint(keras.callbacks.Callback):
     """Keeps the best weights by val_accuracy on disk, and the best full model as model.keras.
