@@ -88,9 +88,12 @@ async def _configure_help(app, pilot) -> bool:
     await settle(pilot, 0.3)
     field = app.screen.query_one("#f-dropout")
     field.focus()  # the help panel follows the focus
-    await settle(pilot, 0.3)
-    app.screen.query_one("#config-form").scroll_to_widget(field, animate=False)  # where focus's animation ends
-    await settle(pilot, 0.4)
+    screen = app.screen
+    # the cost estimate and the parameter count arrive from workers, each after a short debounce
+    await wait(pilot, lambda: "Cost on this machine" in str(screen.query_one("#run-estimate").content)
+               and "counting" not in str(screen.query_one("#blocks-desc").content))
+    screen.query_one("#config-form").scroll_to_widget(field, animate=False)  # where focus's animation ends
+    await settle(pilot, 0.7)
     return True
 
 

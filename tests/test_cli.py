@@ -126,7 +126,7 @@ def test_runs_as_a_table_and_as_json(trained):
     assert empty.returncode == 0 and "no runs" in empty.stdout
 
 
-def test_evaluate_human_json_and_recompute(trained):
+def test_evaluate_human_json_and_recompute(trained, fake_cifar):
     run_dir = trained.run_dir
     report = json.loads((run_dir / "report.json").read_text())
     human = cifar_tui("evaluate", run_dir, env=trained.env)
@@ -140,7 +140,8 @@ def test_evaluate_human_json_and_recompute(trained):
     assert as_json.returncode == 0 and json.loads(as_json.stdout) == report
 
     before = (run_dir / "report.json").stat().st_mtime_ns
-    again = cifar_tui("evaluate", run_dir, "--json", "--recompute", env=trained.env)
+    # the data folder is the user's flag: a run's config.json is never obeyed (tests/test_foreign_runs.py)
+    again = cifar_tui("--data-dir", fake_cifar, "evaluate", run_dir, "--json", "--recompute", env=trained.env)
     assert again.returncode == 0, again.stderr
     recomputed = json.loads(again.stdout)
     assert (run_dir / "report.json").stat().st_mtime_ns != before  # scored again, and saved

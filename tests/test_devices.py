@@ -87,7 +87,9 @@ def test_the_app_uses_the_cpu_only_while_a_run_here_trains_on_a_gpu(tmp_path):
     def run(name: str, state: str, device: str) -> None:
         run_dir = tmp_path / name
         run_dir.mkdir()
-        runstore.write_status(run_dir, state, pid=os.getpid())  # this process: alive, on this host
+        runstore.write_status(run_dir, state, pid=os.getpid())
+        if state == "running":  # this process holds the run, as its trainer would
+            runstore.RunLock.acquire(run_dir)
         writer = runstore.MetricsWriter(run_dir)
         writer.write({"type": "run_start", "device": device})
         writer.close()
@@ -236,7 +238,7 @@ def test_commands_configure_tensorflow_before_its_first_operation(runs_on_one_an
     argv = {
         "predict": ["predict", run, str(tmp_path / "grey.png"), "--devices", "cpu", "--runtime", "keras",
                     "--csv", str(tmp_path / "p.csv")],
-        "evaluate": ["evaluate", run, "--recompute", "--devices", "cpu", "--json"],
+        "evaluate": ["--data-dir", str(fake_cifar), "evaluate", run, "--recompute", "--devices", "cpu", "--json"],
         "export": ["export", run, "--format", "saved_model", "--out", str(tmp_path / "sm"), "--devices", "cpu"],
     }[command]
     got = python(BEFORE_FIRST_OP, *argv)

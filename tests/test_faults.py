@@ -194,7 +194,7 @@ def test_sighup_does_not_end_a_detached_run(fake_cifar, tmp_path):
         os.kill(pid, signal.SIGHUP)  # and again mid-training
         wait_for(lambda: runstore.read_status(run_dir).state != "running", 180, "the detached run to end")
     finally:
-        if runstore.read_status(run_dir).state == "running" and runstore.pid_alive(pid):
+        if runstore.read_status(run_dir).locked:  # still training: do not leave it behind
             os.kill(pid, signal.SIGKILL)
     assert runstore.read_status(run_dir).state == "finished", (run_dir / runstore.TRAIN_LOG).read_text()[-2000:]
     assert (run_dir / runstore.REPORT_FILE).is_file()
@@ -650,6 +650,6 @@ def test_evaluate_a_run_from_an_older_version(fake_cifar, tmp_path, capsys):
     run = _run_with(tmp_path / "runs", "old", {"state": "finished"},
                     {k: v for k, v in base.items() if k not in ("mixed_precision", "cache_dir", "tta_flip")})
     build_transfer_model("mobilenetv2-0.35", 32, 0, None).full.save(run / runstore.MODEL_FILE)
-    assert cli.main(["evaluate", str(run), "--json"]) == 0
+    assert cli.main(["--data-dir", str(fake_cifar), "evaluate", str(run), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["num_test"] == 60 and report["tta_flip"] is True

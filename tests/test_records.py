@@ -127,7 +127,7 @@ def _read_everything(run_dir: Path) -> None:
     report = plain_reporter(open("/dev/null", "w"))
     for record in runstore.read_metrics(run_dir)[0]:
         report(record)
-    runtable.metrics_rows(run_dir)
+    runtable.write_metrics_csv(run_dir, run_dir.parent / f"{run_dir.name}-metrics.csv")
     runstore.read_report(run_dir)
     compare.differing_settings([compare.load_compared(run_dir), compare.load_compared(FIXTURE_RUN)])
 
@@ -260,6 +260,9 @@ def test_every_record_kind_a_writer_builds_passes_the_decoder():
         records.batch_record({"loss": float("nan"), "accuracy": 0.5}, 1, 1, 5, 10),
         records.epoch_record({"loss": float("inf"), "val_accuracy": 0.5}, 1, 1, 3, 1e-3, 100.0, 2.0, False, {"rss": 1}),
         records.stage_end_record(1, 3.5), records.run_end_record("finished", "done", 12.0),
+        records.telemetry_record(150.0, 16, 2**30, gpus=[{"index": 0, "name": "GPU", "util": 80.0, "mem_used": 1,
+                                                          "mem_total": 2, "power_w": 300.0}]),
+        records.telemetry_record(None, None, None, gpu_problem="no GPU telemetry"),
     ]
     assert {r["type"] for r in built} == set(records.RECORD_TYPES)
     for record in built:

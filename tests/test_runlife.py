@@ -119,6 +119,8 @@ def test_stop_during_the_test_report(fake_cifar, tmp_path):
     """A stop request in the evaluation ends the run 'stopped' with its model and without a report, and no STOP left."""
     config = make_config(tiny_config(fake_cifar, tmp_path / "runs", epochs_fine=1, cache_dir=str(tmp_path / "features")))
     run_dir = create_run(config)
+    lock = runstore.RunLock.acquire(run_dir)  # as `cifar-tui train` holds it: the run reads as running
+    lock.record(os.getpid())
     printed = io.StringIO()
 
     def stop_at_the_report(record: dict) -> None:
@@ -129,6 +131,7 @@ def test_stop_during_the_test_report(fake_cifar, tmp_path):
     try:
         state = training.train_run(config, run_dir, listeners=[plain_reporter(printed), stop_at_the_report])
     finally:
+        lock.release()
         for s, handler in saved.items():
             signal.signal(s, handler)
     recs = records(run_dir)
@@ -167,7 +170,11 @@ def test_a_running_run_is_never_resumed_into_a_second_process(tmp_path, fake_cif
     """The app's palette lists resumable runs when it opens; by the time one is picked it may be running again."""
     config = make_config(tiny_config(fake_cifar, tmp_path / "runs"))
     run_dir = create_run(config)
-    runstore.write_status(run_dir, "running", "training", pid=os.getpid())  # alive, on this host
-    with pytest.raises(runstore.RunStoreError, match="still running"):
-        launcher.start_detached(config, resume=run_dir)
+    runstore.write_status(run_dir, "running", "training", pid=os.getpid())
+    lock = runstore.RunLock.acquire(run_dir)  # a trainer holds the run
+    try:
+        with pytest.raises(runstore.RunStoreError, match="being trained by another process"):
+            launcher.start_detached(config, resume=run_dir)
+    finally:
+        lock.release()
     assert not (run_dir / runstore.TRAIN_LOG).exists()  # no process was started

@@ -208,5 +208,7 @@ def test_the_latest_run_of_each_kind_without_an_app(tmp_path):
     live.mkdir()
     runstore.atomic_write_json(live / runstore.STATUS_FILE, {
         "state": "running", "pid": os.getpid(), "host": socket.gethostname(), "started_at": "2099-01-01T00:00:00"})
+    lock = runstore.RunLock.acquire(live)  # running: its trainer holds the lock
     assert runreader.latest_run(runs, "running") == live == runreader.latest_run(runs)
+    lock.release()
     assert runreader.newest_first(runs) == [live, runs / FINISHED, runs / GARBLED]  # a garbled status: last

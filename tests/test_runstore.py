@@ -207,9 +207,18 @@ def test_effective_state_of_a_dead_process_is_killed(tmp_path):
     assert summarize_run(tmp_path).state == "killed"
 
 
-def test_effective_state_of_a_live_or_foreign_process_is_kept(tmp_path):
-    write_status(tmp_path, "running", pid=os.getpid())
+def test_effective_state_is_running_while_the_lock_is_held_whatever_the_pid(tmp_path):
+    from tui_cifar.runstore import RunLock
+
+    write_status(tmp_path, "running", pid=os.getpid())  # a live pid (a reused one, say) without the lock
+    assert effective_state(read_status(tmp_path)) == "killed"
+    lock = RunLock.acquire(tmp_path)
     assert effective_state(read_status(tmp_path)) == "running"
+    lock.release()
+    assert effective_state(read_status(tmp_path)) == "killed"
+
+
+def test_effective_state_of_a_foreign_host_is_kept(tmp_path):
     # A run on another host cannot be checked from here: it stays 'running'.
     foreign = RunStatus(state="running", pid=_dead_pid(), host="some-other-host")
     assert effective_state(foreign) == "running"

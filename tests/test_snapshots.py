@@ -2,8 +2,9 @@
 
 The fixture runs folder (tests/fixtures/runs, finished runs: no clock in what they show) is opened by
 its path relative to the repository, and what depends on the machine is fixed: doctor()'s facts,
-the parameter count of the configure form (a TensorFlow model otherwise) and the CIFAR-10 folder
-(none: the evaluate screen says so, in the same words everywhere). After a deliberate change of a
+the parameter count of the configure form (a TensorFlow model otherwise), the CIFAR-10 folder
+(none: the evaluate screen says so, in the same words everywhere) and the folder the predict
+screen's picture tree starts in. After a deliberate change of a
 screen, regenerate the baselines and review the SVGs' diff:
 
     .venv/bin/python -m pytest tests/test_snapshots.py --snapshot-update
@@ -32,6 +33,9 @@ SCREENS = ["runs", "runs-compare", "configure-help", "training", "evaluate", "pr
 SIZES = [(80, 24), (120, 40)]
 RUNS = Path("tests/fixtures/runs")
 NO_DATA = "no-cifar-here"  # a data folder that does not exist, named the same on every machine
+# The predict screen's picture tree starts in the working folder and shows its absolute path: an empty
+# folder of the same name everywhere stands in for it.
+PHOTOS = Path("/tmp/cifar-tui-snapshot-photos")
 
 FACTS = {
     "versions": {"cifar-tui": "0.1.0", "python": "3.11.7", "tensorflow": "2.20.0", "keras": "3.13.0"},
@@ -51,6 +55,8 @@ def fixed_machine(monkeypatch):
         raise data.DatasetNotFound("CIFAR-10 was not found (the snapshot tests show no pictures)")
 
     monkeypatch.chdir(ROOT)
+    PHOTOS.mkdir(exist_ok=True)
+    monkeypatch.setattr(Path, "cwd", classmethod(lambda cls: cls(PHOTOS)))
     monkeypatch.setattr(data, "load_test_images", no_test_images)
     monkeypatch.setattr(environment, "doctor", lambda cache_dir=None, data_dir=None: FACTS)
     monkeypatch.setattr(backbones, "describe_fine_tune",
@@ -61,10 +67,12 @@ def fixed_machine(monkeypatch):
 @pytest.mark.parametrize("name", SCREENS)
 def test_screen(snap_compare, fixed_machine, name, size):
     async def run_before(pilot) -> None:
+        pilot.app.animation_level = "none"  # a scroll to the focused field lands at once, not mid-way
         assert await SCENARIOS[name](pilot.app, pilot), f"the fixture runs have nothing for {name}"
         await settle(pilot)
         for field in pilot.app.screen.query(Input):  # a blinking cursor is on or off by the clock
             field.cursor_blink = False
+        await pilot.wait_for_scheduled_animations()
         await settle(pilot, 0.2)
 
     assert snap_compare(scenario_app(RUNS, NO_DATA), terminal_size=size, run_before=run_before)

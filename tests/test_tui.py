@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.tui_support import (
-    FINISHED, GARBLED, copy_runs, fake_test_images, make_app, make_running_run, recorded_records, static_text, wait_for,
+    FINISHED, GARBLED, copy_runs, fake_test_images, hold_run, make_app, make_running_run, recorded_records, static_text, wait_for,
 )
 from textual.geometry import Region
 from textual.widgets import DataTable, Input
@@ -176,6 +176,7 @@ def fake_launcher(monkeypatch, tmp_path, fake_cifar):
         run_dir = runstore.create_run_dir(Path(config.runs_dir), config.run_name)
         runstore.atomic_write_json(run_dir / "config.json", config.to_json())
         runstore.write_status(run_dir, "running", "starting", pid=os.getpid())
+        hold_run(run_dir)
         return run_dir
 
     from tui_cifar import launcher

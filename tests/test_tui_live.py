@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from fixtures.tui_support import RESUMED, append_records, make_app, make_running_run, recorded_records, wait_for, write_status
+from fixtures.tui_support import RESUMED, append_records, hold_run, make_app, make_running_run, recorded_records, wait_for, write_status
 from textual.widgets import DataTable, ProgressBar
 
 from tui_cifar import launcher, runstore
@@ -131,6 +131,9 @@ WRITER = textwrap.dedent("""
     from pathlib import Path
     run_dir, recorded, gate = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
     records = [json.loads(l) for l in recorded.read_text().splitlines() if l.strip()]
+    from tui_cifar import runstore
+    lock = runstore.RunLock.acquire(run_dir)
+    lock.record(os.getpid())
     status = {"state": "running", "pid": os.getpid(), "host": socket.gethostname(),
               "started_at": "2025-03-02T09:00:00+00:00", "updated_at": "2025-03-02T09:00:00+00:00",
               "message": "training", "stage": 1, "version": 1}
@@ -152,6 +155,7 @@ WRITER = textwrap.dedent("""
     emit(records[-1:])
     status.update(state="finished", message="done")
     (run_dir / ".s").write_text(json.dumps(status)); os.replace(run_dir / ".s", run_dir / "status.json")
+    lock.release()
 """)
 
 
@@ -212,6 +216,7 @@ async def test_a_stopped_run_that_is_resumed_is_followed_live(tmp_path):
 
         # `train --resume`: the launcher marks the run running before the process writes a record
         runstore.write_status(run_dir, "running", launcher.STARTING_MESSAGE, pid=os.getpid())
+        hold_run(run_dir)  # the launcher holds the run's lock from here
         await wait_for(pilot, lambda: screen.state == "running", what="the resumed run")
         stats = screen.query_one("#run-stats")
         assert not banner.display
@@ -237,5 +242,6 @@ async def test_a_stopped_run_that_is_resumed_is_followed_live(tmp_path):
 
         append_records(run_dir, records[testing:])
         runstore.write_status(run_dir, "finished", records[-1]["message"], pid=os.getpid())
+        hold_run(run_dir, False)
         await wait_for(pilot, lambda: screen.state == "finished", what="the end of the resumed run")
         assert "Run finished" in str(banner.content) and banner.display

@@ -236,12 +236,15 @@ def test_the_stop_file_names_who_asked(tmp_path):
     from tui_cifar import launcher
     from tui_cifar.callbacks import StopRequest
 
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    holder = ("import os, sys, time; from tui_cifar import runstore; "
+              "runstore.RunLock.acquire(sys.argv[1]).record(os.getpid()); print('locked', flush=True); time.sleep(60)")
+    child = subprocess.Popen([sys.executable, "-c", holder, str(run_dir)], stdout=subprocess.PIPE, text=True)
     try:
-        run_dir = tmp_path / "run"
-        run_dir.mkdir()
         from fixtures.tui_support import write_status
 
+        assert child.stdout.readline().strip() == "locked"  # the run's trainer
         write_status(run_dir, "running", child.pid)
         assert launcher.request_stop(run_dir, by="the app")
         assert child.wait(timeout=10) != 0  # SIGTERM reached it

@@ -87,20 +87,27 @@ def test_format_duration():
 
 
 def test_runs_summary_cache_rereads_only_changed_runs(tmp_path):
-    from fixtures.tui_support import FINISHED, append_records, copy_runs, make_running_run
+    from fixtures.tui_support import FINISHED, append_records, copy_runs, hold_run, make_running_run
 
-    from tui_cifar.tui.screens.runs_screen import SummaryCache
+    from tui_cifar.runreader import SummaryCache
 
     runs = copy_runs(tmp_path / "runs")
     records = recorded_records()
     running = make_running_run(runs, records=records[:20])
-    cache = SummaryCache()
+    cache = SummaryCache(tmp_path / "cache" / "summaries.json")
     first = {s.name: s for s in cache.list_runs(runs)}
     again = {s.name: s for s in cache.list_runs(runs)}
     assert again[FINISHED] is first[FINISHED]  # unchanged: not read again
-    assert again[running.name] is not first[running.name]  # running: always fresh
+    assert again[running.name] is first[running.name]  # running, but nothing new written: not read again
     append_records(running, records[20:40])
     latest = {s.name: s for s in cache.list_runs(runs)}
     assert latest[running.name].best_val_accuracy is not None
+    hold_run(running, False)  # its trainer died: no file changed, the lock tells
+    assert {s.name: s for s in cache.list_runs(runs)}[running.name].state == "killed"
+    cache.save()  # the next process starts from the saved summaries
+    next_process = SummaryCache(tmp_path / "cache" / "summaries.json")
+    reloaded = next_process.list_runs(runs)
+    assert not next_process._changed  # every run came from the saved summaries, none was read again
+    assert {s.name: s.best_val_accuracy for s in reloaded} == {s.name: s.best_val_accuracy for s in cache.list_runs(runs)}
     (runs / FINISHED / "metrics.json").write_text(json.dumps({"test_accuracy": 0.5}))
     assert {s.name: s for s in cache.list_runs(runs)}[FINISHED].test_accuracy == 0.5

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 import signal
 import threading
 import time
@@ -276,6 +278,32 @@ class BestCheckpoint(keras.callbacks.Callback):
         atomic_write_json(self.score_path, {"val_accuracy": self.best, "epoch": epoch + 1})
         self.pending = None
         self.last_write = time.monotonic()
+
+
+class DiskSpaceGuard(keras.callbacks.Callback):
+    """Fail the stage with ENOSPC before the epoch's checkpoints are written to a disk that cannot hold them.
+
+    Keras writes weights through h5py, which crashes the whole process (SIGSEGV, seen on a full
+    tmpfs) when the disk fills mid-write; an OSError raised here instead ends the run as "failed"
+    with its status, log and last good model intact. Goes first in the callback list.
+    """
+
+    def __init__(self, folder: Path, needed_bytes: int):
+        super().__init__()
+        self.folder, self.needed = Path(folder), int(needed_bytes)
+
+    def _check(self) -> None:
+        st = os.statvfs(self.folder)
+        free = st.f_bavail * st.f_frsize
+        if free < self.needed:
+            raise OSError(errno.ENOSPC, f"No space left on device (a checkpoint needs about "
+                          f"{self.needed / 2**20:.1f} MiB, {free / 2**20:.1f} MiB free)", str(self.folder))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check()
+
+    def on_train_end(self, logs=None):
+        self._check()
 
 
 def read_best_score(path: Path) -> float:

@@ -35,6 +35,7 @@ def _add_train(sub) -> None:
                    "CIFAR_TUI_RUN_NAME, CIFAR_TUI_TEST_ACCURACY, CIFAR_TUI_BEST_VAL_ACCURACY, CIFAR_TUI_MESSAGE, "
                    "CIFAR_TUI_WALL_TIME_S in its environment (default: none)")
     p.add_argument("--in-run-dir", type=Path, help=argparse.SUPPRESS)  # used by --detach
+    p.add_argument("--lock-fd", type=int, help=argparse.SUPPRESS)  # the run's lock, taken by --detach's launcher
 
 
 def _add_setting_flags(p) -> None:
@@ -175,6 +176,13 @@ def main(argv: list[str] | None = None) -> int:
         error = CifarTuiError(tensorflow_problem() or str(exc))
     except KeyboardInterrupt:  # Ctrl-C outside training (which stops itself cleanly): no traceback
         error = CifarTuiError("interrupted", exit_code=EXIT_STOPPED)
+    except OSError as exc:  # a full or read-only disk at any write (report, export, status): one line, exit 1
+        if exc.errno is None:
+            raise
+        from .formatting import shown
+
+        where = f"{shown(exc.filename)}: " if exc.filename else ""
+        error = CifarTuiError(f"{where}{exc.strerror or exc}")
     print(f"cifar-tui: {error}", file=sys.stderr)
     return error.exit_code
 
@@ -195,7 +203,7 @@ def _tensorflow_lines_to_log() -> None:
 
 # The commands that `cifar-tui --runs-dir X COMMAND` and `--data-dir` mean something to; the others refuse them.
 GLOBAL_DIR_COMMANDS = {"runs_dir": ("train", "runs", "evaluate", "predict", "watch", "export", "sweep"),
-                       "data_dir": ("train", "watch", "doctor", "sweep")}
+                       "data_dir": ("train", "watch", "doctor", "sweep", "evaluate")}
 
 
 def _apply_global_dirs(args) -> None:
@@ -315,18 +323,22 @@ def cmd_train(args) -> int:
     problem = multi_worker_problem()
     if problem:
         raise CifarTuiError(problem, exit_code=EXIT_USAGE)
+    from .runstore import RunLock, adopt_lock
+
     if args.in_run_dir:  # the detached child of `--detach` (with --resume when it continues the run)
-        return _train_here(_run_config(args.in_run_dir), args.in_run_dir, resume=args.resume is not None,
+        lock = adopt_lock(args.in_run_dir, args.lock_fd) if args.lock_fd is not None else RunLock.acquire(args.in_run_dir)
+        return _train_here(_run_config(args.in_run_dir), args.in_run_dir, lock, resume=args.resume is not None,
                            notify=args.notify)
     if args.resume:
         run = _find_run(args.resume, _runs_dir(args))
         config = _run_config(run)
-        from .launcher import refuse_to_resume
+        from .launcher import refuse_finished
 
-        refuse_to_resume(run)
+        refuse_finished(run)
         if args.detach:
             return _detach(config, run, notify=args.notify)
-        return _train_here(config, run, resume=True, notify=args.notify)
+        # Before TensorFlow loads: a second trainer of this run is refused at once.
+        return _train_here(config, run, RunLock.acquire(run), resume=True, notify=args.notify)
     config = _config_from_args(args)
     from .data import find_cifar10, load_cifar10, remember_data_dir
 
@@ -336,10 +348,11 @@ def cmd_train(args) -> int:
         return _detach(config, notify=args.notify)
     from .launcher import create_run
 
-    load_cifar10(config.data_dir)  # fail before any model is built when the data is nowhere to be found
+    load_cifar10(config.data_dir)  # fail before any model is built when the data is nowhere to be found or refused
     run_dir = create_run(config)
+    lock = RunLock.acquire(run_dir)
     print(f"run folder: {run_dir}", flush=True)
-    return _train_here(config, run_dir, resume=False, notify=args.notify)
+    return _train_here(config, run_dir, lock, resume=False, notify=args.notify)
 
 
 def _run_config(run_dir: Path):
@@ -363,16 +376,20 @@ def _detach(config, resume: Path | None = None, notify: str | None = None) -> in
     return 0
 
 
-def _train_here(config, run_dir: Path, resume: bool, notify: str | None = None) -> int:
+def _train_here(config, run_dir: Path, lock, resume: bool, notify: str | None = None) -> int:
+    """Train holding the run's lock (runstore.RunLock), released once its final status is written."""
     from .console import make_reporter, native_stderr_to_file
     from .runstore import TRAIN_LOG
 
-    with native_stderr_to_file(run_dir / TRAIN_LOG):  # TensorFlow's start-up lines: in the run's log, not over the bars
-        if sys.stdout.isatty():  # the import takes seconds: say so to a person waiting
-            print("starting TensorFlow …", flush=True)
-        from .training import train_run
+    try:
+        with native_stderr_to_file(run_dir / TRAIN_LOG):  # TensorFlow's start-up lines: in the run's log, not over the bars
+            if sys.stdout.isatty():  # the import takes seconds: say so to a person waiting
+                print("starting TensorFlow …", flush=True)
+            from .training import train_run
 
-        state = train_run(config, run_dir, resume=resume, listeners=[make_reporter()])
+            state = train_run(config, run_dir, resume=resume, listeners=[make_reporter()])
+    finally:
+        lock.release()
     if notify:
         from .notify import run_notify_command
 
@@ -389,7 +406,7 @@ def cmd_evaluate(args) -> int:
         _configure_tensorflow(args.devices)
         from .evaluation import evaluate_run
 
-        report = evaluate_run(run)
+        report = evaluate_run(run, data_dir=args.app_data_dir)  # the user's data folder, not the run's
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -431,11 +448,13 @@ def cmd_predict(args) -> int:
         ]
         print(json.dumps({"predictions": predictions, **score} if score else predictions, indent=2))
     else:
-        for r in results:
+        from .formatting import shown
+
+        for r in results:  # file names are anyone's: control characters shown, never sent to the terminal
             if r.error:  # the error starts with the file's name: the line names the path once
-                print(f"{r.path}: error: {r.error.removeprefix(f'{r.path.name}: ')}", file=sys.stderr)
+                print(f"{shown(r.path)}: error: {shown(r.error.removeprefix(f'{r.path.name}: '))}", file=sys.stderr)
             else:
-                print(f"{r.path}: " + ", ".join(f"{c} {p:.1%}" for c, p in r.top[:top_k]))
+                print(f"{shown(r.path)}: " + ", ".join(f"{c} {p:.1%}" for c, p in r.top[:top_k]))
         if score:
             from .report import print_photo_score
 
@@ -459,6 +478,7 @@ def _gather_inputs(inputs: list[Path]):
 
     Each folder's search is reported on stderr: what was found, and each entry skipped with the reason.
     """
+    from .formatting import shown
     from .images import IMAGE_SUFFIXES, ImageLoadError, find_images
     from .prediction import FilePrediction
 
@@ -473,9 +493,9 @@ def _gather_inputs(inputs: list[Path]):
         except ImageLoadError as exc:
             folder_errors.append(FilePrediction(p, None, str(exc)))
             continue
-        print(f"{p}: {scan.summary()}", file=sys.stderr)
+        print(f"{shown(p)}: {scan.summary()}", file=sys.stderr)
         for path, reason in scan.skipped:
-            print(f"{path}: skipped: {reason}", file=sys.stderr)
+            print(f"{shown(path)}: skipped: {shown(reason)}", file=sys.stderr)
         if not scan.images:
             folder_errors.append(FilePrediction(p, None, f"{p.name}: no images in this folder or its subfolders "
                                                          f"(looked for {', '.join(sorted(IMAGE_SUFFIXES))})"))
@@ -524,53 +544,75 @@ def cmd_runs(args) -> int:
     if not runs:
         print(f"no runs in {runs_dir}")
         return 0
+    from rich.cells import cell_len
     from rich.console import Console
-    from rich.table import Table
 
-    from .formatting import ASCII_DASH, fmt
+    from .formatting import ASCII_DASH, fmt, shown
 
-    columns: dict[str, list[str]] = {
-        "run": [r.name for r in runs],
+    columns: dict[str, list[str]] = {  # names and settings come from run folders: text, never markup or control codes
+        "run": [shown(r.name) for r in runs],
         "state": [r.state for r in runs],
-        "backbone": [r.backbone or (f"{r.model} ({r.kind})" if r.model else
-                                    "(tensorboard)" if r.kind == "tensorboard" else "?") for r in runs],
+        "backbone": [shown(r.backbone or (f"{r.model} ({r.kind})" if r.model else
+                                          "(tensorboard)" if r.kind == "tensorboard" else "?")) for r in runs],
         "size": [str(r.image_size or (ASCII_DASH if r.model or r.kind == "tensorboard" else "?")) for r in runs],
         "best val": [fmt(r.best_val_accuracy, ".4f", ASCII_DASH) for r in runs],
         "test": [fmt(r.test_accuracy, ".4f", ASCII_DASH) for r in runs],
         "time": [f"{r.duration_s / 60:.1f} min" if r.duration_s else ASCII_DASH for r in runs],
-        "last": [" ".join(f"{k} {v:.3g}" for k, v in list(r.last.items())[:4]) or ASCII_DASH for r in runs],
+        "last": [shown(" ".join(f"{k} {v:.3g}" for k, v in list(r.last.items())[:4])) or ASCII_DASH for r in runs],
     }
     # Run names are what users copy into other commands: always whole. Lesser columns give way first.
     console = Console()
-    shown, width = [], 1
+    kept, width = [], 1
     priority = list(RUNS_COLUMN_PRIORITY)
     if any(r.kind != "cifar-tui" for r in runs):  # a TensorBoard or Keras run says most in its last values
         priority.remove("last")
         priority.insert(priority.index("state") + 1, "last")
     for header in priority:
-        needed = max(map(len, [header, *columns[header]])) + 3  # padding and border
+        needed = max(map(cell_len, [header, *columns[header]])) + 3  # padding and border
         if header == "run" or width + needed <= console.width:
-            shown.append(header)
+            kept.append(header)
             width += needed
-    table = Table(*(h for h in columns if h in shown))
-    for row in zip(*(values for h, values in columns.items() if h in shown)):
-        table.add_row(*row)
-    console.print(table, width=max(console.width, width), no_wrap=True)  # a name wider than the terminal: whole, wrapped by it
-    left_out = [h for h in columns if h not in shown]
+    shown_columns = {h: values for h, values in columns.items() if h in kept}
+    # A name wider than the terminal stays whole (wrapped by the terminal). Drawn here, not by rich.table,
+    # which took 10 s for 2,000 runs (bench/load.json): the cells are plain text already.
+    sys.stdout.write("".join(line + "\n" for line in _box_table(list(shown_columns), list(zip(*shown_columns.values())))))
+    left_out = [h for h in columns if h not in kept]
     if left_out:
         console.print(f"(too narrow for {', '.join(left_out)}: see --json)", highlight=False)
     for r in runs:
         for problem in r.problems:
-            print(f"{r.name}: {problem}", file=sys.stderr)
+            print(f"{shown(r.name)}: {shown(problem)}", file=sys.stderr)
     return 0
+
+
+def _box_table(headers: list[str], rows: list[tuple[str, ...]]) -> list[str]:
+    """A table of plain-text cells in rich.table's default look (box.HEAVY_HEAD), ASCII where the output
+    cannot encode the box characters."""
+    from rich.cells import cell_len
+
+    widths = [max(map(cell_len, [h, *(r[i] for r in rows)])) for i, h in enumerate(headers)]
+    try:
+        "┏━┃┡└─│".encode(sys.stdout.encoding or "ascii")
+        box = ("┏━┳┓", "┃", "┡━╇┩", "│", "└─┴┘")
+    except (LookupError, UnicodeEncodeError):
+        box = ("+-++", "|", "+=++", "|", "+-++")
+
+    def rule(chars: str) -> str:
+        left, fill, middle, right = chars
+        return left + middle.join(fill * (w + 2) for w in widths) + right
+
+    def row(cells, bar: str) -> str:
+        return bar + bar.join(f" {c}{' ' * (w - cell_len(c))} " for c, w in zip(cells, widths)) + bar
+
+    return [rule(box[0]), row(headers, box[1]), rule(box[2]), *(row(r, box[3]) for r in rows), rule(box[4])]
 
 
 def export_metrics(args) -> bool:
     """Do what `export`'s --tensorboard and --csv ask for; False when neither was given."""
     if args.csv:
-        from .runtable import metrics_rows, write_csv
+        from .runtable import write_metrics_csv
 
-        count = write_csv(metrics_rows(args.run), args.csv)
+        count = write_metrics_csv(args.run, args.csv)
         print(f"{count} records written to {args.csv}", file=sys.stderr)
     if args.tensorboard:
         from .tbexport import export_tensorboard

@@ -164,7 +164,7 @@ class _ConsoleStream:
 
     def write(self, text: str) -> None:
         if text.strip():
-            self.console.print(text.rstrip("\n"), highlight=False)
+            self.console.print(text.rstrip("\n"), highlight=False, markup=False)  # messages may name files
 
     def flush(self) -> None:
         pass

@@ -5,8 +5,10 @@ Importing this module does not import TensorFlow; only the Keras fallback does.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
+import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,12 +48,107 @@ class Splits:
     source: str
 
 
-def _decode_batch(raw: dict) -> tuple[np.ndarray, np.ndarray]:
+class UnsafeDataError(ValueError):
+    """A data file that is not plain CIFAR-10 data (code in a pickle, wrong shapes or types); names the file."""
+
+
+# What the official "python version" batches may reference, and nothing else: numpy's array
+# reconstruction (and protocol 5's buffer form), the dtype of an array, and the latin-1 bytes
+# codec that protocol 2 pickles use. Everything else (os.system, builtins.eval...) is refused.
+class _Refused(pickle.UnpicklingError):
+    """Something a CIFAR-10 batch never holds, met while unpickling (and not built)."""
+
+
+_SIMPLE_DTYPE = re.compile(r"[|<>=]?[biu][1248]|[|<>=]?f[248]")
+
+
+def _checked_dtype(spec, align=False, copy=False):
+    """numpy.dtype for plain numbers only: an object dtype would let an array hold any pickled object."""
+    if isinstance(spec, bytes):  # a Python 2 pickle read with encoding="bytes"
+        spec = spec.decode("latin1")
+    if not isinstance(spec, str) or not _SIMPLE_DTYPE.fullmatch(spec):
+        raise _Refused(f"an array of type {spec!r}, not plain numbers")
+    return np.dtype(spec, bool(align), bool(copy))
+
+
+def _checked_reconstruct(subtype, shape, dtype):
+    """numpy's _reconstruct: an empty plain array, whose pickled state (BUILD) then sets dtype, shape and bytes."""
+    if subtype is not np.ndarray:
+        raise _Refused("an array subclass")
+    return np.ndarray((0,), np.uint8)
+
+
+def _checked_frombuffer(buffer, dtype, shape, order):
+    if not isinstance(buffer, (bytes, bytearray)) or not isinstance(dtype, np.dtype) or dtype.hasobject:
+        raise _Refused("an array buffer that is not plain bytes")
+    array = np.frombuffer(buffer, dtype=dtype)
+    return array.reshape(shape, order="F" if order == "F" else "C").copy()
+
+
+def _latin1_encode(text, encoding="latin1"):
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise _Refused("a codec call other than latin-1 bytes")
+    return text.encode("latin1")
+
+
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): _checked_reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _checked_reconstruct,
+    ("numpy._core.numeric", "_frombuffer"): _checked_frombuffer,
+    ("numpy.core.numeric", "_frombuffer"): _checked_frombuffer,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): _checked_dtype,
+    ("_codecs", "encode"): _latin1_encode,
+}
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """pickle.Unpickler that builds plain data only: find_class admits what a CIFAR-10 batch holds."""
+
+    def find_class(self, module, name):
+        try:
+            return _ALLOWED_GLOBALS[(module, name)]
+        except KeyError:
+            raise _Refused(f"it refers to {module}.{name}, which CIFAR-10 data never does") from None
+
+
+def _unpickle(file, where: str) -> dict:
+    """One batch, read without running any code it might carry; UnsafeDataError naming ``where`` otherwise."""
+    try:
+        raw = _BatchUnpickler(file, encoding="bytes").load()
+    except _Refused as exc:
+        raise UnsafeDataError(f"{where}: {exc}; it is not a CIFAR-10 batch (nothing in it was run)") from exc
+    if not isinstance(raw, dict):
+        raise UnsafeDataError(f"{where} holds a {type(raw).__name__}, not a CIFAR-10 batch (a dict)")
+    return raw
+
+
+def _decode_batch(raw: dict, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, 32, 32, 3) uint8, labels (N,) int64), checked against the official layout before use."""
     data = raw.get(b"data", raw.get("data"))
     labels = raw.get(b"labels", raw.get("labels"))
     if data is None or labels is None:
-        raise ValueError("batch has no data/labels")
-    images = np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        raise ValueError(f"{where}: batch has no data/labels")
+    if not isinstance(data, np.ndarray) or data.dtype.kind not in "biuf":
+        raise UnsafeDataError(f"{where}: data is a {type(data).__name__}, not an array of pixels")
+    if data.dtype != np.uint8:
+        kind = "float" if data.dtype.kind == "f" else str(data.dtype)
+        raise UnsafeDataError(f"{where}: pixels are {kind} ({data.dtype}), not bytes (uint8 0-255)")
+    if data.ndim == 4 and data.shape[1:] == (32, 32, 3):
+        raise UnsafeDataError(f"{where}: images are laid out height x width x channel {data.shape}; "
+                              "the official layout is N x 3072 (1024 red, 1024 green, 1024 blue bytes)")
+    if data.ndim != 2 or data.shape[1] != 3072:
+        raise UnsafeDataError(f"{where}: data has shape {data.shape}, not N x 3072 (32x32 RGB planes)")
+    if isinstance(labels, np.ndarray):
+        labels = labels.tolist()
+    if not isinstance(labels, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in labels):
+        raise UnsafeDataError(f"{where}: labels are not a list of whole numbers")
+    if len(labels) != len(data):
+        raise UnsafeDataError(f"{where}: {len(labels)} labels for {len(data)} images")
+    bad = [v for v in labels if not 0 <= v < len(CLASS_NAMES)]
+    if bad:
+        raise UnsafeDataError(f"{where}: {len(bad)} labels outside 0-9 (e.g. {bad[0]})")
+    images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(images), np.asarray(labels, dtype=np.int64)
 
 
@@ -59,7 +156,7 @@ def _read_folder(folder: Path, batches: tuple[str, ...]) -> tuple[np.ndarray, np
     parts = []
     for name in batches:
         with open(folder / name, "rb") as f:
-            parts.append(_decode_batch(pickle.load(f, encoding="bytes")))
+            parts.append(_decode_batch(_unpickle(f, str(folder / name)), str(folder / name)))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
@@ -73,7 +170,8 @@ def _read_tarball(path: Path, batches: tuple[str, ...]) -> tuple[np.ndarray, np.
                 member = None
             if member is None:
                 raise ValueError(f"{name} missing from {path}")
-            parts.append(_decode_batch(pickle.load(member, encoding="bytes")))
+            where = f"{path}:{BATCH_FOLDER}/{name}"
+            parts.append(_decode_batch(_unpickle(member, where), where))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
@@ -157,11 +255,9 @@ def load_cifar10(data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray,
         data_dir, origin = default_data_dir()
     if data_dir is not None:
         folder = Path(data_dir).expanduser()
-        try:
+        with _dataset_errors(folder):
             train = _load_local(folder, TRAIN_BATCHES)
             test = _load_local(folder, (TEST_BATCH,))
-        except (OSError, ValueError, pickle.UnpicklingError, tarfile.TarError, EOFError) as exc:
-            raise DatasetNotFound(f"CIFAR-10 under {folder} is unreadable or incomplete: {exc}") from exc
         if train and test:
             return train[0], train[1], test[0], test[1], train[2]
         tried += [f"{p}{f' ({origin})' if origin else ''}" for p in _local_candidates(folder)]
@@ -181,6 +277,31 @@ def load_cifar10(data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray,
         "--data-dir PATH pointing at a folder holding cifar-10-batches-py/ (the official python "
         f"version) or cifar-10-python.tar.gz (`train --data-dir` remembers it; ${DATA_DIR_ENV} sets it too)."
     )
+
+
+def check_local_data(data_dir: str | os.PathLike | None) -> None:
+    """Read and check a --data-dir's batches as training will (DatasetNotFound if refused or unreadable).
+
+    Called before a run folder is made, so bad data never leaves a run behind. Data that is not
+    in the folder is left to the training process (the Keras cache and its download).
+    """
+    if data_dir is None:
+        return
+    folder = Path(data_dir).expanduser()
+    with _dataset_errors(folder):
+        for batches in (TRAIN_BATCHES, (TEST_BATCH,)):
+            _load_local(folder, batches)
+
+
+@contextlib.contextmanager
+def _dataset_errors(folder: Path):
+    """A local folder's read failures as one DatasetNotFound naming the folder (and the file, when refused)."""
+    try:
+        yield
+    except UnsafeDataError as exc:
+        raise DatasetNotFound(f"CIFAR-10 under {folder} is refused: {exc}") from exc
+    except (OSError, ValueError, pickle.UnpicklingError, tarfile.TarError, EOFError) as exc:
+        raise DatasetNotFound(f"CIFAR-10 under {folder} is unreadable or incomplete: {exc}") from exc
 
 
 def _stratified_subset(y: np.ndarray, n: int, seed: int) -> np.ndarray:

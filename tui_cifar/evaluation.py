@@ -94,11 +94,14 @@ def _distributions(y_prob: np.ndarray) -> np.ndarray:
     return p / p.sum(axis=1, keepdims=True)
 
 
-def evaluate_run(run_dir: Path, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def evaluate_run(run_dir: Path, progress: Callable[[int, int], None] | None = None,
+                 data_dir: str | None = None, cache_dir: str | None = None) -> dict[str, Any]:
     """Score the run's best model on the test split; writes report.json and predictions.npz.
 
     ``progress`` is predict_probabilities' (forward passes done, total); what it raises stops the
-    scoring before anything is written.
+    scoring before anything is written. The test set comes from ``data_dir`` and the converted
+    model from ``cache_dir`` (the default places when None): the user's own settings, never the
+    folders a run's config.json names, which may come from someone else (docs/robustness.md).
     """
     import time
 
@@ -113,9 +116,9 @@ def evaluate_run(run_dir: Path, progress: Callable[[int, int], None] | None = No
         raise runstore.RunStoreError(f"{run_dir}: {problem}")
     config = config_from_run(config_data, run_dir)
     model_path = run_dir / runstore.MODEL_FILE
-    model = saved_model_forward(load_model_checked(model_path), model_path, config.runtime, config.cache_dir)
+    model = saved_model_forward(load_model_checked(model_path), model_path, config.runtime, cache_dir)
     started = time.perf_counter()
-    _, _, x_test_all, y_test_all, _ = load_cifar10(config.data_dir)
+    _, _, x_test_all, y_test_all, _ = load_cifar10(data_dir)
     index = test_indices(config.limit_test, config.seed, y_test_all)
     x_test, y_test = x_test_all[index], y_test_all[index]
     y_prob = predict_probabilities(model, x_test, config.tta_flip, progress=progress)

@@ -6,11 +6,12 @@ app's settings all write through :func:`atomic_write`.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
@@ -46,6 +47,41 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+# A spreadsheet takes a cell starting with one of these as a formula (OWASP "CSV injection").
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell: a number as it is; text (names of files and runs may be anyone's) lossless and valid
+    UTF-8 (formatting.lossless_text), with a leading quote when a spreadsheet would read it as a formula."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    from .formatting import lossless_text
+
+    text = lossless_text(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def atomic_write_csv(path: Path, header: list[str], rows: Iterable[Iterable[Any]]) -> int:
+    """A whole CSV or none (atomic_write); every cell through csv_cell. Returns the number of rows written.
+    ``rows`` may be a generator: it is streamed, never held."""
+    count = 0
+
+    def write(tmp: Path) -> None:
+        nonlocal count
+        with open(tmp, "x", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow([csv_cell(h) for h in header])
+            for row in rows:
+                writer.writerow([csv_cell(v) for v in row])
+                count += 1
+            f.flush()
+            os.fsync(f.fileno())
+
+    atomic_write(Path(path), write)
+    return count
 
 
 # JSON from files someone else may have written (run folders are copied between people): bounded.

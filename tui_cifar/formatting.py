@@ -6,6 +6,7 @@ The app draws an en dash (–); the CLI prints ASCII (-) for logs and pipes.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from typing import Any
 
 DASH = "–"
@@ -61,3 +62,24 @@ def wrap_items(items: list[str], width: int, sep: str = "  ·  ") -> str:
         else:
             line = candidate
     return "\n".join(lines + [line]) if line else ""
+
+
+# Terminal control characters (C0, DEL, C1) and the bidirectional overrides that reorder what follows.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def lossless_text(name: Any) -> str:
+    """A name (a file's, a run folder's) as valid text: bytes that are not UTF-8 (Python keeps them as
+    surrogates) written as \\xNN, as `ls -b` and Python's repr show them; everything else unchanged."""
+    text = str(name)
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def shown(name: Any) -> str:
+    """A name as a terminal shows it safely: lossless_text with control characters written as escapes
+    (\\x1b, \\n...), so a file name never moves the cursor, recolours or retitles the terminal.
+    Rich markup is a separate matter: print names as rich.text.Text, or escape them."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), lossless_text(name))

@@ -7,8 +7,8 @@ folder is the only link back to it.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,20 +21,24 @@ STARTING_MESSAGE = "starting Python and TensorFlow (a few seconds)"
 
 
 def create_run(config: TrainConfig) -> Path:
-    """A new run folder holding its config.json: the one place a run's config is written."""
+    """A new run folder holding its config.json: the one place a run's config is written.
+
+    A folder whose config cannot be written (a full or read-only disk) is removed again: a failed
+    start leaves no empty run behind, only a RunStoreError saying why.
+    """
     run_dir = runstore.create_run_dir(Path(config.runs_dir), config.run_name)
-    runstore.atomic_write_json(run_dir / runstore.CONFIG_FILE, config.to_json())
+    try:
+        runstore.atomic_write_json(run_dir / runstore.CONFIG_FILE, config.to_json())
+    except OSError as exc:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise runstore.RunStoreError(f"cannot start a run in {run_dir.parent}: {exc.strerror or exc}") from exc
     return run_dir
 
 
-def refuse_to_resume(run_dir: Path) -> None:
-    """A RunStoreError when the run must not be resumed: it is running now (two processes must never train into
-    one folder), or it finished (a resume would only recompute its test report, which `evaluate --recompute` does)."""
-    status = runstore.read_status(run_dir)
-    state = runstore.effective_state(status)
-    if state == "running":
-        raise runstore.RunStoreError(f"{run_dir} is still running (pid {status.pid})")
-    if state == "finished":
+def refuse_finished(run_dir: Path) -> None:
+    """A RunStoreError for a finished run: a resume would only recompute its test report (minutes, and its wall
+    time changed), which `cifar-tui evaluate RUN --recompute` does."""
+    if runstore.effective_state(runstore.read_status(run_dir)) == "finished":
         raise runstore.RunStoreError(f"{run_dir} has finished: there is nothing to resume; "
                                      f"`cifar-tui evaluate {run_dir} --recompute` scores its model again")
 
@@ -42,31 +46,42 @@ def refuse_to_resume(run_dir: Path) -> None:
 def start_detached(config: TrainConfig, resume: Path | None = None, notify: str | None = None) -> Path:
     """Spawn `cifar-tui train` for this config (or resume a run) and return its run folder at once.
 
-    ``notify``: the `--notify` command the detached process runs when the run ends. A run that is
-    running now or finished is not resumed (the CLI and the app's palette, whose list may be minutes old, both
-    come here).
+    ``notify``: the `--notify` command the detached process runs when the run ends. The run's lock is
+    taken here and handed to the child (which holds it while it trains), so a run being trained is
+    refused at once, before any process starts (the CLI and the app's palette, whose list may be
+    minutes old, both come here), and the run reads as running from this moment. A finished run is not resumed.
     """
     if resume is not None:
-        refuse_to_resume(Path(resume))
-    run_dir = Path(resume) if resume is not None else create_run(config)
-    # --in-run-dir marks the child: the status below names it as running, so it must not refuse itself.
-    command = [sys.executable, "-m", "tui_cifar", "train", "--in-run-dir", str(run_dir)]
-    if resume is not None:
-        command += ["--resume", str(run_dir)]
-    if notify:
-        command += ["--notify", notify]
-    log = open(run_dir / runstore.TRAIN_LOG, "ab")
-    process = subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # no controlling terminal: SIGHUP from a closed terminal never reaches it
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"},
-        close_fds=True,
-    )
-    log.close()
-    runstore.write_status(run_dir, "running", STARTING_MESSAGE, pid=process.pid)
+        refuse_finished(Path(resume))
+        lock = runstore.RunLock.acquire(Path(resume))
+        run_dir = Path(resume)
+    else:
+        from .data import check_local_data
+
+        check_local_data(config.data_dir)  # refused or unreadable data never leaves a run folder behind
+        run_dir = create_run(config)
+        lock = runstore.RunLock.acquire(run_dir)
+    try:
+        command = [sys.executable, "-m", "tui_cifar", "train", "--in-run-dir", str(run_dir), "--lock-fd", str(lock.fd)]
+        if resume is not None:
+            command += ["--resume", str(run_dir)]
+        if notify:
+            command += ["--notify", notify]
+        with open(run_dir / runstore.TRAIN_LOG, "ab") as log:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # no controlling terminal: SIGHUP from a closed terminal never reaches it
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"},
+                close_fds=True,
+                pass_fds=(lock.fd,),  # the child holds the lock from its first moment
+            )
+        lock.record(process.pid)
+        runstore.write_status(run_dir, "running", STARTING_MESSAGE, pid=process.pid)
+    finally:
+        lock.release()  # this process's copy: the child's keeps the lock
     return run_dir
 
 
@@ -74,8 +89,9 @@ def request_stop(run_dir: Path, by: str = "") -> bool:
     """Ask a running run to stop after its current batch; False if it is not running.
 
     Writes the run's STOP file (seen by the trainer wherever it runs), holding ``by``
-    (e.g. "the app") so the run can say who stopped it, and, when the process is on
-    this host, also sends SIGTERM so the request lands at once. A Keras script's run
+    (e.g. "the app") so the run can say who stopped it, and also sends SIGTERM so the request
+    lands at once, but only to the process holding the run's lock, checked by its pid and start
+    time (runstore.holder_pid): never to a pid merely written in status.json. A Keras script's run
     (RunLogger) gets the file only: its fit returns after the batch and the script
     goes on (to save its model, say), where SIGTERM would end it.
     """
@@ -85,10 +101,12 @@ def request_stop(run_dir: Path, by: str = "") -> bool:
         return False
     (run_dir / runstore.STOP_FILE).write_text(by, encoding="utf-8")
     config, _ = runstore.read_json(run_dir / runstore.CONFIG_FILE)
-    keras_script = runstore.run_kind(config or {}) == runstore.KERAS_KIND
-    if status.pid and status.host == socket.gethostname() and not keras_script:
+    if runstore.run_kind(config or {}) == runstore.KERAS_KIND:
+        return True
+    pid = runstore.holder_pid(run_dir)
+    if pid is not None:
         try:
-            os.kill(status.pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGTERM)
         except (ProcessLookupError, PermissionError):
             pass
     return True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,23 +163,33 @@ def default_csv_path(run_or_model: Path, folders: list[Path]) -> Path:
 
 
 def write_csv(results: list[FilePrediction], csv_path: Path) -> None:
-    """Path, path under the searched folder, predicted class, confidence, all 10 probabilities and the error."""
+    """Path, path under the searched folder, predicted class, confidence, all 10 probabilities and the error.
+
+    Written whole or not at all (files.atomic_write_csv): a photo's name is the photographer's, so a
+    name a spreadsheet would run as a formula gets a leading quote, and bytes that are not UTF-8 are
+    written as \\xNN (formatting.lossless_text).
+    """
+    from .files import atomic_write_csv
+
     csv_path = Path(csv_path)
     csv_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(csv_path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "relative_path", "prediction", "confidence", *CLASS_NAMES, "error"])
+
+    def rows():
         for r in results:
             probs = dict(r.top or [])
             best = r.top[0] if r.top else ("", None)
-            writer.writerow([str(r.path), r.relative_path.as_posix(), best[0], "" if best[1] is None else f"{best[1]:.4f}",
-                             *[f"{probs[c]:.4f}" if c in probs else "" for c in CLASS_NAMES], r.error or ""])
+            yield [str(r.path), r.relative_path.as_posix(), best[0], "" if best[1] is None else f"{best[1]:.4f}",
+                   *[f"{probs[c]:.4f}" if c in probs else "" for c in CLASS_NAMES], r.error or ""]
+
+    atomic_write_csv(csv_path, ["path", "relative_path", "prediction", "confidence", *CLASS_NAMES, "error"], rows())
 
 
-def load_classifier(run_or_model: Path, runtime: str | None = None) -> Classifier:
+def load_classifier(run_or_model: Path, runtime: str | None = None, cache_dir: str | None = None) -> Classifier:
     """A Classifier from a run folder (its model.keras, TTA and runtime settings) or a .keras file.
 
-    The model runs on ``runtime`` if given, else the run's setting (auto: LiteRT on a CPU).
+    The model runs on ``runtime`` if given, else the run's setting (auto: LiteRT on a CPU). Its
+    LiteRT conversion is looked up in ``cache_dir`` (the user's, default: paths.features_cache_dir),
+    keyed by model.keras's bytes: never in a cache the run's config.json names.
     """
     from .runtime import RUNTIMES, saved_model_forward
 
@@ -193,5 +202,5 @@ def load_classifier(run_or_model: Path, runtime: str | None = None) -> Classifie
             raise ModelLoadError(f"{path}: {reason}")
         path = path / runstore.MODEL_FILE
     runtime = runtime or (config["runtime"] if config.get("runtime") in RUNTIMES else "auto")
-    forward = saved_model_forward(load_model_checked(path), path, runtime, config.get("cache_dir"))
+    forward = saved_model_forward(load_model_checked(path), path, runtime, cache_dir)
     return Classifier(forward, bool(config.get("tta_flip", True)))

@@ -233,6 +233,17 @@ def run_end_record(state: RunState, message: str, wall_time: float) -> RunEndRec
     return RunEndRecord(type="run_end", state=state, message=message, wall_time=wall_time)
 
 
+def telemetry_record(cpu_pct: float | None, cpus: int | None, rss: int | None,
+                     gpus: list[GpuSample] | None = None, gpu_problem: str | None = None) -> TelemetryRecord:
+    """A telemetry sample: each GPU's use, or why there is none (``gpu_problem``)."""
+    rec = TelemetryRecord(type="telemetry", cpu_pct=cpu_pct, cpus=cpus, rss=rss)
+    if gpus is not None:
+        rec["gpus"] = gpus
+    if gpu_problem is not None:
+        rec["gpu_problem"] = gpu_problem
+    return rec
+
+
 def scalar_items(rec: dict[str, Any], leave_out: frozenset[str] = POSITION_KEYS) -> dict[str, float]:
     """The numbers of a batch or epoch record other than its position (the model's metrics and the trainer's
     measures), as floats, finite or not; ``leave_out=BOOKKEEPING_KEYS`` for the model's metrics only."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from .formatting import ASCII_DASH, fmt
+from .formatting import ASCII_DASH, fmt, shown
 
 _f = partial(fmt, dash=ASCII_DASH)
 MATRIX_CELL = 5  # characters of a confusion-matrix column
@@ -74,11 +74,12 @@ def _confusion_tables(report: dict[str, Any], title: str, width: int) -> list:
 def print_photo_score(score: dict[str, Any], test: dict[str, Any] | None) -> None:
     """folder_labels.score_photos as text, beside the run's test accuracy and recalls (test) when it has a report."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
-    for folder, cls in score["folders"].items():
-        console.print(f"folder {folder!r}: " + (cls or "[yellow]no CIFAR-10 class[/] (name it in a --label-map file)"),
+    for folder, cls in score["folders"].items():  # a folder's name is text, not markup
+        console.print(f"folder {escape(shown(repr(folder)))}: " + (cls or "[yellow]no CIFAR-10 class[/] (name it in a --label-map file)"),
                       highlight=False)
     report = score["report"]
     if report is None:

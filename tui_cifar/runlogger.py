@@ -79,6 +79,8 @@ class RunLogger(RecordingCallback):
         self.steps = self.epochs = None  # this fit's, not an earlier one's
         super().on_train_begin(logs)
         self.run_dir = runstore.create_run_dir(self.runs_dir, self.name or self.model.name)
+        self._lock = runstore.RunLock.acquire(self.run_dir)  # "running" while this process holds it
+        self._lock.record(os.getpid())
         config = self._config()
         atomic_write_json(self.run_dir / runstore.CONFIG_FILE, config)
         runstore.write_status(self.run_dir, "running", f"training {self.model.name}", stage=1)
@@ -155,6 +157,7 @@ class RunLogger(RecordingCallback):
             writer.close()
             (self.run_dir / runstore.STOP_FILE).unlink(missing_ok=True)  # answered, or too late: as the trainer does
             runstore.write_status(self.run_dir, state, message)
+            self._lock.release()
 
     # ------------------------------------------------------------------ ends Keras does not report
     def _install_hooks(self) -> None:

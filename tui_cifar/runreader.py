@@ -8,7 +8,9 @@ watching runs stays cheap while another process trains.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,7 +95,7 @@ def _when(iso: Any) -> float | None:
         return None
 
 
-def run_duration(status: runstore.RunStatus, records: list[dict[str, Any]], state: str,
+def run_duration(status: runstore.RunStatus, wall: float | None, resumed: bool, last_time: str | None, state: str,
                  now: float | None = None) -> float | None:
     """Seconds the run has taken as its user counts them: from its launch, TensorFlow's start-up included
     (status.json's started_at), to its end or, while it runs, to now.
@@ -101,16 +103,16 @@ def run_duration(status: runstore.RunStatus, records: list[dict[str, Any]], stat
     The log's wall time starts after TensorFlow's import and moves only with a record, so alone it said "2s" of
     a 15-s-old run and "0s" of one that failed in its start-up. A resumed run adds up its sessions from the log
     (the time it lay stopped is not counted), with the current session's time since its last record.
+    ``wall``: the log's last wall time; ``resumed``: the log has a run_resume; ``last_time``: its last record's time.
     """
     now = time.time() if now is None else now
-    wall = last_wall_time(records)
-    if not any(r.get("type") == "run_resume" for r in records):
+    if not resumed:
         start = _when(status.started_at)
         end = now if state == "running" else _when(status.updated_at)
         span = end - start if start is not None and end is not None and end >= start else None
         return max((s for s in (wall, span) if s is not None), default=None)
     if state == "running" and wall is not None:
-        since = [t for t in (_when(records[-1].get("time")), _when(status.updated_at)) if t is not None]
+        since = [t for t in (_when(last_time), _when(status.updated_at)) if t is not None]
         if since:
             wall += max(0.0, now - max(since))
     return wall
@@ -165,7 +167,10 @@ def summarize_run(run_dir: Path) -> RunSummary:
         problems.append(problem)
     config = config or {}
     problems.extend(config_file_problems(config))
-    records, log_problems = runstore.read_metrics(run_dir)
+    figures = _LogFigures()
+    log_problems: list[str] = []
+    for record in runstore.iter_metrics(run_dir, log_problems):  # streamed: a long log is never held
+        figures.add(record)
     problems.extend(log_problems)
     report, problem = runstore.read_report(run_dir)
     if problem and runstore.has_report(run_dir):  # a missing report is a run not evaluated yet, no problem
@@ -176,15 +181,16 @@ def summarize_run(run_dir: Path) -> RunSummary:
         state=runstore.effective_state(status),
         backbone=config.get("backbone"),
         image_size=config.get("image_size"),  # both checked by read_config
-        best_val_accuracy=best_val_accuracy(records),
+        best_val_accuracy=figures.best_val_accuracy(),
         test_accuracy=(report or {}).get("test_accuracy"),
         started_at=status.started_at,
-        duration_s=run_duration(status, records, runstore.effective_state(status)),
-        stage_times=stage_times(records),
+        duration_s=run_duration(status, figures.wall_time, figures.resumed, figures.last_time,
+                                runstore.effective_state(status)),
+        stage_times=stage_times(figures.stage_records),
         problems=problems,
         kind=runstore.run_kind(config),
         model=config.get("model") if isinstance(config.get("model"), str) else None,
-        last=last_values(records),
+        last=last_values(list(figures.epochs.values())),
     )
 
 
@@ -202,9 +208,137 @@ def summarize_tensorboard_run(run_dir: Path) -> RunSummary:
         last=last_values(records))
 
 
+class _LogFigures:
+    """What a summary needs from a metrics log, folded one record at a time (best_val_accuracy,
+    last_wall_time and stage_times of the whole log, without holding it)."""
+
+    def __init__(self) -> None:
+        self.epochs: dict[tuple[int, int], dict[str, Any]] = {}  # (stage, epoch) -> record; a repeated epoch: the later
+        self.wall_time: float | None = None
+        self.stage_records: list[dict[str, Any]] = []
+        self.resumed = False  # a run_resume record: the run's duration is its sessions' (run_duration)
+        self.last_time: str | None = None
+
+    def add(self, rec: dict[str, Any]) -> None:
+        kind = rec.get("type")
+        if kind == "epoch":
+            self.epochs[epoch_key(rec)] = rec
+        elif kind in ("stage_end", "features_done"):
+            self.stage_records.append(rec)
+        self.resumed = self.resumed or kind == "run_resume"
+        self.last_time = rec.get("time") if isinstance(rec.get("time"), str) else self.last_time
+        wall = rec.get("wall_time")
+        if isinstance(wall, (int, float)) and not isinstance(wall, bool):
+            self.wall_time = wall if self.wall_time is None else max(self.wall_time, wall)
+
+    def best_val_accuracy(self) -> float | None:
+        """As best_val_accuracy() of the whole log."""
+        return best_val_accuracy(list(self.epochs.values()))
+
+
+def _file_signature(path: Path) -> list | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_size, str(st.st_mtime_ns)]  # a string: the cache's JSON reader reads 19-digit ints as floats
+
+
+def _signature(run_dir: Path) -> list:
+    """What changes when a run folder changes: sizes and times of the files a summary reads (status.json first)."""
+    return [_file_signature(run_dir / name) for name in (
+        runstore.STATUS_FILE, runstore.CONFIG_FILE, runstore.METRICS_LOG, runstore.REPORT_FILE,
+        runstore.LEGACY_REPORT_FILE)]
+
+
+class SummaryCache:
+    """Summaries of run folders, recomputed only when a run's files change (sizes and mtimes).
+
+    A run that read as running is re-checked by its lock alone (a trainer that died changes no
+    file); nothing else is read again. With ``path`` (the user's own cache folder) the summaries
+    outlive the process, so `cifar-tui runs` over thousands of runs reads only what changed.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self._cache: dict[str, tuple[list, RunSummary]] = {}
+        self._changed = False
+        if path is not None:
+            self._load(path)
+
+    def list_runs(self, runs_dir: Path, live_only: bool = False) -> list[RunSummary]:
+        """Every run's summary. ``live_only`` (a periodic refresh): of a run that is not running, only
+        status.json is looked at (a resume or a new run changes it); its other files wait for the next
+        full listing."""
+        out, seen = [], set()
+        runs_dir = Path(runs_dir).expanduser()
+        try:
+            entries = sorted((e for e in os.scandir(runs_dir) if e.is_dir()), key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            entries = []
+        for entry in entries:
+            run_dir = Path(entry.path)
+            key = str(run_dir.absolute())
+            cached = self._cache.get(key)
+            if cached is not None and live_only and cached[1].state != "running":
+                seen.add(key)
+                if _file_signature(run_dir / runstore.STATUS_FILE) == cached[0][0]:
+                    out.append(cached[1])
+                    continue
+            sig = _signature(run_dir)
+            if sig[0] is None and sig[1] is None:
+                continue  # no status.json, no config.json: not a run folder
+            seen.add(key)
+            if (cached is not None and cached[0] == sig
+                    and (cached[1].state != "running" or runstore.lock_held(run_dir))):
+                out.append(cached[1])
+                continue
+            summary = summarize_run(run_dir)
+            self._cache[key] = (sig, summary)
+            self._changed = True
+            out.append(summary)
+        under = str(Path(runs_dir).expanduser().absolute()) + os.sep
+        for gone in [k for k in self._cache if k.startswith(under) and k not in seen]:
+            del self._cache[gone]
+            self._changed = True
+        return out
+
+    def save(self) -> None:
+        """Keep the summaries for the next process; a cache that cannot be written costs only time."""
+        if self.path is None or not self._changed:
+            return
+        data = {"version": _SUMMARY_CACHE_VERSION,
+                "runs": {k: [sig, {**s.__dict__, "path": str(s.path)}] for k, (sig, s) in self._cache.items()}}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            runstore.atomic_write_text(self.path, json.dumps(data))
+            self._changed = False
+        except OSError:
+            pass
+
+    def _load(self, path: Path) -> None:
+        data, _ = runstore.read_json(path)
+        if not data or data.get("version") != _SUMMARY_CACHE_VERSION or not isinstance(data.get("runs"), dict):
+            return
+        for key, entry in data["runs"].items():
+            try:
+                sig, fields = entry
+                self._cache[key] = (sig, RunSummary(**{**fields, "path": Path(fields["path"])}))
+            except (TypeError, ValueError, KeyError):
+                continue  # an entry of another version: summarised again
+
+
+_SUMMARY_CACHE_VERSION = 1
+
+
 def list_runs(runs_dir: Path, tensorboard: bool = False) -> list[RunSummary]:
-    """Every run folder in ``runs_dir``; with ``tensorboard``, also its folders of TensorBoard event files."""
-    runs = [summarize_run(d) for d in runstore.iter_run_dirs(runs_dir)]
+    """Every run folder in ``runs_dir`` (through the summary cache in the user's cache folder); with
+    ``tensorboard``, also its folders of TensorBoard event files."""
+    from .paths import cache_dir
+
+    cache = SummaryCache(cache_dir() / "run-summaries.json")
+    runs = cache.list_runs(runs_dir)
+    cache.save()
     if tensorboard:
         from . import tbreader
 

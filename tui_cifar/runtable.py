@@ -5,11 +5,11 @@ No TensorFlow here: it reads run folders only.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any, Iterable
 
 from . import runreader, runstore
+from .files import atomic_write_csv, read_json
 
 Scalar = str | int | float | bool | None
 
@@ -65,27 +65,49 @@ def runs_rows(runs_dir: Path) -> list[dict[str, Scalar]]:
     return rows
 
 
-def metrics_rows(run_dir: Path) -> list[dict[str, Scalar]]:
-    """The batch and epoch records of a run's log in order (a repeated epoch of a resumed run: the later one)."""
-    records, _ = runstore.read_metrics(run_dir)
-    kept_epochs = {id(r) for r in runreader.epoch_records(records)}
-    lead = ("type", "stage", "epoch", "batch", "time", "wall_time")  # where each row is, then what it measured
-    return [{**{k: r[k] for k in lead if k in r}, **flatten(r)} for r in records
-            if r.get("type") == "batch" or (r.get("type") == "epoch" and id(r) in kept_epochs)]
+_LEAD = ("type", "stage", "epoch", "batch", "time", "wall_time")  # where each row is, then what it measured
+
+
+def _metrics_pass(run_dir: Path) -> Iterable[tuple[int, dict[str, Any]]]:
+    """(position, record) of the batch and epoch records, streamed from the log."""
+    for n, record in enumerate(runstore.iter_metrics(run_dir, [])):
+        if record.get("type") in ("batch", "epoch"):
+            yield n, record
+
+
+def write_metrics_csv(run_dir: Path, path: Path) -> int:
+    """The batch and epoch records of a run's log as CSV, in order (a repeated epoch of a resumed run: the
+    later one); returns the row count. Two streamed passes (the columns, then the rows): memory stays
+    flat in the log's length."""
+    columns: dict[str, None] = {}
+    last_epoch: dict[tuple[int, int], int] = {}
+    for n, record in _metrics_pass(run_dir):
+        columns.update(dict.fromkeys(k for k in _LEAD if k in record))
+        columns.update(dict.fromkeys(flatten(record)))
+        if record.get("type") == "epoch":
+            last_epoch[runreader.epoch_key(record)] = n
+    kept = set(last_epoch.values())
+    rows = ((flatten(r).get(c, "") for c in columns) for n, r in _metrics_pass(run_dir)
+            if r.get("type") == "batch" or n in kept)
+    path = Path(path).expanduser()
+    try:
+        return atomic_write_csv(path, list(columns), rows)
+    except OSError as exc:
+        raise runstore.RunStoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def write_csv(rows: Iterable[dict[str, Scalar]], path: Path) -> int:
-    """Write rows under the union of their columns (in order of first appearance); returns the row count."""
+    """Write rows under the union of their columns (in order of first appearance); returns the row count.
+
+    Whole or not at all, each cell neutralised as files.csv_cell says (run names and settings come from
+    run folders, which may be anyone's).
+    """
     rows = list(rows)
     columns: dict[str, None] = {}
     for row in rows:
         columns.update(dict.fromkeys(row))
     path = Path(path).expanduser()
     try:
-        with open(path, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=list(columns), restval="")
-            writer.writeheader()
-            writer.writerows(rows)
+        return atomic_write_csv(path, list(columns), ([row.get(c, "") for c in columns] for row in rows))
     except OSError as exc:
         raise runstore.RunStoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    return len(rows)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from . import records
 from .resources import _rss_bytes
 
 RECORD_TYPE = "telemetry"
@@ -53,18 +54,19 @@ class Nvml:
         if self.problem is None and not self._handles:
             self.problem = f"{NO_GPU} (NVML sees no GPU)"
 
-    def sample(self) -> list[dict[str, Any]]:
+    def sample(self) -> list[records.GpuSample]:
         """One entry per GPU; a reading the card does not offer (power on some boards) is None."""
         return [self._sample_one(index, name, handle)
                 for index, (handle, name) in enumerate(zip(self._handles, self._names))]
 
-    def _sample_one(self, index: int, name: str, handle: Any) -> dict[str, Any]:
+    def _sample_one(self, index: int, name: str, handle: Any) -> records.GpuSample:
         nvml = self._nvml
-        return {"index": index, "name": name,
-                "util": self._read(lambda: float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)),
-                "mem_used": self._read(lambda: int(nvml.nvmlDeviceGetMemoryInfo(handle).used)),
-                "mem_total": self._read(lambda: int(nvml.nvmlDeviceGetMemoryInfo(handle).total)),
-                "power_w": self._read(lambda: nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0)}
+        return records.GpuSample(
+            index=index, name=name,
+            util=self._read(lambda: float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)),
+            mem_used=self._read(lambda: int(nvml.nvmlDeviceGetMemoryInfo(handle).used)),
+            mem_total=self._read(lambda: int(nvml.nvmlDeviceGetMemoryInfo(handle).total)),
+            power_w=self._read(lambda: nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0))
 
     @staticmethod
     def _read(get: Callable[[], Any]) -> Any:
@@ -93,23 +95,20 @@ class Sampler:
         self._last_cpu = _cpu_seconds()
         self._due = self._last_t + interval
 
-    def poll(self) -> dict[str, Any] | None:
+    def poll(self) -> records.TelemetryRecord | None:
         if self.clock() < self._due:
             return None
         return self.sample()
 
-    def sample(self) -> dict[str, Any]:
+    def sample(self) -> records.TelemetryRecord:
         now, cpu = self.clock(), _cpu_seconds()
         span = now - self._last_t
         cpu_pct = round(100.0 * (cpu - self._last_cpu) / span, 1) if span > 0 else None
         self._last_t, self._last_cpu, self._due = now, cpu, now + self.interval
-        record: dict[str, Any] = {"type": RECORD_TYPE, "cpu_pct": cpu_pct, "cpus": os.cpu_count(),
-                                  "rss": _rss_bytes()}
         if self.nvml is not None and self.nvml.problem is None:
-            record["gpus"] = self.nvml.sample()
-        else:
-            record["gpu_problem"] = self.nvml.problem if self.nvml is not None else NO_GPU
-        return record
+            return records.telemetry_record(cpu_pct, os.cpu_count(), _rss_bytes(), gpus=self.nvml.sample())
+        return records.telemetry_record(cpu_pct, os.cpu_count(), _rss_bytes(),
+                                        gpu_problem=self.nvml.problem if self.nvml is not None else NO_GPU)
 
 
 def listener(write: Callable[[Any], None], sampler: Sampler | None = None,

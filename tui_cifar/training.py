@@ -10,6 +10,7 @@ the end, by the evaluation.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import shutil
@@ -70,6 +71,8 @@ def train_run(
     run_dir = Path(run_dir)
     stop = StopRequest(run_dir / runstore.STOP_FILE)
     (run_dir / runstore.STOP_FILE).unlink(missing_ok=True)  # a resumed run starts unstopped
+    if resume:
+        runstore.remove_stale_temporaries(run_dir)  # left by a process killed mid-save (its lock is ours now)
     stop.install()
     writer = MetricsWriter(run_dir, listeners)
     started = time.perf_counter()
@@ -81,31 +84,39 @@ def train_run(
 
     writer.listeners.append(telemetry.listener(writer.write, clock=clock))  # CPU, memory, GPU use every few seconds
 
-    write_status(run_dir, "running", "resuming" if resume else "starting")
     state: records.RunState
     try:
+        write_status(run_dir, "running", "resuming" if resume else "starting")
         trainer = _Trainer(config, run_dir, writer, stop, clock, resume, previous)
         state, message = trainer.run(test_report)
     except InterruptedError:  # a stop request during feature extraction
         state, message = "stopped", f"stopped by {stop.signal_name} before training started"
     except Exception as exc:  # the run folder must say why it ended
-        state, message = "failed", _explain(exc)
-        try:
-            (run_dir / runstore.ERROR_FILE).write_text(traceback.format_exc())
+        state, message = "failed", _explain(exc, run_dir)
+        try:  # whole or absent (atomic): never an empty error.txt on a full disk
+            runstore.atomic_write_text(run_dir / runstore.ERROR_FILE, traceback.format_exc())
         except OSError:
-            pass  # e.g. the disk is full: the status below says why, if anything can be written
+            pass  # the status below says why, if anything can be written
     end = records.run_end_record(state, message, clock())
     end["test_accuracy"] = _test_accuracy(run_dir)
-    writer.write(end)
-    (run_dir / runstore.STOP_FILE).unlink(missing_ok=True)  # answered, or too late: it must not stop a resume
-    write_status(run_dir, state, message)
+    # The end is told however full the disk is: to the listeners (the CLI's last line), the log, the status.
+    for write in (lambda: writer.write(end), lambda: (run_dir / runstore.STOP_FILE).unlink(missing_ok=True),
+                  lambda: write_status(run_dir, state, message)):
+        try:
+            write()
+        except OSError:
+            pass  # a full or read-only disk: what could be written is; the run's lock ends with this process
     writer.close()
     return state
 
 
-def _explain(exc: Exception) -> str:
-    if isinstance(exc, OSError) and exc.errno == 28:
-        return f"disk full while writing {exc.filename or 'the run folder'}; the last good model was kept"
+def _explain(exc: Exception, run_dir: Path) -> str:
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        kept = ("the last good model was kept" if (run_dir / runstore.MODEL_FILE).is_file()
+                else "no model had been saved yet")
+        return f"disk full while writing {exc.filename or 'the run folder'}; {kept}"
+    if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES):
+        return f"cannot write {exc.filename or 'the run folder'}: {exc.strerror}"
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -277,7 +288,7 @@ class _Trainer:
 
         try:
             with self.hw.strategy.scope():  # the model loads onto the strategy's devices, which split its batches
-                report = evaluate_run(self.run_dir, progress)
+                report = evaluate_run(self.run_dir, progress, self.config.data_dir, self.config.cache_dir)
         except InterruptedError:
             return "stopped", (f"stopped by {self.stop.signal_name} during the test report; the model is saved and "
                                f"`cifar-tui evaluate {self.run_dir}` writes the report")
@@ -335,7 +346,7 @@ class _Trainer:
 
     def fit_stage(self, plan: StagePlan) -> tuple[records.RunState, str] | None:
         """Train one stage; returns (state, message) when the run must end here, else None."""
-        from .callbacks import BestCheckpoint, EpochBackup, GracefulStop, MetricsLogger
+        from .callbacks import BestCheckpoint, DiskSpaceGuard, EpochBackup, GracefulStop, MetricsLogger
 
         cfg, hw, tm = self.config, self.hw, self.tm
         stage, model, train_data, val_data = plan.stage, plan.model, plan.train_data, plan.val_data
@@ -364,8 +375,11 @@ class _Trainer:
                    f"stage {stage}: {'training the head' if stage == 1 else 'fine-tuning'} ({trainable:,} trainable parameters)")
         self.log(records.stage_start_record(stage, epochs, steps, lr, trainable))
         write_status(self.run_dir, "running", f"stage {stage}", stage=stage)
+        # model.keras, the best weights and BackupAndRestore's state (weights and optimizer slots), with room to spare
+        checkpoint_bytes = 4 * sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in tm.full.weights) + 2**20
         graceful = GracefulStop(self.stop)
         callbacks = [
+            DiskSpaceGuard(self.run_dir, checkpoint_bytes),
             keras.callbacks.TerminateOnNaN(),  # stops after the batch whose loss is NaN/inf
             MetricsLogger(self.writer, stage, epochs, steps, batch_size, self.clock, self.logged_epochs),
             # After MetricsLogger: a stop asked for by a listener of the epoch record (a sweep's pruner) ends the stage

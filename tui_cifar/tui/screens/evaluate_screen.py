@@ -364,11 +364,11 @@ class EvaluateScreen(CifarScreen):
         self._load_images(i, j, positions[:MAX_IMAGES])
 
     def _data_dir(self) -> str | None:
-        if self.run_dir is not None:
-            config, _ = read_json(self.run_dir / runstore.CONFIG_FILE)
-            if config and config.get("data_dir"):
-                return str(config["data_dir"])
-        return self.cifar.data_dir
+        """The user's data folder (--data-dir, else the last configuration's), never the one a run names."""
+        from ..settings import load_last_config
+
+        remembered = (load_last_config() or {}).get("data_dir")
+        return self.cifar.data_dir or (remembered if isinstance(remembered, str) and remembered else None)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="test-images")
     def _load_images(self, i: int, j: int, positions: list[int]) -> None:

@@ -18,7 +18,8 @@ from textual.widgets.data_table import RowDoesNotExist
 from ... import runreader, runstore
 from ...compare import ComparedRun, differing_settings, load_compared
 from ...config import SETTING_BY_NAME
-from ...formatting import format_duration, format_pct, format_started
+from ...formatting import format_duration, format_pct, format_started, shown
+from ...paths import cache_dir
 from ..messages import CompareRuns, GotoScreen, OpenRun
 from .base import CifarScreen
 from ..widgets.charts import LineChart
@@ -40,47 +41,7 @@ COLUMNS = (
 # started, the backbone and the size), so the scores stay in view at 80 columns.
 DROP_BELOW = {"size": 120, "backbone": 110, "started": 100}
 MAX_COMPARE = 8
-
-
-def _signature(run_dir: Path) -> tuple:
-    """What changes when a run folder changes: sizes and times of the files a summary reads."""
-    sig = []
-    for name in (runstore.STATUS_FILE, runstore.CONFIG_FILE, runstore.METRICS_LOG, runstore.REPORT_FILE,
-                 runstore.LEGACY_REPORT_FILE):
-        try:
-            st = (run_dir / name).stat()
-            sig.append((st.st_size, st.st_mtime_ns))
-        except OSError:
-            sig.append(None)
-    return tuple(sig)
-
-
-class SummaryCache:
-    """Summaries of run folders, recomputed only for folders that changed (or that are running).
-
-    The runs screen refreshes every few seconds while a training process may
-    be using both cores: re-reading every metrics log each time would steal
-    from it.
-    """
-
-    def __init__(self) -> None:
-        self._cache: dict[Path, tuple[tuple, runreader.RunSummary]] = {}
-
-    def list_runs(self, runs_dir: Path) -> list[runreader.RunSummary]:
-        out, seen = [], set()
-        for run_dir in runstore.iter_run_dirs(runs_dir):
-            seen.add(run_dir)
-            sig = _signature(run_dir)
-            cached = self._cache.get(run_dir)
-            if cached is not None and cached[0] == sig and cached[1].state != "running":
-                out.append(cached[1])
-                continue
-            summary = runreader.summarize_run(run_dir)
-            self._cache[run_dir] = (sig, summary)
-            out.append(summary)
-        for gone in set(self._cache) - seen:
-            del self._cache[gone]
-        return out
+FIRST_ROWS, MORE_ROWS = 60, 400  # rows added at once when the list is (re)drawn, then per frame
 
 
 def _sort_key(summary: runreader.RunSummary) -> tuple[str, str]:
@@ -117,8 +78,9 @@ class RunsScreen(CifarScreen):
         self.order: list[str] = []
         self.marked: set[str] = set()
         self._timer: Timer | None = None
-        self._summaries = SummaryCache()
+        self._summaries = runreader.SummaryCache(cache_dir() / "run-summaries.json")
         self.columns: list[str] = []  # the keys of the columns shown (fewer in a narrow terminal)
+        self._drawn: dict[str, runreader.RunSummary] = {}  # the summaries the table's rows show, by key
         self.loaded = False
 
 
@@ -131,7 +93,8 @@ class RunsScreen(CifarScreen):
 
     def on_mount(self) -> None:
         self.query_one("#runs-path", Static).update(f"Runs in {self.cifar.runs_dir} — loading…")
-        self._timer = self.set_interval(self.cifar.runs_refresh_interval, self.action_refresh)
+        # The periodic refresh looks at live runs and status files only (runreader.SummaryCache.list_runs).
+        self._timer = self.set_interval(self.cifar.runs_refresh_interval, lambda: self._load(self.cifar.runs_dir, True))
         self.action_refresh()
         self.query_one(DataTable).focus()
 
@@ -162,9 +125,10 @@ class RunsScreen(CifarScreen):
         self._load(self.cifar.runs_dir)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="list-runs")
-    def _load(self, runs_dir: Path) -> None:
+    def _load(self, runs_dir: Path, live_only: bool = False) -> None:
         try:
-            summaries = self._summaries.list_runs(runs_dir)
+            summaries = self._summaries.list_runs(runs_dir, live_only)  # re-reads only the runs whose files changed
+            self._summaries.save()
             error = None
         except OSError as exc:
             summaries, error = [], f"cannot read {runs_dir}: {exc.strerror or exc}"
@@ -186,21 +150,34 @@ class RunsScreen(CifarScreen):
             header += f" — {error}"
         elif not summaries:
             header += " — none yet: configure one with c"
-        self.query_one("#runs-path", Static).update(header)
+        self.query_one("#runs-path", Static).update(Text(shown(header)))
         if order == self.order:
-            for key in order:
-                for col, value in self._cells(self.summaries[key]).items():
-                    table.update_cell(key, col, value)
+            for key in order:  # only the rows whose summary changed (the cache hands back the same object otherwise)
+                if self.summaries[key] is not self._drawn.get(key) and key in table.rows:
+                    for col, value in self._cells(self.summaries[key]).items():
+                        table.update_cell(key, col, value)
+                    self._drawn[key] = self.summaries[key]
         else:
             selected = self.selected_key()
             table.clear()
-            for key in order:
-                table.add_row(*self._cells(self.summaries[key]).values(), key=key)
-            self.order = order
-            if selected in self.summaries:
+            self.order, self._drawn = order, {}
+            # The rows in screenfuls: the first ones show at once, the others follow between frames.
+            self._add_rows(order, FIRST_ROWS)
+            if selected in self.summaries and selected in table.rows:
                 table.move_cursor(row=table.get_row_index(selected))
         self.loaded = True
         self._show_detail()
+
+    def _add_rows(self, order: list[str], count: int) -> None:
+        if order is not self.order:
+            return  # the list changed since: the new one is being drawn
+        table = self.query_one("#runs-table", DataTable)
+        start = len(self._drawn)
+        for key in order[start:start + count]:
+            table.add_row(*self._cells(self.summaries[key]).values(), key=key)
+            self._drawn[key] = self.summaries[key]
+        if len(self._drawn) < len(order):
+            self.call_after_refresh(self._add_rows, order, MORE_ROWS)
 
     def _cells(self, s: runreader.RunSummary) -> dict[str, object]:
         """The row of a run: the shown columns' cells, by column key."""
@@ -209,13 +186,13 @@ class RunsScreen(CifarScreen):
             state.append(" ⚠", style="bold yellow")
         cells = {
             "mark": Text("●", style="bold magenta") if str(s.path) in self.marked else " ",
-            "run": s.name,
+            "run": Text(shown(s.name)),  # a folder's name is text: never markup, never a terminal escape
             "state": state,
             "best_val": format_pct(s.best_val_accuracy),
             "test_acc": format_pct(s.test_accuracy, 2),
             "duration": format_duration(s.duration_s),
             "started": format_started(s.started_at),
-            "backbone": s.backbone or s.model or "?",  # a RunLogger run names its Keras model
+            "backbone": Text(shown(s.backbone or s.model or "?")),  # a RunLogger run names its Keras model
             "size": f"{s.image_size}px" if s.image_size else "–" if s.kind == runstore.KERAS_KIND else "?",
         }
         return {key: cells[key] for key in self.columns}
@@ -245,14 +222,14 @@ class RunsScreen(CifarScreen):
             detail.update("")
             return
         text = Text()
-        text.append(str(s.path), style="bold")
+        text.append(shown(s.path), style="bold")
         status = runstore.read_status(s.path)
         if status.message:
-            text.append(f"\n{status.message}")
+            text.append(f"\n{shown(status.message)}")
         if status.host or status.pid:
-            text.append(f"\nhost {status.host or '?'}, pid {status.pid or '?'}", style="dim")
+            text.append(f"\nhost {shown(status.host or '?')}, pid {status.pid or '?'}", style="dim")
         for problem in s.problems:
-            text.append(f"\n⚠ {problem}", style="bold yellow")
+            text.append(f"\n⚠ {shown(problem)}", style="bold yellow")
         if s.state == "killed":
             text.append("\nThe training process is gone without finishing.", style="red")
         detail.update(text)
@@ -334,7 +311,7 @@ class CompareScreen(ModalScreen[None]):
         for run_dir in self.run_dirs:
             progress, problems = runreader.read_progress(run_dir)
             curve = progress.epoch_series()["val_accuracy"]
-            name = run_dir.name
+            name = shown(run_dir.name)  # a legend and a note: text, never markup or control codes
             curves[name] = curve
             best = progress.best_val_accuracy
             notes.append(f"{name}: best {format_pct(best)} in {len(curve)} epochs"
@@ -346,7 +323,7 @@ class CompareScreen(ModalScreen[None]):
         curves, notes = message.curves, message.notes
         self.curves = curves
         self.query_one("#compare-chart", LineChart).set_series(curves)
-        self.query_one("#compare-notes", Static).update("\n".join(notes))
+        self.query_one("#compare-notes", Static).update(Text("\n".join(notes)))
         self._fill_table(message.runs)
 
     def _fill_table(self, runs: list[ComparedRun]) -> None:
@@ -355,12 +332,12 @@ class CompareScreen(ModalScreen[None]):
         table = self.query_one("#compare-table", DataTable)
         table.add_column("", key="what")
         for run in runs:
-            table.add_column(run.name, key=run.name)
+            table.add_column(Text(shown(run.name)), key=run.name)
         table.add_row(Text("Best val", style="bold"), *(format_pct(r.best_val_accuracy) for r in runs), key="best_val")
         table.add_row(Text("Test acc", style="bold"), *(format_pct(r.test_accuracy, 2) for r in runs), key="test_acc")
         table.add_row(Text("Wall time", style="bold"), *(format_duration(r.duration_s) for r in runs), key="wall")
         for name in self.differing:
-            table.add_row(SETTING_BY_NAME[name].label, *(str(run.config.get(name)) for run in runs), key=name)
+            table.add_row(SETTING_BY_NAME[name].label, *(Text(shown(run.config.get(name))) for run in runs), key=name)
         if not self.differing:
             table.add_row("Settings", *("all the same" for _ in runs), key="same")
 
