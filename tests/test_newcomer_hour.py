@@ -139,7 +139,11 @@ def test_a_runs_duration_counts_from_its_launch(tmp_path):
     _status(running, "running", now - 15, now - 13, os.getpid())  # launched 15 s ago; TensorFlow took 12 of them
     (running / runstore.METRICS_LOG).write_text(json.dumps({"type": "run_start", "wall_time": 0.0}) + "\n"
                                                 + json.dumps({"type": "phase", "wall_time": 2.0}) + "\n")
-    assert 14 <= summarize_run(running).duration_s <= 20
+    lock = runstore.RunLock.acquire(running)  # what a trainer holds while it runs
+    try:
+        assert 14 <= summarize_run(running).duration_s <= 20
+    finally:
+        lock.release()
     failed = tmp_path / "20260101-000001-b"
     failed.mkdir()
     _status(failed, "failed", now - 60, now - 40, 1)  # failed 20 s after its launch, 0.3 s into train_run
