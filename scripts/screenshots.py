@@ -86,11 +86,13 @@ async def _configure_help(app, pilot) -> bool:
     await settle(pilot, 0.3)
     app.screen.query_one("#advanced").collapsed = False
     await settle(pilot, 0.3)
-    app.screen.query_one("#f-dropout").focus()  # the help panel follows the focus
+    field = app.screen.query_one("#f-dropout")
+    field.focus()  # the help panel follows the focus
     screen = app.screen
     # the cost estimate and the parameter count arrive from workers, each after a short debounce
     await wait(pilot, lambda: "Cost on this machine" in str(screen.query_one("#run-estimate").content)
                and "counting" not in str(screen.query_one("#blocks-desc").content))
+    screen.query_one("#config-form").scroll_to_widget(field, animate=False)  # where focus's animation ends
     await settle(pilot, 0.7)
     return True
 
@@ -157,6 +159,27 @@ async def _predict(app, pilot, image: str | None = None) -> bool:
         predict.classify(Path(image))
         await wait(pilot, lambda: predict.result is not None or predict.error is not None
                    or "no model" in str(predict.query_one("#topk").content), timeout=120)
+        if predict.result is not None:  # and Grad-CAM's heatmap beside the model input
+            await wait(pilot, lambda: predict.explanation is not None, timeout=60)
+    return True
+
+
+async def _file_picker(app, pilot) -> bool:
+    """The predict screen's image picker (o), in the last photo folder."""
+    await pilot.press("p")
+    await settle(pilot, 0.5)
+    await pilot.press("o")
+    await settle(pilot, 0.5)
+    return True
+
+
+async def _data_folder(app, pilot) -> bool:
+    """The dialog a run started without CIFAR-10 on the machine opens."""
+    from tui_cifar.tui.screens.dialogs import DataFolderScreen
+
+    await pilot.press("c")
+    await settle(pilot, 0.3)
+    app.push_screen(DataFolderScreen("Keras' cache (~/.keras/datasets)", "~/datasets"))
     return True
 
 
@@ -188,6 +211,8 @@ SCENARIOS = {
     "evaluate-roc": lambda app, pilot: _evaluate(app, pilot, "3"),
     "evaluate-confused": lambda app, pilot: _evaluate(app, pilot, "4"),
     "predict": _predict,
+    "file-picker": _file_picker,
+    "data-folder": _data_folder,
     "command-palette": _command_palette,
     "environment": _environment,
     "training-keras-run": _training_keras_run,
@@ -309,6 +334,35 @@ async def capture(args: argparse.Namespace) -> list[Path]:
     return written
 
 
+# What capture_sizes shoots at 80x24 and 120x40 into screenshots/NAME-COLSxROWS.svg.
+SIZED = ("configure", "evaluate", "predict", "file-picker", "data-folder")
+
+
+async def capture_sizes(args: argparse.Namespace, shot_into: Path) -> list[Path]:
+    """Configure (with the "Not the defaults" note), Evaluate (a cell's images), Predict (--image), the image
+    picker and the data-folder dialog, at 80x24 and 120x40."""
+    from tui_cifar.config import TrainConfig
+    from tui_cifar.tui import settings
+
+    written: list[Path] = []
+    settings.save_last_config({**TrainConfig().to_json(), "limit_train": 3000, "limit_test": 1000, "epochs_fine": 6})
+    if args.photos:
+        settings.save_photo_folder(Path(args.photos).resolve())
+    for width, height in ((80, 24), (120, 40)):
+        for name in SIZED:
+            app = scenario_app(Path(args.runs_dir), args.data_dir)
+            async with app.run_test(size=(width, height)) as pilot:
+                app.theme = args.theme
+                steps = SCENARIOS[name]
+                done = await (_predict(app, pilot, args.image) if name == "predict" else steps(app, pilot))
+                if done:
+                    await settle(pilot)
+                    path = Path(app.save_screenshot(f"{name}-{width}x{height}.svg", str(shot_into)))
+                    written.append(path)
+                    print(f"  {path}")
+    return written
+
+
 async def capture_sweep(args: argparse.Namespace) -> list[Path]:
     """The Sweep screen on the study at args.sweep (its newest study), at 120x40 and 80x24."""
     from tui_cifar.tui.app import CifarApp
@@ -358,6 +412,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs-dir", default="runs", help="runs folder to show (default ./runs)")
     parser.add_argument("--data-dir", help="CIFAR-10 folder, for the misclassified test images")
     parser.add_argument("--image", help="an image to classify on the predict screen")
+    parser.add_argument("--photos", help="a folder of photos in class subfolders, scored on the predict screen")
+    parser.add_argument("--only-sizes", action="store_true",
+                        help="only the 80x24 and 120x40 shots of configure, evaluate, predict and the dialogs")
     parser.add_argument("--out", default=str(ROOT / "screenshots"), help="output folder (default screenshots/)")
     parser.add_argument("--size", default="120x36", help="terminal size, COLSxROWS (default 120x36)")
     parser.add_argument("--theme", default="textual-dark")
@@ -379,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="cifar-tui-shots-")
     os.environ.setdefault("CIFAR_TUI_IMAGES", "halfblock")
     print(f"screenshots of {args.runs_dir} into {args.out}:")
-    written = asyncio.run(capture(args))
+    written = [] if args.only_sizes else asyncio.run(capture(args))
+    written += asyncio.run(capture_sizes(args, Path(args.out)))
     print(f"{len(written)} screenshots written")
     return 0
 

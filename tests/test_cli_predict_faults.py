@@ -61,10 +61,10 @@ def picture_mix(tmp_path) -> tuple[list[Path], list[Path], dict[Path, str]]:
 
 
 def test_predict_mixed_inputs_text(trained_run, picture_mix):
-    """Bad files: one line each on stderr with the reason; good ones classified on stdout; exit 1."""
+    """Bad files: one line each on stderr with the reason; good ones classified on stdout; exit 3 (some unreadable)."""
     args, good, expect = picture_mix
     result = run_cli("predict", trained_run, *args, "--top-k", "2")
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == cli.EXIT_SOME_UNREADABLE == 3, result.stderr
     assert "Traceback" not in result.stderr
     out_lines = result.stdout.splitlines()
     assert len(out_lines) == len(good), result.stdout
@@ -83,7 +83,7 @@ def test_predict_mixed_inputs_text(trained_run, picture_mix):
 def test_predict_mixed_inputs_json(trained_run, picture_mix, capsys):
     args, good, expect = picture_mix
     rc = cli.main(["predict", str(trained_run), *map(str, args), "--json", "--top-k", "3"])
-    assert rc == 1
+    assert rc == cli.EXIT_SOME_UNREADABLE
     entries = {e["path"]: e for e in json.loads(capsys.readouterr().out)}
     assert set(entries) == {str(p) for p in [*good, *expect]}
     for path in good:
@@ -171,7 +171,7 @@ def test_predict_explain_writes_one_png_per_picture_named_after_its_folder(train
     assert f"3 explanations written to {tmp_path / 'why'}" in result.stderr
     assert sorted(p.name for p in (tmp_path / "why").iterdir()) == ["b.png", "cat__a.png", "dog__a.png"]
     for png in (tmp_path / "why").iterdir():
-        assert Image.open(png).size == (768, 256)  # photo, model input, heatmap: 256 px each
+        assert Image.open(png).size == (768, 256 + 20)  # photo, model input, heatmap: 256 px each; captions
 
 
 def test_predict_explain_into_a_file_keeps_the_predictions_and_says_why(trained_run, tmp_path):
@@ -290,3 +290,23 @@ def test_run_copy_with_a_swapped_in_wrong_model_is_refused(trained_run, tmp_path
     rc = cli.main(["predict", str(run), str(save_png(tmp_path / "a.png"))])
     assert rc == 1
     assert "(None, 2)" in capsys.readouterr().err
+
+
+def test_a_labelled_folder_with_unreadable_pictures_is_scored_and_exits_3(trained_run, tmp_path):
+    """2 of 8 pictures unreadable: the 6 others classified and scored, the 2 named, exit 3 (not 1, a failure)."""
+    photos = tmp_path / "photos"
+    for rel in ["cat/a.png", "cat/b.png", "cat/c.png", "dog/a.png", "dog/b.png", "ship/a.png"]:
+        (photos / rel).parent.mkdir(parents=True, exist_ok=True)
+        save_png(photos / rel)
+    (photos / "cat" / "broken.png").write_text("not a picture")
+    (photos / "dog" / "empty.jpg").write_bytes(b"")
+    result = run_cli("predict", trained_run, photos, "--labels-from-folders", "--json")
+    assert result.returncode == cli.EXIT_SOME_UNREADABLE, result.stderr
+    out = json.loads(result.stdout)
+    report = out["photos"]["report"]
+    assert report["num_photos"] == 6 and "accuracy" in report and "test_accuracy" not in report
+    assert out["photos"]["failed"] == 2
+    assert sorted(Path(p["path"]).name for p in out["predictions"] if p["error"]) == ["broken.png", "empty.jpg"]
+    text = run_cli("predict", trained_run, photos, "--labels-from-folders")  # the same, as text
+    assert text.returncode == cli.EXIT_SOME_UNREADABLE and "accuracy on your photos" in text.stdout
+    assert sum(1 for line in text.stderr.splitlines() if ": error: " in line) == 2

@@ -488,7 +488,8 @@ def test_bad_config_files_exit_2_naming_the_field_without_tensorflow(tmp_path):
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert out.pop("heavy") == []
-    assert out["flag"] == [2, f"cifar-tui: {BAD_CONFIGS['unknown-backbone'][1]}\n"]
+    # a flag's value is refused naming the flag; a config file's, naming its key
+    assert out["flag"] == [2, f"cifar-tui: {BAD_CONFIGS['unknown-backbone'][1].replace('backbone', '--backbone', 1)}\n"]
     for name, (_, message) in BAD_CONFIGS.items():
         rc, err = out[name]
         assert rc == 2, (name, err)
@@ -599,7 +600,7 @@ def test_unknown_backbone_lists_the_choices():
 
     result = run_cli("train", "--backbone", "resnet9000", timeout=60)
     assert result.returncode == 2
-    assert result.stderr == f"cifar-tui: unknown backbone 'resnet9000'; choose one of: {', '.join(BACKBONES)}\n"
+    assert result.stderr == f"cifar-tui: unknown --backbone 'resnet9000'; choose one of: {', '.join(BACKBONES)}\n"
 
 
 def _run_with(runs: Path, name: str, status: dict | None, config: dict) -> Path:

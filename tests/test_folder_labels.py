@@ -66,7 +66,7 @@ def test_score_counts_each_class_folder_and_lists_the_unlabelled(tmp_path):
     assert score["labelled"] == 6 and score["failed"] == 1
     assert score["unlabelled"] == ["holiday/g.png", "loose.png"]
     assert score["folders"] == {"cat": "cat", "Cars": "automobile", "pets": "cat", "holiday": None}
-    assert report["test_accuracy"] == pytest.approx(4 / 6)
+    assert report["accuracy"] == pytest.approx(4 / 6)
     assert report["per_class"]["cat"]["recall"] == pytest.approx(2 / 3)  # a, f right; b taken for a dog
     assert report["per_class"]["automobile"]["recall"] == pytest.approx(2 / 3)
     assert report["per_class"]["automobile"]["support"] == 3
@@ -84,4 +84,4 @@ def test_no_class_folder_means_no_report(tmp_path):
 
 def test_files_named_on_the_command_line_take_their_parent_folder_as_label(tmp_path):
     score = score_photos([FilePrediction(tmp_path / "dogs" / "x.png", _prediction(tmp_path, "x", "dog").top)])
-    assert score["labelled"] == 1 and score["report"]["test_accuracy"] == 1.0
+    assert score["labelled"] == 1 and score["report"]["accuracy"] == 1.0

@@ -27,8 +27,9 @@ pytest.importorskip("pytest_textual_snapshot")
 
 # One scenario per screen (the runs table, its comparison, the form, the live view, the test report,
 # predict, the palette and the About panel); scripts/screenshots.py shoots the rest of its list too.
-SCREENS = ["runs", "runs-compare", "configure-help", "training", "evaluate", "predict", "command-palette",
-           "environment"]
+# (Not the image picker: it lists files with their sizes and dates, which differ on every checkout.)
+SCREENS = ["runs", "runs-compare", "configure-help", "training", "evaluate", "predict", "data-folder",
+           "command-palette", "environment"]
 SIZES = [(80, 24), (120, 40)]
 RUNS = Path("tests/fixtures/runs")
 NO_DATA = "no-cifar-here"  # a data folder that does not exist, named the same on every machine

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -166,8 +167,9 @@ async def test_compare_marked_runs(runs_dir):
 
 
 @pytest.fixture
-def fake_launcher(monkeypatch, tmp_path):
+def fake_launcher(monkeypatch, tmp_path, fake_cifar):
     calls: list[TrainConfig] = []
+    monkeypatch.setenv("CIFAR_TUI_DATA_DIR", str(fake_cifar))  # the app finds CIFAR-10: no "where is it?" dialog
 
     def start_detached(config, resume=None):
         calls.append(config)
@@ -227,6 +229,7 @@ async def test_configure_invalid_values_show_field_messages_and_do_not_start(tmp
         assert screen.errors == {}
         assert static_text(app, "#err-image_size") == ""
         # a rule across fields lands on the fields it names
+        await set_input(pilot, "val_size", "1000")
         await set_input(pilot, "limit_train", "800")
         assert "val_size" in screen.errors and "must be smaller" in screen.errors["val_size"]
         await pilot.press("ctrl+s")
@@ -307,7 +310,8 @@ async def test_command_palette_starts_quick_run(tmp_path, fake_launcher, fake_de
         await wait_for(pilot, lambda: app.current_mode == "train")
 
 
-async def test_command_palette_preset_keeps_the_forms_folders(tmp_path, fake_launcher, fake_describe):
+async def test_command_palette_preset_keeps_the_forms_folders(tmp_path, fake_launcher, fake_describe, fake_cifar):
+    shutil.copytree(fake_cifar, tmp_path / "my-cifar")  # a data folder that holds CIFAR-10: no "where is it?"
     app = make_app(tmp_path / "runs", start_screen="configure")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()

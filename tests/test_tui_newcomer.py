@@ -90,9 +90,12 @@ async def test_quick_preset_sets_its_backbone_and_says_what_it_set(tmp_path, fak
         assert "Backbone mobilenetv2" in said and "Input size (px) 112" in said, said
 
 
-async def test_palette_preset_asks_first_naming_its_settings(tmp_path, fake_launcher, fake_describe):
+async def test_palette_preset_asks_first_naming_its_settings(tmp_path, fake_launcher, fake_describe, fake_cifar):
+    import shutil
+
     from tui_cifar.tui import settings
 
+    shutil.copytree(fake_cifar, tmp_path / "d")  # a data folder that holds CIFAR-10: no "where is it?" dialog
     settings.save_last_config({**TrainConfig().to_json(), "backbone": "resnet50", "data_dir": str(tmp_path / "d")})
     app = make_app(tmp_path / "runs")
     async with app.run_test(size=SIZE) as pilot:

@@ -105,7 +105,7 @@ async def test_class_subfolders_are_scored_beside_the_test_set(runs_dir, photos)
         assert screen.query_one("#folder-score").display
         report = screen.folder_score["report"]
         text = static_text(app, "#photo-score")
-        assert f"accuracy on your photos {100 * report['test_accuracy']:.1f}%" in text
+        assert f"accuracy on your photos {100 * report['accuracy']:.1f}%" in text
         assert "(3 labelled, 1 in no class folder)" in text  # holiday/ names no class
         test_acc = runstore.read_report(runs_dir / FINISHED)[0]["test_accuracy"]
         assert f"test set {100 * test_acc:.1f}%" in text
@@ -156,3 +156,57 @@ async def test_gallery_shows_gradcam_of_the_cell_images_on_g(runs_dir, monkeypat
         assert all(t.shape == (32, 32, 3) and not np.array_equal(t, p) for t, p in zip(thumbs, plain_images))
         await pilot.press("g")  # back to the pictures
         await wait_for(pilot, lambda: not screen.heatmaps_shown, what="pictures again")
+
+
+# ---------------------------------------------------------------------------- issue 20: the picker and 80x24
+
+
+async def test_the_picker_opens_in_the_photo_folder_and_one_enter_opens_a_picture(runs_dir, photos):
+    from textual_fspicker.parts import DirectoryNavigation
+
+    settings.save_photo_folder(photos)  # classified in an earlier session
+    app = make_app(runs_dir, start_screen="predict")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.classifier is not None, timeout=30, what="model loaded")
+        await pilot.press("o")
+        await wait_for(pilot, lambda: app.screen.query(DirectoryNavigation), what="picker")
+        picker = app.screen
+        navigation = picker.query_one(DirectoryNavigation)
+        await wait_for(pilot, lambda: navigation.option_count > 1, what="folder listed")
+        assert navigation.location == photos  # not the working folder
+        assert navigation.size.height >= 12  # was 3 rows of files at 80x24
+        assert picker.query_one("InputBar Select").size.width >= 12  # "Images" on one line, not a letter a line
+        navigation.focus()
+        cat = next(k for k in range(navigation.option_count) if navigation.get_option_at_index(k).location.name == "cat")
+        navigation.highlighted = cat
+        await pilot.press("enter")  # into the folder
+        await wait_for(pilot, lambda: navigation.location == photos / "cat", what="into cat/")
+        await wait_for(pilot, lambda: navigation.option_count > 2, what="cat/ listed")
+        first = next(k for k in range(navigation.option_count) if navigation.get_option_at_index(k).location.name == "0.png")
+        navigation.highlighted = first
+        await pilot.press("enter")  # one Enter opens the picture
+        await wait_for(pilot, lambda: app.screen is screen and screen.result is not None, what="classified")
+        assert screen.current_file == photos / "cat" / "0.png"
+
+
+async def test_predict_at_80x24_shows_the_picture_and_what_the_model_sees_whole(runs_dir, photos):
+    app = make_app(runs_dir, start_screen="predict")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.classifier is not None, timeout=30, what="model loaded")
+        screen.classify(photos / "cat" / "0.png")
+        await wait_for(pilot, lambda: screen.explanation is not None, timeout=30, what="Grad-CAM")
+        await pilot.pause()
+        preview = screen.query_one("#preview-box").region
+        assert preview.height >= 8 and preview.width >= 16, preview  # was 2 cells
+        for seen in ("#model-input", "#heatmap"):
+            region = screen.query_one(seen).region
+            assert region.height >= 8 and region.width >= 16, (seen, region)  # the 32x32 input whole, as 16x16
+            assert region.bottom <= 23  # above the footer
+        await classify_folder(app, pilot, photos)
+        matrix = screen.query_one("#photo-confusion", ConfusionMatrix)
+        score = screen.query_one("#folder-score")
+        assert matrix.virtual_size.width <= score.region.width or score.allow_horizontal_scroll
+        # the tree and the picker follow the folder just classified
+        assert screen.query_one("#image-tree").path == photos

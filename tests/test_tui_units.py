@@ -21,8 +21,10 @@ def test_validate_names_the_fields():
     assert set(errors) == {"image_size", "fine_tune_blocks"}
     config, errors = validate({"epochs_head": 0, "epochs_fine": 0, "runs_dir": "runs"})
     assert set(errors) == {"epochs_head", "epochs_fine"}
-    config, errors = validate({"limit_train": 500, "runs_dir": "runs"})
+    config, errors = validate({"limit_train": 500, "val_size": 500, "runs_dir": "runs"})
     assert "val_size" in errors
+    config, errors = validate({"limit_train": 500, "runs_dir": "runs"})  # empty: a tenth of them
+    assert errors == {} and config.val_images == 50
     config, errors = validate({"image_size": 96, "runs_dir": "r"})
     assert errors == {} and config.image_size == 96
     assert validate({"runs_dir": None})[1]["runs_dir"]

@@ -127,7 +127,8 @@ class RecordingCallback(keras.callbacks.Callback):
 class MetricsLogger(RecordingCallback):
     """The trainer's records of one stage, to its run's metrics.jsonl.
 
-    Epochs already in the log (a resumed run) are not written twice.
+    Epochs already in the log (a resumed run) are not written twice, and an epoch a stop cut short is not
+    written at all: a resume trains it again from the last completed epoch.
     """
 
     def __init__(
@@ -151,7 +152,8 @@ class MetricsLogger(RecordingCallback):
         self.writer.write(record)
 
     def records_epoch(self, epoch: int) -> bool:
-        return (self.stage, epoch + 1) not in self.logged_epochs
+        # An epoch a stop cut short is trained again on resume (EpochBackup): logged then, once.
+        return (self.stage, epoch + 1) not in self.logged_epochs and not (self.steps and self._batches < self.steps)
 
 
 def metric_value(value: Any) -> float | None:
@@ -182,19 +184,47 @@ class GracefulStop(keras.callbacks.Callback):
     """Stops after the current batch when asked (a signal or the STOP file); a NaN loss is TerminateOnNaN's.
 
     A request made at an epoch's end (a sweep's pruner reading the epoch record) stops before the next epoch.
+    ``cut_short`` says the epoch being closed was stopped before its last batch: Keras still validates it and
+    calls ``on_epoch_end``, but it is no completed epoch, so the callbacks that keep progress (EpochBackup,
+    BestCheckpoint, MetricsLogger) leave it out and a resume trains it again.
     """
 
     def __init__(self, request: StopRequest):
         super().__init__()
         self.request = request
+        self.cut_short = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.cut_short = False
 
     def on_train_batch_end(self, batch, logs=None):
         if self.request.requested:
             self.model.stop_training = True
+            steps = self.params.get("steps")
+            self.cut_short = steps is None or batch + 1 < steps
 
     def on_epoch_end(self, epoch, logs=None):
         if self.request.requested:
             self.model.stop_training = True
+
+
+class EpochBackup(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore (weights, optimizer state, epoch) of completed epochs only.
+
+    Keras backs up at every ``on_epoch_end``, which it also calls for an epoch a stop request cut short:
+    a resume would then start after that epoch, never finishing it. Skipping that backup resumes from the
+    last completed epoch's weights and optimizer state and trains the interrupted epoch again.
+    The backup is kept when fit() returns (``delete_checkpoint=False``): the trainer removes it once the
+    stage is done.
+    """
+
+    def __init__(self, backup_dir: str, stop: GracefulStop):
+        super().__init__(backup_dir, delete_checkpoint=False)
+        self.stop = stop
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.stop.cut_short:
+            super().on_epoch_end(epoch, logs)
 
 
 class BestCheckpoint(keras.callbacks.Callback):
@@ -209,8 +239,9 @@ class BestCheckpoint(keras.callbacks.Callback):
     """
 
     def __init__(self, trainer_weights: Path, full_model: keras.Model, model_path: Path, score_path: Path,
-                 min_interval: float = 0.0):
+                 min_interval: float = 0.0, stop: GracefulStop | None = None):
         super().__init__()
+        self.stop = stop  # an epoch it cut short is no candidate: a resume trains it again
         self.trainer_weights = Path(trainer_weights)
         self.full_model = full_model
         self.model_path = Path(model_path)
@@ -221,6 +252,8 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.last_write = -math.inf
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.stop is not None and self.stop.cut_short:
+            return
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             return  # a diverged epoch's weights are NaN/inf, whatever its accuracy says

@@ -13,6 +13,9 @@ from pathlib import Path
 from .environment import package_version, platform_problem, tensorflow_problem
 from .errors import EXIT_FAILED, EXIT_STOPPED, EXIT_USAGE, CifarTuiError
 
+# `predict`: some inputs could not be read (each named on stderr), every other one was classified (and scored).
+EXIT_SOME_UNREADABLE = 3
+
 
 def _add_train(sub) -> None:
     from .config import PRESETS
@@ -103,7 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON, as report.json holds it (default: tables)")
     p.add_argument("--recompute", action="store_true", help="score the saved model again (default: show the saved report)")
     _add_devices_flag(p)
-    p = sub.add_parser("predict", help="classify images with a run's model")
+    p = sub.add_parser("predict", help="classify images with a run's model",
+                       epilog=f"Exit codes: 0 every picture classified, {EXIT_SOME_UNREADABLE} some could not be read "
+                       "(each named on stderr; the others are classified, scored and written), 1 none classified or "
+                       "an output not written.")
     p.add_argument("run", type=Path, help=f"{run_help}, or a .keras file")
     p.add_argument("images", nargs="+", type=Path, help="image files or folders (searched with their subfolders)")
     p.add_argument("--top-k", type=int, default=3, help="classes shown per image (default: %(default)s)")
@@ -164,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         if problem:
             raise CifarTuiError(problem)
         _apply_global_dirs(args)
+        if args.command in QUIET_TENSORFLOW:
+            _tensorflow_lines_to_log()
         return handlers[args.command](args)
     except CifarTuiError as exc:
         error = exc
@@ -182,6 +190,20 @@ def main(argv: list[str] | None = None) -> int:
         error = CifarTuiError(f"{where}{exc.strerror or exc}")
     print(f"cifar-tui: {error}", file=sys.stderr)
     return error.exit_code
+
+
+# Commands that load TensorFlow for a short job: its start-up lines ("failed call to cuInit" on a CPU box,
+# oneDNN's) go to the app's stderr log, not between their output (`train` sends them to the run's train.log).
+QUIET_TENSORFLOW = ("doctor", "predict", "evaluate", "export")
+
+
+def _tensorflow_lines_to_log() -> None:
+    """Descriptor 2 to the stderr log for the rest of the process (TensorFlow writes at exit too); Python's
+    stderr stays on the terminal."""
+    from .console import divert_native_stderr
+    from .paths import stderr_log_path
+
+    divert_native_stderr(stderr_log_path())
 
 
 # The commands that `cifar-tui --runs-dir X COMMAND` and `--data-dir` mean something to; the others refuse them.
@@ -277,10 +299,23 @@ def watch_alerts(run: Path, poll: float = 1.0, out=None, notify: str | None = No
 
 
 def _config_from_args(args):
-    from .config import SETTINGS, load_config_file, make_config
+    from .config import ConfigError, load_config_file, with_flags
 
-    values = load_config_file(args.config) if args.config else {}
+    if not args.config:  # every setting came from a flag: a refusal names the flag (--val-size), not the key
+        try:
+            return _config_from_values(args, {})
+        except ConfigError as exc:
+            raise ConfigError(with_flags(str(exc)), exc.fields) from None
+    return _config_from_values(args, load_config_file(args.config))
+
+
+def _config_from_values(args, values: dict):
+    from .config import SETTINGS, make_config
+
     values.update({s.name: getattr(args, s.name) for s in SETTINGS if getattr(args, s.name) is not None})
+    if isinstance(values.get("data_dir"), str) and values["data_dir"]:
+        # Absolute in the run's config.json: a detached run, `evaluate` and the app may start elsewhere.
+        values["data_dir"] = str(Path(values["data_dir"]).expanduser().resolve())
     return make_config(values, preset=args.preset)
 
 
@@ -304,14 +339,20 @@ def cmd_train(args) -> int:
     if args.resume:
         run = _find_run(args.resume, _runs_dir(args))
         config = _run_config(run)
+        from .launcher import refuse_finished
+
+        refuse_finished(run)
         if args.detach:
             return _detach(config, run, notify=args.notify)
         # Before TensorFlow loads: a second trainer of this run is refused at once.
         return _train_here(config, run, RunLock.acquire(run), resume=True, notify=args.notify)
     config = _config_from_args(args)
+    from .data import find_cifar10, load_cifar10, remember_data_dir
+
+    if config.data_dir and find_cifar10(config.data_dir):  # the app and later commands find it without --data-dir
+        remember_data_dir(config.data_dir)
     if args.detach:
         return _detach(config, notify=args.notify)
-    from .data import load_cifar10
     from .launcher import create_run
 
     load_cifar10(config.data_dir)  # fail before any model is built when the data is nowhere to be found or refused
@@ -393,8 +434,8 @@ def cmd_predict(args) -> int:
         from .folder_labels import load_label_map
 
         label_map = load_label_map(args.label_map)
+    run = _find_run(args.run, _runs_dir(args))  # before searching a large photo folder
     groups, folder_errors = _gather_inputs(args.images)
-    run = _find_run(args.run, _runs_dir(args))
     if sys.stderr.isatty():  # the model takes seconds to load (TensorFlow first): say so to a person waiting
         print(f"loading the model of {run} …", file=sys.stderr, flush=True)
     _configure_tensorflow(args.devices)
@@ -434,7 +475,9 @@ def cmd_predict(args) -> int:
         print(f"predictions written to {csv_path}", file=sys.stderr)
     if args.explain:
         _write_explanations(classifier, [r for r in results if r.error is None], args.explain)
-    return EXIT_FAILED if failed or not results else 0
+    if failed == len(results):
+        return EXIT_FAILED
+    return EXIT_SOME_UNREADABLE if failed else 0
 
 
 def _gather_inputs(inputs: list[Path]):
@@ -481,7 +524,7 @@ def _write_explanations(classifier, results, out_dir: Path) -> None:
     names = png_names([r.relative_path if r.root is not None else Path(r.path.name) for r in results])
     try:
         written = explain_files(classifier.keras_model, [r.path for r in results], [r.top[0][0] for r in results],
-                                out_dir, names)
+                                out_dir, names, [r.top[0][1] for r in results])
     except (ExplainError, OSError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise CifarTuiError(f"no explanations written to {out_dir}: {reason}") from exc
@@ -500,7 +543,8 @@ def cmd_runs(args) -> int:
 
         count = write_csv(runs_rows(runs_dir), args.csv)
         print(f"{count} runs written to {args.csv}", file=sys.stderr)
-    runs = list_runs(runs_dir, tensorboard=True)
+    runs = sorted(list_runs(runs_dir, tensorboard=True), key=lambda r: (r.started_at or "", r.name),
+                  reverse=True)  # newest first, as the app lists them
     if args.json:
         print(json.dumps([{**r.__dict__, "path": str(r.path)} for r in runs], indent=2))
         return 0

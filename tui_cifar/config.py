@@ -131,12 +131,13 @@ class TrainConfig:
             "Test-time augmentation: each test image is classified as itself and mirrored, and the two "
             "predictions are averaged. Usually a small accuracy gain for twice the evaluation time. It does "
             "not change training."))
-    val_size: int = setting(5000, "Validation images", "held out of the training set", range=(10, 25000), advanced=True,
+    val_size: int | None = setting(None, "Validation images", "held out of the training set (empty: 10% of them)",
+                                   range=(10, 25000), advanced=True,
         explain=(
             "Training images held out to measure accuracy on images the model never trained on: this "
             "validation accuracy picks the best epoch and drives early stopping. More makes that measure more"
-            " reliable but leaves fewer images to learn from. Sensible: 2,000 to 5,000 (10% of the training "
-            "images)."))
+            " reliable but leaves fewer images to learn from. Empty holds out 10% of the training images "
+            "(5,000 of 50,000; 300 of a 3,000-image limit). Sensible: 2,000 to 5,000."))
     patience: int = setting(3, "Early-stopping patience", "epochs without val improvement", range=(1, 1000),
                             advanced=True,
         explain=(
@@ -203,8 +204,25 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @property
+    def val_images(self) -> int:
+        """How many training images the validation split holds: val_size, or VAL_FRACTION of them when unset."""
+        return val_images(self.limit_train, self.val_size)
+
+    @property
     def run_name(self) -> str:
         return f"{self.backbone}-{self.image_size}px"
+
+
+# The validation split when val_size is empty: this fraction of the training images (of limit_train when set).
+VAL_FRACTION = 0.1
+CIFAR_TRAIN_IMAGES = 50000
+
+
+def val_images(limit_train: int | None, val_size: int | None) -> int:
+    """The validation split's size for these settings (a run folder's config.json too, which may predate the fraction)."""
+    if val_size:
+        return int(val_size)
+    return max(10, round(VAL_FRACTION * (limit_train or CIFAR_TRAIN_IMAGES)))
 
 
 @dataclass(frozen=True)
@@ -262,6 +280,16 @@ def with_labels(message: str) -> str:
     return _SETTING_NAME.sub(lambda m: f"“{SETTING_BY_NAME[m.group(0)].label}”", message)
 
 
+def with_flags(message: str) -> str:
+    """A ConfigError message with each setting's key (``val_size``) replaced by its `train` flag (``--val-size``)."""
+    return _SETTING_NAME.sub(lambda m: _positive_flag(SETTING_BY_NAME[m.group(0)]), message)
+
+
+def _positive_flag(s: Setting) -> str:
+    """The flag that sets a value: ``--tta`` of ``--tta/--no-tta``, ``--val-size``."""
+    return s.flag.replace("--no-", "--", 1) if s.kind == "bool" else s.flag
+
+
 _SETTING_NAME = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(sorted(SETTING_BY_NAME, key=len, reverse=True))
                            + r")(?![A-Za-z0-9_])")
 
@@ -271,7 +299,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # (79.0% with its model ready 11 s after the start, 28-31 s with the test report; bench/RESULTS.md).
     # Chosen on validation accuracy (bench/quick_sweep.json): 112 px gave the most accuracy per
     # second of feature extraction, and short, brisk head training suits so few images.
-    "quick": {"image_size": 112, "limit_train": 5000, "val_size": 500, "fine_tune_blocks": 0,
+    "quick": {"image_size": 112, "limit_train": 5000, "fine_tune_blocks": 0,
               "epochs_head": 12, "epochs_fine": 0, "augment": False, "tta_flip": False,
               "head_batch_size": 128, "lr_head": 3e-3},
     # The settings' defaults, chosen on validation (bench/preset_sweep.json): 160 px, top 3 blocks, 4
@@ -360,11 +388,11 @@ def make_config(values: dict[str, Any] | None = None, preset: str | None = None)
                           f"blocks; 'all' unfreezes them all), not {config.fine_tune_blocks}", ("fine_tune_blocks",))
     if config.epochs_head + config.epochs_fine == 0:
         raise ConfigError("epochs_head and epochs_fine are both 0: nothing to train", ("epochs_head", "epochs_fine"))
-    train_pool = config.limit_train or 50000
-    if config.val_size >= train_pool:
+    train_pool = config.limit_train or CIFAR_TRAIN_IMAGES
+    if config.val_images >= train_pool:
         # the training pool is limit_train (or all 50,000)
-        raise ConfigError(f"val_size ({config.val_size}) must be smaller than the training images ({train_pool})",
-                          ("val_size", "limit_train"))
+        raise ConfigError(f"val_size ({config.val_images}) must be smaller than the training images ({train_pool}); "
+                          "leave it empty for 10% of them", ("val_size", "limit_train"))
     return config
 
 

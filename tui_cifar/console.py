@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .config import VAL_FRACTION
 from .diagnostics import overfitting
 from .formatting import ASCII_DASH, fmt, format_duration
 from .records import Malformed, decode_record
@@ -68,7 +69,9 @@ def plain_reporter(stream=None) -> Callable[[dict[str, Any]], None]:
             config.update(r.get("config") or {})
             line = f"{'resuming' if kind == 'run_resume' else 'starting'} on {r.get('device')}"
         elif kind == "data":
-            line = f"data: {r.get('train')} train / {r.get('val')} val / {r.get('test')} test images from {r.get('source')}"
+            split = f" ({VAL_FRACTION:.0%}: --val-size sets it)" if config and config.get("val_size") is None else ""
+            line = (f"data: {r.get('train')} train / {r.get('val')} val{split} / {r.get('test')} test images from "
+                    f"{r.get('source')}")
         elif kind == "phase":
             line = r.get("message")
         elif kind == "progress":
@@ -180,16 +183,27 @@ def native_stderr_to_file(path: Path) -> Iterator[None]:
     scribble over them. So Python's stderr gets a duplicate of the terminal and descriptor 2
     goes to a log file (the app's, or the run's train.log). Nothing changes when stderr is not a terminal.
     """
+    restore = divert_native_stderr(path)
+    try:
+        yield
+    finally:
+        if restore is not None:
+            restore()
+
+
+def divert_native_stderr(path: Path) -> Callable[[], None] | None:
+    """native_stderr_to_file's diversion, returning what undoes it (None: nothing was diverted).
+
+    A short command diverts for the rest of its process, TensorFlow's lines at exit included.
+    """
     stream = sys.__stderr__
     if stream is None or not stream.isatty():
-        yield
-        return
+        return None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     except OSError:
-        yield  # no log file: leave stderr alone
-        return
+        return None  # no log file: leave stderr alone
     stream.flush()
     tty_fd = os.dup(2)
     tty = os.fdopen(tty_fd, "w", buffering=1, encoding=stream.encoding, errors=stream.errors)
@@ -197,10 +211,11 @@ def native_stderr_to_file(path: Path) -> Iterator[None]:
     sys.__stderr__ = sys.stderr = tty  # type: ignore[misc]  # C libraries' stderr moves; Python's stays
     os.dup2(log_fd, 2)
     os.close(log_fd)
-    try:
-        yield
-    finally:
+
+    def restore() -> None:
         tty.flush()
         os.dup2(tty_fd, 2)
         sys.__stderr__, sys.stderr = saved  # type: ignore[misc]
         tty.close()
+
+    return restore

@@ -25,6 +25,10 @@ BATCH_FOLDER = "cifar-10-batches-py"
 TARBALL = "cifar-10-python.tar.gz"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
+# The data folder for every command and the app when none is given: this variable, else the folder a successful
+# `train --data-dir` (or the app's "choose the folder") remembered for this user.
+DATA_DIR_ENV = "CIFAR_TUI_DATA_DIR"
+REMEMBERED_DATA_DIR = "data_dir.json"  # in paths.config_dir()
 
 
 class DatasetNotFound(CifarTuiError):
@@ -180,6 +184,47 @@ def _keras_cache_dir() -> Path:
     return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
 
 
+def default_data_dir() -> tuple[Path | None, str]:
+    """The data folder used when none is given, and where it comes from: $CIFAR_TUI_DATA_DIR, else the remembered one."""
+    env = os.environ.get(DATA_DIR_ENV, "").strip()
+    if env:
+        return Path(env).expanduser(), f"${DATA_DIR_ENV}"
+    from .files import read_json
+    from .paths import config_dir
+
+    folder = (read_json(config_dir() / REMEMBERED_DATA_DIR)[0] or {}).get("folder")
+    if isinstance(folder, str) and folder:
+        return Path(folder), f"remembered in {config_dir() / REMEMBERED_DATA_DIR}"
+    return None, ""
+
+
+def remember_data_dir(folder: str | os.PathLike) -> Path:
+    """Remember a folder that holds CIFAR-10, as an absolute path, for the next command or app session without one."""
+    from .files import atomic_write_json
+    from .paths import config_dir
+
+    folder = Path(folder).expanduser().resolve()
+    config_dir().mkdir(parents=True, exist_ok=True)
+    atomic_write_json(config_dir() / REMEMBERED_DATA_DIR, {"folder": str(folder)})
+    return folder
+
+
+def find_cifar10(data_dir: str | os.PathLike | None = None) -> str | None:
+    """Where CIFAR-10 would be read from without a download (a quick look: no file is read), or None.
+
+    The places load_cifar10 tries: ``data_dir``, else the default data folder; then what Keras unpacked in its cache.
+    """
+    folder = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()[0]
+    candidates = _local_candidates(folder) if folder is not None else []
+    candidates += sorted(_keras_cache_dir().glob(f"cifar-10-batches-py*/{BATCH_FOLDER}"))
+    for candidate in candidates:
+        if candidate.is_dir() and all((candidate / b).is_file() for b in (*TRAIN_BATCHES, TEST_BATCH)):
+            return str(candidate)
+        if candidate.is_file() and candidate.name.endswith((".tar.gz", ".tgz")):
+            return str(candidate)
+    return None
+
+
 def _load_local(data_dir: Path, batches: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, str] | None:
     for candidate in _local_candidates(data_dir):
         if candidate.is_dir() and all((candidate / b).is_file() for b in batches):
@@ -199,8 +244,15 @@ def _load_keras() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 
 def load_cifar10(data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
-    """(x_train, y_train, x_test, y_test, source), or DatasetNotFound naming every place tried."""
+    """(x_train, y_train, x_test, y_test, source), or DatasetNotFound naming every place tried.
+
+    Without ``data_dir``: the default data folder ($CIFAR_TUI_DATA_DIR or the remembered one), then Keras' cache
+    and its download.
+    """
     tried: list[str] = []
+    origin = ""
+    if data_dir is None:
+        data_dir, origin = default_data_dir()
     if data_dir is not None:
         folder = Path(data_dir).expanduser()
         with _dataset_errors(folder):
@@ -208,7 +260,7 @@ def load_cifar10(data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray,
             test = _load_local(folder, (TEST_BATCH,))
         if train and test:
             return train[0], train[1], test[0], test[1], train[2]
-        tried += [str(p) for p in _local_candidates(folder)]
+        tried += [f"{p}{f' ({origin})' if origin else ''}" for p in _local_candidates(folder)]
     cache = _keras_cache_dir()
     try:
         x_train, y_train, x_test, y_test = _load_keras()
@@ -223,7 +275,7 @@ def load_cifar10(data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray,
         f"{lines}\n"
         f"Fix: connect to the internet once (Keras downloads it to {cache}), or pass "
         "--data-dir PATH pointing at a folder holding cifar-10-batches-py/ (the official python "
-        "version) or cifar-10-python.tar.gz."
+        f"version) or cifar-10-python.tar.gz (`train --data-dir` remembers it; ${DATA_DIR_ENV} sets it too)."
     )
 
 

@@ -121,6 +121,19 @@ def clear_cache(cache_dir: Path) -> tuple[int, int]:
     return removed, freed
 
 
+def data_location(data_dir: str | None) -> str:
+    """Where CIFAR-10 is read from, or where it was looked for and that it is not there (data.find_cifar10)."""
+    from .data import DATA_DIR_ENV, default_data_dir, find_cifar10
+
+    found = find_cifar10(data_dir)
+    if found:
+        return found
+    folder, origin = (Path(data_dir).expanduser(), "") if data_dir else default_data_dir()
+    where = f"{folder}{f' ({origin})' if origin else ''}" if folder else f"{keras_home() / 'datasets'} (Keras' cache)"
+    return (f"{where}: no CIFAR-10 there (a run downloads it, with a network; or `train --data-dir PATH`, "
+            f"${DATA_DIR_ENV})")
+
+
 def doctor(cache_dir: Path | None = None, data_dir: str | None = None) -> dict:
     """Everything `cifar-tui doctor` shows, with a warning for each thing that would surprise a user."""
     from .paths import features_cache_dir
@@ -146,7 +159,7 @@ def doctor(cache_dir: Path | None = None, data_dir: str | None = None) -> dict:
     cache = features_cache_dir(cache_dir)
     files, size = cache_size(cache)
     facts["locations"] = {
-        "data": str(Path(data_dir).expanduser()) if data_dir else f"{keras_home() / 'datasets'} (Keras' download cache)",
+        "data": data_location(data_dir),
         "weights": str(keras_home() / "models"),
         "feature_cache": str(cache),
     }

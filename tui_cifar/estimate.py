@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import runreader, runstore
-from .config import TrainConfig
+from .config import TrainConfig, val_images
 from .features import CACHE_SETTINGS, cache_present
 from .formatting import format_duration
 from .paths import features_cache_dir
@@ -70,10 +70,20 @@ def _record_of(records: list[dict[str, Any]], kind: str, **match: Any) -> dict[s
     return found[-1] if found else None
 
 
+def _cache_setting(cfg: dict[str, Any], name: str) -> Any:
+    """A run's setting as the cache saw it: the validation split by its size (val_size may be empty: a fraction)."""
+    if name != "val_size":
+        return cfg.get(name)
+    try:
+        return val_images(cfg.get("limit_train"), cfg.get("val_size"))
+    except (TypeError, ValueError):  # a hand-edited config.json: no match
+        return None
+
+
 def measure(config: TrainConfig, runs_dir: Path) -> Measured:
     """What earlier runs with config's backbone and input size recorded."""
     m = Measured()
-    wanted = {name: getattr(config, name) for name in CACHE_SETTINGS}
+    wanted = {name: getattr(config, name) for name in CACHE_SETTINGS} | {"val_size": config.val_images}
     for run_dir in runstore.iter_run_dirs(runs_dir):
         cfg, _ = runstore.read_config(run_dir)
         if not cfg or (cfg.get("backbone"), cfg.get("image_size")) != (config.backbone, config.image_size):
@@ -90,7 +100,7 @@ def measure(config: TrainConfig, runs_dir: Path) -> Measured:
         feature_ips = features.get("images_per_sec") if features and not features.get("cache_hits") else None
         if feature_ips:
             m.features.append(float(feature_ips))
-        if features and features.get("cache_keys") and all(cfg.get(k) == v for k, v in wanted.items()):
+        if features and features.get("cache_keys") and all(_cache_setting(cfg, k) == v for k, v in wanted.items()):
             m.cache_keys, m.same_data_run = list(features["cache_keys"]), run_dir.name
         epochs = runreader.epoch_records(records)
         times = runreader.stage_times(records)
@@ -119,20 +129,20 @@ def estimate_run(config: TrainConfig, cache_dir: Path | None = None, runs_dir: P
     """
     cache_dir = cache_dir if cache_dir is not None else features_cache_dir(config.cache_dir)
     m = measure(config, Path(runs_dir if runs_dir is not None else config.runs_dir).expanduser())
-    n_train = (config.limit_train or CIFAR_TRAIN) - config.val_size
+    n_train = (config.limit_train or CIFAR_TRAIN) - config.val_images
     n_views = 2 if config.augment else 1
     n_test = (config.limit_test or CIFAR_TEST) * (2 if config.tta_flip else 1)
     reused = m.cache_keys is not None and cache_present(cache_dir, m.cache_keys)
     if reused:
         cache = f"reused (same data and backbone as {m.same_data_run})"
     else:
-        cache = f"{n_train * n_views + config.val_size:,} images to run through the backbone (then cached)"
+        cache = f"{n_train * n_views + config.val_images:,} images to run through the backbone (then cached)"
     per_image = _median(m.features)
     per_image = 1 / per_image if per_image else None
     # (measured seconds, how many times): a part that happens but was never measured makes the time unknown
     parts = [
         (_median(m.startup), 1),
-        (per_image, 0 if reused else n_train * n_views + config.val_size),
+        (per_image, 0 if reused else n_train * n_views + config.val_images),
         (_median(m.stage_cost[1]), config.epochs_head * n_train),
         (_median(m.stage_cost[2]), config.epochs_fine * n_train if config.fine_tune_blocks != 0 else 0),
         (_median(m.evaluation), 1),

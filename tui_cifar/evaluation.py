@@ -30,6 +30,7 @@ def report_from_probabilities(y_true: np.ndarray, y_prob: np.ndarray) -> dict[st
     )
 
     labels = list(range(len(CLASS_NAMES)))
+    y_prob = _distributions(y_prob)
     y_pred = y_prob.argmax(axis=1)
     table = classification_report(
         y_true, y_pred, labels=labels, target_names=CLASS_NAMES, output_dict=True, zero_division=0
@@ -72,7 +73,7 @@ def report_from_probabilities(y_true: np.ndarray, y_prob: np.ndarray) -> dict[st
 
     return {
         "test_accuracy": float(accuracy_score(y_true, y_pred)),
-        "test_loss": float(log_loss(y_true, np.clip(y_prob, 1e-7, 1), labels=labels)),
+        "test_loss": float(log_loss(y_true, y_prob, labels=labels)),
         "num_test": int(len(y_true)),
         "classes": list(CLASS_NAMES),
         "per_class": per_class,
@@ -83,6 +84,14 @@ def report_from_probabilities(y_true: np.ndarray, y_prob: np.ndarray) -> dict[st
         "roc_curves": curves,
         "most_confused": off_diagonal[:10],
     }
+
+
+def _distributions(y_prob: np.ndarray) -> np.ndarray:
+    """Rows that sum to one in float64, none zero: a float32 softmax (averaged over TTA views, or from LiteRT's
+    float16) misses one by more than sklearn's log_loss accepts without a warning (and its multiclass ROC-AUC
+    without an error), and log(0) is infinite."""
+    p = np.clip(np.asarray(y_prob, dtype=np.float64), 1e-7, 1.0)
+    return p / p.sum(axis=1, keepdims=True)
 
 
 def evaluate_run(run_dir: Path, progress: Callable[[int, int], None] | None = None,

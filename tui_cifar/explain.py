@@ -30,6 +30,7 @@ _HEAT_STOPS = np.array([0.0, 0.35, 0.65, 1.0])
 _HEAT_COLOURS = np.array([(0, 0, 160), (0, 220, 255), (255, 230, 0), (255, 0, 0)], dtype=np.float64)
 OVERLAY_ALPHA = 0.5
 PNG_PANEL = 256  # pixels a side of each panel of an explanation PNG
+PNG_CAPTION = 20  # pixels of the caption strip under the panels: what each panel is
 
 
 class ExplainError(CifarTuiError):
@@ -106,23 +107,41 @@ def explain(model, images: np.ndarray, classes: list[int] | None = None, batch_s
     return explanations
 
 
-def explanation_png(photo: Path, explanation: Explanation, out_path: Path) -> Path:
-    """Three panels: the photo's central square, the 32x32 input as blocks, and the input under the heatmap."""
+def panel_captions(explanation: Explanation, probability: float | None) -> list[str]:
+    """What each panel of an explanation PNG is, the heatmap's class and its probability included."""
+    chance = f" ({probability:.1%})" if probability is not None else ""
+    return ["photo (central square)", f"model input {MODEL_INPUT_SIZE}x{MODEL_INPUT_SIZE}",
+            f"Grad-CAM: {explanation.class_name}{chance}"]
+
+
+def explanation_png(photo: Path, explanation: Explanation, out_path: Path, probability: float | None = None) -> Path:
+    """Three panels: the photo's central square, the 32x32 input as blocks, and the input under the heatmap of
+    ``explanation.class_name``; under each, a caption saying which (the class and its probability for the map)."""
+    from PIL import ImageDraw
+
     panels = [
         load_image(photo, PNG_PANEL),
         np.asarray(Image.fromarray(explanation.image).resize((PNG_PANEL, PNG_PANEL), Image.Resampling.NEAREST)),
         explanation.overlay(PNG_PANEL),
     ]
+    strip = np.full((PNG_CAPTION, PNG_PANEL * len(panels), 3), 255, np.uint8)
+    picture = Image.fromarray(np.concatenate([np.concatenate(panels, axis=1), strip], axis=0))
+    draw = ImageDraw.Draw(picture)
+    for k, caption in enumerate(panel_captions(explanation, probability)):
+        draw.text((k * PNG_PANEL + 4, PNG_PANEL + 4), caption, fill=(0, 0, 0))
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.concatenate(panels, axis=1)).save(out_path)
+    picture.save(out_path)
     return out_path
 
 
-def explain_files(model, photos: list[Path], classes: list[str], out_dir: Path, names: list[str]) -> list[Path]:
-    """One explanation PNG per photo, for the given (predicted) class, named out_dir/<name>.png."""
+def explain_files(model, photos: list[Path], classes: list[str], out_dir: Path, names: list[str],
+                  probabilities: list[float] | None = None) -> list[Path]:
+    """One explanation PNG per photo, for the given (predicted) class and its probability, named out_dir/<name>.png."""
     images = np.stack([model_input(p) for p in photos])
     explanations = explain(model, images, [CLASS_NAMES.index(c) for c in classes])
-    return [explanation_png(p, e, Path(out_dir) / f"{name}.png") for p, e, name in zip(photos, explanations, names)]
+    chances = probabilities or [None] * len(photos)
+    return [explanation_png(p, e, Path(out_dir) / f"{name}.png", chance)
+            for p, e, name, chance in zip(photos, explanations, names, chances)]
 
 
 def png_names(relative_paths: list[Path]) -> list[str]:

@@ -116,7 +116,7 @@ def score_photos(results: list[FilePrediction], label_map: dict[str, str | None]
         probs = dict(r.top or ())
         y_true.append(CLASS_NAMES.index(cls))
         y_prob.append([probs[c] for c in CLASS_NAMES])
-    report = report_from_probabilities(np.array(y_true), np.array(y_prob)) if y_true else None
+    report = _photos_report(report_from_probabilities(np.array(y_true), np.array(y_prob))) if y_true else None
     return {
         "report": report,
         "labelled": len(y_true),
@@ -124,6 +124,14 @@ def score_photos(results: list[FilePrediction], label_map: dict[str, str | None]
         "failed": sum(r.error is not None for r in results),
         "folders": folders,
     }
+
+
+# The test report's own figures, named for what they are here: scores on the user's photos, not the test set.
+PHOTO_KEYS = {"test_accuracy": "accuracy", "test_loss": "loss", "num_test": "num_photos"}
+
+
+def _photos_report(report: dict[str, Any]) -> dict[str, Any]:
+    return {PHOTO_KEYS.get(key, key): value for key, value in report.items()}
 
 
 def test_set_scores(run_dir: Path) -> dict[str, Any] | None:

@@ -35,15 +35,24 @@ def create_run(config: TrainConfig) -> Path:
     return run_dir
 
 
+def refuse_finished(run_dir: Path) -> None:
+    """A RunStoreError for a finished run: a resume would only recompute its test report (minutes, and its wall
+    time changed), which `cifar-tui evaluate RUN --recompute` does."""
+    if runstore.effective_state(runstore.read_status(run_dir)) == "finished":
+        raise runstore.RunStoreError(f"{run_dir} has finished: there is nothing to resume; "
+                                     f"`cifar-tui evaluate {run_dir} --recompute` scores its model again")
+
+
 def start_detached(config: TrainConfig, resume: Path | None = None, notify: str | None = None) -> Path:
     """Spawn `cifar-tui train` for this config (or resume a run) and return its run folder at once.
 
     ``notify``: the `--notify` command the detached process runs when the run ends. The run's lock is
     taken here and handed to the child (which holds it while it trains), so a run being trained is
     refused at once, before any process starts (the CLI and the app's palette, whose list may be
-    minutes old, both come here), and the run reads as running from this moment.
+    minutes old, both come here), and the run reads as running from this moment. A finished run is not resumed.
     """
     if resume is not None:
+        refuse_finished(Path(resume))
         lock = runstore.RunLock.acquire(Path(resume))
         run_dir = Path(resume)
     else:

@@ -86,13 +86,16 @@ def print_photo_score(score: dict[str, Any], test: dict[str, Any] | None) -> Non
         console.print("no labelled photos: no folder is named after a CIFAR-10 class")
     else:
         beside = f"; test set {test['test_accuracy']:.4f}" if test else ""
-        console.print(f"[bold]accuracy on your photos {report['test_accuracy']:.4f}[/] "
-                      f"({report['num_test']} labelled images){beside}")
+        console.print(f"[bold]accuracy on your photos {report['accuracy']:.4f}[/] "
+                      f"({report['num_photos']} labelled images){beside}")
         columns = ["class", "photos", "recall", "precision"] + (["test recall"] if test else [])
         table = Table(*columns, title="per class, your photos")
-        for name in report["classes"]:
+        predicted = [sum(column) for column in zip(*report["confusion_matrix"])]
+        for k, name in enumerate(report["classes"]):
             row = report["per_class"][name]
-            cells = [name, str(row["support"]), _f(row["recall"]) if row["support"] else "-", _f(row["precision"])]
+            # Precision of a class never predicted is undefined (0/0), as recall is for a class without photos.
+            cells = [name, str(row["support"]), _f(row["recall"]) if row["support"] else ASCII_DASH,
+                     _f(row["precision"]) if predicted[k] else ASCII_DASH]
             if test:
                 cells.append(_f(test["recall"][name]))
             table.add_row(*cells)

@@ -86,6 +86,39 @@ def last_wall_time(records: list[dict[str, Any]]) -> float | None:
     return max(walls, default=None)
 
 
+def _when(iso: Any) -> float | None:
+    """An ISO timestamp (status.json's, a record's "time") as seconds since the epoch, or None."""
+    import datetime as _dt
+
+    try:
+        return _dt.datetime.fromisoformat(iso).timestamp() if isinstance(iso, str) else None
+    except ValueError:
+        return None
+
+
+def run_duration(status: runstore.RunStatus, wall: float | None, resumed: bool, last_time: str | None, state: str,
+                 now: float | None = None) -> float | None:
+    """Seconds the run has taken as its user counts them: from its launch, TensorFlow's start-up included
+    (status.json's started_at), to its end or, while it runs, to now.
+
+    The log's wall time starts after TensorFlow's import and moves only with a record, so alone it said "2s" of
+    a 15-s-old run and "0s" of one that failed in its start-up. A resumed run adds up its sessions from the log
+    (the time it lay stopped is not counted), with the current session's time since its last record.
+    ``wall``: the log's last wall time; ``resumed``: the log has a run_resume; ``last_time``: its last record's time.
+    """
+    now = time.time() if now is None else now
+    if not resumed:
+        start = _when(status.started_at)
+        end = now if state == "running" else _when(status.updated_at)
+        span = end - start if start is not None and end is not None and end >= start else None
+        return max((s for s in (wall, span) if s is not None), default=None)
+    if state == "running" and wall is not None:
+        since = [t for t in (_when(last_time), _when(status.updated_at)) if t is not None]
+        if since:
+            wall += max(0.0, now - max(since))
+    return wall
+
+
 def stage_times(records: list[dict[str, Any]]) -> dict[str, float]:
     """Seconds per stage (stage1, stage2) and for feature extraction, as the training log recorded them.
 
@@ -152,7 +185,8 @@ def summarize_run(run_dir: Path) -> RunSummary:
         best_val_accuracy=figures.best_val_accuracy(),
         test_accuracy=(report or {}).get("test_accuracy"),
         started_at=status.started_at,
-        duration_s=figures.wall_time,
+        duration_s=run_duration(status, figures.wall_time, figures.resumed, figures.last_time,
+                                runstore.effective_state(status)),
         stage_times=stage_times(figures.stage_records),
         problems=problems,
         kind=runstore.run_kind(config),
@@ -201,6 +235,8 @@ class _LogFigures:
         self.epochs: dict[tuple[int, int], dict[str, Any]] = {}  # (stage, epoch) -> record; a repeated epoch: the later
         self.wall_time: float | None = None
         self.stage_records: list[dict[str, Any]] = []
+        self.resumed = False  # a run_resume record: the run's duration is its sessions' (run_duration)
+        self.last_time: str | None = None
 
     def add(self, rec: dict[str, Any]) -> None:
         kind = rec.get("type")
@@ -208,6 +244,8 @@ class _LogFigures:
             self.epochs[epoch_key(rec)] = rec
         elif kind in ("stage_end", "features_done"):
             self.stage_records.append(rec)
+        self.resumed = self.resumed or kind == "run_resume"
+        self.last_time = rec.get("time") if isinstance(rec.get("time"), str) else self.last_time
         wall = rec.get("wall_time")
         if isinstance(wall, (int, float)) and not isinstance(wall, bool):
             self.wall_time = wall if self.wall_time is None else max(self.wall_time, wall)

@@ -193,8 +193,10 @@ class _Trainer:
         self.stop, self.clock, self.resume = stop, clock, resume
         self.backup_dir = self.run_dir / runstore.BACKUP_DIR
         self.backup_dir.mkdir(exist_ok=True)
-        # Epochs a resumed run already logged are not logged again.
-        self.logged_epochs = {runreader.epoch_key(r) for r in runreader.epoch_records(previous_records)}
+        # Epochs a resumed run already completed are not logged again (an older version logged a cut-short one as
+        # "partial": it is trained again, and logged again).
+        self.logged_epochs = {runreader.epoch_key(r) for r in runreader.epoch_records(previous_records)
+                              if not r.get("partial")}
 
     def log(self, record: records.Record) -> None:
         record.setdefault("wall_time", self.clock())
@@ -217,7 +219,7 @@ class _Trainer:
         self.phase("load_data", "loading CIFAR-10")
         from .data import make_splits
 
-        splits = make_splits(cfg.data_dir, cfg.val_size, cfg.seed, cfg.limit_train, cfg.limit_test)
+        splits = make_splits(cfg.data_dir, cfg.val_images, cfg.seed, cfg.limit_train, cfg.limit_test)
         self.log(records.data_record(splits.source, len(splits.y_train), len(splits.y_val), len(splits.y_test)))
 
         from .model import build_transfer_model
@@ -260,8 +262,8 @@ class _Trainer:
                 del acts
             else:
                 stage2 = tm.full
-                train_data = _pixel_dataset(splits.x_train, y_train, cfg.batch_size, cfg.augment, cfg.seed)
-                val_data = _pixel_dataset(splits.x_val, y_val, cfg.batch_size, False, cfg.seed)
+                train_data = _pixel_dataset(splits.x_train, y_train, cfg.batch_size, cfg.augment, cfg.seed, shuffle=True)
+                val_data = _pixel_dataset(splits.x_val, y_val, cfg.batch_size, False, cfg.seed, shuffle=False)
             del feats  # the tf.data feed holds its own copy of the activations; a PyDataset keeps what it reads
             result = self.fit_stage(StagePlan(2, stage2, train_data, val_data, cfg.epochs_fine, cfg.lr_fine, cfg.batch_size))
             if result:
@@ -344,7 +346,7 @@ class _Trainer:
 
     def fit_stage(self, plan: StagePlan) -> tuple[records.RunState, str] | None:
         """Train one stage; returns (state, message) when the run must end here, else None."""
-        from .callbacks import BestCheckpoint, DiskSpaceGuard, GracefulStop, MetricsLogger
+        from .callbacks import BestCheckpoint, DiskSpaceGuard, EpochBackup, GracefulStop, MetricsLogger
 
         cfg, hw, tm = self.config, self.hw, self.tm
         stage, model, train_data, val_data = plan.stage, plan.model, plan.train_data, plan.val_data
@@ -375,18 +377,20 @@ class _Trainer:
         write_status(self.run_dir, "running", f"stage {stage}", stage=stage)
         # model.keras, the best weights and BackupAndRestore's state (weights and optimizer slots), with room to spare
         checkpoint_bytes = 4 * sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in tm.full.weights) + 2**20
+        graceful = GracefulStop(self.stop)
         callbacks = [
             DiskSpaceGuard(self.run_dir, checkpoint_bytes),
             keras.callbacks.TerminateOnNaN(),  # stops after the batch whose loss is NaN/inf
             MetricsLogger(self.writer, stage, epochs, steps, batch_size, self.clock, self.logged_epochs),
             # After MetricsLogger: a stop asked for by a listener of the epoch record (a sweep's pruner) ends the stage
             # before another epoch starts.
-            GracefulStop(self.stop),
-            BestCheckpoint(best_weights, tm.full, self.run_dir / runstore.MODEL_FILE, score_file, CHECKPOINT_INTERVAL),
+            graceful,
+            BestCheckpoint(best_weights, tm.full, self.run_dir / runstore.MODEL_FILE, score_file, CHECKPOINT_INTERVAL,
+                           stop=graceful),
             keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.patience, restore_best_weights=False),
-            # Kept when fit() returns (Keras deletes it by default, so a run stopped by a signal
-            # would resume this stage from its first epoch); removed below once the stage is done.
-            keras.callbacks.BackupAndRestore(str(stage_backup), delete_checkpoint=False),
+            # Completed epochs only, kept when fit() returns (a run stopped by a signal resumes from its last
+            # completed epoch, the interrupted one trained again); removed below once the stage is done.
+            EpochBackup(str(stage_backup), graceful),
         ]
         t0 = time.perf_counter()
         # The training data shuffles itself (shuffle=False only silences Keras' warning about that).
@@ -424,13 +428,14 @@ def _views_dataset(views: list[np.ndarray], labels: np.ndarray, batch_size: int,
     return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def _pixel_dataset(x, y, batch_size, augment, seed):
-    """tf.data pipeline from uint8 pixels, for end-to-end fine-tuning (GPU, or 'all' blocks)."""
+def _pixel_dataset(x, y, batch_size, augment, seed, shuffle):
+    """tf.data pipeline from uint8 pixels, for end-to-end fine-tuning (GPU, or 'all' blocks); ``shuffle`` for training."""
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((x, y))
-    if augment:
+    if shuffle:  # a new order every epoch, as view_batches gives the cached features
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    if augment:
 
         def jitter(image, label):
             image = tf.image.random_flip_left_right(image)

@@ -247,7 +247,18 @@ class CifarApp(App):
         self.push_screen(EnvironmentScreen(self.data_dir))
 
     def start_run(self, config) -> Path | None:
-        """Start a detached training process; open its live view. Returns the run folder, or None."""
+        """Start a detached training process; open its live view. Returns the run folder, or None.
+
+        Without CIFAR-10 on this machine a dialog asks for its folder first (see ask_data_folder): None then.
+        """
+        from ..data import find_cifar10
+
+        if find_cifar10(config.data_dir) is None:
+            self.ask_data_folder(config)
+            return None
+        return self._start_detached(config)
+
+    def _start_detached(self, config) -> Path | None:
         from .. import launcher
 
         try:
@@ -260,6 +271,34 @@ class CifarApp(App):
         self.notify(f"Started {run_dir.name}", title="Training started")
         self.open_run(run_dir, "train")
         return run_dir
+
+    def ask_data_folder(self, config) -> None:
+        """The dataset is missing: ask for its folder (remembered, and the form's Data folder), then start the run."""
+        import dataclasses
+
+        from ..data import default_data_dir, remember_data_dir
+        from .screens.dialogs import DataFolderScreen
+
+        given = config.data_dir or default_data_dir()[0]
+        looked_in = f"{given} nor in Keras' cache" if given else "Keras' cache (~/.keras/datasets)"
+
+        def answered(folder: str | None) -> None:
+            if folder is None:
+                return
+            if folder == DataFolderScreen.DOWNLOAD:
+                self._start_detached(config)
+                return
+            try:
+                folder = str(remember_data_dir(folder))
+            except OSError as exc:  # not remembered: this run still gets the folder
+                self.notify(f"cannot remember the data folder: {exc.strerror or exc}", severity="warning")
+            self.data_dir = folder
+            configure = self.mode_screen("configure")
+            if configure is not None and configure.is_mounted:
+                configure.set_values({"data_dir": folder})
+            self._start_detached(dataclasses.replace(config, data_dir=folder))
+
+        self.push_screen(DataFolderScreen(looked_in, str(given or "")), answered)
 
     def resume_run(self, run_dir: Path) -> None:
         """Continue a stopped or killed run in a detached process (the CLI's `train --resume --detach`)."""

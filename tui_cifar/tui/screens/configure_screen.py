@@ -17,8 +17,8 @@ from textual.worker import get_current_worker
 
 from ...backbones import BACKBONES
 from ...config import (
-    KEEP_ON_PRESET, PRESETS, SETTING_BY_NAME, SETTINGS, ConfigError, Setting, TrainConfig, make_config, preset_summary,
-    with_labels,
+    KEEP_ON_PRESET, PRESETS, SETTING_BY_NAME, SETTINGS, VAL_FRACTION, ConfigError, Setting, TrainConfig, make_config,
+    preset_summary, with_labels,
 )
 from .. import settings
 from ..messages import StartPreset, StartRun
@@ -59,17 +59,22 @@ def parse_text(field: Setting, text: str) -> Any:
 
 
 def shown_value(field: Setting, value: Any) -> str:
-    """A value as a person reads it: on/off for switches, 'all' for an empty limit."""
+    """A value as a person reads it: on/off for switches, 'all' for an empty limit, '10%' for an empty split."""
     if field.kind == "bool":
         return "on" if value else "off"
+    if value is None and field.name == "val_size":
+        return f"{VAL_FRACTION:.0%}"
     return format_value(field, value) or "all"
 
 
 def changed_settings(values: dict[str, Any], before: dict[str, Any]) -> list[str]:
-    """'Label value' for each experiment setting (not a folder or machine setting) that differs from ``before``."""
+    """'Label value' for each experiment setting (not a folder or machine setting) that differs from ``before``.
+
+    A required field left empty is no setting (its own message says so), not "all".
+    """
     return [f"{FIELD_BY_NAME[name].label} {shown_value(FIELD_BY_NAME[name], value)}"
             for name, value in values.items()
-            if name in FIELD_BY_NAME and name not in KEEP_ON_PRESET and value != before.get(name)]
+            if name in FIELD_BY_NAME and name not in KEEP_ON_PRESET and value != before.get(name) and value != ""]
 
 
 def format_value(field: Setting, value: Any) -> str:
@@ -164,7 +169,9 @@ class ConfigureScreen(CifarScreen):
                     for field in FIELDS:
                         if field.advanced:
                             yield from self._field_row(field)
-            with VerticalScroll(id="config-side"):
+            # Not focusable: a click or Tab that landed here left the typing to the screen's keys (r, e, t
+            # switched screens mid-path); the mouse wheel still scrolls it.
+            with VerticalScroll(id="config-side", can_focus=False):
                 yield SettingHelp(id="setting-help")
                 yield Static("", id="run-estimate")
         yield Footer()
@@ -202,6 +209,11 @@ class ConfigureScreen(CifarScreen):
         if self.cifar.data_dir:
             values["data_dir"] = self.cifar.data_dir
         self.set_values(values)
+        from ...data import default_data_dir
+
+        default, origin = default_data_dir()
+        if default is not None:  # what an empty Data folder means now
+            self.query_one("#f-data_dir", Input).placeholder = f"{default} ({origin.split(' in ')[0]})"
         self._described = self._describe_key()
         cached = self._cached_description()
         self.query_one("#blocks-desc", Static).update(cached or "")
@@ -255,8 +267,9 @@ class ConfigureScreen(CifarScreen):
         """Say which experiment settings differ from the defaults (remembered from the last run, say)."""
         changed = changed_settings(values, TrainConfig().to_json())
         note = self.query_one("#form-note", Static)
-        note.update(f"Not the defaults: {', '.join(changed)}. The Default preset resets them." if changed else "")
+        note.update(f"Not the defaults (the Default preset resets them): {', '.join(changed)}." if changed else "")
         note.display = bool(changed)
+        note.tooltip = ", ".join(changed) or None  # the whole list, where 24 rows cut the note
 
     def show_errors(self, errors: dict[str, str]) -> None:
         self.errors = errors
@@ -316,6 +329,7 @@ class ConfigureScreen(CifarScreen):
                 self.query_one(f"#f-{first.name}").focus()
             self.notify("Fix the highlighted settings first", title="Not started", severity="warning")
             return
+        config = absolute_data_dir(config)
         problem = settings.save_last_config(config.to_json())
         if problem:
             self.notify(problem, severity="warning")
@@ -328,7 +342,7 @@ class ConfigureScreen(CifarScreen):
     def on_screen_suspend(self) -> None:
         config, _errors = validate(self.form_values()) if self.is_mounted else (None, {})
         if config is not None:
-            settings.save_last_config(config.to_json())
+            settings.save_last_config(absolute_data_dir(config).to_json())
 
     # ------------------------------------------------------------ help and cost
     def on_descendant_focus(self, event) -> None:
@@ -426,6 +440,17 @@ class ConfigureScreen(CifarScreen):
         desc.set_class(failed, "-failed")
 
 
+def absolute_data_dir(config: TrainConfig) -> TrainConfig:
+    """The config with its data folder absolute: remembered and handed to a detached run, it must not depend on
+    the folder the app was started from."""
+    import dataclasses
+    from pathlib import Path
+
+    if not config.data_dir:
+        return config
+    return dataclasses.replace(config, data_dir=str(Path(config.data_dir).expanduser().resolve()))
+
+
 def preset_values(preset: str, current: dict[str, Any]) -> dict[str, Any]:
     """A preset's settings: the defaults, the preset's changes, and the machine settings of ``current``."""
     values = {**TrainConfig().to_json(), **PRESETS.get(preset, {})}
@@ -451,8 +476,8 @@ def start_preset(node: App | Screen, current: dict[str, Any], preset: str, runs_
 
     def answered(start: bool | None) -> None:
         if start:
-            settings.save_last_config(config.to_json())
-            node.post_message(StartRun(config))
+            settings.save_last_config(absolute_data_dir(config).to_json())
+            node.post_message(StartRun(absolute_data_dir(config)))
 
     question = (f"Start a training run with the {preset} preset?\n\n{preset_summary(preset)}; "
                 f"every other setting at its default; runs in {config.runs_dir}.")

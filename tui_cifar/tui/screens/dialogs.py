@@ -79,3 +79,83 @@ class PathPromptScreen(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class DataFolderScreen(ModalScreen[str | None]):
+    """CIFAR-10 is nowhere to be found: asks for its folder (typed, or b to browse), checked before it is accepted.
+
+    Dismisses with the folder, DOWNLOAD (start anyway: Keras downloads it), or None (cancel).
+    """
+
+    DOWNLOAD = "download"
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, looked_in: str, value: str = "") -> None:
+        super().__init__(classes="dialog-screen")
+        self.looked_in = looked_in
+        self.value = value
+
+    def compose(self) -> ComposeResult:
+        from ...data import DATA_DIR_ENV
+
+        with Vertical(classes="dialog", id="data-folder-dialog"):
+            yield Label("CIFAR-10 not found", classes="dialog-title")
+            yield Static(f"The run needs CIFAR-10 (a folder holding cifar-10-batches-py/, or cifar-10-python.tar.gz) "
+                         f"and found none in {self.looked_in}. Type or browse to its folder: it is remembered for "
+                         f"next time (${DATA_DIR_ENV} sets it too). Or let Keras download it (170 MB, needs the "
+                         "internet).", classes="dialog-text")
+            yield Input(self.value, placeholder="folder holding CIFAR-10", id="answer")
+            yield Static("", id="data-folder-error", classes="dialog-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Use folder", variant="primary", id="ok", compact=True)
+                yield Button("Browse…", id="browse", compact=True)
+                yield Button("Download", id="download", compact=True)
+                yield Button("Cancel", id="cancel", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._use(event.value)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "ok":
+            self._use(self.query_one(Input).value)
+        elif event.button.id == "browse":
+            self._browse()
+        elif event.button.id == "download":
+            self.dismiss(self.DOWNLOAD)
+        else:
+            self.dismiss(None)
+
+    def _browse(self) -> None:
+        from pathlib import Path
+
+        from textual_fspicker import SelectDirectory
+
+        typed = Path(self.query_one(Input).value.strip() or "~").expanduser()
+        start = typed if typed.is_dir() else Path.home()
+
+        def chosen(folder) -> None:
+            if folder is not None:
+                self.query_one(Input).value = str(folder)
+                self._use(str(folder))
+
+        self.app.push_screen(SelectDirectory(start, title="The folder holding CIFAR-10"), chosen)
+
+    def _use(self, text: str) -> None:
+        from ...data import find_cifar10
+
+        text = text.strip()
+        error = self.query_one("#data-folder-error", Static)
+        if not text:
+            error.update("Type a folder, or Browse.")
+        elif find_cifar10(text) is None:
+            error.update(f"No CIFAR-10 in {text} (nor in its cifar-10-batches-py/ or cifar-10-python.tar.gz).")
+        else:
+            self.dismiss(text)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

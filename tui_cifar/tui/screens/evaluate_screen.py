@@ -29,9 +29,11 @@ from ..widgets.class_report import ClassReport
 from ..widgets.confusion import ConfusionMatrix
 from ..widgets.gallery import MisclassifiedGallery
 from ..widgets.roc_panel import RocPanel
-from .base import CifarScreen
+from .base import NARROW_BELOW, CifarScreen
 
 MAX_IMAGES = 40
+# Keys of the confusion tab only (its matrix and images): the other tabs do not offer them.
+CONFUSION_ACTIONS = ("toggle_percent", "zoom", "toggle_heatmaps")
 # What gets the focus when a tab is shown.
 TAB_FOCUS = {"tab-confusion": "#confusion", "tab-classes": "#per-class", "tab-roc": "#roc-class",
              "tab-confused": "#confused"}
@@ -114,6 +116,16 @@ class EvaluateScreen(CifarScreen):
                            ("share", "Share of true class")):
             confused.add_column(label, key=key)
         # the app follows with ShowRun or ScreenEntered, which pick the run to show
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """n, z and g act on the confusion tab: elsewhere the footer leaves them out and they do nothing."""
+        if action in CONFUSION_ACTIONS and self.is_mounted:
+            return self.query_one("#eval-tabs", TabbedContent).active == "tab-confusion"
+        return True
+
+    @on(TabbedContent.TabActivated, "#eval-tabs")
+    def _tab_shown(self) -> None:
+        self.refresh_bindings()
 
     # ------------------------------------------------------------ run selection
     def on_screen_entered(self, message: ScreenEntered) -> None:
@@ -256,6 +268,17 @@ class EvaluateScreen(CifarScreen):
     def _cell_highlighted(self, event: ConfusionMatrix.CellHighlighted) -> None:
         self._cell_info(event.coordinate.row, event.coordinate.column)
 
+    @on(ConfusionMatrix.ScrollBeside, "#confusion")
+    def _scroll_images(self, event: ConfusionMatrix.ScrollBeside) -> None:
+        """PageUp/PageDown/Home/End scroll the images (below the matrix at 80 columns: the whole tab)."""
+        area = self._images_area()
+        {"page_up": area.scroll_page_up, "page_down": area.scroll_page_down,
+         "home": area.scroll_home, "end": area.scroll_end}[event.how](animate=False)
+
+    def _images_area(self):
+        """What scrolls the images: the tab's area when they are below the matrix, else their own scroll."""
+        return self.query_one("#confusion-area" if self.size.width < NARROW_BELOW else "#mistakes-scroll")
+
     @on(ConfusionMatrix.CellSelected, "#confusion")
     def _cell_selected(self, event: ConfusionMatrix.CellSelected) -> None:
         self.show_cell_images(event.coordinate.row, event.coordinate.column)
@@ -386,6 +409,8 @@ class EvaluateScreen(CifarScreen):
                     + (" · z: zoom" if items else ""))
         self.gallery_items = items
         gallery.show_images(items)
+        if items and self.size.width < NARROW_BELOW:  # below the matrix: bring them into view (Home: back up)
+            self.call_after_refresh(self._images_area().scroll_to_widget, gallery, top=True, animate=False)
 
     # ------------------------------------------------------------ what the model looked at
     def action_toggle_heatmaps(self) -> None:

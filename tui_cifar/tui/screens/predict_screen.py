@@ -28,7 +28,6 @@ from textual.worker import get_current_worker
 from ... import runreader, runstore
 from ...files import read_json
 from ...formatting import format_pct
-from ...images import is_image_name
 from .. import settings
 from ..messages import ClassifyFolder, ShowRun
 from .base import CifarScreen
@@ -100,7 +99,8 @@ class PredictScreen(CifarScreen):
 
     def __init__(self, start_dir: Path | None = None) -> None:
         super().__init__()
-        self.start_dir = Path(start_dir or Path.cwd())
+        remembered = settings.load_photo_folder()  # the tree opens where the photos were last time
+        self.start_dir = Path(start_dir or (remembered if remembered is not None and remembered.is_dir() else Path.cwd()))
         self.run_dir: Path | None = None
         self.classifier: Any = None
         self.model_error: str | None = None
@@ -118,7 +118,7 @@ class PredictScreen(CifarScreen):
         yield Header()
         with Horizontal(id="predict-toolbar", classes="toolbar"):
             yield Label("Model:", classes="toolbar-label")
-            yield Select([], prompt="looking for trained runs…", id="model-select")
+            yield Select([], prompt="looking for trained runs…", id="model-select", compact=True)
             yield Button("Open image… (o)", id="open-file")
             yield Button("Folder → CSV… (f)", id="classify-folder")
         with Horizontal(id="model-status-row"):
@@ -262,16 +262,21 @@ class PredictScreen(CifarScreen):
         self.classify(Path(event.path))
 
     def action_open_file(self) -> None:
-        from textual_fspicker import FileOpen, Filters
+        """The picker, in the folder of the last picture or photo folder (remembered across sessions)."""
+        from ..widgets.image_picker import ImageOpen
 
-        filters = Filters(("Images", lambda p: is_image_name(p.name)), ("All files", lambda _p: True))
-        start = self.current_file.parent if self.current_file else self.start_dir
+        start = self.current_file.parent if self.current_file else self.photo_folder()
 
         def chosen(path: Path | None) -> None:
             if path is not None:
                 self.classify(Path(path))
 
-        self.app.push_screen(FileOpen(start, title="Classify an image", filters=filters), chosen)
+        self.app.push_screen(ImageOpen(start, title="Classify an image"), chosen)
+
+    def photo_folder(self) -> Path:
+        """The last folder of photos classified (remembered), if it is still there; else where the tree started."""
+        folder = settings.load_photo_folder()
+        return folder if folder is not None and folder.is_dir() else self.start_dir
 
     @on(Button.Pressed, "#open-file")
     def _open_pressed(self) -> None:
@@ -436,7 +441,7 @@ class PredictScreen(CifarScreen):
             self.query_one("#model-loading").display = True
             self._classify_folder(run_dir, folder, csv_path)
 
-        last = settings.load_photo_folder() or self.start_dir
+        last = self.photo_folder()
         self.app.push_screen(
             PathPromptScreen("Folder of images to classify, subfolders included (type or paste a path). "
                              "Subfolders named after CIFAR-10 classes are scored.", str(last),
@@ -475,6 +480,10 @@ class PredictScreen(CifarScreen):
             return
         text = f"{done.folder}: {done.summary} → {done.csv_path}"
         self._status(text)
+        tree = self.query_one("#image-tree", ImageTree)  # the tree and the picker show the folder just classified
+        tree.path = done.folder
+        tree.border_title = str(done.folder)
+        self.current_file = None
         self.notify(text, title="Predictions written", timeout=8)
         self.folder_score = done.score
         self._show_folder_score(done.score is not None)
@@ -484,6 +493,12 @@ class PredictScreen(CifarScreen):
                 Text(f"{done.folder}: scored by its class subfolders (choose a picture to see it again)", style="bold"))
             self.query_one("#photo-score", Static).update(photo_score_text(done.score, done.test))
             self.query_one("#photo-confusion", ConfusionMatrix).set_data(report["confusion_matrix"], report["classes"])
+
+    @on(ConfusionMatrix.ScrollBeside, "#photo-confusion")
+    def _scroll_score(self, event: ConfusionMatrix.ScrollBeside) -> None:
+        area = self.query_one("#folder-score")
+        {"page_up": area.scroll_page_up, "page_down": area.scroll_page_down,
+         "home": area.scroll_home, "end": area.scroll_end}[event.how](animate=False)
 
     def _show_folder_score(self, shown: bool) -> None:
         """The labelled folder's score takes the place of the single picture's panes (a picture chosen brings them back)."""

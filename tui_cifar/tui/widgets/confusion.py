@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from rich.style import Style
 from rich.text import Text
+from dataclasses import dataclass
+
+from textual.binding import Binding
 from textual.color import Color
+from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable
 
@@ -34,6 +38,26 @@ class ConfusionMatrix(DataTable):
     }
     """
 
+    # A 10x10 matrix needs no paging: PageUp/PageDown/Home/End scroll what the screen shows beside it (the
+    # evaluate screen's images), where DataTable's would move the cell away from the images shown.
+    BINDINGS = [
+        Binding("pageup", "scroll_beside('page_up')", show=False),
+        Binding("pagedown", "scroll_beside('page_down')", show=False),
+        Binding("home", "scroll_beside('home')", show=False),
+        Binding("end", "scroll_beside('end')", show=False),
+    ]
+
+    @dataclass
+    class ScrollBeside(Message):
+        """PageUp, PageDown, Home or End on the matrix: ``how`` is page_up, page_down, home or end."""
+
+        matrix: "ConfusionMatrix"
+        how: str
+
+        @property
+        def control(self) -> "ConfusionMatrix":
+            return self.matrix
+
     percent: reactive[bool] = reactive(False)
 
     def __init__(self, *, id: str | None = None, classes: str | None = None):
@@ -42,6 +66,9 @@ class ConfusionMatrix(DataTable):
                          cursor_foreground_priority="css", cursor_background_priority="css")
         self.matrix: list[list[int]] = []
         self.class_names: list[str] = []
+
+    def action_scroll_beside(self, how: str) -> None:
+        self.post_message(self.ScrollBeside(self, how))
 
     def on_mount(self) -> None:
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self.rebuild())

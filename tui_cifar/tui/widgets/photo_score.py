@@ -18,8 +18,8 @@ from ...formatting import DASH, fmt, format_pct
 def photo_score_text(score: dict[str, Any], test: dict[str, Any] | None) -> Group:
     """Headline (photo accuracy, test accuracy) and a table: class, photos, recall, test recall."""
     report = score["report"]
-    headline = Text(f"accuracy on your photos {format_pct(report['test_accuracy'])}", style="bold")
-    headline.append(f" ({report['num_test']} labelled", style="")
+    headline = Text(f"accuracy on your photos {format_pct(report['accuracy'])}", style="bold")
+    headline.append(f" ({report['num_photos']} labelled", style="")
     headline.append(f", {len(score['unlabelled'])} in no class folder" if score["unlabelled"] else "")
     headline.append(f", {score['failed']} unreadable" if score["failed"] else "")
     headline.append(")")
