@@ -30,6 +30,7 @@ sys.path.insert(0, str(HERE))
 
 from tui_cifar.environment import TF_DISTRIBUTIONS  # noqa: E402
 
+
 def _manylinux(arch: str) -> list[str]:
     # pip takes --platform tags literally: every glibc level a wheel may be tagged with.
     return [f"manylinux_2_{v}_{arch}" for v in (28, 27, 17, 12, 5)] + [f"manylinux{v}_{arch}" for v in ("2014", "2010", "1")]

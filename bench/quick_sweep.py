@@ -42,9 +42,8 @@ def main() -> None:
 
     import keras
     import numpy as np
-    from sklearn.model_selection import train_test_split
-
     from run_bench import provenance
+    from sklearn.model_selection import train_test_split
 
     from tui_cifar.config import make_config
     from tui_cifar.data import load_cifar10

@@ -118,8 +118,8 @@ def main() -> None:
         write_markdown(out, args.out.with_suffix(".md"))
         return
 
-    import tensorflow as tf
     import keras
+    import tensorflow as tf
     from run_bench import provenance
 
     rows = {isa: {name: [] for name in args.variants} for isa in args.isa}

@@ -33,8 +33,7 @@ def main() -> None:
     from tui_cifar import runstore
     from tui_cifar.config import config_from_run
     from tui_cifar.data import make_splits
-    from tui_cifar.prediction import predict_probabilities
-    from tui_cifar.prediction import load_model_checked
+    from tui_cifar.prediction import load_model_checked, predict_probabilities
 
     rows = []
     for run_dir in args.runs:

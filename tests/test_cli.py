@@ -278,7 +278,7 @@ def test_a_bare_run_name_is_found_in_the_runs_folder(fixture_runs, tmp_path):
     assert elsewhere.returncode == 0 and json.loads(elsewhere.stdout) == json.loads(here.stdout)
     missing = cifar_tui("evaluate", "no-such-run", env=env, cwd=tmp_path)
     assert missing.returncode == 1
-    assert missing.stderr.strip() == (f"cifar-tui: no-such-run: no such run folder here or in the runs folder runs; "
+    assert missing.stderr.strip() == ("cifar-tui: no-such-run: no such run folder here or in the runs folder runs; "
                                       "`cifar-tui runs` lists the runs")
 
 

@@ -16,6 +16,7 @@ import pytest
 from conftest import tiny_config
 from faultkit import run_cli, save_jpeg, save_png
 from PIL import Image
+
 from tui_cifar import cli, runstore
 from tui_cifar.launcher import create_run
 

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import tiny_config
 from faultkit import (
     cli_command,
@@ -34,6 +33,7 @@ from faultkit import (
     wait_for,
     write_config,
 )
+
 from tui_cifar import cli, runreader, runstore
 from tui_cifar.launcher import create_run
 

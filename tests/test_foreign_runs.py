@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import tiny_config, write_fake_cifar
+
 from tui_cifar import cli, runstore
 from tui_cifar.config import make_config
 

@@ -10,11 +10,10 @@ import os
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
-
 from conftest import tiny_config
 from faultkit import run_cli, stray_temp_files, write_config
+
 from tui_cifar import cli, runstore
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import write_fake_cifar
+
 from tui_cifar import cli, data
 from tui_cifar.data import DatasetNotFound, load_cifar10
 

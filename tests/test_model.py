@@ -22,7 +22,7 @@ FINE_TUNE = (0, 2, "all")
 IMAGES = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3)).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def built(name: str, fine_tune_blocks):
     keras.utils.set_random_seed(1)
     tm = build_transfer_model(name, SIZE, fine_tune_blocks, weights=None)

@@ -11,7 +11,7 @@ import pytest
 from fixtures.tui_support import FINISHED, copy_runs
 
 from tui_cifar import cli, launcher, runstore
-from tui_cifar.config import ConfigError, make_config
+from tui_cifar.config import make_config
 
 
 def test_a_small_run_holds_out_a_tenth_of_its_images_for_validation():
@@ -120,7 +120,7 @@ def _status(run_dir: Path, state: str, started: float, updated: float, pid: int)
     import json
     import socket
 
-    iso = lambda t: dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="seconds")  # noqa: E731
+    iso = lambda t: dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds")  # noqa: E731
     (run_dir / runstore.STATUS_FILE).write_text(json.dumps({
         "state": state, "pid": pid, "host": socket.gethostname(), "started_at": iso(started),
         "updated_at": iso(updated), "message": "", "stage": None, "version": 1}))

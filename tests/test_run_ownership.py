@@ -15,9 +15,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from conftest import tiny_config
 from faultkit import cli_command, cli_env, records, wait_for
+
 from tui_cifar import launcher, runstore
 from tui_cifar.config import make_config
 from tui_cifar.launcher import create_run

@@ -13,7 +13,6 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from conftest import tiny_config

@@ -16,6 +16,7 @@ import pytest
 
 from tui_cifar import runstore
 from tui_cifar.config import TrainConfig
+from tui_cifar.runreader import epoch_records, list_runs, summarize_run
 from tui_cifar.runstore import (
     MetricsTail,
     MetricsWriter,
@@ -29,7 +30,6 @@ from tui_cifar.runstore import (
     read_status,
     write_status,
 )
-from tui_cifar.runreader import epoch_records, list_runs, summarize_run
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("tensorflow", "keras", "textual")

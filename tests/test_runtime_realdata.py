@@ -11,8 +11,8 @@ import pytest
 from conftest import REAL_CIFAR, needs_shared
 
 from tui_cifar.data import load_test_images
-from tui_cifar.prediction import predict_probabilities
 from tui_cifar.model import build_transfer_model
+from tui_cifar.prediction import predict_probabilities
 from tui_cifar.runtime import Forward
 
 pytestmark = [pytest.mark.realdata, needs_shared,

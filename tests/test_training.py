@@ -21,9 +21,8 @@ from conftest import tiny_config
 from tui_cifar import data, features, runreader, runstore, training
 from tui_cifar.config import make_config
 from tui_cifar.data import CLASS_NAMES, load_cifar10, make_splits
-from tui_cifar.prediction import predict_probabilities
-from tui_cifar.prediction import load_model_checked
 from tui_cifar.launcher import create_run
+from tui_cifar.prediction import load_model_checked, predict_probabilities
 from tui_cifar.runstore import read_metrics, read_status
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

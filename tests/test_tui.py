@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 from fixtures.tui_support import (
-    FINISHED, GARBLED, copy_runs, fake_test_images, hold_run, make_app, make_running_run, recorded_records, static_text, wait_for,
+    FINISHED,
+    GARBLED,
+    copy_runs,
+    fake_test_images,
+    hold_run,
+    make_app,
+    make_running_run,
+    recorded_records,
+    static_text,
+    wait_for,
 )
 from textual.geometry import Region
 from textual.widgets import DataTable, Input

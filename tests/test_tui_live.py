@@ -11,7 +11,16 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from fixtures.tui_support import RESUMED, append_records, hold_run, make_app, make_running_run, recorded_records, wait_for, write_status
+from fixtures.tui_support import (
+    RESUMED,
+    append_records,
+    hold_run,
+    make_app,
+    make_running_run,
+    recorded_records,
+    wait_for,
+    write_status,
+)
 from textual.widgets import DataTable, ProgressBar
 
 from tui_cifar import launcher, runstore

@@ -18,8 +18,6 @@ from fixtures.tui_support import (
 )
 from textual.widgets import ContentSwitcher, OptionList
 
-from tui_cifar import runstore
-
 
 def until(records, predicate, nth: int = 1) -> int:
     seen = 0

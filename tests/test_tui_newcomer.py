@@ -7,10 +7,22 @@ import os
 from pathlib import Path
 
 from fixtures.tui_support import (
-    FINISHED, GARBLED, make_app, make_running_run, recorded_records, static_text, wait_for, write_status,
+    FINISHED,
+    GARBLED,
+    make_app,
+    make_running_run,
+    recorded_records,
+    static_text,
+    wait_for,
+    write_status,
 )
 from test_tui import (  # noqa: F401  (fixtures)
-    SIZE, fake_classifier, fake_describe, fake_launcher, palette_run, runs_dir,
+    SIZE,
+    fake_classifier,
+    fake_describe,
+    fake_launcher,
+    palette_run,
+    runs_dir,
 )
 from textual.widgets import DataTable, Select
 

@@ -7,9 +7,9 @@ import json
 from fixtures.tui_support import recorded_records
 from rich.console import Console
 
-from tui_cifar.tui import settings
-from tui_cifar.formatting import format_duration
 from tui_cifar.config import ConfigError, make_config
+from tui_cifar.formatting import format_duration
+from tui_cifar.tui import settings
 from tui_cifar.tui.screens.configure_screen import FIELD_BY_NAME, parse_text, validate
 from tui_cifar.tui.widgets.halfblock import HalfBlock, fit_size
 

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from . import runstore
 from .backbones import BACKBONES
 from .errors import EXIT_USAGE, CifarTuiError
 from .hardware import parse_devices
-from .runtime import RUNTIMES
-from . import runstore
 from .runstore import CONFIG_FILE, RunStoreError, no_cifar_model_reason
+from .runtime import RUNTIMES
 
 
 class ConfigError(CifarTuiError, ValueError):

@@ -139,7 +139,7 @@ def explain_files(model, photos: list[Path], classes: list[str], out_dir: Path, 
     """One explanation PNG per photo, for the given (predicted) class and its probability, named out_dir/<name>.png."""
     images = np.stack([model_input(p) for p in photos])
     explanations = explain(model, images, [CLASS_NAMES.index(c) for c in classes])
-    chances = probabilities or [None] * len(photos)
+    chances: list[float | None] = list(probabilities) if probabilities else [None] * len(photos)
     return [explanation_png(p, e, Path(out_dir) / f"{name}.png", chance)
             for p, e, name, chance in zip(photos, explanations, names, chances)]
 

@@ -10,8 +10,8 @@ size, freeze boundary, compute dtype, view (original or mirrored) and the exact 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

@@ -10,8 +10,9 @@ import csv
 import json
 import os
 import secrets
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -13,7 +13,6 @@ from . import runstore
 from .data import CLASS_NAMES
 from .errors import CifarTuiError
 from .images import ImageScan, find_images, load_many
-
 
 # A run folder's subfolder for CSVs of the user's own pictures.
 PREDICTIONS_DIR = "predictions"

@@ -14,8 +14,19 @@ from __future__ import annotations
 import math
 import types
 from pathlib import Path
-from typing import (TYPE_CHECKING, Annotated, Any, Literal, NotRequired, TypedDict, Union, get_args, get_origin,
-                    get_type_hints, is_typeddict)
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    Literal,
+    NotRequired,
+    TypedDict,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+    is_typeddict,
+)
 
 from .files import Malformed, atomic_write, loads, read_json
 

@@ -12,7 +12,6 @@ MATRIX_CELL = 5  # characters of a confusion-matrix column
 
 
 def print_report(report: dict[str, Any]) -> None:
-    from rich import box
     from rich.console import Console
     from rich.table import Table
 

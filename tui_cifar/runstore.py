@@ -31,15 +31,22 @@ import re
 import shutil
 import socket
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Literal
 
 from . import records
 from .errors import CifarTuiError
 from .files import atomic_write_json, atomic_write_text, read_json  # noqa: F401  (part of the run-folder API)
 from .records import (  # noqa: F401  (the run-folder API)
-    ENDED_STATES, RESUMABLE_STATES, SHOWN_STATES, STATES, Malformed, RunState, ShownState,
+    ENDED_STATES,
+    RESUMABLE_STATES,
+    SHOWN_STATES,
+    STATES,
+    Malformed,
+    RunState,
+    ShownState,
 )
 
 FORMAT_VERSION = 1
@@ -66,7 +73,7 @@ class RunStoreError(CifarTuiError):
 
 
 def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).astimezone().isoformat(timespec="seconds")
 
 
 def _slug(text: str) -> str:
@@ -122,7 +129,7 @@ class RunLock:
         self.run_dir, self.fd = Path(run_dir), fd
 
     @classmethod
-    def acquire(cls, run_dir: Path, wait: float = 0.5) -> "RunLock":
+    def acquire(cls, run_dir: Path, wait: float = 0.5) -> RunLock:
         """Take the lock, or a RunStoreError at once naming who holds it (a reader's probe is waited out)."""
         path = Path(run_dir) / LOCK_FILE
         try:

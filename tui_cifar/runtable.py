@@ -5,11 +5,12 @@ No TensorFlow here: it reads run folders only.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from . import runreader, runstore
-from .files import atomic_write_csv, read_json
+from .files import atomic_write_csv
 
 Scalar = str | int | float | bool | None
 

@@ -16,16 +16,17 @@ import os
 import shutil
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import keras
 import numpy as np
 
 from . import records, runreader, runstore, telemetry
-from .errors import CifarTuiError
 from .config import TrainConfig
+from .errors import CifarTuiError
 from .features import VIEWS
 from .runstore import MetricsWriter, write_status
 

@@ -25,11 +25,21 @@ from ..console import native_stderr_to_file
 from ..paths import stderr_log_path
 from . import settings
 from .commands import CifarCommands
-from .screens.base import NARROW_BELOW
 from .messages import (
-    ClassifyFolder, CompareRuns, GotoScreen, OpenRun, ResumeRun, RunStateChanged, ScreenEntered, ShowEnvironment,
-    ShowRun, StartPreset, StartRun, StopRun,
+    ClassifyFolder,
+    CompareRuns,
+    GotoScreen,
+    OpenRun,
+    ResumeRun,
+    RunStateChanged,
+    ScreenEntered,
+    ShowEnvironment,
+    ShowRun,
+    StartPreset,
+    StartRun,
+    StopRun,
 )
+from .screens.base import NARROW_BELOW
 
 HERE = Path(__file__).parent
 # The global stylesheet, then one per screen (in this order, as when they were one file).
@@ -293,8 +303,10 @@ class CifarApp(App):
             except OSError as exc:  # not remembered: this run still gets the folder
                 self.notify(f"cannot remember the data folder: {exc.strerror or exc}", severity="warning")
             self.data_dir = folder
+            from .screens.configure_screen import ConfigureScreen
+
             configure = self.mode_screen("configure")
-            if configure is not None and configure.is_mounted:
+            if isinstance(configure, ConfigureScreen) and configure.is_mounted:
                 configure.set_values({"data_dir": folder})
             self._start_detached(dataclasses.replace(config, data_dir=folder))
 

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from .. import runreader, runstore
 from ..config import PRESETS, preset_summary
 from .messages import (
-    ClassifyFolder, CompareRuns, GotoScreen, OpenRun, ResumeRun, ShowEnvironment, StartPreset, StopRun,
+    ClassifyFolder,
+    CompareRuns,
+    GotoScreen,
+    OpenRun,
+    ResumeRun,
+    ShowEnvironment,
+    StartPreset,
+    StopRun,
 )
 
 if TYPE_CHECKING:

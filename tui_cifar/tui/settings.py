@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..paths import config_dir
 from ..files import atomic_write_json, read_json
+from ..paths import config_dir
 
 LAST_CONFIG = "last_config.json"
 DESCRIBE_CACHE = "fine_tune_descriptions.json"

@@ -28,7 +28,7 @@ class CifarScreen(Screen):
     """
 
     @property
-    def cifar(self) -> "CifarApp":
+    def cifar(self) -> CifarApp:
         return self.app  # type: ignore[return-value]
 
     def on_resize(self, event: events.Resize) -> None:

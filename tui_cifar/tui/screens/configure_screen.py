@@ -17,8 +17,17 @@ from textual.worker import get_current_worker
 
 from ...backbones import BACKBONES
 from ...config import (
-    KEEP_ON_PRESET, PRESETS, SETTING_BY_NAME, SETTINGS, VAL_FRACTION, ConfigError, Setting, TrainConfig, make_config,
-    preset_summary, with_labels,
+    KEEP_ON_PRESET,
+    PRESETS,
+    SETTING_BY_NAME,
+    SETTINGS,
+    VAL_FRACTION,
+    ConfigError,
+    Setting,
+    TrainConfig,
+    make_config,
+    preset_summary,
+    with_labels,
 )
 from .. import settings
 from ..messages import StartPreset, StartRun

@@ -21,7 +21,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import (
-    Button, DirectoryTree, Footer, Header, Label, LoadingIndicator, Select, Static,
+    Button,
+    DirectoryTree,
+    Footer,
+    Header,
+    Label,
+    LoadingIndicator,
+    Select,
+    Static,
 )
 from textual.worker import get_current_worker
 
@@ -30,12 +37,12 @@ from ...files import read_json
 from ...formatting import format_pct
 from .. import settings
 from ..messages import ClassifyFolder, ShowRun
-from .base import CifarScreen
 from ..widgets.bars import topk_table
 from ..widgets.confusion import ConfusionMatrix
 from ..widgets.halfblock import HalfBlockImage
 from ..widgets.image_tree import ImageTree
 from ..widgets.photo_score import photo_score_text
+from .base import CifarScreen
 
 TOP_K = 5
 

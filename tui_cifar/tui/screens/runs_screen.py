@@ -21,8 +21,8 @@ from ...config import SETTING_BY_NAME
 from ...formatting import format_duration, format_pct, format_started, shown
 from ...paths import cache_dir
 from ..messages import CompareRuns, GotoScreen, OpenRun
-from .base import CifarScreen
 from ..widgets.charts import LineChart
+from .base import CifarScreen
 
 STATE_STYLES: dict[runstore.ShownState, str] = {  # one per records.ShownState (tests/test_records.py)
     "running": "bold green",

@@ -8,10 +8,10 @@ percentages; the cursor picks a cell (Enter) to list those test images.
 
 from __future__ import annotations
 
-from rich.style import Style
-from rich.text import Text
 from dataclasses import dataclass
 
+from rich.style import Style
+from rich.text import Text
 from textual.binding import Binding
 from textual.color import Color
 from textual.message import Message
@@ -51,11 +51,11 @@ class ConfusionMatrix(DataTable):
     class ScrollBeside(Message):
         """PageUp, PageDown, Home or End on the matrix: ``how`` is page_up, page_down, home or end."""
 
-        matrix: "ConfusionMatrix"
+        matrix: ConfusionMatrix
         how: str
 
         @property
-        def control(self) -> "ConfusionMatrix":
+        def control(self) -> ConfusionMatrix:
             return self.matrix
 
     percent: reactive[bool] = reactive(False)

@@ -21,4 +21,4 @@ class ImageOpen(FileOpen):
     @on(DirectoryNavigation.Selected)
     def _open_at_once(self, event: DirectoryNavigation.Selected) -> None:
         self.query_one(Input).value = event.path.name
-        self._confirm_file(event)
+        self._confirm_file(event)  # type: ignore[arg-type]  # it only stops the event and reads the input
