@@ -76,3 +76,29 @@ def test_screen(snap_compare, fixed_machine, name, size):
         await settle(pilot, 0.2)
 
     assert snap_compare(scenario_app(RUNS, NO_DATA), terminal_size=size, run_before=run_before)
+
+
+# The Train screen on runs other tools wrote: a Keras script's RunLogger run (docs/runlogger_example.py, 4 epochs,
+# recorded into tests/fixtures/keras-runs) and a PyTorch SummaryWriter logdir (recorded on an H200,
+# tests/fixtures/tb/torchrun); the cifar-tui run's Train screen is the "training" scenario above.
+OTHER_RUNS = {"runlogger": Path("tests/fixtures/keras-runs/20261204-192012-small_cnn"),
+              "tensorboard": Path("tests/fixtures/tb/torchrun")}
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("kind", list(OTHER_RUNS))
+def test_train_screen_of_another_tool(snap_compare, fixed_machine, monkeypatch, kind, size):
+    from tui_cifar import tbreader
+    from tui_cifar.tui.app import CifarApp
+
+    monkeypatch.setattr(tbreader, "LIVE_SECONDS", 0.0)  # a fresh clone's event file is new, yet its run has ended
+
+    run = OTHER_RUNS[kind]
+
+    async def run_before(pilot) -> None:
+        pilot.app.animation_level = "none"
+        await settle(pilot, 1.5)
+        await pilot.wait_for_scheduled_animations()
+
+    app = CifarApp(run.parent, NO_DATA, run_dir=run, poll_interval=0.25)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
