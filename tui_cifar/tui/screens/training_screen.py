@@ -458,9 +458,11 @@ class TrainingScreen(CifarScreen):
             # the epoch whose weights the run keeps (best validation accuracy), in the success colour
             highlights = [p.epoch_offset(kept[0]) + kept[1]] if kept is not None else []
         colors = {"train": TRAIN_COLOR, "val": VAL_COLOR}
-        xlabel = {"epoch": "epoch", "step": "step", "wall time": "wall time (s)"}[axis]
+        # a TensorBoard run's records are its logged steps, whatever its script calls them: never "epoch"
+        unit = "step" if axis == "epoch" and (p.config or {}).get("kind") == tbreader.KIND else axis
+        xlabel = {"epoch": "epoch", "step": "step", "wall time": "wall time (s)"}[unit]
         train_key = metric if not metric.startswith("val_") else twin(metric)
-        per = {"epoch": " per epoch", "step": " per step", "wall time": " over time"}[axis]
+        per = {"epoch": " per epoch", "step": " per step", "wall time": " over time"}[unit]
         for chart_id, title, key in (("#loss-chart", "Loss", "loss"), ("#acc-chart", train_key.replace("_", " ").capitalize(), train_key)):
             chart = self.query_one(chart_id, LineChart)
             chart.chart_title = title + per
