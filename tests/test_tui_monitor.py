@@ -303,3 +303,14 @@ def test_advice_past_its_lines_ends_in_an_ellipsis():
     shown = fit_lines(advice, 78, 2, console).plain.split("\n")
     assert len(shown) == 2 and shown[1].endswith("…") and len(shown[1]) <= 78
     assert fit_lines(advice, 78, None, console) is advice  # no limit set: the panel scrolls its own way
+
+
+async def test_evaluate_on_a_tensorboard_run_says_there_is_no_model_not_a_missing_report(tmp_path):
+    run = tmp_path / "logs" / "resnet-run"
+    append_scalars(run / "events.out.tfevents.1700000000.host.1.0", 0, {"loss/train": 1.0, "loss/val": 1.2})
+    app = make_app(tmp_path / "logs", run_dir=run)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.open_run(run, "evaluate")
+        title = lambda: str(app.screen.query_one("#eval-title").content)  # noqa: E731
+        await wait_for(pilot, lambda: "nothing to evaluate" in title(), what="the reason")
+        assert "TensorBoard event files" in title() and "report.json" not in title()

@@ -11,7 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
-from . import runstore
+from . import runreader, runstore
 
 FORMATS = ("saved_model", "tflite")
 _SUFFIX = {"saved_model": "_saved_model", "tflite": ".tflite"}
@@ -24,7 +24,7 @@ def model_file(run_or_model: Path) -> Path:
     path = Path(run_or_model).expanduser()
     if not path.is_dir():
         return path
-    reason = runstore.no_cifar_model_reason(runstore.read_json(path / runstore.CONFIG_FILE)[0] or {})
+    reason = runreader.no_model_reason(path)
     if reason:
         raise ModelLoadError(f"{path}: {reason}")
     return path / runstore.MODEL_FILE

@@ -222,6 +222,14 @@ def is_tensorboard_dir(run_dir: Path) -> bool:
     return not (Path(run_dir) / runstore.METRICS_LOG).exists() and tbreader.is_tensorboard_run(run_dir)
 
 
+def no_model_reason(run_dir: Path) -> str | None:
+    """Why a run folder holds no cifar-tui model to evaluate, predict with or resume; None when it has one."""
+    if is_tensorboard_dir(run_dir):
+        return ("this is a folder of TensorBoard event files: cifar-tui can show and compare its scalars, "
+                "but has no model of it to evaluate, predict with or resume")
+    return runstore.no_cifar_model_reason(runstore.read_json(Path(run_dir) / runstore.CONFIG_FILE)[0] or {})
+
+
 def summarize(run_dir: Path) -> RunSummary:
     """A run folder's summary, whichever kind it is (cifar-tui, RunLogger, TensorBoard event files)."""
     return summarize_tensorboard_run(run_dir) if is_tensorboard_dir(run_dir) else summarize_run(run_dir)

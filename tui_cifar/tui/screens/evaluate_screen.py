@@ -21,8 +21,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Label, Select, Static, TabbedContent, TabPane
 
-from ... import runstore
-from ...files import read_json
+from ... import runreader, runstore
 from ...formatting import DASH, format_duration, format_pct
 from ..messages import OpenRun, ScreenEntered, ShowRun
 from ..widgets.class_report import ClassReport
@@ -199,7 +198,7 @@ class EvaluateScreen(CifarScreen):
         text = Text()
         if self.report is None:  # the run picker lists only runs with a report: name this one here
             text.append(self.run_dir.name, style="bold")
-            reason = runstore.no_cifar_model_reason(read_json(self.run_dir / runstore.CONFIG_FILE)[0] or {})
+            reason = runreader.no_model_reason(self.run_dir)
             text.append(f"  ⚠ nothing to evaluate: {reason}" if reason else f"  ⚠ no test report: {self.problem}",
                         style="bold yellow")
             status = runstore.read_status(self.run_dir)

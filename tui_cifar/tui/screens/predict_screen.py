@@ -33,7 +33,6 @@ from textual.widgets import (
 from textual.worker import get_current_worker
 
 from ... import runreader, runstore
-from ...files import read_json
 from ...formatting import format_pct
 from .. import settings
 from ..messages import ClassifyFolder, ShowRun
@@ -170,7 +169,7 @@ class PredictScreen(CifarScreen):
         options = []
         refused = None
         if asked and wanted is not None:
-            refused = runstore.no_cifar_model_reason(read_json(wanted / runstore.CONFIG_FILE)[0] or {})
+            refused = runreader.no_model_reason(wanted)
         try:
             summaries = runreader.list_runs(runs_dir)
         except OSError:
