@@ -335,12 +335,14 @@ async def capture(args: argparse.Namespace) -> list[Path]:
 
 
 # What capture_sizes shoots at 80x24 and 120x40 into screenshots/NAME-COLSxROWS.svg.
-SIZED = ("configure", "evaluate", "predict", "file-picker", "data-folder")
+SIZED = ("runs", "runs-compare", "configure", "evaluate", "predict", "file-picker", "data-folder",
+         "command-palette", "environment")
 
 
 async def capture_sizes(args: argparse.Namespace, shot_into: Path) -> list[Path]:
-    """Configure (with the "Not the defaults" note), Evaluate (a cell's images), Predict (--image), the image
-    picker and the data-folder dialog, at 80x24 and 120x40."""
+    """Every screen of SIZED (args.sized: those named) at 80x24 and 120x40: Runs and its comparison, Configure
+    (with the "Not the defaults" note), Evaluate (a cell's images), Predict (--image), the image picker, the
+    data-folder dialog, the palette and the About panel."""
     from tui_cifar.config import TrainConfig
     from tui_cifar.tui import settings
 
@@ -349,7 +351,7 @@ async def capture_sizes(args: argparse.Namespace, shot_into: Path) -> list[Path]
     if args.photos:
         settings.save_photo_folder(Path(args.photos).resolve())
     for width, height in ((80, 24), (120, 40)):
-        for name in SIZED:
+        for name in args.sized.split(",") if args.sized else SIZED:
             app = scenario_app(Path(args.runs_dir), args.data_dir)
             async with app.run_test(size=(width, height)) as pilot:
                 app.theme = args.theme
@@ -414,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image", help="an image to classify on the predict screen")
     parser.add_argument("--photos", help="a folder of photos in class subfolders, scored on the predict screen")
     parser.add_argument("--only-sizes", action="store_true",
-                        help="only the 80x24 and 120x40 shots of configure, evaluate, predict and the dialogs")
+                        help="only the 80x24 and 120x40 shots (NAME-80x24.svg, NAME-120x40.svg) of every screen")
+    parser.add_argument("--sized", metavar="NAMES", help=f"comma-separated, for those shots (default: {','.join(SIZED)})")
     parser.add_argument("--out", default=str(ROOT / "screenshots"), help="output folder (default screenshots/)")
     parser.add_argument("--size", default="120x36", help="terminal size, COLSxROWS (default 120x36)")
     parser.add_argument("--theme", default="textual-dark")
