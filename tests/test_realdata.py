@@ -19,6 +19,7 @@ from PIL import Image
 
 from tui_cifar import runstore
 from tui_cifar.data import CLASS_NAMES, load_cifar10
+from tui_cifar.explain import PNG_CAPTION
 from tui_cifar.images import load_image, model_input
 
 pytestmark = [pytest.mark.realdata, needs_shared]
@@ -134,7 +135,7 @@ def test_labels_from_folders_scores_the_photos_beside_the_test_set(real_run):
     assert score["folders"] == {"Cars": "automobile", "dog": "dog", "frog": "frog", "holiday": None,
                                 "My Pets": "cat", "plane": "airplane", "ship": "ship"}
     report = score["report"]
-    assert report["test_accuracy"] == pytest.approx(float(np.mean(truth == predicted)))
+    assert report["accuracy"] == pytest.approx(float(np.mean(truth == predicted)))
     for k, name in enumerate(CLASS_NAMES):
         if k in truth:
             assert report["per_class"][name]["recall"] == pytest.approx(float(np.mean(predicted[truth == k] == k)))
@@ -149,7 +150,7 @@ def test_labels_from_folders_scores_the_photos_beside_the_test_set(real_run):
     text = subprocess.run([*CLI, "predict", str(run_dir), str(photos), "--labels-from-folders", "--label-map",
                            str(label_map)], capture_output=True, text=True, env={**env, "COLUMNS": "120"}, timeout=300)
     assert text.returncode == 0, text.stderr[-3000:]
-    assert (f"accuracy on your photos {report['test_accuracy']:.4f} (36 labelled images); "
+    assert (f"accuracy on your photos {report['accuracy']:.4f} (36 labelled images); "
             f"test set {test_report['test_accuracy']:.4f}") in text.stdout
     assert "2 unlabelled (in no class folder, not scored): holiday/beach.png, loose.png" in text.stdout
     assert "folder 'holiday': no CIFAR-10 class" in text.stdout
@@ -230,7 +231,8 @@ def test_predict_explain_writes_the_photo_the_input_and_the_heatmap(real_run, co
     assert f"2 explanations written to {tmp_path / 'why'}" in out.stderr
     for k, photo in enumerate(files):
         panels = np.asarray(Image.open(tmp_path / "why" / photo.name))
-        assert panels.shape == (256, 768, 3)
+        assert panels.shape == (256 + PNG_CAPTION, 768, 3)  # three 256 px panels over their captions
+        panels = panels[:256]
         picture, seen, overlay = panels[:, :256], panels[:, 256:512], panels[:, 512:]
         # The middle panel is exactly the 32x32 input the model got, as 8x8 blocks; the first, the photo's square.
         assert np.array_equal(seen[::8, ::8], model_input(photo))

@@ -93,7 +93,8 @@ def test_status_and_finish_score_the_winner_once(swept, capsys):
     best = max(swept.study.trials, key=lambda t: t.value)
     assert f"best: trial {best.number}, val acc {best.value:.4f}" in out
 
-    assert sweep_cli("--finish", "--runs-dir", swept.base / "runs") == 0
+    # the test set from the user's --data-dir, as `evaluate` takes it (a trial's config.json is not obeyed)
+    assert sweep_cli("--finish", "--runs-dir", swept.base / "runs", "--data-dir", swept.data) == 0
     run_dir = Path(best.user_attrs["run_dir"])
     report, _ = runstore.read_report(run_dir)
     assert report["num_test"] == 60

@@ -724,7 +724,7 @@ def cmd_sweep(args) -> int:
             raise _no_study(args.study, url)
         if args.finish:
             _configure_tensorflow("auto")
-            result = sweep.finish(storage, args.study)
+            result = sweep.finish(storage, args.study, data_dir=args.data_dir)
             print(f"trial {result['trial']} (val acc {result['val_accuracy']:.4f}): test accuracy "
                   f"{result['test_accuracy']:.4f}; its run: {result['run_dir']}")
             return 0

@@ -487,8 +487,10 @@ def study_names(storage: optuna.storages.BaseStorage | str) -> list[str]:
     return [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
 
 
-def finish(storage: optuna.storages.BaseStorage | str, name: str) -> dict[str, Any]:
-    """Score the study's best trial on the test set, once (`cifar-tui evaluate` on its run folder); recorded in the study."""
+def finish(storage: optuna.storages.BaseStorage | str, name: str, data_dir: str | None = None) -> dict[str, Any]:
+    """Score the study's best trial on the test set, once (`cifar-tui evaluate` on its run folder); recorded in the study.
+
+    The test set comes from ``data_dir`` (the user's, as for `evaluate`), never from the trial's config.json."""
     from .evaluation import evaluate_run
 
     study = optuna.load_study(study_name=name, storage=storage)
@@ -503,7 +505,7 @@ def finish(storage: optuna.storages.BaseStorage | str, name: str) -> dict[str, A
             "run `cifar-tui sweep --finish` on that machine")
     report, _ = runstore.read_report(run_dir)
     if report is None:
-        report = evaluate_run(run_dir)
+        report = evaluate_run(run_dir, data_dir=data_dir)
     result = {"trial": best.number, "run_dir": str(run_dir), "val_accuracy": best.value,
               "test_accuracy": report["test_accuracy"], "params": best.params}
     study.set_user_attr(FINISHED_ATTR, result)

@@ -226,7 +226,7 @@ class SweepScreen(CifarScreen):
         from ...runstore import RunStoreError
 
         try:
-            result = sweep.finish(sweep.open_storage(url), name)
+            result = sweep.finish(sweep.open_storage(url), name, data_dir=self.cifar.data_dir)
         except RunStoreError as exc:
             self.app.call_from_thread(self.notify, str(exc), title="Not tested", severity="error", timeout=10)
             return
