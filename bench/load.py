@@ -235,7 +235,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--records", type=int, default=300_000)
-    parser.add_argument("--idle", type=float, default=20.0, help="seconds of idle Runs screen measured")
+    parser.add_argument("--idle", type=float, default=60.0,
+                        help="seconds of idle Runs screen measured (two of its 30 s status looks)")
     parser.add_argument("--out", type=Path, default=HERE / "load.json")
     args = parser.parse_args()
     results = {**provenance(), "what": __doc__.split("\n\n")[0]}

@@ -148,13 +148,13 @@ def test_a_read_only_runs_folder_gives_one_line_at_every_write(tmp_path, fake_ci
     try:
         run_dir = _tiny_model_run(disk / "runs", fake_cifar)
         subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
-        commands = {
+        argvs = {
             "evaluate": ["--data-dir", str(fake_cifar), "evaluate", str(run_dir)],
             "resume": ["train", "--resume", str(run_dir)],
             "export": ["export", str(run_dir), "--csv", str(run_dir / "metrics.csv")],
             "start": ["train", "--data-dir", str(fake_cifar), "--runs-dir", str(disk / "runs")],
         }
-        for what, argv in commands.items():
+        for what, argv in argvs.items():
             assert cli.main(argv) == 1, what
             err = capsys.readouterr().err
             assert err.count("\n") == 1 and err.startswith("cifar-tui: "), (what, err)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 from fixtures.tui_support import recorded_records
 from rich.console import Console
@@ -111,3 +113,39 @@ def test_runs_summary_cache_rereads_only_changed_runs(tmp_path):
     assert {s.name: s.best_val_accuracy for s in reloaded} == {s.name: s.best_val_accuracy for s in cache.list_runs(runs)}
     (runs / FINISHED / "metrics.json").write_text(json.dumps({"test_accuracy": 0.5}))
     assert {s.name: s for s in cache.list_runs(runs)}[FINISHED].test_accuracy == 0.5
+
+
+def test_runs_periodic_refresh_reads_running_runs_only(tmp_path, monkeypatch):
+    """The Runs screen's 2 s refresh: the running runs are re-read, a new folder shows at once, a finished
+    run's status.json is looked at again only every STATUS_LOOK_EVERY_S (bench/load.py: idle CPU)."""
+    from fixtures.tui_support import FINISHED, append_records, copy_runs, hold_run, make_running_run
+
+    from tui_cifar import runreader
+    from tui_cifar.runreader import SummaryCache
+
+    runs = copy_runs(tmp_path / "runs")
+    records = recorded_records()
+    running = make_running_run(runs, records=records[:20])
+    cache = SummaryCache()
+    cache.list_runs(runs, tensorboard=True)
+    looked_at: list[Path] = []
+    real_signature = runreader._file_signature
+    monkeypatch.setattr(runreader, "_file_signature", lambda p: looked_at.append(p) or real_signature(p))
+    tick = {s.name: s for s in cache.list_runs(runs, live_only=True, tensorboard=True)}
+    assert looked_at and {p.parent for p in looked_at} == {running}  # the running run only
+    assert tick[running.name].state == "running" and FINISHED in tick
+    append_records(running, records[20:40])
+    tick = {s.name: s for s in cache.list_runs(runs, live_only=True, tensorboard=True)}
+    assert tick[running.name].best_val_accuracy is not None  # its new epochs, at once
+    hold_run(running, False)
+    assert {s.name: s for s in cache.list_runs(runs, live_only=True, tensorboard=True)}[running.name].state == "killed"
+    newcomer = make_running_run(runs, name="20250303-080000-mobilenetv2-96px", records=records[:5])
+    assert newcomer.name in {s.name for s in cache.list_runs(runs, live_only=True, tensorboard=True)}
+    status = runs / FINISHED / "status.json"
+    status.write_text(status.read_text().replace('"finished"', '"stopped"'))
+    os.utime(status, ns=(status.stat().st_atime_ns, status.stat().st_mtime_ns + 10**9))
+    summaries = {s.name: s for s in cache.list_runs(runs, live_only=True, tensorboard=True)}
+    assert summaries[FINISHED].state == "finished"  # not looked at yet: the status sweep is every 30 s
+    monkeypatch.setattr(SummaryCache, "STATUS_LOOK_EVERY_S", 0.0)
+    summaries = {s.name: s for s in cache.list_runs(runs, live_only=True, tensorboard=True)}
+    assert summaries[FINISHED].state != "finished"

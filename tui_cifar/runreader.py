@@ -278,6 +278,21 @@ def _signature(run_dir: Path) -> list:
         runstore.LEGACY_REPORT_FILE)]
 
 
+def _mtime_ns(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def _events_live(sig: list) -> bool:
+    """Whether an event signature's newest file is still recent enough to call its run running."""
+    from . import tbreader
+
+    mtimes = [int(entry[1]) for entry in sig[1:] if entry]
+    return bool(mtimes) and time.time() - max(mtimes) / 1e9 < tbreader.LIVE_SECONDS
+
+
 def _event_signature(run_dir: Path) -> list:
     """What changes when a folder of TensorBoard event files changes: its event files' sizes and times."""
     from . import tbreader
@@ -293,20 +308,57 @@ class SummaryCache:
     outlive the process, so `cifar-tui runs` over thousands of runs reads only what changed.
     """
 
+    #: How often a periodic refresh looks at every run's status.json (a resume in another terminal
+    #: changes it); in between it re-reads the running runs only, and the whole listing when a run
+    #: folder comes or goes (the runs folder's own mtime).
+    STATUS_LOOK_EVERY_S = 30.0
+
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
         self._cache: dict[str, tuple[list, RunSummary]] = {}
         self._changed = False
+        # runs folder -> (its mtime_ns, when its status files were last looked at, the keys listed then)
+        self._listings: dict[str, tuple[int, float, list[str]]] = {}
         if path is not None:
             self._load(path)
 
     def list_runs(self, runs_dir: Path, live_only: bool = False, tensorboard: bool = False) -> list[RunSummary]:
-        """Every run's summary. ``live_only`` (a periodic refresh): of a run that is not running, only
-        status.json is looked at (a resume or a new run changes it); its other files wait for the next
-        full listing. ``tensorboard``: the folders of TensorBoard event files too (after the run folders;
-        the runs folder itself when its own files are events), re-read when their event files change."""
-        out, seen = [], set()
+        """Every run's summary. ``live_only`` (a periodic refresh): the running runs are re-read; of the
+        others only status.json is looked at, every STATUS_LOOK_EVERY_S or when a folder comes or goes;
+        their other files wait for the next full listing. ``tensorboard``: the folders of TensorBoard
+        event files too (after the run folders; the runs folder itself when its own files are events),
+        re-read when their event files change."""
         runs_dir = Path(runs_dir).expanduser()
+        listing_key = f"{runs_dir.absolute()}|{tensorboard}"
+        mtime = _mtime_ns(runs_dir)
+        listing = self._listings.get(listing_key)
+        if (live_only and listing is not None and mtime is not None and listing[0] == mtime
+                and time.monotonic() - listing[1] < self.STATUS_LOOK_EVERY_S
+                and all(key in self._cache for key in listing[2])):
+            return [self._running_again(key) for key in listing[2]]
+        out = self._list(runs_dir, live_only, tensorboard)
+        if mtime is not None:
+            self._listings[listing_key] = (mtime, time.monotonic(), [str(s.path.absolute()) for s in out])
+        return out
+
+    def _running_again(self, key: str) -> RunSummary:
+        """The cached summary of a listed run, read again when it read as running and its files changed
+        or its trainer is gone."""
+        sig, summary = self._cache[key]
+        if summary.state != "running":
+            return summary
+        run_dir = Path(key)
+        tensorboard = bool(sig) and sig[0] == "tensorboard"
+        now = _event_signature(run_dir) if tensorboard else _signature(run_dir)
+        if now == sig and (_events_live(sig) if tensorboard else runstore.lock_held(run_dir)):
+            return summary
+        summary = summarize_tensorboard_run(run_dir) if tensorboard else summarize_run(run_dir)
+        self._cache[key] = (now, summary)
+        self._changed = True
+        return summary
+
+    def _list(self, runs_dir: Path, live_only: bool, tensorboard: bool) -> list[RunSummary]:
+        out, seen = [], set()
         try:
             entries = sorted((e for e in os.scandir(runs_dir) if e.is_dir()), key=lambda e: e.name)
         except (FileNotFoundError, NotADirectoryError):
@@ -344,7 +396,7 @@ class SummaryCache:
         from . import tbreader
 
         out = []
-        for run_dir in tbreader.iter_tensorboard_runs(runs_dir):
+        for run_dir in tbreader.iter_tensorboard_runs(runs_dir, skip=frozenset(seen)):
             if any((run_dir / name).exists() for name in (runstore.METRICS_LOG, runstore.STATUS_FILE,
                                                           runstore.CONFIG_FILE)):
                 continue  # a run folder of ours (listed above) that also holds event files

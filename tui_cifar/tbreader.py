@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,8 +52,9 @@ def is_tensorboard_run(run_dir: Path) -> bool:
     return Path(run_dir).is_dir() and bool(event_files(run_dir))
 
 
-def iter_tensorboard_runs(logdir: Path) -> Iterator[Path]:
-    """The TensorBoard runs in a logdir: the logdir itself when its own files are events, else its subfolders."""
+def iter_tensorboard_runs(logdir: Path, skip: Container[str] = ()) -> Iterator[Path]:
+    """The TensorBoard runs in a logdir: the logdir itself when its own files are events, else its subfolders
+    (but those whose absolute path is in ``skip``: run folders already listed, not searched again)."""
     logdir = Path(logdir).expanduser()
     if not logdir.is_dir():
         return
@@ -61,7 +62,7 @@ def iter_tensorboard_runs(logdir: Path) -> Iterator[Path]:
         yield logdir
         return
     for child in sorted(logdir.iterdir()):
-        if child.is_dir() and is_tensorboard_run(child):
+        if str(child.absolute()) not in skip and child.is_dir() and is_tensorboard_run(child):
             yield child
 
 

@@ -105,8 +105,8 @@ class PredictScreen(CifarScreen):
 
     def __init__(self, start_dir: Path | None = None) -> None:
         super().__init__()
-        remembered = settings.load_photo_folder()  # the tree opens where the photos were last time
-        self.start_dir = Path(start_dir or (remembered if remembered is not None and remembered.is_dir() else Path.cwd()))
+        last_folder = settings.load_photo_folder()  # the tree opens where the photos were last time
+        self.start_dir = Path(start_dir or (last_folder if last_folder is not None and last_folder.is_dir() else Path.cwd()))
         self.run_dir: Path | None = None
         self.classifier: Any = None
         self.model_error: str | None = None
