@@ -301,11 +301,17 @@ def epoch_step(record: dict[str, Any], config: TrainConfig) -> int:
 
 class TrialReporter:
     """A run's listener: each full epoch's validation accuracy goes to the trial; when the pruner says so, the
-    run is asked to stop (its STOP file), so it ends cleanly after that epoch."""
+    run is asked to stop (its STOP file), so it ends cleanly after that epoch.
+
+    A fine-tuning epoch below half the head's best validation accuracy has diverged (on full CIFAR-10 a
+    too-high fine-tuning rate fell from 85% to chance and stayed there): it is pruned at once, whatever the
+    pruner, which cannot judge until a few trials have finished."""
 
     def __init__(self, trial: optuna.Trial, config: TrainConfig, run_dir: Path):
         self.trial, self.config, self.run_dir = trial, config, run_dir
         self.pruned_at: int | None = None
+        self.diverged = False
+        self._head_best = 0.0
 
     def __call__(self, record: dict[str, Any]) -> None:
         if record.get("type") != "epoch" or record.get("partial") or self.pruned_at is not None:
@@ -315,9 +321,13 @@ class TrialReporter:
             return
         step = epoch_step(record, self.config)
         self.trial.report(float(value), step)
-        if self.trial.should_prune():
+        if int(record["stage"]) == 1:
+            self._head_best = max(self._head_best, float(value))
+        self.diverged = int(record["stage"]) == 2 and value < self._head_best / 2
+        if self.diverged or self.trial.should_prune():
             self.pruned_at = step
-            (self.run_dir / runstore.STOP_FILE).write_text(f"{STOPPED_BY} (trial {self.trial.number})", encoding="utf-8")
+            why = "fine-tuning diverged" if self.diverged else STOPPED_BY
+            (self.run_dir / runstore.STOP_FILE).write_text(f"{why} (trial {self.trial.number})", encoding="utf-8")
 
 
 def run_trial(trial: optuna.Trial, space: SearchSpace, listeners: Sequence[Callable] = ()) -> float:
@@ -352,7 +362,8 @@ def run_trial(trial: optuna.Trial, space: SearchSpace, listeners: Sequence[Calla
     status = runstore.read_status(run_dir)
     trial.set_user_attr(MESSAGE_ATTR, status.message)
     if reporter.pruned_at is not None:
-        raise optuna.TrialPruned(f"pruned after step {reporter.pruned_at}")
+        why = "fine-tuning diverged" if reporter.diverged else "pruned"
+        raise optuna.TrialPruned(f"{why} after step {reporter.pruned_at}")
     if state == "stopped":
         raise SweepStopped(status.message)
     if state != "finished":
