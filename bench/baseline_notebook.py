@@ -78,7 +78,7 @@ def main() -> None:
     import keras
     import numpy as np
 
-    from tui_cifar.data import make_splits
+    from tui_cifar.engine.data import make_splits
 
     start = time.perf_counter()
     keras.utils.set_random_seed(42)
@@ -132,7 +132,7 @@ def faithful(args) -> None:
     import numpy as np
     import tensorflow as tf
 
-    from tui_cifar.data import load_cifar10
+    from tui_cifar.engine.data import load_cifar10
 
     start = time.perf_counter()
     keras.utils.set_random_seed(42)

@@ -37,8 +37,8 @@ def main() -> None:
     import tensorflow as tf
     from run_bench import provenance
 
-    from tui_cifar.model import build_transfer_model
-    from tui_cifar.training import EXTRACT_BATCH
+    from tui_cifar.engine.model import build_transfer_model
+    from tui_cifar.engine.training import EXTRACT_BATCH
 
     images = np.random.default_rng(0).integers(0, 256, (args.images, 32, 32, 3)).astype(np.float32)
     rows = []

@@ -5,7 +5,7 @@ and pooled features, what training caches) and the full model (-> class
 probabilities, what the test report and `cifar-tui predict` run), MobileNetV2
 with ImageNet weights, cut where the default preset cuts it. Keras runs
 ``predict_on_batch`` on padded batches, as cifar-tui did; LiteRT runs the model
-converted by tui_cifar.runtime with XNNPACK at several batch sizes. The
+converted by tui_cifar.engine.forward with XNNPACK at several batch sizes. The
 measurements are interleaved and repeated (the CPU may be shared), and each
 ratio is taken within one repeat. Real CIFAR-10 test images. Writes JSON to
 --out and a short markdown beside it.
@@ -85,7 +85,10 @@ def onnx_session(model, threads):
 
 
 def main() -> None:
-    from tui_cifar.runtime import LITERT_BATCH, Forward  # numpy only: TensorFlow is imported when a model converts
+    from tui_cifar.engine.forward import (  # numpy only: TensorFlow is imported when a model converts
+        LITERT_BATCH,
+        Forward,
+    )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", help="CIFAR-10 folder (default: Keras' cache)")
@@ -104,8 +107,8 @@ def main() -> None:
     import tensorflow as tf
     from run_bench import provenance
 
-    from tui_cifar.data import load_test_images
-    from tui_cifar.model import build_transfer_model
+    from tui_cifar.engine.data import load_test_images
+    from tui_cifar.engine.model import build_transfer_model
 
     threads = len(os.sched_getaffinity(0))
     x = load_test_images(args.data_dir)[0][: args.images].astype(np.float32)
@@ -116,7 +119,7 @@ def main() -> None:
                      "numpy": np.__version__},
         "setup": {"backbone": "mobilenetv2", "weights": "imagenet", "fine_tune_blocks": args.fine_tune_blocks,
                   "images": len(x), "repeats": args.repeats, "keras_batch": args.keras_batch, "litert_batches": args.batches,
-                  "keras_path": "model.predict_on_batch on padded batches", "litert_path": "tui_cifar.runtime.Forward (XNNPACK)",
+                  "keras_path": "model.predict_on_batch on padded batches", "litert_path": "tui_cifar.engine.forward.Forward (XNNPACK)",
                   "cifar_tui_litert_batch": LITERT_BATCH,
                   "onnx_note": "bench only: tf2onnx and onnxruntime are not cifar-tui dependencies"},
         "weights_files": weights_files(args.sizes),

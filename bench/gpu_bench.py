@@ -27,7 +27,8 @@ sys.path.insert(0, str(HERE))
 
 from run_bench import provenance  # noqa: E402
 
-from tui_cifar import environment, runreader, runstore  # noqa: E402
+from tui_cifar.engine import doctor
+from tui_cifar.runs import reader, store  # noqa: E402
 
 
 def main() -> None:
@@ -40,7 +41,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "gpu_results.json")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cifar-tui-gpu-"))
-    facts = environment.doctor(work / "cache", args.data_dir)
+    facts = doctor.doctor(work / "cache", args.data_dir)
     gpus = facts["nvidia_gpus"]
     if not gpus:
         raise SystemExit("no NVIDIA GPU found (nvidia-smi): this benchmark is for a GPU machine")
@@ -55,10 +56,10 @@ def main() -> None:
     start = time.perf_counter()
     code = subprocess.call(command, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     wall = time.perf_counter() - start
-    run_dir = next(runstore.iter_run_dirs(work / "runs"))
-    records, _ = runstore.read_metrics(run_dir)
-    report, _ = runstore.read_report(run_dir)
-    epochs = runreader.epoch_records(records)
+    run_dir = next(store.iter_run_dirs(work / "runs"))
+    records, _ = store.read_metrics(run_dir)
+    report, _ = store.read_report(run_dir)
+    epochs = reader.epoch_records(records)
     result = {
         **provenance(),
         "train_command": " ".join(command),

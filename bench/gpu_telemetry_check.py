@@ -1,4 +1,4 @@
-"""GPU telemetry check (issue 19 item 4): tui_cifar.telemetry sampling an idle / loaded / idle GPU; tbreader on a
+"""GPU telemetry check (issue 19 item 4): tui_cifar.engine.telemetry sampling an idle / loaded / idle GPU; tbreader on a
 PyTorch SummaryWriter logdir read while it grows. Run from the repo root: python3 bench/gpu_telemetry_check.py
 (needs torch and nvidia-ml-py; writes $OUT/gpu_telemetry.json)."""
 import json
@@ -10,7 +10,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root
-from tui_cifar import tbreader, telemetry
+from tui_cifar.engine import telemetry
+from tui_cifar.runs import tbreader
 
 OUT = os.environ.get("OUT", "/tmp/out")
 result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "samples": [],

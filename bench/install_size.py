@@ -28,7 +28,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from tui_cifar.environment import TF_DISTRIBUTIONS  # noqa: E402
+from tui_cifar.engine.doctor import TF_DISTRIBUTIONS  # noqa: E402
 
 
 def _manylinux(arch: str) -> list[str]:
@@ -96,7 +96,7 @@ def main() -> None:
         check = subprocess.run([*pip, "check"], capture_output=True, text=True)
         tf = subprocess.run(
             [str(venv / "bin" / "python"), "-c",
-             "import importlib.metadata as m, json; from tui_cifar.environment import tensorflow_distributions as t;"
+             "import importlib.metadata as m, json; from tui_cifar.engine.doctor import tensorflow_distributions as t;"
              "print(json.dumps(t()))"], capture_output=True, text=True, check=True).stdout
         result["cpu_install"] = {
             "command": "pip install --no-cache-dir cifar_tui-*.whl (fresh venv, cold: every wheel downloaded)",

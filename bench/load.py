@@ -36,8 +36,8 @@ sys.path.insert(0, str(HERE))
 
 from run_bench import provenance  # noqa: E402
 
-from tui_cifar import runstore  # noqa: E402
 from tui_cifar.config import make_config  # noqa: E402
+from tui_cifar.runs import store  # noqa: E402
 
 CLI = [sys.executable, "-m", "tui_cifar"]
 
@@ -76,16 +76,16 @@ def default_run_records(config: dict, start: float = 0.0) -> list[dict]:
 
 def write_run(run_dir: Path, config: dict, records: list[dict], report: dict) -> None:
     run_dir.mkdir(parents=True)
-    (run_dir / runstore.CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-    (run_dir / runstore.STATUS_FILE).write_text(json.dumps({
+    (run_dir / store.CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    (run_dir / store.STATUS_FILE).write_text(json.dumps({
         "state": "finished", "pid": 1234, "host": "bench", "started_at": "2026-12-01T10:00:00+00:00",
         "updated_at": "2026-12-01T10:20:00+00:00", "message": "test accuracy 0.9200", "stage": 2, "version": 1}))
-    with open(run_dir / runstore.METRICS_LOG, "w") as f:
+    with open(run_dir / store.METRICS_LOG, "w") as f:
         for rec in records:
             f.write(json.dumps(rec) + "\n")
-    (run_dir / runstore.REPORT_FILE).write_text(json.dumps(report))
-    (run_dir / runstore.TRAIN_LOG).write_text("starting TensorFlow …\n" * 20)
-    for name, size in ((runstore.MODEL_FILE, 9 * 2**20), (runstore.PREDICTIONS_FILE, 420_000)):
+    (run_dir / store.REPORT_FILE).write_text(json.dumps(report))
+    (run_dir / store.TRAIN_LOG).write_text("starting TensorFlow …\n" * 20)
+    for name, size in ((store.MODEL_FILE, 9 * 2**20), (store.PREDICTIONS_FILE, 420_000)):
         with open(run_dir / name, "wb") as f:
             f.truncate(size)  # sparse: as big as the real file, no disk used
 
@@ -197,11 +197,11 @@ def big_log_run(root: Path, records: int) -> Path:
     run_dir = root / f"big-{records}" / "20261201-000000-mobilenetv2-160px"
     base = default_run_records(config)[:-1]  # no run_end
     run_dir.mkdir(parents=True)
-    (run_dir / runstore.CONFIG_FILE).write_text(json.dumps(config))
-    (run_dir / runstore.STATUS_FILE).write_text(json.dumps({"state": "stopped", "pid": 1, "host": "bench",
+    (run_dir / store.CONFIG_FILE).write_text(json.dumps(config))
+    (run_dir / store.STATUS_FILE).write_text(json.dumps({"state": "stopped", "pid": 1, "host": "bench",
                                                              "message": "stopped", "version": 1}))
     wall = 0.0
-    with open(run_dir / runstore.METRICS_LOG, "w") as f:
+    with open(run_dir / store.METRICS_LOG, "w") as f:
         for rec in base:
             f.write(json.dumps(rec) + "\n")
         for k in range(records - len(base)):
@@ -209,14 +209,14 @@ def big_log_run(root: Path, records: int) -> Path:
             f.write(json.dumps({"type": "batch", "stage": 2, "epoch": 1 + k // 400, "batch": k % 400 + 1, "steps": 400,
                                 "loss": 0.3, "accuracy": 0.9, "wall_time": round(wall, 2), "time": "2026-12-01T10:00:00+00:00"})
                     + "\n")
-    (run_dir / runstore.TRAIN_LOG).write_text("log line\n" * 1000)
+    (run_dir / store.TRAIN_LOG).write_text("log line\n" * 1000)
     return run_dir
 
 
 def bench_watch(root: Path, records: int, env: dict) -> dict:
     run_dir = big_log_run(root, records)
     result = probe([str(run_dir), "watch", "0", str(records)], env)
-    result["log_mb"] = round((run_dir / runstore.METRICS_LOG).stat().st_size / 2**20, 1)
+    result["log_mb"] = round((run_dir / store.METRICS_LOG).stat().st_size / 2**20, 1)
     result["targets"] = "first frame within 2 s, under 150 MB"
     return result
 
@@ -226,7 +226,7 @@ def bench_export(root: Path, lengths: list[int], env: dict) -> list[dict]:
     for n in lengths:
         run_dir = big_log_run(root / "export", n)
         wall, rss = timed([*CLI, "export", str(run_dir), "--csv", str(root / f"m-{n}.csv")], env)
-        rows.append({"records": n, "log_mb": round((run_dir / runstore.METRICS_LOG).stat().st_size / 2**20, 1),
+        rows.append({"records": n, "log_mb": round((run_dir / store.METRICS_LOG).stat().st_size / 2**20, 1),
                      "seconds": round(wall, 2), "peak_rss_mb": round(rss / 2**20, 1)})
     return rows
 

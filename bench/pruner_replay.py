@@ -25,7 +25,7 @@ sys.path.insert(0, str(HERE))
 
 import optuna  # noqa: E402
 
-from tui_cifar import runreader, runstore  # noqa: E402
+from tui_cifar.runs import reader, store  # noqa: E402
 
 
 def candidates(stage1_steps: int, last_step: int) -> dict:
@@ -48,10 +48,10 @@ def recorded(storage: str, name: str, last_trial: int | None) -> list[dict]:
         if last_trial is not None and t.number > last_trial:
             continue
         run_dir = Path(t.user_attrs["run_dir"])
-        records, _ = runstore.read_metrics(run_dir)
+        records, _ = store.read_metrics(run_dir)
         head = int(t.user_attrs["settings"]["epochs_head"])
         seconds = {e["epoch"] + (head if e["stage"] == 2 else 0): float(e.get("epoch_time") or 0.0)
-                   for e in runreader.epoch_records(records)}
+                   for e in reader.epoch_records(records)}
         out.append({"number": t.number, "params": t.params, "value": t.value,
                     "curve": sorted(t.intermediate_values.items()), "seconds": seconds, "epochs_head": head})
     return out

@@ -46,10 +46,10 @@ def main() -> None:
     from sklearn.model_selection import train_test_split
 
     from tui_cifar.config import make_config
-    from tui_cifar.data import load_cifar10
-    from tui_cifar.features import extract
-    from tui_cifar.model import build_transfer_model
-    from tui_cifar.training import EXTRACT_BATCH
+    from tui_cifar.engine.data import load_cifar10
+    from tui_cifar.engine.features import extract
+    from tui_cifar.engine.model import build_transfer_model
+    from tui_cifar.engine.training import EXTRACT_BATCH
 
     quick = make_config(preset="quick")
     x, y, *_ = load_cifar10(args.data_dir)

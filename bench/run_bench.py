@@ -26,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from tui_cifar import runreader, runstore  # noqa: E402
+from tui_cifar.runs import reader, store  # noqa: E402
 
 
 def run_measured(command: list[str], log_path: Path, env: dict) -> tuple[int, float, float]:
@@ -101,10 +101,10 @@ def bench_preset(preset: str, data_dir: str, work: Path, env: dict, runtime: str
     command = [sys.executable, "-m", "tui_cifar", "train", "--preset", preset, "--data-dir", data_dir,
                "--runs-dir", str(runs_dir), "--cache-dir", str(cache), "--runtime", runtime]
     code, wall, rss = run_measured(command, work / f"{name}.log", env)
-    run_dir = next(runstore.iter_run_dirs(runs_dir))
-    records, _ = runstore.read_metrics(run_dir)
-    report, _ = runstore.read_report(run_dir)
-    epochs = runreader.epoch_records(records)
+    run_dir = next(store.iter_run_dirs(runs_dir))
+    records, _ = store.read_metrics(run_dir)
+    report, _ = store.read_report(run_dir)
+    epochs = reader.epoch_records(records)
     stage_ends = {r["stage"]: r for r in records if r.get("type") == "stage_end"}
     features = next((r for r in records if r.get("type") == "features_done"), {})
     stage1 = [e["epoch_time"] for e in epochs if e["stage"] == 1]
@@ -116,7 +116,7 @@ def bench_preset(preset: str, data_dir: str, work: Path, env: dict, runtime: str
         "runtime_used": features.get("runtime"),  # what ran the features (a failed conversion falls back to keras)
         "run_dir": str(run_dir),
         "exit_code": code,
-        "config": json.loads((run_dir / runstore.CONFIG_FILE).read_text()),
+        "config": json.loads((run_dir / store.CONFIG_FILE).read_text()),
         "test_accuracy": (report or {}).get("test_accuracy"),
         "best_val_accuracy": (report or {}).get("best_val_accuracy"),
         "process_wall_time": round(wall, 1),
@@ -143,7 +143,7 @@ def bench_predict_photo(run_dir: str, data_dir: str, work: Path, env: dict, runt
     import numpy as np
     from PIL import Image
 
-    from tui_cifar.data import load_test_images
+    from tui_cifar.engine.data import load_test_images
 
     x_test, _ = load_test_images(data_dir)
     photo = work / "photo.png"

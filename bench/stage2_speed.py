@@ -62,8 +62,8 @@ def child(spec: dict) -> dict:
     import keras
     import numpy as np
 
-    from tui_cifar.model import build_transfer_model
-    from tui_cifar.training import view_batches
+    from tui_cifar.engine.model import build_transfer_model
+    from tui_cifar.engine.training import view_batches
 
     keras.mixed_precision.set_global_policy(spec.get("policy", "float32"))
     keras.utils.set_random_seed(0)

@@ -25,12 +25,12 @@ sys.path.insert(0, str(HERE))
 
 import optuna  # noqa: E402
 
-from tui_cifar import runreader, runstore  # noqa: E402
+from tui_cifar.runs import reader, store  # noqa: E402
 
 
 def trial_row(t: optuna.trial.FrozenTrial) -> dict:
     run_dir = Path(t.user_attrs.get("run_dir", ""))
-    records, _ = runstore.read_metrics(run_dir) if (run_dir / runstore.METRICS_LOG).is_file() else ([], [])
+    records, _ = store.read_metrics(run_dir) if (run_dir / store.METRICS_LOG).is_file() else ([], [])
     features = next((r for r in records if r.get("type") == "features_done"), {})
     wall = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
     return {
@@ -40,10 +40,10 @@ def trial_row(t: optuna.trial.FrozenTrial) -> dict:
         "baseline": bool(t.user_attrs.get("baseline")), "host": t.user_attrs.get("host"),
         "run_dir": str(run_dir), "message": t.user_attrs.get("message"),
         "trial_wall_seconds": round(wall, 1) if wall else None,
-        "run_wall_seconds": runreader.last_wall_time(records),
+        "run_wall_seconds": reader.last_wall_time(records),
         "feature_seconds": features.get("seconds"), "feature_cache_hits": features.get("cache_hits"),
         "feature_images": features.get("images"), "runtime": features.get("runtime"),
-        "stage_seconds": runreader.stage_times(records),
+        "stage_seconds": reader.stage_times(records),
     }
 
 

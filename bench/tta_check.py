@@ -30,19 +30,19 @@ def main() -> None:
 
     from run_bench import provenance
 
-    from tui_cifar import runstore
     from tui_cifar.config import config_from_run
-    from tui_cifar.data import make_splits
-    from tui_cifar.prediction import load_model_checked, predict_probabilities
+    from tui_cifar.engine.data import make_splits
+    from tui_cifar.engine.prediction import load_model_checked, predict_probabilities
+    from tui_cifar.runs import store
 
     rows = []
     for run_dir in args.runs:
-        data, problem = runstore.read_json(run_dir / runstore.CONFIG_FILE)
+        data, problem = store.read_json(run_dir / store.CONFIG_FILE)
         if problem:
             raise SystemExit(f"{run_dir}: {problem}")
         cfg = config_from_run(data, run_dir)
         splits = make_splits(cfg.data_dir, cfg.val_size, cfg.seed, cfg.limit_train, cfg.limit_test)
-        model = load_model_checked(run_dir / runstore.MODEL_FILE)
+        model = load_model_checked(run_dir / store.MODEL_FILE)
         row = {"run": run_dir.name, "image_size": cfg.image_size, "fine_tune_blocks": cfg.fine_tune_blocks,
                "validation_images": len(splits.y_val)}
         for tta in (False, True):

@@ -228,7 +228,7 @@ def scenario_app(runs_dir: Path, data_dir: str | None = None):
 
 async def capture_training(args: argparse.Namespace, out: Path, width: int, height: int) -> list[Path]:
     """The Train screen: as watched, at 80x24, smoothed on a log scale, with telemetry, on a TensorBoard run."""
-    from tui_cifar import runstore, tbreader
+    from tui_cifar.runs import store, tbreader
     from tui_cifar.tui.app import CifarApp
 
     written: list[Path] = []
@@ -239,11 +239,11 @@ async def capture_training(args: argparse.Namespace, out: Path, width: int, heig
         print(f"  {path}")
 
     runs_dir = Path(args.runs_dir)
-    dirs = sorted(runstore.iter_run_dirs(runs_dir), key=lambda d: d.name, reverse=True)
-    live = [d for d in dirs if runstore.effective_state(runstore.read_status(d)) == "running"]
+    dirs = sorted(store.iter_run_dirs(runs_dir), key=lambda d: d.name, reverse=True)
+    live = [d for d in dirs if store.effective_state(store.read_status(d)) == "running"]
     watch = (live or dirs or [None])[0]
     with_telemetry = next((d for d in dirs if any(r.get("type") == "telemetry"
-                                                  for r in runstore.read_metrics(d)[0])), None)
+                                                  for r in store.read_metrics(d)[0])), None)
     if watch is not None:
         # "training" itself is a scenario (SCENARIOS) in a full capture
         shots = ((width, height), "training"), ((80, 24), "training-80x24")
@@ -344,12 +344,12 @@ async def capture_sizes(args: argparse.Namespace, shot_into: Path) -> list[Path]
     (with the "Not the defaults" note), Evaluate (a cell's images), Predict (--image), the image picker, the
     data-folder dialog, the palette and the About panel."""
     from tui_cifar.config import TrainConfig
-    from tui_cifar.tui import settings
+    from tui_cifar.tui import remembered
 
     written: list[Path] = []
-    settings.save_last_config({**TrainConfig().to_json(), "limit_train": 3000, "limit_test": 1000, "epochs_fine": 6})
+    remembered.save_last_config({**TrainConfig().to_json(), "limit_train": 3000, "limit_test": 1000, "epochs_fine": 6})
     if args.photos:
-        settings.save_photo_folder(Path(args.photos).resolve())
+        remembered.save_photo_folder(Path(args.photos).resolve())
     for width, height in ((80, 24), (120, 40)):
         for name in args.sized.split(",") if args.sized else SIZED:
             app = scenario_app(Path(args.runs_dir), args.data_dir)
@@ -386,10 +386,10 @@ async def capture_sweep(args: argparse.Namespace) -> list[Path]:
 
 def newest_overfitting(runs) -> Path | None:
     """The newest run whose last epochs show the overfitting signal."""
-    from tui_cifar import diagnostics, runreader
+    from tui_cifar.runs import diagnostics, reader
 
     for key in runs.order:
-        progress, _ = runreader.read_progress(Path(key))
+        progress, _ = reader.read_progress(Path(key))
         if diagnostics.overfitting(progress.epochs, progress.config) is not None:
             return Path(key)
     return None

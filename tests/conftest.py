@@ -67,7 +67,7 @@ def tiny_config(data_dir: Path, runs_dir: Path, **overrides) -> dict:
         batch_size=32, head_batch_size=32, val_size=50, weights="none", data_dir=str(data_dir), runs_dir=str(runs_dir),
         lr_head=3e-3, lr_fine=1e-3,
         augment=True,  # off by default; on here so that the mirrored view's path is what most tests exercise
-        # A LiteRT conversion costs seconds per model; tests/test_runtime.py and the realdata test run it.
+        # A LiteRT conversion costs seconds per model; tests/test_forward.py and the realdata test run it.
         runtime="keras",
     )
     values.update(overrides)

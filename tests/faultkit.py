@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from tui_cifar import runstore
+from tui_cifar.runs import store
 
 CLI_SCRIPT = Path(sys.executable).with_name("cifar-tui")
 
@@ -39,7 +39,7 @@ def write_config(path: Path, values: dict) -> Path:
 
 
 def records(run_dir: Path) -> list[dict]:
-    recs, problems = runstore.read_metrics(run_dir)
+    recs, problems = store.read_metrics(run_dir)
     assert not problems, problems
     return recs
 
@@ -61,7 +61,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, proc: subp
 
 def find_record(run_dir: Path, match: Callable[[dict], bool]) -> dict | None:
     """The first complete record of metrics.jsonl that matches, or None."""
-    recs, _ = runstore.read_metrics(run_dir)
+    recs, _ = store.read_metrics(run_dir)
     return next((r for r in recs if match(r)), None)
 
 

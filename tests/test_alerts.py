@@ -7,8 +7,8 @@ import math
 
 from fixtures.tui_support import RESUMED, recorded_records
 
-from tui_cifar import diagnostics
-from tui_cifar.runreader import epoch_records
+from tui_cifar.runs import diagnostics
+from tui_cifar.runs.reader import epoch_records
 
 KERAS = {"kind": "keras"}
 
@@ -102,14 +102,14 @@ def test_watch_alerts_prints_plain_lines_until_the_run_ends(tmp_path, capsys):
 
     from fixtures.tui_support import make_running_run, write_status
 
-    from tui_cifar import cli
+    from tui_cifar.cli import commands
 
     records = recorded_records()
     cut = next(k for k, r in enumerate(records) if r["type"] == "run_end")
     nan_epoch = dict(next(r for r in reversed(records[:cut]) if r["type"] == "epoch"), loss=float("nan"))
     run_dir = make_running_run(tmp_path / "runs", records=records[:cut] + [nan_epoch] + records[cut:])
     write_status(run_dir, "finished", os.getpid())
-    assert cli.main(["watch", str(run_dir), "--alerts"]) == 0
+    assert commands.main(["watch", str(run_dir), "--alerts"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{run_dir.name}: stage 2 epoch 2: nonfinite: loss is nan")
 
@@ -120,7 +120,7 @@ def test_watch_alerts_runs_the_notify_command_for_each_alert(tmp_path, capsys):
 
     from fixtures.tbevents import append_scalars
 
-    from tui_cifar import cli
+    from tui_cifar.cli import commands
 
     run = tmp_path / "logs" / "torch-run"  # a TensorBoard run whose loss goes NaN at step 2
     events = run / "events.out.tfevents.1.host"
@@ -130,7 +130,7 @@ def test_watch_alerts_runs_the_notify_command_for_each_alert(tmp_path, capsys):
     out = tmp_path / "alerts.txt"
     command = f'printf "%s|%s|%s|%s|%s\\n" "$CIFAR_TUI_ALERT" "$CIFAR_TUI_RUN_NAME" "$CIFAR_TUI_EPOCH" ' \
               f'"$CIFAR_TUI_MESSAGE" "$CIFAR_TUI_ALERT_ADVICE" >> {out}'
-    assert cli.main(["watch", str(run), "--alerts", "--notify", command]) == 0
+    assert commands.main(["watch", str(run), "--alerts", "--notify", command]) == 0
     printed = capsys.readouterr().out.splitlines()
     written = out.read_text().splitlines()
     assert len(printed) == len(written) == 1

@@ -24,9 +24,9 @@ from conftest import SHARED, tiny_config
 from fixtures.tui_support import FINISHED, GARBLED, copy_runs
 from PIL import Image
 
-from tui_cifar.backbones import BACKBONES
-from tui_cifar.cli import _apply_global_dirs, _config_from_args, build_parser
-from tui_cifar.data import CLASS_NAMES, load_cifar10
+from tui_cifar.cli.commands import _apply_global_dirs, _config_from_args, build_parser
+from tui_cifar.engine.backbones import BACKBONES
+from tui_cifar.engine.data import CLASS_NAMES, load_cifar10
 
 ANSI = re.compile(r"\x1b\[")
 EXE = Path(sys.executable).with_name("cifar-tui")

@@ -17,8 +17,9 @@ from conftest import tiny_config
 from faultkit import run_cli, save_jpeg, save_png
 from PIL import Image
 
-from tui_cifar import cli, runstore
-from tui_cifar.launcher import create_run
+from tui_cifar.cli import commands
+from tui_cifar.engine.launcher import create_run
+from tui_cifar.runs import store
 
 # TensorFlow's C++ start-up lines, which TF_CPP_MIN_LOG_LEVEL does not silence (absl logs before it is set up).
 # What predict says about the folders it searched and the CSV it wrote, beside the per-file lines.
@@ -29,13 +30,13 @@ TF_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} |To e
 @pytest.fixture(scope="module")
 def trained_run(fake_cifar, tmp_path_factory) -> Path:
     from tui_cifar.config import make_config
-    from tui_cifar.training import train_run
+    from tui_cifar.engine.training import train_run
 
     base = tmp_path_factory.mktemp("predict_run")
     config = make_config(tiny_config(fake_cifar, base / "runs", cache_dir=str(base / "cache"), epochs_fine=1))
     run_dir = create_run(config)
     assert train_run(config, run_dir) == "finished"
-    assert (run_dir / runstore.MODEL_FILE).is_file()
+    assert (run_dir / store.MODEL_FILE).is_file()
     return run_dir
 
 
@@ -65,7 +66,7 @@ def test_predict_mixed_inputs_text(trained_run, picture_mix):
     """Bad files: one line each on stderr with the reason; good ones classified on stdout; exit 3 (some unreadable)."""
     args, good, expect = picture_mix
     result = run_cli("predict", trained_run, *args, "--top-k", "2")
-    assert result.returncode == cli.EXIT_SOME_UNREADABLE == 3, result.stderr
+    assert result.returncode == commands.EXIT_SOME_UNREADABLE == 3, result.stderr
     assert "Traceback" not in result.stderr
     out_lines = result.stdout.splitlines()
     assert len(out_lines) == len(good), result.stdout
@@ -83,8 +84,8 @@ def test_predict_mixed_inputs_text(trained_run, picture_mix):
 
 def test_predict_mixed_inputs_json(trained_run, picture_mix, capsys):
     args, good, expect = picture_mix
-    rc = cli.main(["predict", str(trained_run), *map(str, args), "--json", "--top-k", "3"])
-    assert rc == cli.EXIT_SOME_UNREADABLE
+    rc = commands.main(["predict", str(trained_run), *map(str, args), "--json", "--top-k", "3"])
+    assert rc == commands.EXIT_SOME_UNREADABLE
     entries = {e["path"]: e for e in json.loads(capsys.readouterr().out)}
     assert set(entries) == {str(p) for p in [*good, *expect]}
     for path in good:
@@ -97,7 +98,7 @@ def test_predict_mixed_inputs_json(trained_run, picture_mix, capsys):
 
 
 def test_predict_only_good_files_exits_0(trained_run, tmp_path, capsys):
-    rc = cli.main(["predict", str(trained_run), str(save_png(tmp_path / "a.png"))])
+    rc = commands.main(["predict", str(trained_run), str(save_png(tmp_path / "a.png"))])
     assert rc == 0
     assert capsys.readouterr().out.startswith(f"{tmp_path / 'a.png'}: ")
 
@@ -134,7 +135,7 @@ def test_predict_a_folder_of_class_subfolders(trained_run, tmp_path):
 
 def test_classify_folder_counts_found_skipped_and_failed(trained_run, tmp_path):
     """The core API the app's folder action uses: the scan, a result per picture, and a one-line summary."""
-    from tui_cifar.prediction import load_classifier, write_csv
+    from tui_cifar.engine.prediction import load_classifier, write_csv
 
     photos = tmp_path / "photos"
     (photos / "cat").mkdir(parents=True)
@@ -188,7 +189,7 @@ def test_predict_explain_into_a_file_keeps_the_predictions_and_says_why(trained_
 def test_explain_refuses_a_model_without_a_backbone_model(tmp_path):
     import keras
 
-    from tui_cifar.explain import ExplainError, explain
+    from tui_cifar.engine.explain import ExplainError, explain
 
     plain = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3), keras.layers.GlobalAveragePooling2D(),
                               keras.layers.Dense(10, activation="softmax")])
@@ -207,7 +208,7 @@ def _save(model, path: Path) -> Path:
 def test_lambda_layer_is_refused_without_running_its_code(tmp_path):
     import keras
 
-    from tui_cifar.prediction import ModelLoadError, load_model_checked
+    from tui_cifar.engine.prediction import ModelLoadError, load_model_checked
 
     marker = tmp_path / "code_ran"
     payload = eval(f"lambda x: (__import__('pathlib').Path({str(marker)!r}).touch(), x)[1]")  # noqa: S307
@@ -238,7 +239,7 @@ def test_lambda_layer_is_refused_without_running_its_code(tmp_path):
 def test_valid_model_of_the_wrong_shape_is_refused(tmp_path, make, shapes):
     import keras
 
-    from tui_cifar.prediction import ModelLoadError, load_model_checked
+    from tui_cifar.engine.prediction import ModelLoadError, load_model_checked
 
     path = _save(make(keras), tmp_path / "other.keras")
     with pytest.raises(ModelLoadError) as info:
@@ -252,7 +253,7 @@ def test_valid_model_of_the_wrong_shape_is_refused(tmp_path, make, shapes):
 @pytest.mark.parametrize("content", [b"", b"hello, not a zip", b"PK\x03\x04" + b"\x00" * 60],
                          ids=["empty", "text", "broken-zip"])
 def test_file_that_is_not_a_model(tmp_path, content):
-    from tui_cifar.prediction import ModelLoadError, load_model_checked
+    from tui_cifar.engine.prediction import ModelLoadError, load_model_checked
 
     path = tmp_path / "model.keras"
     path.write_bytes(content)
@@ -265,17 +266,17 @@ def test_file_that_is_not_a_model(tmp_path, content):
 def test_predict_with_a_run_that_has_no_model(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
-    rc = cli.main(["predict", str(run), str(save_png(tmp_path / "a.png"))])
+    rc = commands.main(["predict", str(run), str(save_png(tmp_path / "a.png"))])
     err = capsys.readouterr().err
     assert rc == 1
-    assert f"no model at {run / runstore.MODEL_FILE}" in err and "first epoch" in err
+    assert f"no model at {run / store.MODEL_FILE}" in err and "first epoch" in err
 
 
 def test_predict_refuses_an_untrusted_model_file(trained_run, tmp_path, capsys):
     """Through the CLI: a .keras file that is not a model gives one message, no traceback, exit 1."""
     fake = tmp_path / "download.keras"
     fake.write_text("<html>404 not found</html>")
-    rc = cli.main(["predict", str(fake), str(save_png(tmp_path / "a.png"))])
+    rc = commands.main(["predict", str(fake), str(save_png(tmp_path / "a.png"))])
     captured = capsys.readouterr()
     assert rc == 1 and captured.out == ""
     assert captured.err.startswith(f"cifar-tui: cannot load {fake}") and captured.err.count("\n") == 1
@@ -287,8 +288,8 @@ def test_run_copy_with_a_swapped_in_wrong_model_is_refused(trained_run, tmp_path
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
     _save(keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(2)]),
-          run / runstore.MODEL_FILE)
-    rc = cli.main(["predict", str(run), str(save_png(tmp_path / "a.png"))])
+          run / store.MODEL_FILE)
+    rc = commands.main(["predict", str(run), str(save_png(tmp_path / "a.png"))])
     assert rc == 1
     assert "(None, 2)" in capsys.readouterr().err
 
@@ -302,12 +303,12 @@ def test_a_labelled_folder_with_unreadable_pictures_is_scored_and_exits_3(traine
     (photos / "cat" / "broken.png").write_text("not a picture")
     (photos / "dog" / "empty.jpg").write_bytes(b"")
     result = run_cli("predict", trained_run, photos, "--labels-from-folders", "--json")
-    assert result.returncode == cli.EXIT_SOME_UNREADABLE, result.stderr
+    assert result.returncode == commands.EXIT_SOME_UNREADABLE, result.stderr
     out = json.loads(result.stdout)
     report = out["photos"]["report"]
     assert report["num_photos"] == 6 and "accuracy" in report and "test_accuracy" not in report
     assert out["photos"]["failed"] == 2
     assert sorted(Path(p["path"]).name for p in out["predictions"] if p["error"]) == ["broken.png", "empty.jpg"]
     text = run_cli("predict", trained_run, photos, "--labels-from-folders")  # the same, as text
-    assert text.returncode == cli.EXIT_SOME_UNREADABLE and "accuracy on your photos" in text.stdout
+    assert text.returncode == commands.EXIT_SOME_UNREADABLE and "accuracy on your photos" in text.stdout
     assert sum(1 for line in text.stderr.splitlines() if ": error: " in line) == 2

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from tui_cifar.backbones import BACKBONES
 from tui_cifar.config import PRESETS, ConfigError, TrainConfig, load_config_file, make_config
+from tui_cifar.engine.backbones import BACKBONES
 
 
 def test_defaults_are_a_valid_config():
@@ -167,7 +167,7 @@ def test_a_bad_value_in_a_file_names_the_field(tmp_path):
 
 def test_every_setting_is_a_train_flag_and_reaches_the_config():
     """The CLI's flags are derived from TrainConfig's declarations: none missing, each one effective."""
-    from tui_cifar.cli import _config_from_args, build_parser
+    from tui_cifar.cli.commands import _config_from_args, build_parser
     from tui_cifar.config import SETTINGS
 
     other = {"image_size": "96", "fine_tune_blocks": "all", "epochs_head": "2", "epochs_fine": "1", "lr_head": "0.01",

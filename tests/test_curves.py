@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tui_cifar import curves
+from tui_cifar.runs import curves
 
 
 def test_ema_is_tensorboards_debiased_average():

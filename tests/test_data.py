@@ -1,4 +1,4 @@
-"""tui_cifar.data: local folders and tarballs, the seeded stratified split, clear errors."""
+"""tui_cifar.engine.data: local folders and tarballs, the seeded stratified split, clear errors."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tui_cifar import data
-from tui_cifar.data import CLASS_NAMES, DatasetNotFound, load_cifar10, make_splits
+from tui_cifar.engine import data
+from tui_cifar.engine.data import CLASS_NAMES, DatasetNotFound, load_cifar10, make_splits
 
 PER_BATCH = 60  # conftest.write_fake_cifar's default
 

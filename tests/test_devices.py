@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 from conftest import ROOT, tiny_config
 
-from tui_cifar import hardware, runstore
 from tui_cifar.config import ConfigError, make_config
+from tui_cifar.engine import devices
+from tui_cifar.runs import store
 
 
 def python(script: str, *args: str, env: dict | None = None, timeout: float = 600) -> dict:
@@ -59,17 +60,17 @@ def test_devices_setting_refuses_anything_else_naming_the_setting(bad):
 
 def test_choose_gpus_keeps_what_the_setting_names():
     gpus = ["GPU:0", "GPU:1"]
-    assert hardware.choose_gpus(gpus, "auto") == gpus
-    assert hardware.choose_gpus(gpus, "cpu") == []
-    assert hardware.choose_gpus(gpus, "1") == ["GPU:1"]
+    assert devices.choose_gpus(gpus, "auto") == gpus
+    assert devices.choose_gpus(gpus, "cpu") == []
+    assert devices.choose_gpus(gpus, "1") == ["GPU:1"]
     with pytest.raises(ValueError, match="no GPU 2 here; TensorFlow sees 2"):
-        hardware.choose_gpus(gpus, "0,2")
+        devices.choose_gpus(gpus, "0,2")
 
 
 def test_cpu_hides_every_gpu_and_a_missing_gpu_is_a_clear_cli_error(tmp_path):
     got = python("""
         import json, tensorflow as tf
-        from tui_cifar.hardware import configure_tensorflow
+        from tui_cifar.engine.devices import configure_tensorflow
         configure_tensorflow("cpu")
         print(json.dumps({"visible": [d.device_type for d in tf.config.get_visible_devices()],
                           "logical": [d.device_type for d in tf.config.list_logical_devices()]}))
@@ -87,29 +88,29 @@ def test_the_app_uses_the_cpu_only_while_a_run_here_trains_on_a_gpu(tmp_path):
     def run(name: str, state: str, device: str) -> None:
         run_dir = tmp_path / name
         run_dir.mkdir()
-        runstore.write_status(run_dir, state, pid=os.getpid())
+        store.write_status(run_dir, state, pid=os.getpid())
         if state == "running":  # this process holds the run, as its trainer would
-            runstore.RunLock.acquire(run_dir)
-        writer = runstore.MetricsWriter(run_dir)
+            store.RunLock.acquire(run_dir)
+        writer = store.MetricsWriter(run_dir)
         writer.write({"type": "run_start", "device": device})
         writer.close()
 
     run("cpu-run", "running", "CPU (2 cores)")
     run("finished-gpu-run", "finished", "GPU x1 (NVIDIA H200)")
-    assert hardware.gpu_runs(tmp_path) == []
+    assert devices.gpu_runs(tmp_path) == []
     run("gpu-run", "running", "GPU x2 (NVIDIA H200), MirroredStrategy over 2 replicas")
-    assert hardware.gpu_runs(tmp_path) == ["gpu-run"]
+    assert devices.gpu_runs(tmp_path) == ["gpu-run"]
 
 
 # --- batches split across replicas ----------------------------------------------------------------
 
 SPLIT_PROBE = LOGICAL_CPUS + """
 import keras, numpy as np
-from tui_cifar import features, hardware, training
-from tui_cifar.prediction import predict_probabilities
-from tui_cifar.runtime import Forward
+from tui_cifar.engine import devices, features, training
+from tui_cifar.engine.prediction import predict_probabilities
+from tui_cifar.engine.forward import Forward
 
-hw = hardware.setup_hardware("off")
+hw = devices.setup_hardware("off")
 seen = []  # the batch size each replica computed, in order
 
 class BatchSpy(keras.layers.Layer):
@@ -166,8 +167,8 @@ def test_two_logical_devices_each_compute_half_of_every_batch():
 
 TRAIN = LOGICAL_CPUS + """
 from tui_cifar.config import make_config
-from tui_cifar.launcher import create_run
-from tui_cifar.training import train_run
+from tui_cifar.engine.launcher import create_run
+from tui_cifar.engine.training import train_run
 config = make_config(json.loads(sys.argv[2]))
 run_dir = create_run(config)
 print(json.dumps({"run_dir": str(run_dir), "state": train_run(config, run_dir)}))
@@ -194,7 +195,7 @@ def runs_on_one_and_two_devices(fake_cifar, keras_home, tmp_path_factory):
 def test_a_run_on_two_devices_matches_a_run_on_one(runs_on_one_and_two_devices):
     records = {}
     for n, run_dir in runs_on_one_and_two_devices.items():
-        metrics, _ = runstore.read_metrics(run_dir)
+        metrics, _ = store.read_metrics(run_dir)
         records[n] = metrics
     start2 = next(r for r in records[2] if r["type"] == "run_start")
     assert "MirroredStrategy over 2 replicas" in start2["device"]
@@ -206,7 +207,7 @@ def test_a_run_on_two_devices_matches_a_run_on_one(runs_on_one_and_two_devices):
     for a, b in zip(epochs[1], epochs[2]):
         assert (a["stage"], a["epoch"]) == (b["stage"], b["epoch"])
         assert b["loss"] == pytest.approx(a["loss"], rel=0.03) and b["val_loss"] == pytest.approx(a["val_loss"], rel=0.03)
-    predictions = {n: np.load(d / runstore.PREDICTIONS_FILE) for n, d in runs_on_one_and_two_devices.items()}
+    predictions = {n: np.load(d / store.PREDICTIONS_FILE) for n, d in runs_on_one_and_two_devices.items()}
     accuracy = {n: (p["y_prob"].argmax(1) == p["y_true"]).mean() for n, p in predictions.items()}
     assert accuracy[1] > 0.5 and abs(accuracy[2] - accuracy[1]) <= 0.1  # it learned: chance is 0.1
     assert np.abs(predictions[2]["y_prob"] - predictions[1]["y_prob"]).mean() < 0.02
@@ -216,14 +217,15 @@ def test_a_run_on_two_devices_matches_a_run_on_one(runs_on_one_and_two_devices):
 BEFORE_FIRST_OP = """
 import json, sys
 from tensorflow.python.eager import context
-from tui_cifar import cli, hardware
+from tui_cifar.cli import commands
+from tui_cifar.engine import devices
 calls = []
-original = hardware.configure_tensorflow
+original = devices.configure_tensorflow
 def spy(devices="auto"):
     calls.append({"devices": devices, "tf_initialised": context.context()._context_handle is not None})
     return original(devices)
-hardware.configure_tensorflow = spy
-rc = cli.main(sys.argv[1:])
+devices.configure_tensorflow = spy
+rc = commands.main(sys.argv[1:])
 print(json.dumps({"rc": rc, "calls": calls}))
 """
 
@@ -279,7 +281,7 @@ def two_workers(script: str, *args: str, timeout: float = 300) -> list[subproces
 
 def test_training_across_machines_is_refused_before_anything_is_written(fake_cifar, tmp_path):
     runs = tmp_path / "runs"
-    done = two_workers("import sys; from tui_cifar.cli import main; sys.exit(main(sys.argv[1:]))",
+    done = two_workers("import sys; from tui_cifar.cli.commands import main; sys.exit(main(sys.argv[1:]))",
                        "train", "--data-dir", str(fake_cifar), "--runs-dir", str(runs), timeout=120)
     for worker in done:
         assert worker.returncode == 2
@@ -288,7 +290,7 @@ def test_training_across_machines_is_refused_before_anything_is_written(fake_cif
 
 
 @pytest.mark.xfail(strict=True, reason="Keras 3's fit under MultiWorkerMirroredStrategy: keras-team/keras#20585; "
-                   "when this passes, hardware.multi_worker_problem can go")
+                   "when this passes, devices.multi_worker_problem can go")
 def test_keras_fit_works_under_multi_worker_mirrored_strategy():
     done = two_workers("""
         import json, numpy as np, tensorflow as tf, keras

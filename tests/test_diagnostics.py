@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tui_cifar import diagnostics, runstore
-from tui_cifar.compare import differing_settings, load_compared
+from tui_cifar.cli.console import plain_reporter
 from tui_cifar.config import SETTINGS, make_config, with_labels
-from tui_cifar.console import plain_reporter
-from tui_cifar.estimate import estimate_run
-from tui_cifar.features import cache_key, cache_present
+from tui_cifar.engine.features import cache_key, cache_present
 from tui_cifar.notify import notify_env, run_notify_command
+from tui_cifar.runs import diagnostics, store
+from tui_cifar.runs.compare import differing_settings, load_compared
+from tui_cifar.runs.estimate import estimate_run
 
 
 def epoch(stage, n, loss, val_loss, acc=0.8, val_acc=0.8, **extra):
@@ -129,8 +129,8 @@ def test_format_memory_tolerates_absence_and_shows_gpu_and_ram():
 def write_run(runs_dir: Path, config, records: list[dict], name: str) -> Path:
     run_dir = runs_dir / name
     run_dir.mkdir(parents=True)
-    runstore.atomic_write_json(run_dir / runstore.CONFIG_FILE, config.to_json())
-    writer = runstore.MetricsWriter(run_dir)
+    store.atomic_write_json(run_dir / store.CONFIG_FILE, config.to_json())
+    writer = store.MetricsWriter(run_dir)
     for rec in records:
         writer.write(rec)
     writer.close()
@@ -197,9 +197,9 @@ def test_differing_settings_and_results(tmp_path):
     a = write_run(runs, make_config({"dropout": 0.3, "runs_dir": "x"}),
                   [epoch(1, 1, 1, 1, val_acc=0.8, wall_time=60.0)], "a")
     b = write_run(runs, make_config({"dropout": 0.5, "image_size": 96, "runs_dir": "y"}), [], "b")
-    config_b = json.loads((b / runstore.CONFIG_FILE).read_text())
+    config_b = json.loads((b / store.CONFIG_FILE).read_text())
     del config_b["seed"]  # an older version's config.json: the default is assumed
-    (b / runstore.CONFIG_FILE).write_text(json.dumps(config_b))
+    (b / store.CONFIG_FILE).write_text(json.dumps(config_b))
     compared = [load_compared(a), load_compared(b)]
     assert differing_settings(compared) == ["image_size", "dropout"]  # the form's order; folders left out
     assert compared[0].best_val_accuracy == 0.8 and compared[0].duration_s == 60.0
@@ -223,8 +223,8 @@ def test_every_setting_explains_itself():
 def test_notify_command_gets_the_runs_outcome(tmp_path):
     run_dir = write_run(tmp_path / "runs", make_config({}), [epoch(1, 1, 1, 1, val_acc=0.8125, wall_time=42.0)],
                         "r")
-    runstore.write_status(run_dir, "finished", "test accuracy 0.9000")
-    runstore.atomic_write_json(run_dir / runstore.REPORT_FILE, {"test_accuracy": 0.9})
+    store.write_status(run_dir, "finished", "test accuracy 0.9000")
+    store.atomic_write_json(run_dir / store.REPORT_FILE, {"test_accuracy": 0.9})
     env = notify_env(run_dir)
     assert env["CIFAR_TUI_STATE"] == "finished" and env["CIFAR_TUI_TEST_ACCURACY"] == "0.9000"
     assert env["CIFAR_TUI_BEST_VAL_ACCURACY"] == "0.8125" and env["CIFAR_TUI_WALL_TIME_S"] == "42"

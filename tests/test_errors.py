@@ -1,22 +1,22 @@
-"""One root for the errors cifar-tui expects: one exit code each in cli.main, one display in the app."""
+"""One root for the errors cifar-tui expects: one exit code each in commands.main, one display in the app."""
 
 from __future__ import annotations
 
 import pytest
 from fixtures.tui_support import copy_runs, make_app, wait_for
 
-from tui_cifar import cli
-from tui_cifar.backbones import WeightsUnavailable
+from tui_cifar.cli import commands
 from tui_cifar.config import ConfigError, make_config
-from tui_cifar.data import DatasetNotFound
+from tui_cifar.engine.backbones import WeightsUnavailable
+from tui_cifar.engine.data import DatasetNotFound
+from tui_cifar.engine.explain import ExplainError
+from tui_cifar.engine.folder_labels import LabelMapError
+from tui_cifar.engine.images import ImageLoadError
+from tui_cifar.engine.prediction import ModelLoadError
+from tui_cifar.engine.training import TrainingDiverged
 from tui_cifar.errors import EXIT_FAILED, EXIT_USAGE, CifarTuiError
-from tui_cifar.explain import ExplainError
-from tui_cifar.folder_labels import LabelMapError
-from tui_cifar.images import ImageLoadError
-from tui_cifar.prediction import ModelLoadError
-from tui_cifar.runstore import RunStoreError
-from tui_cifar.tbexport import TensorBoardMissing
-from tui_cifar.training import TrainingDiverged
+from tui_cifar.runs.store import RunStoreError
+from tui_cifar.runs.tbexport import TensorBoardMissing
 
 
 @pytest.mark.parametrize("cls", [ConfigError, RunStoreError, DatasetNotFound, ModelLoadError, LabelMapError,
@@ -42,17 +42,17 @@ def test_config_error_carries_its_fields():
 
 
 def test_cli_main_maps_each_error_to_its_exit_code(tmp_path, capsys):
-    assert cli.main(["--data-dir", str(tmp_path), "backbones"]) == EXIT_USAGE  # a ConfigError
+    assert commands.main(["--data-dir", str(tmp_path), "backbones"]) == EXIT_USAGE  # a ConfigError
     assert capsys.readouterr().err == "cifar-tui: --data-dir does not apply to `backbones`\n"
-    assert cli.main(["evaluate", str(tmp_path / "nowhere")]) == EXIT_FAILED  # a RunStoreError
+    assert commands.main(["evaluate", str(tmp_path / "nowhere")]) == EXIT_FAILED  # a RunStoreError
     err = capsys.readouterr().err
     assert err.startswith("cifar-tui: ") and "no such run folder" in err and err.count("\n") == 1
     label_map = tmp_path / "map.json"
     label_map.write_text('{"pets": "unicorn"}')
-    assert cli.main(["predict", str(tmp_path), str(tmp_path), "--labels-from-folders", "--label-map", str(label_map)]) == EXIT_USAGE
+    assert commands.main(["predict", str(tmp_path), str(tmp_path), "--labels-from-folders", "--label-map", str(label_map)]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert err.startswith("cifar-tui: label map") and "unicorn" in err and err.count("\n") == 1
-    assert cli.main(["predict", str(tmp_path), str(tmp_path), "--label-map", str(label_map)]) == EXIT_USAGE
+    assert commands.main(["predict", str(tmp_path), str(tmp_path), "--label-map", str(label_map)]) == EXIT_USAGE
     assert capsys.readouterr().err == "cifar-tui: --label-map needs --labels-from-folders\n"
 
 

@@ -9,16 +9,17 @@ import sys
 import numpy as np
 import pytest
 
-from tui_cifar import cli, runreader, runstore
+from tui_cifar.cli import commands
 from tui_cifar.config import TrainConfig
-from tui_cifar.evaluation import report_from_probabilities
+from tui_cifar.engine.evaluation import report_from_probabilities
+from tui_cifar.runs import reader, store
 
 
 def trainer_run(runs_dir, name="mobilenetv2-96px"):
     """A run folder as the two-stage trainer writes it: a resumed epoch repeated in the log, and a test report."""
-    run_dir = runstore.create_run_dir(runs_dir, name)
-    runstore.atomic_write_json(run_dir / runstore.CONFIG_FILE, TrainConfig(image_size=96, dropout=0.25).to_json())
-    writer = runstore.MetricsWriter(run_dir)
+    run_dir = store.create_run_dir(runs_dir, name)
+    store.atomic_write_json(run_dir / store.CONFIG_FILE, TrainConfig(image_size=96, dropout=0.25).to_json())
+    writer = store.MetricsWriter(run_dir)
     wall = 0.0
     rng = np.random.default_rng(1)
     for stage, epochs, steps in ((1, 2, 4), (2, 2, 5)):
@@ -34,11 +35,11 @@ def trainer_run(runs_dir, name="mobilenetv2-96px"):
                           "wall_time": wall, "memory": {"rss": 300 * 2**20, "rss_peak": 310 * 2**20,
                                                               "gpu": {"GPU:0": {"current": 2**30, "peak": 3 * 2**30}}}})
     writer.close()
-    runstore.write_status(run_dir, "finished", "test accuracy")
+    store.write_status(run_dir, "finished", "test accuracy")
     y_true = np.repeat(np.arange(10), 5)
     y_prob = rng.dirichlet(np.ones(10), size=len(y_true))
     y_prob[np.arange(len(y_true)), y_true] += 0.3  # better than chance
-    runstore.atomic_write_json(run_dir / runstore.REPORT_FILE,
+    store.atomic_write_json(run_dir / store.REPORT_FILE,
                                report_from_probabilities(y_true, y_prob / y_prob.sum(1, keepdims=True)))
     return run_dir
 
@@ -83,11 +84,11 @@ def hparams_of(acc):
 
 def test_tensorboard_export_of_a_keras_run_loads_in_tensorboard(tmp_path):
     pytest.importorskip("tensorboard")
-    from tui_cifar.tbexport import export_tensorboard
+    from tui_cifar.runs.tbexport import export_tensorboard
 
     run_dir = keras_run(tmp_path / "runs")
-    records, _ = runstore.read_metrics(run_dir)
-    epochs = runreader.epoch_records(records)
+    records, _ = store.read_metrics(run_dir)
+    epochs = reader.epoch_records(records)
     target = export_tensorboard(run_dir, tmp_path / "tb")
     assert target == tmp_path / "tb" / run_dir.name
     train, validation = load_events(target / "train"), load_events(target / "validation")
@@ -99,18 +100,18 @@ def test_tensorboard_export_of_a_keras_run_loads_in_tensorboard(tmp_path):
     assert scalars(train, "memory/rss_mib")[0][1] == pytest.approx(epochs[0]["memory"]["rss"] / 2**20)
     hp = hparams_of(load_events(target))
     assert hp["model"] == "probe" and hp["kind"] == "keras" and hp["batch_size"] == 16 and hp["epochs"] == 3
-    assert hp["units"] == 2 and hp["note"] == "probe" and hp["optimizer.name"] == "adam"
+    assert hp["units"] == 2 and hp["note"] == "probe" and hp["optimizer.class"] == "Adam"  # not its name: adam_2 after two others
 
 
 def test_tensorboard_export_counts_epochs_across_stages_and_draws_the_confusion_matrix(tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.util import tensor_util
 
-    from tui_cifar.tbexport import export_tensorboard
+    from tui_cifar.runs.tbexport import export_tensorboard
 
     run_dir = trainer_run(tmp_path / "runs")
-    records, _ = runstore.read_metrics(run_dir)
-    epochs = runreader.epoch_records(records)  # the repeated epoch: the later record
+    records, _ = store.read_metrics(run_dir)
+    epochs = reader.epoch_records(records)  # the repeated epoch: the later record
     target = export_tensorboard(run_dir, tmp_path / "tb")
     val = scalars(load_events(target / "validation"), "epoch_accuracy")
     assert val == [(i, pytest.approx(r["val_accuracy"])) for i, r in enumerate(epochs, start=1)] and len(val) == 4
@@ -122,7 +123,7 @@ def test_tensorboard_export_counts_epochs_across_stages_and_draws_the_confusion_
     image = top.Tensors("test/confusion_matrix")[0]
     width, height, png = tensor_util.make_ndarray(image.tensor_proto)
     assert png.startswith(b"\x89PNG") and int(width) == int(height) > 10 * 48
-    report, _ = runstore.read_json(run_dir / runstore.REPORT_FILE)
+    report, _ = store.read_json(run_dir / store.REPORT_FILE)
     assert scalars(top, "test/accuracy") == [(0, pytest.approx(report["test_accuracy"]))]
     hp = hparams_of(top)
     assert hp["backbone"] == "mobilenetv2" and hp["image_size"] == 96 and hp["dropout"] == pytest.approx(0.25)
@@ -131,7 +132,7 @@ def test_tensorboard_export_counts_epochs_across_stages_and_draws_the_confusion_
 def test_export_without_tensorboard_says_how_to_get_it(tmp_path, monkeypatch, capsys):
     run_dir = trainer_run(tmp_path / "runs")
     monkeypatch.setitem(sys.modules, "tensorboard.plugins.hparams", None)  # as if not installed
-    assert cli.main(["export", str(run_dir), "--tensorboard", str(tmp_path / "tb")]) == cli.EXIT_FAILED
+    assert commands.main(["export", str(run_dir), "--tensorboard", str(tmp_path / "tb")]) == commands.EXIT_FAILED
     # the exact command for this environment's pip (tensorboard is a default dependency, so it was removed by hand)
     assert f"{sys.executable} -m pip install 'tensorboard>=2.16'" in capsys.readouterr().err
     assert not (tmp_path / "tb").exists()
@@ -142,15 +143,15 @@ def test_runs_csv_has_a_row_per_run_with_settings_and_results(tmp_path):
     first = trainer_run(runs, "a")
     keras_dir = keras_run(runs)
     out = tmp_path / "runs.csv"
-    assert cli.main(["runs", "--runs-dir", str(runs), "--csv", str(out)]) == 0
+    assert commands.main(["runs", "--runs-dir", str(runs), "--csv", str(out)]) == 0
     rows = {r["run"]: r for r in csv.DictReader(out.open())}
     assert set(rows) == {first.name, keras_dir.name}
     mine, theirs = rows[first.name], rows[keras_dir.name]
-    report, _ = runstore.read_json(first / runstore.REPORT_FILE)
-    records, _ = runstore.read_metrics(first)
+    report, _ = store.read_json(first / store.REPORT_FILE)
+    records, _ = store.read_metrics(first)
     assert mine["kind"] == "cifar-tui" and mine["backbone"] == "mobilenetv2" and mine["image_size"] == "96"
     assert float(mine["test_accuracy"]) == pytest.approx(report["test_accuracy"])
-    assert float(mine["best_val_accuracy"]) == pytest.approx(max(r["val_accuracy"] for r in runreader.epoch_records(records)))
+    assert float(mine["best_val_accuracy"]) == pytest.approx(max(r["val_accuracy"] for r in reader.epoch_records(records)))
     assert mine["epochs_done"] == "4" and mine["model"] == ""
     assert theirs["kind"] == "keras" and theirs["model"] == "probe" and theirs["backbone"] == ""
     assert theirs["batch_size"] == "16" and theirs["units"] == "2" and theirs["state"] == "finished"
@@ -159,10 +160,10 @@ def test_runs_csv_has_a_row_per_run_with_settings_and_results(tmp_path):
 def test_export_csv_writes_the_metrics_log(tmp_path):
     run_dir = trainer_run(tmp_path / "runs")
     out = tmp_path / "m.csv"
-    assert cli.main(["export", str(run_dir), "--csv", str(out)]) == 0
+    assert commands.main(["export", str(run_dir), "--csv", str(out)]) == 0
     rows = list(csv.DictReader(out.open()))
-    records, _ = runstore.read_metrics(run_dir)
-    epochs = runreader.epoch_records(records)
+    records, _ = store.read_metrics(run_dir)
+    epochs = reader.epoch_records(records)
     assert [r for r in rows if r["type"] == "epoch"] and len([r for r in rows if r["type"] == "epoch"]) == len(epochs)
     assert len([r for r in rows if r["type"] == "batch"]) == len([r for r in records if r["type"] == "batch"])
     assert list(rows[0])[:4] == ["type", "stage", "epoch", "batch"]
@@ -172,5 +173,5 @@ def test_export_csv_writes_the_metrics_log(tmp_path):
 
 def test_export_needs_something_to_write(tmp_path, capsys):
     run_dir = trainer_run(tmp_path / "runs")
-    assert cli.main(["export", str(run_dir)]) == cli.EXIT_USAGE
+    assert commands.main(["export", str(run_dir)]) == commands.EXIT_USAGE
     assert "--tensorboard DIR and/or --csv FILE" in capsys.readouterr().err

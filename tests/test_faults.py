@@ -34,8 +34,9 @@ from faultkit import (
     write_config,
 )
 
-from tui_cifar import cli, runreader, runstore
-from tui_cifar.launcher import create_run
+from tui_cifar.cli import commands
+from tui_cifar.engine.launcher import create_run
+from tui_cifar.runs import reader, store
 
 
 def slow_config(data_dir: Path, runs_dir: Path, **overrides) -> dict:
@@ -76,7 +77,7 @@ def epoch_counts(recs: list[dict]) -> Counter:
 
 
 def assert_finite_model(path: Path) -> None:
-    from tui_cifar.prediction import load_model_checked
+    from tui_cifar.engine.prediction import load_model_checked
 
     model = load_model_checked(path)
     assert all(np.isfinite(np.asarray(w)).all() for w in model.get_weights()), f"{path} holds NaN/inf weights"
@@ -101,14 +102,14 @@ def interrupt_mid_stage(sig: signal.Signals, fake_cifar: Path, tmp_path: Path) -
     assert took < 20, f"took {took:.1f}s to stop"
     assert proc.returncode == 130, out  # stopped, not failed: the shell's "interrupted"
     assert "Traceback" not in out and "KeyboardInterrupt" not in out
-    status = runstore.read_status(run_dir)
+    status = store.read_status(run_dir)
     assert status.state == "stopped" and sig.name in status.message, status
     recs = records(run_dir)
     assert recs[-1]["type"] == "run_end" and recs[-1]["state"] == "stopped"
     assert sum(r["type"] == "run_end" for r in recs) == 1
     assert (2, 1) in epoch_counts(recs)  # at least one epoch completed, so a model was saved
-    assert_finite_model(run_dir / runstore.MODEL_FILE)
-    assert not (run_dir / runstore.REPORT_FILE).exists()  # a stopped run never reads the test set
+    assert_finite_model(run_dir / store.MODEL_FILE)
+    assert not (run_dir / store.REPORT_FILE).exists()  # a stopped run never reads the test set
     assert f"run stopped: stopped by {sig.name}" in out
     return run_dir
 
@@ -130,7 +131,7 @@ def test_sigterm_mid_stage_stops_cleanly_and_resumes_where_it_stopped(fake_cifar
     assert trained_after == {(2, e) for e in range(stopped_in + 1, 7)}
     assert epoch_counts(recs) == Counter({(1, 1): 1, (1, 2): 1} | {(2, e): 1 for e in range(1, 7)})
     assert [r["state"] for r in recs if r["type"] == "run_end"] == ["stopped", "finished"]
-    assert not (run_dir / runstore.BACKUP_DIR / "stage2").exists()  # the finished stage's backup is cleaned up
+    assert not (run_dir / store.BACKUP_DIR / "stage2").exists()  # the finished stage's backup is cleaned up
 
 
 def test_kill_9_then_resume_logs_every_epoch_exactly_once(fake_cifar, tmp_path):
@@ -144,8 +145,8 @@ def test_kill_9_then_resume_logs_every_epoch_exactly_once(fake_cifar, tmp_path):
         proc.wait(timeout=30)
     finally:
         stop_process(proc)
-    before, _ = runstore.read_metrics(run_dir)
-    assert runstore.effective_state(runstore.read_status(run_dir)) == "killed"
+    before, _ = store.read_metrics(run_dir)
+    assert store.effective_state(store.read_status(run_dir)) == "killed"
     assert not any(r["type"] == "run_end" for r in before)
     logged = max(e for s, e in epoch_counts(before) if s == 2)
     interrupted = max(r["epoch"] for r in before if r["type"] == "batch" and r["stage"] == 2)
@@ -165,8 +166,8 @@ def test_kill_9_then_resume_logs_every_epoch_exactly_once(fake_cifar, tmp_path):
     else:  # killed between an epoch's record and its backup
         assert first["epoch"] in (logged, logged + 1)
     assert recs[-1]["type"] == "run_end" and recs[-1]["state"] == "finished"
-    assert runstore.read_status(run_dir).state == "finished"
-    assert (run_dir / runstore.REPORT_FILE).is_file()
+    assert store.read_status(run_dir).state == "finished"
+    assert (run_dir / store.REPORT_FILE).is_file()
 
 
 def ignores_sighup(pid: int) -> bool:
@@ -184,7 +185,7 @@ def test_sighup_does_not_end_a_detached_run(fake_cifar, tmp_path):
     result = run_cli("train", "--config", config_file, "--detach", timeout=60)
     assert result.returncode == 0, result.stderr
     run_dir = Path(result.stdout.strip().splitlines()[-1])
-    pid = runstore.read_status(run_dir).pid
+    pid = store.read_status(run_dir).pid
     assert pid and os.getsid(pid) == pid and os.getsid(pid) != os.getsid(0)  # its own session
     try:
         # As soon as it ignores SIGHUP, within moments of starting (long before TensorFlow is loaded).
@@ -192,13 +193,13 @@ def test_sighup_does_not_end_a_detached_run(fake_cifar, tmp_path):
         os.kill(pid, signal.SIGHUP)
         wait_for(lambda: find_record(run_dir, lambda r: r.get("type") == "batch"), 150, "the first batch")
         os.kill(pid, signal.SIGHUP)  # and again mid-training
-        wait_for(lambda: runstore.read_status(run_dir).state != "running", 180, "the detached run to end")
+        wait_for(lambda: store.read_status(run_dir).state != "running", 180, "the detached run to end")
     finally:
-        if runstore.read_status(run_dir).locked:  # still training: do not leave it behind
+        if store.read_status(run_dir).locked:  # still training: do not leave it behind
             os.kill(pid, signal.SIGKILL)
-    assert runstore.read_status(run_dir).state == "finished", (run_dir / runstore.TRAIN_LOG).read_text()[-2000:]
-    assert (run_dir / runstore.REPORT_FILE).is_file()
-    assert "run finished" in (run_dir / runstore.TRAIN_LOG).read_text()
+    assert store.read_status(run_dir).state == "finished", (run_dir / store.TRAIN_LOG).read_text()[-2000:]
+    assert (run_dir / store.REPORT_FILE).is_file()
+    assert "run finished" in (run_dir / store.TRAIN_LOG).read_text()
 
 
 def test_closing_the_terminal_of_a_foreground_run(fake_cifar, tmp_path):
@@ -225,9 +226,9 @@ def test_closing_the_terminal_of_a_foreground_run(fake_cifar, tmp_path):
     finally:
         stop_process(proc)
     run_dir = new_run_dir(runs)
-    assert runstore.read_status(run_dir).state == "finished", (run_dir / "error.txt").read_text()[-2000:] \
-        if (run_dir / "error.txt").exists() else runstore.read_status(run_dir)
-    assert (run_dir / runstore.REPORT_FILE).is_file()
+    assert store.read_status(run_dir).state == "finished", (run_dir / "error.txt").read_text()[-2000:] \
+        if (run_dir / "error.txt").exists() else store.read_status(run_dir)
+    assert (run_dir / store.REPORT_FILE).is_file()
     assert records(run_dir)[-1]["state"] == "finished"
 
 
@@ -238,9 +239,9 @@ def test_nan_loss_fails_the_run_and_keeps_the_last_good_model(stage, fake_cifar,
     Stage 1 (pooled features) diverges in its first epoch: no model is ever saved, even though that
     epoch's accuracy is the best so far. Stage 2 (boundary activations): stage 1's model stays.
     """
-    from tui_cifar import features
     from tui_cifar.config import make_config
-    from tui_cifar.training import train_run
+    from tui_cifar.engine import features
+    from tui_cifar.engine.training import train_run
 
     real_extract = features.extract
 
@@ -255,7 +256,7 @@ def test_nan_loss_fails_the_run_and_keeps_the_last_good_model(stage, fake_cifar,
     config = make_config(tiny_config(fake_cifar, tmp_path / "runs"))
     run_dir = create_run(config)
     assert train_run(config, run_dir) == "failed"
-    status = runstore.read_status(run_dir)
+    status = store.read_status(run_dir)
     assert status.state == "failed"
     lr = config.lr_head if stage == 1 else config.lr_fine
     assert status.message == (
@@ -263,11 +264,11 @@ def test_nan_loss_fails_the_run_and_keeps_the_last_good_model(stage, fake_cifar,
     recs = records(run_dir)
     assert recs[-1]["type"] == "run_end" and recs[-1]["state"] == "failed"
     assert any(r["type"] == "batch" and r["stage"] == stage and not np.isfinite(r["loss"]) for r in recs)
-    assert not (run_dir / runstore.BACKUP_DIR / f"stage{stage}").exists()  # a resume starts the stage over
+    assert not (run_dir / store.BACKUP_DIR / f"stage{stage}").exists()  # a resume starts the stage over
     if stage == 1:
-        assert not (run_dir / runstore.MODEL_FILE).exists()
+        assert not (run_dir / store.MODEL_FILE).exists()
     else:
-        assert_finite_model(run_dir / runstore.MODEL_FILE)  # stage 1's best, never overwritten by NaN weights
+        assert_finite_model(run_dir / store.MODEL_FILE)  # stage 1's best, never overwritten by NaN weights
 
 
 # --- 3. storage -----------------------------------------------------------------------------------
@@ -288,7 +289,7 @@ def test_runs_folder_that_cannot_be_created(fake_cifar, tmp_path, detach):
 def test_runs_folder_that_is_a_file(fake_cifar, tmp_path, capsys):
     blocker = tmp_path / "runs"
     blocker.write_text("not a folder")
-    rc = cli.main(["train", "--config", str(write_config(tmp_path / "c.json", tiny_config(fake_cifar, blocker)))])
+    rc = commands.main(["train", "--config", str(write_config(tmp_path / "c.json", tiny_config(fake_cifar, blocker)))])
     assert rc == 1
     assert capsys.readouterr().err.strip() == (
         f"cifar-tui: runs folder {blocker} is a file, not a folder; choose another with --runs-dir")
@@ -304,9 +305,9 @@ def test_read_only_runs_folder(fake_cifar, tmp_path, capsys, monkeypatch, how):
     runs.chmod(0o555)
     if how == "access-denied":
         real_access = os.access
-        monkeypatch.setattr(runstore.os, "access", lambda p, mode, **kw: False if Path(p) == runs else real_access(p, mode, **kw))
+        monkeypatch.setattr(store.os, "access", lambda p, mode, **kw: False if Path(p) == runs else real_access(p, mode, **kw))
     try:
-        rc = cli.main(["train", "--config", str(write_config(tmp_path / "c.json", tiny_config(fake_cifar, runs)))])
+        rc = commands.main(["train", "--config", str(write_config(tmp_path / "c.json", tiny_config(fake_cifar, runs)))])
     finally:
         runs.chmod(0o755)
     assert rc == 1
@@ -320,7 +321,7 @@ def test_disk_full_on_the_second_checkpoint(fake_cifar, keras_home, tmp_path, mo
     from keras.src.backend import config as keras_config
 
     from tui_cifar.config import make_config
-    from tui_cifar.training import train_run
+    from tui_cifar.engine.training import train_run
 
     monkeypatch.setattr(keras_config, "_KERAS_DIR", str(keras_home))  # real ImageNet weights: it learns
     real_save = keras.Model.save
@@ -330,7 +331,7 @@ def test_disk_full_on_the_second_checkpoint(fake_cifar, keras_home, tmp_path, mo
     def save(self, filepath, *args, **kwargs):
         saves.append(str(filepath))
         if len(saves) == 2:
-            kept.append((Path(filepath).parent / runstore.MODEL_FILE).read_bytes())
+            kept.append((Path(filepath).parent / store.MODEL_FILE).read_bytes())
             Path(filepath).write_bytes(b"PK\x03\x04 the first half of a model")
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(filepath))
         return real_save(self, filepath, *args, **kwargs)
@@ -340,11 +341,11 @@ def test_disk_full_on_the_second_checkpoint(fake_cifar, keras_home, tmp_path, mo
     run_dir = create_run(config)
     assert train_run(config, run_dir) == "failed"
     assert len(saves) == 2, "val_accuracy never improved twice: the fault was not reached"
-    status = runstore.read_status(run_dir)
+    status = store.read_status(run_dir)
     assert status.state == "failed" and "disk full" in status.message, status.message
-    assert f"{run_dir / runstore.MODEL_FILE}" in status.message and ".tmp-" not in status.message
-    assert (run_dir / runstore.MODEL_FILE).read_bytes() == kept[0]
-    assert_finite_model(run_dir / runstore.MODEL_FILE)
+    assert f"{run_dir / store.MODEL_FILE}" in status.message and ".tmp-" not in status.message
+    assert (run_dir / store.MODEL_FILE).read_bytes() == kept[0]
+    assert_finite_model(run_dir / store.MODEL_FILE)
     assert stray_temp_files(run_dir) == []
     assert records(run_dir)[-1]["state"] == "failed"
 
@@ -352,11 +353,11 @@ def test_disk_full_on_the_second_checkpoint(fake_cifar, keras_home, tmp_path, mo
 def _garbled_run(runs: Path, name: str, fake_cifar: Path) -> Path:
     run = runs / name
     run.mkdir(parents=True)
-    runstore.atomic_write_json(run / runstore.CONFIG_FILE, full_config(fake_cifar, runs))
-    (run / runstore.STATUS_FILE).write_text('{"state": "runn')  # cut mid-write
+    store.atomic_write_json(run / store.CONFIG_FILE, full_config(fake_cifar, runs))
+    (run / store.STATUS_FILE).write_text('{"state": "runn')  # cut mid-write
     good = [{"type": "epoch", "stage": 1, "epoch": e, "val_accuracy": v, "wall_time": 10.0 * e}
             for e, v in ((1, 0.5), (2, 0.75), (3, 0.625))]
-    with open(run / runstore.METRICS_LOG, "wb") as f:
+    with open(run / store.METRICS_LOG, "wb") as f:
         f.write((json.dumps(good[0]) + "\n" + json.dumps(good[1]) + "\n").encode())
         f.write(b"{\"type\": \"epo\n")  # line 3: garbled
         f.write(b"\x00\x00\x00\x00\n")  # line 4: zeros from a crash
@@ -367,16 +368,16 @@ def _garbled_run(runs: Path, name: str, fake_cifar: Path) -> Path:
 
 def test_garbled_metrics_and_status_readers(fake_cifar, tmp_path):
     run = _garbled_run(tmp_path / "runs", "20260101-000000-garbled", fake_cifar)
-    status = runstore.read_status(run)
+    status = store.read_status(run)
     assert status.state == "unknown" and "status.json is unreadable" in status.problem
-    recs, problems = runstore.read_metrics(run)
+    recs, problems = store.read_metrics(run)
     assert [r["epoch"] for r in recs] == [1, 2, 3]
     assert problems == [
         "metrics.jsonl line 3 is garbled and was skipped",
         "metrics.jsonl line 4 is garbled and was skipped",
         "metrics.jsonl ends with an incomplete line (the run was cut off mid-write?)",
     ]
-    summary = runreader.summarize_run(run)
+    summary = reader.summarize_run(run)
     assert summary.state == "unknown" and summary.best_val_accuracy == 0.75 and summary.duration_s == 30.0
     assert summary.problems[0].startswith("status.json is unreadable") and summary.problems[1:] == problems
 
@@ -396,7 +397,7 @@ def test_garbled_run_in_cifar_tui_runs(fake_cifar, tmp_path):
 
 
 class _FrozenClock:
-    """Stands in for the datetime module in runstore: every run is created at the same second."""
+    """Stands in for the datetime module in runs.store: every run is created at the same second."""
 
     class datetime:  # noqa: N801
         @staticmethod
@@ -411,14 +412,14 @@ class _FrozenClock:
 
 
 def test_runs_created_in_the_same_second_by_threads(tmp_path, monkeypatch):
-    monkeypatch.setattr(runstore, "_dt", _FrozenClock)
+    monkeypatch.setattr(store, "_dt", _FrozenClock)
     n = 24
     barrier = threading.Barrier(n)
     made: list[Path] = []
 
     def create():
         barrier.wait()
-        made.append(runstore.create_run_dir(tmp_path / "runs", "same name"))
+        made.append(store.create_run_dir(tmp_path / "runs", "same name"))
 
     threads = [threading.Thread(target=create) for _ in range(n)]
     for t in threads:
@@ -434,11 +435,11 @@ def test_runs_created_in_the_same_second_by_processes(tmp_path):
     start = time.time() + 2.0
     script = textwrap.dedent(f"""
         import datetime, time, types
-        from tui_cifar import runstore
+        from tui_cifar.runs import store
         frozen = datetime.datetime(2026, 1, 2, 3, 4, 5)
-        runstore._dt = types.SimpleNamespace(datetime=types.SimpleNamespace(now=lambda tz=None: frozen))
+        store._dt = types.SimpleNamespace(datetime=types.SimpleNamespace(now=lambda tz=None: frozen))
         time.sleep(max(0.0, {start!r} - time.time()))
-        print(runstore.create_run_dir({str(tmp_path / "runs")!r}, "same"))
+        print(store.create_run_dir({str(tmp_path / "runs")!r}, "same"))
     """)
     procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(6)]
     outs = [p.communicate(timeout=60)[0].strip() for p in procs]
@@ -471,7 +472,7 @@ def test_bad_config_files_exit_2_naming_the_field_without_tensorflow(tmp_path):
         files[name].write_text(text)
     script = textwrap.dedent(f"""
         import contextlib, io, json, sys
-        from tui_cifar.cli import main
+        from tui_cifar.cli.commands import main
         out = {{}}
         for name, path in {({k: str(v) for k, v in files.items()})!r}.items():
             err = io.StringIO()
@@ -517,7 +518,7 @@ OFFLINE = "URL fetch failure on {}: None -- [Errno -3] Temporary failure in name
 def test_no_dataset_and_no_network_names_every_place(tmp_path, monkeypatch):
     import keras
 
-    from tui_cifar.data import DatasetNotFound, load_cifar10
+    from tui_cifar.engine.data import DatasetNotFound, load_cifar10
 
     def offline(*args, **kwargs):
         raise Exception(OFFLINE.format("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"))
@@ -540,7 +541,7 @@ def test_no_dataset_and_no_network_names_every_place(tmp_path, monkeypatch):
 def test_damaged_dataset_file_is_named(fake_cifar, tmp_path):
     import shutil
 
-    from tui_cifar.data import DatasetNotFound, load_cifar10
+    from tui_cifar.engine.data import DatasetNotFound, load_cifar10
 
     copy = tmp_path / "cifar"
     shutil.copytree(fake_cifar, copy)
@@ -573,7 +574,7 @@ def test_no_weights_and_no_network(fake_cifar, tmp_path, monkeypatch):
     from keras.src.utils import file_utils
 
     from tui_cifar.config import make_config
-    from tui_cifar.training import train_run
+    from tui_cifar.engine.training import train_run
 
     home = tmp_path / "keras_home"
     monkeypatch.setattr(keras_config, "_KERAS_DIR", str(home))
@@ -587,7 +588,7 @@ def test_no_weights_and_no_network(fake_cifar, tmp_path, monkeypatch):
     config = make_config(tiny_config(fake_cifar, tmp_path / "runs", weights="imagenet", image_size=96))
     run_dir = create_run(config)
     assert train_run(config, run_dir) == "failed"
-    message = runstore.read_status(run_dir).message
+    message = store.read_status(run_dir).message
     assert asked == ["mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5"]
     assert asked[0] in message and str(home / "models") in message, message
     assert "Temporary failure in name resolution" in message
@@ -596,7 +597,7 @@ def test_no_weights_and_no_network(fake_cifar, tmp_path, monkeypatch):
 
 
 def test_unknown_backbone_lists_the_choices():
-    from tui_cifar.backbones import BACKBONES
+    from tui_cifar.engine.backbones import BACKBONES
 
     result = run_cli("train", "--backbone", "resnet9000", timeout=60)
     assert result.returncode == 2
@@ -607,8 +608,8 @@ def _run_with(runs: Path, name: str, status: dict | None, config: dict) -> Path:
     run = runs / name
     run.mkdir(parents=True)
     if status is not None:
-        (run / runstore.STATUS_FILE).write_text(json.dumps(status))
-    (run / runstore.CONFIG_FILE).write_text(json.dumps(config))
+        (run / store.STATUS_FILE).write_text(json.dumps(status))
+    (run / store.CONFIG_FILE).write_text(json.dumps(config))
     return run
 
 
@@ -622,34 +623,34 @@ def test_run_folders_from_other_versions(fake_cifar, tmp_path, capsys):
     odd = _run_with(runs, "3-odd-types", {"state": "running", "pid": "abc", "host": socket.gethostname(),
                                           "version": "2", "stage": "two"}, base)
 
-    status = runstore.read_status(newer)
+    status = store.read_status(newer)
     assert status.state == "finished" and "newer cifar-tui (format 99)" in status.problem
-    summaries = {s.name: s for s in runreader.list_runs(runs)}
+    summaries = {s.name: s for s in reader.list_runs(runs)}
     assert any("optimizer" in p and "ema" in p and "newer" in p for p in summaries["1-newer"].problems)
     assert summaries[old.name].problems == [
         "config.json lacks label_smoothing, weight_decay (written by an older cifar-tui?); defaults assumed"]
-    assert runstore.read_status(odd).problem == "status.json has invalid pid, stage, version"
+    assert store.read_status(odd).problem == "status.json has invalid pid, stage, version"
     assert summaries[odd.name].state == "unknown"  # never "running": its pid is not a pid
-    assert cli.main(["runs", "--runs-dir", str(runs)]) == 0
+    assert commands.main(["runs", "--runs-dir", str(runs)]) == 0
     err = capsys.readouterr().err
     assert "1-newer: written by a newer cifar-tui (format 99)" in err
 
-    assert cli.main(["evaluate", str(newer)]) == 1
+    assert commands.main(["evaluate", str(newer)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert f"{newer / runstore.CONFIG_FILE}" in err and "optimizer" in err and "another version" in err
-    assert cli.main(["train", "--resume", str(newer)]) == 1
+    assert f"{newer / store.CONFIG_FILE}" in err and "optimizer" in err and "another version" in err
+    assert commands.main(["train", "--resume", str(newer)]) == 1
     assert "optimizer" in capsys.readouterr().err
 
 
 def test_evaluate_a_run_from_an_older_version(fake_cifar, tmp_path, capsys):
     """A config.json lacking newer settings still evaluates, with the defaults."""
-    from tui_cifar.model import build_transfer_model
+    from tui_cifar.engine.model import build_transfer_model
 
     base = full_config(fake_cifar, tmp_path / "runs")
     run = _run_with(tmp_path / "runs", "old", {"state": "finished"},
                     {k: v for k, v in base.items() if k not in ("mixed_precision", "cache_dir", "tta_flip")})
-    build_transfer_model("mobilenetv2-0.35", 32, 0, None).full.save(run / runstore.MODEL_FILE)
-    assert cli.main(["--data-dir", str(fake_cifar), "evaluate", str(run), "--json"]) == 0
+    build_transfer_model("mobilenetv2-0.35", 32, 0, None).full.save(run / store.MODEL_FILE)
+    assert commands.main(["--data-dir", str(fake_cifar), "evaluate", str(run), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["num_test"] == 60 and report["tta_flip"] is True

@@ -1,4 +1,4 @@
-"""tui_cifar.folder_labels: which folder is which class, and the score over labelled photos (no model needed)."""
+"""tui_cifar.engine.folder_labels: which folder is which class, and the score over labelled photos (no model needed)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tui_cifar.data import CLASS_NAMES
-from tui_cifar.folder_labels import LabelMapError, class_from_name, load_label_map, score_photos
-from tui_cifar.prediction import FilePrediction
+from tui_cifar.engine.data import CLASS_NAMES
+from tui_cifar.engine.folder_labels import LabelMapError, class_from_name, load_label_map, score_photos
+from tui_cifar.engine.prediction import FilePrediction
 
 
 @pytest.mark.parametrize("name, expected", [

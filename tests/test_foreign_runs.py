@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from conftest import tiny_config, write_fake_cifar
 
-from tui_cifar import cli, runstore
+from tui_cifar.cli import commands
 from tui_cifar.config import make_config
+from tui_cifar.runs import store
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
@@ -46,7 +47,7 @@ def _tiny_model(bias_class: int | None = None):
 def foreign_run(tmp_path):
     """A run folder as an attacker would hand it over: its config names a data folder holding a pickle that
     runs code, and a cache holding a converted model (always 'ship') under this model.keras's own key."""
-    from tui_cifar.runtime import convert, converted_path, file_model_id
+    from tui_cifar.engine.forward import convert, converted_path, file_model_id
 
     evil_data = write_fake_cifar(tmp_path / "evil-data")
     marker = tmp_path / "marker"
@@ -55,20 +56,20 @@ def foreign_run(tmp_path):
     run_dir = tmp_path / "runs" / "20250101-000000-theirs"
     run_dir.mkdir(parents=True)
     model = _tiny_model()
-    model.save(run_dir / runstore.MODEL_FILE)
-    planted = converted_path(run_dir / "cache", file_model_id(run_dir / runstore.MODEL_FILE))
+    model.save(run_dir / store.MODEL_FILE)
+    planted = converted_path(run_dir / "cache", file_model_id(run_dir / store.MODEL_FILE))
     planted.parent.mkdir(parents=True)
     planted.write_bytes(convert(_tiny_model(bias_class=8)))
     config = make_config(tiny_config(evil_data, tmp_path / "runs", cache_dir=str(run_dir / "cache"),
                                      runtime="litert", limit_test=20, tta_flip=False))
-    (run_dir / runstore.CONFIG_FILE).write_text(json.dumps(config.to_json()))
-    runstore.write_status(run_dir, "finished", "done")
+    (run_dir / store.CONFIG_FILE).write_text(json.dumps(config.to_json()))
+    store.write_status(run_dir, "finished", "done")
     return run_dir, marker, planted, model
 
 
 def test_evaluate_reads_the_users_data_not_the_runs(foreign_run, fake_cifar, capsys):
     run_dir, marker, _planted, _model = foreign_run
-    code = cli.main(["--data-dir", str(fake_cifar), "evaluate", str(run_dir), "--json"])
+    code = commands.main(["--data-dir", str(fake_cifar), "evaluate", str(run_dir), "--json"])
     assert code == 0, capsys.readouterr().err
     assert not marker.exists()
     report = json.loads(capsys.readouterr().out)
@@ -84,7 +85,7 @@ def test_predict_never_uses_a_converted_model_from_the_runs_cache(foreign_run, t
     photo = tmp_path / "photo.png"
     pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(photo)
-    code = cli.main(["predict", str(run_dir), str(photo), "--json", "--runtime", "litert"])
+    code = commands.main(["predict", str(run_dir), str(photo), "--json", "--runtime", "litert"])
     assert code == 0, capsys.readouterr().err
     answer = json.loads(capsys.readouterr().out)[0]["top"][0]
     expected = model.predict(pixels[None].astype(np.float32), verbose=0)[0]

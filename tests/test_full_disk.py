@@ -14,7 +14,8 @@ import pytest
 from conftest import tiny_config
 from faultkit import run_cli, stray_temp_files, write_config
 
-from tui_cifar import cli, runstore
+from tui_cifar.cli import commands
+from tui_cifar.runs import store
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
@@ -56,7 +57,7 @@ def test_a_full_disk_before_the_start_is_one_line_and_no_run_folder(small_disk, 
     runs = small_disk / "runs"
     runs.mkdir()
     fill(small_disk)
-    code = cli.main(["train", "--data-dir", str(fake_cifar), "--runs-dir", str(runs), "--weights", "none"])
+    code = commands.main(["train", "--data-dir", str(fake_cifar), "--runs-dir", str(runs), "--weights", "none"])
     err = capsys.readouterr().err
     assert code == 1
     assert err.count("\n") == 1 and "No space left on device" in err and "Traceback" not in err
@@ -67,21 +68,21 @@ def test_a_cut_log_line_is_skipped_once_and_never_glued(small_disk):
     run_dir = small_disk / "run"
     run_dir.mkdir()
     filler = fill(small_disk, leave=6000)
-    writer = runstore.MetricsWriter(run_dir)
+    writer = store.MetricsWriter(run_dir)
     written = 0
     with pytest.raises(OSError) as info:
         while True:
             writer.write({"type": "batch", "n": written, "pad": "x" * 700})
             written += 1
     assert info.value.errno == errno.ENOSPC
-    assert not (run_dir / runstore.METRICS_LOG).read_bytes().endswith(b"\n")  # cut mid-line for real
+    assert not (run_dir / store.METRICS_LOG).read_bytes().endswith(b"\n")  # cut mid-line for real
     filler.unlink()  # space again: the same process goes on...
     writer.write({"type": "batch", "n": "after the cut"})
     writer.close()
-    writer = runstore.MetricsWriter(run_dir)  # ...and a resume appends after it
+    writer = store.MetricsWriter(run_dir)  # ...and a resume appends after it
     writer.write({"type": "run_resume"})
     writer.close()
-    records, problems = runstore.read_metrics(run_dir)
+    records, problems = store.read_metrics(run_dir)
     assert [r["n"] for r in records[:-2]] == list(range(written))
     assert records[-2]["n"] == "after the cut" and records[-1]["type"] == "run_resume"
     assert len(problems) == 1 and "garbled" in problems[0]
@@ -90,12 +91,12 @@ def test_a_cut_log_line_is_skipped_once_and_never_glued(small_disk):
 def test_the_status_tells_the_truth_on_a_full_disk(small_disk):
     run_dir = small_disk / "run"
     run_dir.mkdir()
-    runstore.write_status(run_dir, "running", "stage 2 " + "x" * 200)
+    store.write_status(run_dir, "running", "stage 2 " + "x" * 200)
     fill(small_disk)
     with pytest.raises(OSError):
-        runstore.atomic_write_text(run_dir / "other.json", "{}")  # nothing new fits
-    runstore.write_status(run_dir, "failed", "disk full while writing model.keras")
-    status = runstore.read_status(run_dir)
+        store.atomic_write_text(run_dir / "other.json", "{}")  # nothing new fits
+    store.write_status(run_dir, "failed", "disk full while writing model.keras")
+    status = store.read_status(run_dir)
     assert (status.state, status.message) == ("failed", "disk full while writing model.keras")
     assert stray_temp_files(run_dir) == []
 
@@ -108,19 +109,19 @@ def test_a_run_that_fills_the_disk_fails_truthfully_and_resumes(small_disk, fake
     failed = run_cli("train", "--config", config, timeout=300)
     assert failed.returncode == 1, failed.stderr[-2000:]
     run_dir = next(runs.iterdir())
-    status = runstore.read_status(run_dir)
+    status = store.read_status(run_dir)
     assert status.state == "failed" and "disk full" in status.message, status
-    assert ("the last good model was kept" in status.message) == (run_dir / runstore.MODEL_FILE).is_file()
+    assert ("the last good model was kept" in status.message) == (run_dir / store.MODEL_FILE).is_file()
     assert "Traceback" not in failed.stderr
-    error = run_dir / runstore.ERROR_FILE
+    error = run_dir / store.ERROR_FILE
     assert not error.exists() or "Traceback" in error.read_text()  # whole or absent, never empty
     (run_dir / ".tmp-1a2b3c4d-model.keras").write_bytes(b"")  # as a kill -9 during the first save leaves it
     filler.unlink()
     resumed = run_cli("train", "--resume", run_dir, timeout=300)
-    assert resumed.returncode == 0, (resumed.stdout[-2000:], runstore.read_status(run_dir))
-    assert runstore.read_status(run_dir).state == "finished"
+    assert resumed.returncode == 0, (resumed.stdout[-2000:], store.read_status(run_dir))
+    assert store.read_status(run_dir).state == "finished"
     assert stray_temp_files(run_dir) == []
-    records, problems = runstore.read_metrics(run_dir)
+    records, problems = store.read_metrics(run_dir)
     assert records[-1]["type"] == "run_end" and records[-1]["state"] == "finished"
     assert len(problems) <= 1  # at most the one half line the full disk cut, skipped
 
@@ -134,10 +135,10 @@ def _tiny_model_run(runs: Path, fake_cifar: Path) -> Path:
     run_dir.mkdir(parents=True)
     inputs = keras.Input((32, 32, 3))
     outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.GlobalAveragePooling2D()(inputs))
-    keras.Model(inputs, outputs).save(run_dir / runstore.MODEL_FILE)
+    keras.Model(inputs, outputs).save(run_dir / store.MODEL_FILE)
     config = make_config(tiny_config(fake_cifar, runs, runtime="keras", tta_flip=False))
-    (run_dir / runstore.CONFIG_FILE).write_text(json.dumps(config.to_json()))
-    runstore.write_status(run_dir, "stopped", "stopped by SIGINT")
+    (run_dir / store.CONFIG_FILE).write_text(json.dumps(config.to_json()))
+    store.write_status(run_dir, "stopped", "stopped by SIGINT")
     return run_dir
 
 
@@ -155,7 +156,7 @@ def test_a_read_only_runs_folder_gives_one_line_at_every_write(tmp_path, fake_ci
             "start": ["train", "--data-dir", str(fake_cifar), "--runs-dir", str(disk / "runs")],
         }
         for what, argv in argvs.items():
-            assert cli.main(argv) == 1, what
+            assert commands.main(argv) == 1, what
             err = capsys.readouterr().err
             assert err.count("\n") == 1 and err.startswith("cifar-tui: "), (what, err)
             assert "Read-only file system" in err or "not writable" in err, (what, err)

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from conftest import write_fake_cifar
 
-from tui_cifar import cli, data
-from tui_cifar.data import DatasetNotFound, load_cifar10
+from tui_cifar.cli import commands
+from tui_cifar.engine import data
+from tui_cifar.engine.data import DatasetNotFound, load_cifar10
 
 PER_BATCH = 60
 
@@ -37,7 +38,7 @@ def _folder_with(tmp_path: Path, batch: str, content: dict | object) -> Path:
 
 
 def _train(folder: Path, runs: Path, capsys, *extra: str) -> tuple[int, str]:
-    code = cli.main(["train", "--data-dir", str(folder), "--runs-dir", str(runs), "--weights", "none", *extra])
+    code = commands.main(["train", "--data-dir", str(folder), "--runs-dir", str(runs), "--weights", "none", *extra])
     return code, capsys.readouterr().err
 
 

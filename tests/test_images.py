@@ -1,4 +1,4 @@
-"""tui_cifar.images: every picture is built here with Pillow, and each test checks the pixels that come out."""
+"""tui_cifar.engine.images: every picture is built here with Pillow, and each test checks the pixels that come out."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image, JpegImagePlugin, features
 
-from tui_cifar import images
-from tui_cifar.images import (
+from tui_cifar.engine import images
+from tui_cifar.engine.images import (
     IMAGE_SUFFIXES,
     MAX_PIXELS,
     ImageLoadError,
@@ -95,8 +95,8 @@ def test_imports_only_stdlib_numpy_and_pillow():
             if isinstance(node, ast.Import):
                 modules |= {alias.name for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level:  # one of ours: read it too
-                own = path.parent / f"{node.module}.py"
-                assert own.exists(), f"{path.name} imports .{node.module}, which is not a module beside it"
+                own = path.parents[node.level - 1] / f"{node.module.replace('.', '/')}.py"
+                assert own.exists(), f"{path.name} imports {'.' * node.level}{node.module}, which is not a module"
                 todo += [] if own in seen else [own]
             elif isinstance(node, ast.ImportFrom) and node.module:
                 modules.add(node.module)

@@ -1,4 +1,4 @@
-"""tui_cifar.model and tui_cifar.backbones: the deployed model and the cached-activation trainers are one network.
+"""tui_cifar.engine.model and tui_cifar.engine.backbones: the deployed model and the cached-activation trainers are one network.
 
 Every backbone is built with random weights (weights=None) at a small input size, so no download is needed.
 """
@@ -11,9 +11,9 @@ import keras
 import numpy as np
 import pytest
 
-from tui_cifar.backbones import BACKBONES, blocks_of, describe_fine_tune, first_trainable_layer, get_spec
-from tui_cifar.model import BackbonePreprocess, build_transfer_model, preprocessing
-from tui_cifar.prediction import load_model_checked
+from tui_cifar.engine.backbones import BACKBONES, blocks_of, describe_fine_tune, first_trainable_layer, get_spec
+from tui_cifar.engine.model import BackbonePreprocess, build_transfer_model, preprocessing
+from tui_cifar.engine.prediction import load_model_checked
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # Keras + NumPy 2
 
@@ -235,7 +235,7 @@ def test_models_of_earlier_versions_still_load_and_scale_as_before(mode, tmp_pat
 
 def test_extraction_in_padded_batches_matches_one_image_at_a_time():
     """The short last batch is padded to the batch size; its padding must not leak into the results."""
-    from tui_cifar.features import extract
+    from tui_cifar.engine.features import extract
 
     tm = built("mobilenetv2", 2)
     acts, pooled = extract(tm.extractor, IMAGES, batch_size=4)

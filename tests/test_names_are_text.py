@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from fixtures.tui_support import FINISHED, copy_runs, make_app, wait_for
 
-from tui_cifar import cli
+from tui_cifar.cli import commands
+from tui_cifar.engine.prediction import FilePrediction, write_csv
 from tui_cifar.files import csv_cell
 from tui_cifar.formatting import lossless_text, shown
-from tui_cifar.prediction import FilePrediction, write_csv
 
 MARKUP = "[red]RED [@click=app.quit()]x"
 ESCAPE = "title\x1b]0;owned\x07\x1b[2J"
@@ -33,7 +33,7 @@ def _runs_with_hostile_names(tmp_path: Path) -> Path:
 
 def test_the_runs_table_prints_names_as_text(tmp_path, capsys):
     runs = _runs_with_hostile_names(tmp_path)
-    assert cli.main(["runs", "--runs-dir", str(runs)]) == 0
+    assert commands.main(["runs", "--runs-dir", str(runs)]) == 0
     out, err = capsys.readouterr()
     assert MARKUP in out  # as written, not styled or dropped
     assert "\x1b" not in out + err and "\x07" not in out + err
@@ -43,7 +43,7 @@ def test_the_runs_table_prints_names_as_text(tmp_path, capsys):
 def test_runs_csv_neutralises_formulas(tmp_path, capsys):
     runs = _runs_with_hostile_names(tmp_path)
     out = tmp_path / "runs.csv"
-    assert cli.main(["runs", "--runs-dir", str(runs), "--csv", str(out)]) == 0
+    assert commands.main(["runs", "--runs-dir", str(runs), "--csv", str(out)]) == 0
     rows = {row["run"]: row for row in csv.DictReader(out.open(encoding="utf-8"))}
     assert rows[MARKUP]["backbone"] == "'=cmd|' /C calc'!A0"
     assert rows[FINISHED]["backbone"] == "mobilenetv2"

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from fixtures.tui_support import FINISHED, copy_runs
 
-from tui_cifar import cli, launcher, runstore
+from tui_cifar.cli import commands
 from tui_cifar.config import make_config
+from tui_cifar.engine import launcher
+from tui_cifar.runs import store
 
 
 def test_a_small_run_holds_out_a_tenth_of_its_images_for_validation():
@@ -22,18 +24,18 @@ def test_a_small_run_holds_out_a_tenth_of_its_images_for_validation():
 
 
 def test_a_refused_setting_names_its_flag_on_the_command_line(capsys):
-    code = cli.main(["train", "--limit-train", "100", "--val-size", "100"])
+    code = commands.main(["train", "--limit-train", "100", "--val-size", "100"])
     err = capsys.readouterr().err
-    assert code == cli.EXIT_USAGE
+    assert code == commands.EXIT_USAGE
     assert "--val-size (100) must be smaller than the training images (100)" in err and "val_size" not in err
-    code = cli.main(["train", "--batch-size", "0"])
-    assert code == cli.EXIT_USAGE and "--batch-size must be between 1 and 4096" in capsys.readouterr().err
+    code = commands.main(["train", "--batch-size", "0"])
+    assert code == commands.EXIT_USAGE and "--batch-size must be between 1 and 4096" in capsys.readouterr().err
 
 
 def test_the_data_line_says_the_split_is_a_fraction():
     import io
 
-    from tui_cifar.console import plain_reporter
+    from tui_cifar.cli.console import plain_reporter
 
     out = io.StringIO()
     report = plain_reporter(out)
@@ -45,19 +47,19 @@ def test_the_data_line_says_the_split_is_a_fraction():
 def test_a_finished_run_is_not_resumed(tmp_path, capsys):
     runs = copy_runs(tmp_path / "runs")
     run = runs / FINISHED
-    before = (run / runstore.METRICS_LOG).read_bytes()
-    code = cli.main(["--runs-dir", str(runs), "train", "--resume", FINISHED])
+    before = (run / store.METRICS_LOG).read_bytes()
+    code = commands.main(["--runs-dir", str(runs), "train", "--resume", FINISHED])
     err = capsys.readouterr().err
-    assert code == cli.EXIT_FAILED
+    assert code == commands.EXIT_FAILED
     assert "has finished: there is nothing to resume" in err and f"cifar-tui evaluate {run} --recompute" in err
-    with pytest.raises(runstore.RunStoreError, match="--recompute"):  # the app's Resume comes here
+    with pytest.raises(store.RunStoreError, match="--recompute"):  # the app's Resume comes here
         launcher.start_detached(make_config({"runs_dir": str(runs)}), resume=run)
-    assert (run / runstore.METRICS_LOG).read_bytes() == before
-    assert runstore.read_status(run).state == "finished"
+    assert (run / store.METRICS_LOG).read_bytes() == before
+    assert store.read_status(run).state == "finished"
 
 
 def test_stage_two_from_pixels_shuffles_every_epoch_without_augmentation():
-    from tui_cifar.training import _pixel_dataset
+    from tui_cifar.engine.training import _pixel_dataset
 
     x = np.zeros((64, 4, 4, 3), np.uint8)
     y = np.arange(64)
@@ -70,7 +72,7 @@ def test_stage_two_from_pixels_shuffles_every_epoch_without_augmentation():
 
 
 def test_the_test_report_scores_float32_probabilities_without_a_warning():
-    from tui_cifar.evaluation import report_from_probabilities
+    from tui_cifar.engine.evaluation import report_from_probabilities
 
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(200, 10)).astype(np.float32)
@@ -89,17 +91,17 @@ def test_predict_names_a_missing_run_before_searching_the_photos(tmp_path, capsy
     photos = tmp_path / "photos"
     (photos / "cat").mkdir(parents=True)
     (photos / "cat" / "a.png").write_bytes(b"x")
-    code = cli.main(["--runs-dir", str(tmp_path / "runs"), "predict", "nosuchrun", str(photos)])
+    code = commands.main(["--runs-dir", str(tmp_path / "runs"), "predict", "nosuchrun", str(photos)])
     err = capsys.readouterr().err
-    assert code == cli.EXIT_FAILED and "nosuchrun: no such run folder" in err
+    assert code == commands.EXIT_FAILED and "nosuchrun: no such run folder" in err
     assert "images found" not in err  # the folder was not searched first
 
 
 def test_the_photo_report_says_accuracy_and_leaves_undefined_precision_blank(tmp_path, capsys):
-    from tui_cifar.data import CLASS_NAMES
-    from tui_cifar.folder_labels import score_photos
-    from tui_cifar.prediction import FilePrediction
-    from tui_cifar.report import print_photo_score
+    from tui_cifar.cli.report import print_photo_score
+    from tui_cifar.engine.data import CLASS_NAMES
+    from tui_cifar.engine.folder_labels import score_photos
+    from tui_cifar.engine.prediction import FilePrediction
 
     def predicted(rel: str, cls: str) -> FilePrediction:
         top = sorted(((c, 0.91 if c == cls else 0.01) for c in CLASS_NAMES), key=lambda t: -t[1])
@@ -121,7 +123,7 @@ def _status(run_dir: Path, state: str, started: float, updated: float, pid: int)
     import socket
 
     iso = lambda t: dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds")  # noqa: E731
-    (run_dir / runstore.STATUS_FILE).write_text(json.dumps({
+    (run_dir / store.STATUS_FILE).write_text(json.dumps({
         "state": state, "pid": pid, "host": socket.gethostname(), "started_at": iso(started),
         "updated_at": iso(updated), "message": "", "stage": None, "version": 1}))
 
@@ -131,15 +133,15 @@ def test_a_runs_duration_counts_from_its_launch(tmp_path):
     import os
     import time
 
-    from tui_cifar.runreader import summarize_run
+    from tui_cifar.runs.reader import summarize_run
 
     now = time.time()
     running = tmp_path / "20260101-000000-a"
     running.mkdir()
     _status(running, "running", now - 15, now - 13, os.getpid())  # launched 15 s ago; TensorFlow took 12 of them
-    (running / runstore.METRICS_LOG).write_text(json.dumps({"type": "run_start", "wall_time": 0.0}) + "\n"
+    (running / store.METRICS_LOG).write_text(json.dumps({"type": "run_start", "wall_time": 0.0}) + "\n"
                                                 + json.dumps({"type": "phase", "wall_time": 2.0}) + "\n")
-    lock = runstore.RunLock.acquire(running)  # what a trainer holds while it runs
+    lock = store.RunLock.acquire(running)  # what a trainer holds while it runs
     try:
         assert 14 <= summarize_run(running).duration_s <= 20
     finally:
@@ -147,7 +149,7 @@ def test_a_runs_duration_counts_from_its_launch(tmp_path):
     failed = tmp_path / "20260101-000001-b"
     failed.mkdir()
     _status(failed, "failed", now - 60, now - 40, 1)  # failed 20 s after its launch, 0.3 s into train_run
-    (failed / runstore.METRICS_LOG).write_text(json.dumps({"type": "run_end", "state": "failed", "wall_time": 0.3}))
+    (failed / store.METRICS_LOG).write_text(json.dumps({"type": "run_end", "state": "failed", "wall_time": 0.3}))
     assert summarize_run(failed).duration_s == pytest.approx(20, abs=1)
 
 
@@ -158,9 +160,9 @@ def test_the_cli_lists_runs_newest_first_as_the_app_does(tmp_path, capsys):
     now = time.time()
     for name, age in (("20260101-000000-old", 300), ("20260101-000500-new", 10), ("20260101-000200-mid", 100)):
         (tmp_path / name).mkdir()
-        (tmp_path / name / runstore.CONFIG_FILE).write_text("{}")
+        (tmp_path / name / store.CONFIG_FILE).write_text("{}")
         _status(tmp_path / name, "finished", now - age, now - age + 5, 1)
-    assert cli.main(["runs", "--runs-dir", str(tmp_path), "--json"]) == 0
+    assert commands.main(["runs", "--runs-dir", str(tmp_path), "--json"]) == 0
     assert [r["name"] for r in json.loads(capsys.readouterr().out)] == [
         "20260101-000500-new", "20260101-000200-mid", "20260101-000000-old"]
 
@@ -187,8 +189,8 @@ def test_doctor_on_a_terminal_prints_no_tensorflow_start_up_lines(tmp_path):
 
 
 def test_doctor_says_when_the_data_folder_holds_no_cifar10(tmp_path, monkeypatch, fake_cifar):
-    from tui_cifar.data import DATA_DIR_ENV
-    from tui_cifar.environment import data_location
+    from tui_cifar.engine.data import DATA_DIR_ENV
+    from tui_cifar.engine.doctor import data_location
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "khome"))
     monkeypatch.delenv(DATA_DIR_ENV, raising=False)
@@ -202,7 +204,7 @@ def test_doctor_says_when_the_data_folder_holds_no_cifar10(tmp_path, monkeypatch
 def test_an_explanation_png_says_what_each_panel_is_and_the_class_and_probability_of_the_map(tmp_path):
     from PIL import Image
 
-    from tui_cifar.explain import PNG_CAPTION, PNG_PANEL, Explanation, explanation_png, panel_captions
+    from tui_cifar.engine.explain import PNG_CAPTION, PNG_PANEL, Explanation, explanation_png, panel_captions
 
     photo = tmp_path / "cat.png"
     Image.new("RGB", (64, 48), (200, 120, 40)).save(photo)

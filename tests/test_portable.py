@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
-from tui_cifar import cli, runstore
+from tui_cifar.cli import commands
 from tui_cifar.config import make_config
-from tui_cifar.launcher import create_run
-from tui_cifar.model import build_transfer_model
-from tui_cifar.prediction import load_model_checked
-from tui_cifar.training import train_run
+from tui_cifar.engine.launcher import create_run
+from tui_cifar.engine.model import build_transfer_model
+from tui_cifar.engine.prediction import load_model_checked
+from tui_cifar.engine.training import train_run
+from tui_cifar.runs import store
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
@@ -41,9 +42,9 @@ def run_dir(fake_cifar, tmp_path_factory) -> Path:
 
 
 def test_the_run_start_record_names_the_versions_and_the_device(run_dir):
-    from tui_cifar.environment import versions
+    from tui_cifar.engine.doctor import versions
 
-    start = next(r for r in runstore.read_metrics(run_dir)[0] if r["type"] == "run_start")
+    start = next(r for r in store.read_metrics(run_dir)[0] if r["type"] == "run_start")
     assert start["versions"] == versions() and start["versions"]["tensorflow"]
     assert start["device"].startswith("CPU")
 
@@ -77,7 +78,7 @@ def test_plain_keras_loads_the_models_without_cifar_tui(run_dir, tmp_path):
     # The run's model (MobileNetV2: Rescaling) and a ResNet50 one (the frozen Dense of its BGR/mean scaling).
     resnet = tmp_path / "resnet50.keras"
     build_transfer_model("resnet50", 32, 0, weights=None).full.save(resnet)
-    models = [run_dir / runstore.MODEL_FILE, resnet]
+    models = [run_dir / store.MODEL_FILE, resnet]
     np.save(tmp_path / "images.npy", IMAGES)
     outs = [tmp_path / f"probs{i}.npy" for i in range(len(models))]
     args = [str(a) for pair in zip(models, outs) for a in pair]
@@ -91,18 +92,18 @@ def test_plain_keras_loads_the_models_without_cifar_tui(run_dir, tmp_path):
 def test_export_saved_model_serves_the_same_probabilities(run_dir, capsys):
     import tensorflow as tf
 
-    assert cli.main(["export", str(run_dir), "--format", "saved_model"]) == 0
+    assert commands.main(["export", str(run_dir), "--format", "saved_model"]) == 0
     out = Path(capsys.readouterr().out.strip())
     assert out == run_dir / "model_saved_model" and (out / "saved_model.pb").is_file()
     loaded = tf.saved_model.load(str(out))  # kept: serve() needs the object that owns the variables
-    np.testing.assert_allclose(loaded.serve(tf.constant(IMAGES)).numpy(), expected(run_dir / runstore.MODEL_FILE), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(loaded.serve(tf.constant(IMAGES)).numpy(), expected(run_dir / store.MODEL_FILE), rtol=1e-5, atol=1e-6)
 
 
 def test_export_tflite_runs_in_litert_with_the_same_probabilities(run_dir, tmp_path, capsys):
     from ai_edge_litert.interpreter import Interpreter
 
     target = tmp_path / "phone" / "cifar.tflite"
-    assert cli.main(["export", str(run_dir), "--format", "tflite", "--out", str(target)]) == 0
+    assert commands.main(["export", str(run_dir), "--format", "tflite", "--out", str(target)]) == 0
     assert Path(capsys.readouterr().out.strip()) == target
     assert [p.name for p in target.parent.iterdir()] == ["cifar.tflite"]  # no temporary file left
     interpreter = Interpreter(model_path=str(target))
@@ -111,12 +112,12 @@ def test_export_tflite_runs_in_litert_with_the_same_probabilities(run_dir, tmp_p
     interpreter.allocate_tensors()
     interpreter.set_tensor(inp["index"], IMAGES)
     interpreter.invoke()
-    np.testing.assert_allclose(interpreter.get_tensor(outp["index"]), expected(run_dir / runstore.MODEL_FILE),
+    np.testing.assert_allclose(interpreter.get_tensor(outp["index"]), expected(run_dir / store.MODEL_FILE),
                                rtol=1e-4, atol=1e-5)
 
 
 def test_export_of_a_folder_without_a_model_says_so(tmp_path, capsys):
-    assert cli.main(["export", str(tmp_path), "--format", "tflite"]) == cli.EXIT_FAILED
+    assert commands.main(["export", str(tmp_path), "--format", "tflite"]) == commands.EXIT_FAILED
     err = capsys.readouterr().err
     assert "no model at" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
@@ -128,7 +129,7 @@ def test_a_swapped_weights_file_is_a_cache_miss(keras_home, tmp_path):
 
     import h5py
 
-    from tui_cifar.features import cached_extract, model_id
+    from tui_cifar.engine.features import cached_extract, model_id
 
     def extract_once():
         tm = build_transfer_model("mobilenetv2-0.35", 96, 2, weights="imagenet")
@@ -154,7 +155,7 @@ def test_a_swapped_weights_file_is_a_cache_miss(keras_home, tmp_path):
 
 
 def test_the_cache_key_covers_the_compute_dtype():
-    from tui_cifar.features import model_id
+    from tui_cifar.engine.features import model_id
 
     tm = build_transfer_model("mobilenetv2-0.35", 32, 2, weights=None)
     keras.mixed_precision.set_global_policy("mixed_float16")

@@ -17,10 +17,10 @@ import pytest
 from conftest import REAL_CIFAR, needs_shared
 from PIL import Image
 
-from tui_cifar import runstore
-from tui_cifar.data import CLASS_NAMES, load_cifar10
-from tui_cifar.explain import PNG_CAPTION
-from tui_cifar.images import load_image, model_input
+from tui_cifar.engine.data import CLASS_NAMES, load_cifar10
+from tui_cifar.engine.explain import PNG_CAPTION
+from tui_cifar.engine.images import load_image, model_input
+from tui_cifar.runs import store
 
 pytestmark = [pytest.mark.realdata, needs_shared]
 
@@ -142,7 +142,7 @@ def test_labels_from_folders_scores_the_photos_beside_the_test_set(real_run):
     matrix = np.zeros((10, 10), int)
     np.add.at(matrix, (truth, predicted), 1)
     assert report["confusion_matrix"] == matrix.tolist()
-    test_report = runstore.read_report(run_dir)[0]
+    test_report = store.read_report(run_dir)[0]
     assert result["test"]["test_accuracy"] == test_report["test_accuracy"]
     assert result["test"]["recall"]["cat"] == test_report["per_class"]["cat"]["recall"]
     assert len(result["predictions"]) == 38
@@ -181,7 +181,7 @@ def _quadrant_shares(heat: np.ndarray) -> np.ndarray:
 def corner_pictures(real_run):
     """(32x32 images, corner of each): real test images pasted small into a corner of a flat grey frame,
     kept only where the model still names the object's class with confidence (else there is nothing to locate)."""
-    from tui_cifar.prediction import load_model_checked
+    from tui_cifar.engine.prediction import load_model_checked
 
     _, _, run_dir, _ = real_run
     model = load_model_checked(run_dir / "model.keras")
@@ -200,7 +200,7 @@ def corner_pictures(real_run):
 
 
 def test_grad_cam_points_at_the_corner_holding_the_object(corner_pictures):
-    from tui_cifar.explain import explain
+    from tui_cifar.engine.explain import explain
 
     model, frames, corners = corner_pictures
     explanations = explain(model, frames)

@@ -1,4 +1,4 @@
-"""The run-folder contract (tui_cifar/records.py): a malformed run folder is "unreadable: why", never a crash.
+"""The run-folder contract (tui_cifar/runs/records.py): a malformed run folder is "unreadable: why", never a crash.
 
 Hypothesis writes run folders whose config.json, status.json, metrics.jsonl and report.json hold
 whatever a careless or hostile copy could (deep nesting, 1e400, NaN, huge integers, lists where
@@ -21,10 +21,10 @@ from fixtures.tui_support import FINISHED, copy_runs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tui_cifar import compare, records, runreader, runstore, runtable
+from tui_cifar.cli.console import plain_reporter
 from tui_cifar.config import TrainConfig
-from tui_cifar.console import plain_reporter
-from tui_cifar.estimate import estimate_run
+from tui_cifar.runs import compare, reader, records, rows, store
+from tui_cifar.runs.estimate import estimate_run
 
 FIXTURE_RUN = Path(__file__).parent / "fixtures" / "runs" / FINISHED
 
@@ -120,21 +120,21 @@ def _write(run_dir: Path, files: dict[str, bytes]) -> Path:
 
 def _read_everything(run_dir: Path) -> None:
     """What the CLI, the app and the exports read of one run: none of it may raise."""
-    progress, _ = runreader.read_progress(run_dir)
+    progress, _ = reader.read_progress(run_dir)
     progress.epochs_total, progress.eta_seconds(), progress.epoch_series(progress.metric_names or None)
     progress.phase_label(), progress.lr, progress.stage_boundary, progress.best_val_accuracy, progress.images_per_sec
     progress.elapsed(), progress.planned_epochs(1), progress.main_metric
     report = plain_reporter(open("/dev/null", "w"))
-    for record in runstore.read_metrics(run_dir)[0]:
+    for record in store.read_metrics(run_dir)[0]:
         report(record)
-    runtable.write_metrics_csv(run_dir, run_dir.parent / f"{run_dir.name}-metrics.csv")
-    runstore.read_report(run_dir)
+    rows.write_metrics_csv(run_dir, run_dir.parent / f"{run_dir.name}-metrics.csv")
+    store.read_report(run_dir)
     compare.differing_settings([compare.load_compared(run_dir), compare.load_compared(FIXTURE_RUN)])
 
 
 # --- the property ----------------------------------------------------------------------------------
 
-GOOD_SUMMARY = runreader.summarize_run(FIXTURE_RUN)
+GOOD_SUMMARY = reader.summarize_run(FIXTURE_RUN)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -144,7 +144,7 @@ def test_a_malformed_run_folder_never_takes_down_the_others(files):
         runs = Path(tmp) / "runs"
         shutil.copytree(FIXTURE_RUN, runs / FINISHED)
         bad = _write(runs / "zz-hostile", files)
-        summaries = {s.name: s for s in runreader.list_runs(runs)}
+        summaries = {s.name: s for s in reader.list_runs(runs)}
         assert set(summaries) == {FINISHED, bad.name}
         good = summaries[FINISHED]
         assert (good.state, good.best_val_accuracy, good.test_accuracy, good.problems) == (
@@ -154,7 +154,7 @@ def test_a_malformed_run_folder_never_takes_down_the_others(files):
         assert hostile.backbone is None or isinstance(hostile.backbone, str)
         assert hostile.image_size is None or isinstance(hostile.image_size, int)
         assert all(isinstance(p, str) and "\n" not in p for p in hostile.problems)
-        assert len(runtable.runs_rows(runs)) == 2
+        assert len(rows.runs_rows(runs)) == 2
         estimate_run(TrainConfig(), cache_dir=Path(tmp) / "cache", runs_dir=runs)
         _read_everything(bad)
 
@@ -190,7 +190,7 @@ def _named_runs(runs: Path) -> Path:
 @pytest.mark.parametrize("name", NAMED)
 def test_named_malformed_files_are_said_in_one_line(tmp_path, name):
     runs = _named_runs(tmp_path / "runs")
-    summary = {s.name: s for s in runreader.list_runs(runs)}[name]
+    summary = {s.name: s for s in reader.list_runs(runs)}[name]
     reason = NAMED[name][1]
     assert reason in summary.problems or any(p.startswith(reason) for p in summary.problems), summary.problems
     _read_everything(runs / name)
@@ -202,7 +202,7 @@ def test_a_file_over_the_size_limit_is_not_read(tmp_path, monkeypatch):
     from tui_cifar import files
 
     monkeypatch.setattr(files.read_json, "__defaults__", (1000,))
-    assert runstore.read_status(run).problem == "status.json is unreadable (longer than 1000 bytes)"
+    assert store.read_status(run).problem == "status.json is unreadable (longer than 1000 bytes)"
 
 
 def test_cifar_tui_runs_lists_every_run_and_says_why_the_bad_ones_are_unreadable(tmp_path):
@@ -242,7 +242,7 @@ async def test_the_runs_screen_lists_a_malformed_run_beside_the_others(tmp_path)
 # --- the contract itself -------------------------------------------------------------------------
 
 def test_states_are_declared_once():
-    assert runstore.STATES == typing.get_args(records.RunState) == ("running", "finished", "stopped", "failed")
+    assert store.STATES == typing.get_args(records.RunState) == ("running", "finished", "stopped", "failed")
     assert set(records.ENDED_STATES) == {"finished", "stopped", "failed", "killed"}
     from tui_cifar.tui.screens.runs_screen import STATE_STYLES
 
@@ -272,7 +272,7 @@ def test_every_record_kind_a_writer_builds_passes_the_decoder():
 
 def test_bookkeeping_keys_are_one_list():
     epoch = records.epoch_record({"loss": 1.0, "auc": 0.5}, 1, 1, 3, 1e-3, 100.0, 2.0, False, None, wall_time=3.0)
-    assert runreader.epoch_metric_names([epoch]) == ["auc"]  # neither lr nor images_per_sec nor epoch_time
+    assert reader.epoch_metric_names([epoch]) == ["auc"]  # neither lr nor images_per_sec nor epoch_time
     assert set(records.scalar_items(epoch)) == {"loss", "auc", "lr", "images_per_sec", "epoch_time"}  # TensorBoard's
 
 

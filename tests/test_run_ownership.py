@@ -18,9 +18,10 @@ import pytest
 from conftest import tiny_config
 from faultkit import cli_command, cli_env, records, wait_for
 
-from tui_cifar import launcher, runstore
 from tui_cifar.config import make_config
-from tui_cifar.launcher import create_run
+from tui_cifar.engine import launcher
+from tui_cifar.engine.launcher import create_run
+from tui_cifar.runs import store
 
 
 def _run(tmp_path: Path, fake_cifar: Path, **overrides) -> Path:
@@ -45,10 +46,10 @@ def test_stop_never_signals_a_pid_that_a_run_folder_names(named, bystander, tmp_
     """status.json and run.lock of a copied folder name a pid; nobody holds the lock: nothing is signalled."""
     run_dir = _run(tmp_path, fake_cifar)
     pid = bystander.pid if named == "bystander" else named
-    runstore.write_status(run_dir, "running", "training", pid=pid)
-    start = runstore.process_start_time(bystander.pid)
-    (run_dir / runstore.LOCK_FILE).write_text(f"{pid} {start}\n")
-    assert runstore.effective_state(runstore.read_status(run_dir)) != "running"  # killed (or unknown: a pid of -1)
+    store.write_status(run_dir, "running", "training", pid=pid)
+    start = store.process_start_time(bystander.pid)
+    (run_dir / store.LOCK_FILE).write_text(f"{pid} {start}\n")
+    assert store.effective_state(store.read_status(run_dir)) != "running"  # killed (or unknown: a pid of -1)
     assert launcher.request_stop(run_dir, by="the app") is False
     time.sleep(0.2)
     assert _alive(bystander)
@@ -57,14 +58,14 @@ def test_stop_never_signals_a_pid_that_a_run_folder_names(named, bystander, tmp_
 def test_stop_checks_the_holders_pid_and_start_time(bystander, tmp_path, fake_cifar):
     """Even with the lock held, a pid that is not the holder's own record is never signalled."""
     run_dir = _run(tmp_path, fake_cifar)
-    runstore.write_status(run_dir, "running", "training", pid=bystander.pid)
-    lock = runstore.RunLock.acquire(run_dir)
+    store.write_status(run_dir, "running", "training", pid=bystander.pid)
+    lock = store.RunLock.acquire(run_dir)
     try:
         for content in (f"{bystander.pid} 1\n", "1 1\n", "-1\n", f"{bystander.pid}\n", "garbage\n"):
-            (run_dir / runstore.LOCK_FILE).write_text(content)  # start time wrong, pid <= 1, none, not a number
-            assert runstore.holder_pid(run_dir) is None
+            (run_dir / store.LOCK_FILE).write_text(content)  # start time wrong, pid <= 1, none, not a number
+            assert store.holder_pid(run_dir) is None
             assert launcher.request_stop(run_dir) is True  # running: the STOP file is written...
-            assert (run_dir / runstore.STOP_FILE).exists()
+            assert (run_dir / store.STOP_FILE).exists()
         time.sleep(0.2)
         assert _alive(bystander)  # ...and nobody is signalled
     finally:
@@ -73,8 +74,8 @@ def test_stop_checks_the_holders_pid_and_start_time(bystander, tmp_path, fake_ci
 
 HOLDER = """
 import sys, signal, time
-from tui_cifar import runstore
-lock = runstore.RunLock.acquire(sys.argv[1])
+from tui_cifar.runs import store
+lock = store.RunLock.acquire(sys.argv[1])
 lock.record(__import__("os").getpid())
 signal.signal(signal.SIGTERM, lambda *a: (print("SIGTERM", flush=True), sys.exit(0)))
 print("locked", flush=True)
@@ -84,12 +85,12 @@ time.sleep(60)
 
 def test_stop_signals_the_lock_holder_and_kill_9_releases_the_lock(tmp_path, fake_cifar):
     run_dir = _run(tmp_path, fake_cifar)
-    runstore.write_status(run_dir, "running", "training", pid=1)  # status.json's pid plays no part
+    store.write_status(run_dir, "running", "training", pid=1)  # status.json's pid plays no part
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run_dir)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        assert runstore.holder_pid(run_dir) == holder.pid
-        assert runstore.effective_state(runstore.read_status(run_dir)) == "running"
+        assert store.holder_pid(run_dir) == holder.pid
+        assert store.effective_state(store.read_status(run_dir)) == "running"
         assert launcher.request_stop(run_dir) is True
         assert holder.stdout.readline().strip() == "SIGTERM"
         holder.wait(10)
@@ -98,22 +99,22 @@ def test_stop_signals_the_lock_holder_and_kill_9_releases_the_lock(tmp_path, fak
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run_dir)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(runstore.RunStoreError, match=f"being trained by another process \\(pid {holder.pid}\\)"):
-            runstore.RunLock.acquire(run_dir)
+        with pytest.raises(store.RunStoreError, match=f"being trained by another process \\(pid {holder.pid}\\)"):
+            store.RunLock.acquire(run_dir)
         holder.send_signal(signal.SIGKILL)
         holder.wait(10)
     finally:
         holder.kill()
-    assert runstore.effective_state(runstore.read_status(run_dir)) == "killed"  # the kernel released it
-    runstore.RunLock.acquire(run_dir).release()
+    assert store.effective_state(store.read_status(run_dir)) == "killed"  # the kernel released it
+    store.RunLock.acquire(run_dir).release()
 
 
 def test_a_second_resume_is_refused_at_once_before_tensorflow_loads(tmp_path, fake_cifar):
     run_dir = _run(tmp_path, fake_cifar)
-    runstore.write_status(run_dir, "stopped", "stopped by SIGINT")
-    lock = runstore.RunLock.acquire(run_dir)  # the first trainer
+    store.write_status(run_dir, "stopped", "stopped by SIGINT")
+    lock = store.RunLock.acquire(run_dir)  # the first trainer
     try:
-        probe = ("import sys; from tui_cifar import cli; rc = cli.main(['train', '--resume', sys.argv[1]]); "
+        probe = ("import sys; from tui_cifar.cli import commands; rc = commands.main(['train', '--resume', sys.argv[1]]); "
                  "print('tensorflow' in sys.modules); sys.exit(rc)")
         out = subprocess.run([sys.executable, "-c", probe, str(run_dir)], capture_output=True, text=True,
                              timeout=120, env=cli_env())
@@ -122,12 +123,12 @@ def test_a_second_resume_is_refused_at_once_before_tensorflow_loads(tmp_path, fa
     assert out.returncode == 1
     assert out.stdout.strip() == "False"
     assert "being trained by another process" in out.stderr
-    assert not (run_dir / runstore.METRICS_LOG).exists()
+    assert not (run_dir / store.METRICS_LOG).exists()
 
 
 def test_two_concurrent_resumes_train_exactly_once(tmp_path, fake_cifar):
     run_dir = _run(tmp_path, fake_cifar, epochs_head=1, epochs_fine=1)
-    runstore.write_status(run_dir, "stopped", "stopped by SIGINT")
+    store.write_status(run_dir, "stopped", "stopped by SIGINT")
     procs = [subprocess.Popen(cli_command("train", "--resume", run_dir), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env=cli_env()) for _ in range(2)]
     try:
@@ -141,20 +142,20 @@ def test_two_concurrent_resumes_train_exactly_once(tmp_path, fake_cifar):
     assert "being trained by another process" in refused[0]
     kinds = Counter(r.get("type") for r in records(run_dir))
     assert kinds["run_resume"] == 1 and kinds["run_end"] == 1
-    assert runstore.read_status(run_dir).state == "finished"
-    assert runstore.effective_state(runstore.read_status(run_dir)) == "finished"
+    assert store.read_status(run_dir).state == "finished"
+    assert store.effective_state(store.read_status(run_dir)) == "finished"
 
 
 def test_a_detached_run_is_running_from_its_first_moment(tmp_path, fake_cifar):
     """The launcher takes the lock and hands it to the child: no window where the new run reads as killed."""
     config = make_config(tiny_config(fake_cifar, tmp_path / "runs", epochs_head=1, epochs_fine=0))
     run_dir = launcher.start_detached(config)
-    pid = runstore.read_status(run_dir).pid
+    pid = store.read_status(run_dir).pid
     try:
-        assert runstore.effective_state(runstore.read_status(run_dir)) == "running"
-        wait_for(lambda: runstore.holder_pid(run_dir) == pid, 30, "the child to record itself as the holder")
-        wait_for(lambda: not runstore.read_status(run_dir).locked, 300, "the run to end")
+        assert store.effective_state(store.read_status(run_dir)) == "running"
+        wait_for(lambda: store.holder_pid(run_dir) == pid, 30, "the child to record itself as the holder")
+        wait_for(lambda: not store.read_status(run_dir).locked, 300, "the run to end")
     finally:
-        if runstore.read_status(run_dir).locked:
+        if store.read_status(run_dir).locked:
             os.kill(pid, signal.SIGKILL)
-    assert runstore.read_status(run_dir).state == "finished", (run_dir / runstore.TRAIN_LOG).read_text()[-2000:]
+    assert store.read_status(run_dir).state == "finished", (run_dir / store.TRAIN_LOG).read_text()[-2000:]

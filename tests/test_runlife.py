@@ -19,10 +19,11 @@ from conftest import tiny_config
 from faultkit import cli_command, cli_env, find_record, records, run_cli, wait_for, write_config
 from PIL import Image
 
-from tui_cifar import data, launcher, runstore, training
+from tui_cifar.cli.console import plain_reporter
 from tui_cifar.config import make_config
-from tui_cifar.console import plain_reporter
-from tui_cifar.launcher import create_run
+from tui_cifar.engine import data, launcher, training
+from tui_cifar.engine.launcher import create_run
+from tui_cifar.runs import store
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
@@ -65,7 +66,7 @@ def stopped_run(fake_cifar, tmp_path_factory):
         run_dir = wait_for(lambda: next(iter(runs.iterdir()), None) if runs.is_dir() else None, 60, "the run folder")
         wait_for(lambda: find_record(run_dir, lambda r: r.get("type") == "batch" and r.get("stage") == 2
                                      and r.get("epoch") == 2), 240, "stage 2, epoch 2")
-        (run_dir / runstore.STOP_FILE).touch()
+        (run_dir / store.STOP_FILE).touch()
         proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
@@ -80,7 +81,7 @@ def test_tensorflow_start_up_lines_go_to_the_run_log_not_the_terminal(stopped_ru
     assert "starting TensorFlow …" in printed and "run stopped" in printed
     for chatter in ("absl::InitializeLog", "oneDNN custom operations", "cpu_feature_guard"):
         assert chatter not in printed, printed
-    assert "oneDNN custom operations" in (run_dir / runstore.TRAIN_LOG).read_text()
+    assert "oneDNN custom operations" in (run_dir / store.TRAIN_LOG).read_text()
 
 
 def test_a_detached_resume_runs_to_the_end(stopped_run):
@@ -93,13 +94,13 @@ def test_a_detached_resume_runs_to_the_end(stopped_run):
 
     out = run_cli("train", "--resume", run_dir, "--detach", timeout=60)
     assert out.returncode == 0, out.stderr
-    status = runstore.read_status(run_dir)
+    status = store.read_status(run_dir)
     assert status.state == "running" and status.message in (launcher.STARTING_MESSAGE, "resuming", "loading CIFAR-10")
     # Until the child ends: a refused child leaves status.json 'running' with its dead pid (killed).
-    wait_for(lambda: runstore.effective_state(runstore.read_status(run_dir)) != "running", 300, "the resumed run to end",
+    wait_for(lambda: store.effective_state(store.read_status(run_dir)) != "running", 300, "the resumed run to end",
              interval=0.5)
-    log = (run_dir / runstore.TRAIN_LOG).read_text()
-    assert runstore.read_status(run_dir).state == "finished", log[-3000:]
+    log = (run_dir / store.TRAIN_LOG).read_text()
+    assert store.read_status(run_dir).state == "finished", log[-3000:]
     recs = records(run_dir)
     assert [r["state"] for r in recs if r["type"] == "run_end"] == ["stopped", "finished"]
     epochs = Counter((r["stage"], r["epoch"]) for r in recs if r["type"] == "epoch")
@@ -110,15 +111,15 @@ def test_a_detached_resume_runs_to_the_end(stopped_run):
     assert {r["epoch"] for r in recs[resumed:] if r["type"] == "batch"} == set(range(stopped_in, EPOCHS_FINE + 1))
     lrs = [r["lr"] for r in recs if r["type"] == "epoch" and r["stage"] == 2]
     assert lrs == sorted(lrs, reverse=True) and len(set(lrs)) == EPOCHS_FINE, lrs
-    assert runstore.has_report(run_dir)
-    assert not (run_dir / runstore.STOP_FILE).exists()
+    assert store.has_report(run_dir)
+    assert not (run_dir / store.STOP_FILE).exists()
 
 
 def test_stop_during_the_test_report(fake_cifar, tmp_path):
     """A stop request in the evaluation ends the run 'stopped' with its model and without a report, and no STOP left."""
     config = make_config(tiny_config(fake_cifar, tmp_path / "runs", epochs_fine=1, cache_dir=str(tmp_path / "features")))
     run_dir = create_run(config)
-    lock = runstore.RunLock.acquire(run_dir)  # as `cifar-tui train` holds it: the run reads as running
+    lock = store.RunLock.acquire(run_dir)  # as `cifar-tui train` holds it: the run reads as running
     lock.record(os.getpid())
     printed = io.StringIO()
 
@@ -138,9 +139,9 @@ def test_stop_during_the_test_report(fake_cifar, tmp_path):
     test_progress = [r for r in recs if r["type"] == "progress" and r["phase"] == "evaluate"]
     assert test_progress and test_progress[0]["total"] == 2 * len(load_test_labels(config))  # flip TTA: two passes
     assert recs[-1]["type"] == "run_end" and f"cifar-tui evaluate {run_dir}" in recs[-1]["message"]
-    assert runstore.read_status(run_dir).state == "stopped"
-    assert (run_dir / runstore.MODEL_FILE).is_file() and not runstore.has_report(run_dir)
-    assert not (run_dir / runstore.STOP_FILE).exists()
+    assert store.read_status(run_dir).state == "stopped"
+    assert (run_dir / store.MODEL_FILE).is_file() and not store.has_report(run_dir)
+    assert not (run_dir / store.STOP_FILE).exists()
     assert f"  test set {test_progress[0]['done']}/{test_progress[0]['total']}" in printed.getvalue()
 
 
@@ -169,11 +170,11 @@ def test_a_running_run_is_never_resumed_into_a_second_process(tmp_path, fake_cif
     """The app's palette lists resumable runs when it opens; by the time one is picked it may be running again."""
     config = make_config(tiny_config(fake_cifar, tmp_path / "runs"))
     run_dir = create_run(config)
-    runstore.write_status(run_dir, "running", "training", pid=os.getpid())
-    lock = runstore.RunLock.acquire(run_dir)  # a trainer holds the run
+    store.write_status(run_dir, "running", "training", pid=os.getpid())
+    lock = store.RunLock.acquire(run_dir)  # a trainer holds the run
     try:
-        with pytest.raises(runstore.RunStoreError, match="being trained by another process"):
+        with pytest.raises(store.RunStoreError, match="being trained by another process"):
             launcher.start_detached(config, resume=run_dir)
     finally:
         lock.release()
-    assert not (run_dir / runstore.TRAIN_LOG).exists()  # no process was started
+    assert not (run_dir / store.TRAIN_LOG).exists()  # no process was started

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tui_cifar import runreader, runstore
-from tui_cifar.resources import resource_usage
+from tui_cifar.engine.resources import resource_usage
+from tui_cifar.runs import reader, store
 
 # A plain Keras script (no cifar-tui trainer): a binary classifier with an AUC metric.
 # GATE (if set) holds fit after the first epoch until that file exists; FAIL_AFTER makes the
@@ -81,12 +81,12 @@ def wait_for(predicate, timeout: float = 120.0, proc: subprocess.Popen | None = 
 
 
 def the_run(runs: Path) -> Path | None:
-    found = list(runstore.iter_run_dirs(runs))
+    found = list(store.iter_run_dirs(runs))
     return found[0] if found else None
 
 
 def test_package_import_loads_no_tensorflow_and_runlogger_no_textual():
-    probe = ("import sys, tui_cifar, tui_cifar.runstore\n"
+    probe = ("import sys, tui_cifar, tui_cifar.runs.store\n"
              "assert not {'tensorflow', 'keras', 'textual'} & set(sys.modules), sys.modules.keys()\n"
              "from tui_cifar import RunLogger\n"
              "assert 'keras' in sys.modules and 'textual' not in sys.modules\n")
@@ -99,18 +99,18 @@ def test_a_plain_fit_is_followed_live_from_another_process(tmp_path):
     proc, runs = start_script(tmp_path, GATE=str(gate))
     try:
         run_dir = wait_for(lambda: the_run(runs), proc=proc)
-        tail = runstore.MetricsTail(run_dir / runstore.METRICS_LOG)
+        tail = store.MetricsTail(run_dir / store.METRICS_LOG)
         records: list[dict] = []
 
         def first_epoch():
             records.extend(tail.read_new())
-            return runreader.epoch_records(records)
+            return reader.epoch_records(records)
 
         epochs = wait_for(first_epoch, proc=proc)
         # fit is held after epoch 1: the reader sees it running, from this script's process
-        summary = runreader.summarize_run(run_dir)
+        summary = reader.summarize_run(run_dir)
         assert summary.state == "running"
-        assert runstore.read_status(run_dir).pid == proc.pid
+        assert store.read_status(run_dir).pid == proc.pid
         assert summary.kind == "keras" and summary.model == "plain_mlp"
         assert summary.problems == []
         first = epochs[0]
@@ -126,16 +126,16 @@ def test_a_plain_fit_is_followed_live_from_another_process(tmp_path):
     assert proc.returncode == 0, err[-2000:]
     assert "after fit" in out
     records.extend(tail.read_new())
-    assert [r["epoch"] for r in runreader.epoch_records(records)] == [1, 2, 3]
+    assert [r["epoch"] for r in reader.epoch_records(records)] == [1, 2, 3]
     assert records[-1]["type"] == "run_end" and records[-1]["state"] == "finished"
-    summary = runreader.summarize_run(run_dir)
+    summary = reader.summarize_run(run_dir)
     assert summary.state == "finished" and summary.best_val_accuracy is not None
-    config, _ = runstore.read_json(run_dir / runstore.CONFIG_FILE)
+    config, _ = store.read_json(run_dir / store.CONFIG_FILE)
     assert config["kind"] == "keras" and config["hparams"] == {"hidden": 8}
     assert config["optimizer"]["name"] == "sgd" and config["optimizer"]["momentum"] == pytest.approx(0.9)
     assert config["epochs"] == 3 and config["steps_per_epoch"] == 8
     assert config["total_params"] == 6 * 8 + 8 + 8 + 1 == config["trainable_params"]
-    assert runstore.no_cifar_model_reason(config)
+    assert store.no_cifar_model_reason(config)
 
 
 def test_an_exception_in_fit_marks_the_run_failed(tmp_path):
@@ -144,12 +144,12 @@ def test_an_exception_in_fit_marks_the_run_failed(tmp_path):
     assert proc.returncode == 1
     assert "the data reader broke" in err  # the script's own traceback still shows
     run_dir = the_run(runs)
-    status = runstore.read_status(run_dir)
+    status = store.read_status(run_dir)
     assert status.state == "failed" and "RuntimeError: the data reader broke" in status.message
     assert "the data reader broke" in (run_dir / "error.txt").read_text()
-    records, problems = runstore.read_metrics(run_dir)
+    records, problems = store.read_metrics(run_dir)
     assert problems == [] and records[-1]["state"] == "failed"
-    assert [r["epoch"] for r in runreader.epoch_records(records)] == [1]
+    assert [r["epoch"] for r in reader.epoch_records(records)] == [1]
 
 
 @pytest.mark.parametrize("how", ["sigint", "sigterm", "app_stop", "stop_file"])
@@ -157,26 +157,26 @@ def test_ctrl_c_or_the_apps_stop_marks_the_run_stopped(tmp_path, how):
     proc, runs = start_script(tmp_path, SLOW="1", EPOCHS="50")
     try:
         run_dir = wait_for(lambda: the_run(runs), proc=proc)
-        wait_for(lambda: runreader.epoch_records(runstore.read_metrics(run_dir)[0]), proc=proc)
+        wait_for(lambda: reader.epoch_records(store.read_metrics(run_dir)[0]), proc=proc)
         if how in ("sigint", "sigterm"):
             proc.send_signal(signal.SIGINT if how == "sigint" else signal.SIGTERM)
         elif how == "app_stop":
-            from tui_cifar.launcher import request_stop
+            from tui_cifar.engine.launcher import request_stop
 
             assert request_stop(run_dir)
         else:
-            (run_dir / runstore.STOP_FILE).touch()  # from another host sharing the folder
+            (run_dir / store.STOP_FILE).touch()  # from another host sharing the folder
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    status = runstore.read_status(run_dir)
+    status = store.read_status(run_dir)
     assert status.state == "stopped", status
-    records, problems = runstore.read_metrics(run_dir)
+    records, problems = store.read_metrics(run_dir)
     assert problems == [] and records[-1]["type"] == "run_end" and records[-1]["state"] == "stopped"
     if how in ("app_stop", "stop_file"):  # fit returns after the current batch and the script goes on
         assert proc.returncode == 0 and "after fit" in out
         assert status.message == "stopped by a stop request"
-        assert runreader.epoch_records(records)[-1]["partial"] is True
+        assert reader.epoch_records(records)[-1]["partial"] is True
         return
     assert "after fit" not in out  # the signal ends the script as it would without RunLogger
     if how == "sigint":
@@ -203,8 +203,8 @@ def test_the_docs_example_records_a_run_that_the_cli_reads(tmp_path):
                           "--epochs", "2", "--samples", "400"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     run_dir = the_run(runs)
-    assert runstore.read_status(run_dir).state == "finished"
-    epochs = runreader.epoch_records(runstore.read_metrics(run_dir)[0])
+    assert store.read_status(run_dir).state == "finished"
+    epochs = reader.epoch_records(store.read_metrics(run_dir)[0])
     assert [r["epoch"] for r in epochs] == [1, 2] and "val_top3" in epochs[-1]
     for command in (["predict", str(run_dir), str(root / "README.md")], ["train", "--resume", str(run_dir)]):
         refused = subprocess.run([sys.executable, "-m", "tui_cifar", *command], capture_output=True, text=True,
@@ -217,15 +217,16 @@ def test_runlogger_writes_telemetry_records(tmp_path):
     import keras
     import numpy as np
 
-    from tui_cifar import RunLogger, telemetry
+    from tui_cifar import RunLogger
+    from tui_cifar.engine import telemetry
 
     x = np.random.default_rng(0).random((64, 4)).astype("float32")
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)], name="tiny")
     model.compile("sgd", "mse")
     model.fit(x, x[:, :1], batch_size=16, epochs=1, verbose=0,
               callbacks=[RunLogger(tmp_path, telemetry_interval=0.0)])
-    run_dir = next(runstore.iter_run_dirs(tmp_path))
-    records, _ = runstore.read_metrics(run_dir)
+    run_dir = next(store.iter_run_dirs(tmp_path))
+    records, _ = store.read_metrics(run_dir)
     samples = [r for r in records if r["type"] == "telemetry"]
     # at interval 0, one after each other record but the run's end (the last record stays run_end)
     others = [r for r in records if r["type"] != "telemetry"]

@@ -1,4 +1,4 @@
-"""tui_cifar.runreader: what a run did, read from its folder (run progress arithmetic, log following)."""
+"""tui_cifar.runs.reader: what a run did, read from its folder (run progress arithmetic, log following)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 import pytest
 from fixtures.tui_support import RESUMED, recorded_records
 
-from tui_cifar.runreader import LogFollower, RunProgress, best_val_accuracy, stage_times
+from tui_cifar.runs.reader import LogFollower, RunProgress, best_val_accuracy, stage_times
 
 
 def test_run_progress_over_a_recorded_run():
@@ -88,16 +88,17 @@ def test_log_follower_starts_over_when_the_log_is_replaced(tmp_path):
 
 def test_a_report_of_an_earlier_version_is_still_read(tmp_path, capsys):
     """Earlier versions named the test report metrics.json; their run folders keep working."""
-    from tui_cifar import cli, runstore
-    from tui_cifar.runreader import summarize_run
+    from tui_cifar.cli import commands
+    from tui_cifar.runs import store
+    from tui_cifar.runs.reader import summarize_run
 
-    runstore.write_status(tmp_path, "finished")
-    (tmp_path / runstore.LEGACY_REPORT_FILE).write_text(json.dumps({"test_accuracy": 0.75}))
-    assert runstore.has_report(tmp_path)
+    store.write_status(tmp_path, "finished")
+    (tmp_path / store.LEGACY_REPORT_FILE).write_text(json.dumps({"test_accuracy": 0.75}))
+    assert store.has_report(tmp_path)
     assert summarize_run(tmp_path).test_accuracy == 0.75
-    assert cli.main(["evaluate", str(tmp_path), "--json"]) == 0
+    assert commands.main(["evaluate", str(tmp_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"test_accuracy": 0.75}
-    (tmp_path / runstore.REPORT_FILE).write_text(json.dumps({"test_accuracy": 0.8}))  # scored again by this version
+    (tmp_path / store.REPORT_FILE).write_text(json.dumps({"test_accuracy": 0.8}))  # scored again by this version
     assert summarize_run(tmp_path).test_accuracy == 0.8
 
 
@@ -181,7 +182,7 @@ def test_epoch_series_on_step_and_wall_time_axes_and_every_logged_metric():
 def test_cli_progress_lines_carry_the_apps_speed_and_eta():
     import io
 
-    from tui_cifar.console import plain_reporter
+    from tui_cifar.cli.console import plain_reporter
 
     out = io.StringIO()
     report = plain_reporter(out)
@@ -198,17 +199,54 @@ def test_the_latest_run_of_each_kind_without_an_app(tmp_path):
 
     from fixtures.tui_support import FINISHED, GARBLED, copy_runs
 
-    from tui_cifar import runreader, runstore
+    from tui_cifar.runs import reader, store
 
     runs = copy_runs(tmp_path / "runs")
-    assert runreader.latest_run(runs / "none") is None and runreader.runs_with_report(runs / "none") == []
-    assert runreader.latest_run(runs, "finished") == runs / FINISHED == runreader.runs_with_report(runs)[0]
-    assert runreader.latest_run(runs, "running") is None
+    assert reader.latest_run(runs / "none") is None and reader.runs_with_report(runs / "none") == []
+    assert reader.latest_run(runs, "finished") == runs / FINISHED == reader.runs_with_report(runs)[0]
+    assert reader.latest_run(runs, "running") is None
     live = runs / "20990101-000000-live"
     live.mkdir()
-    runstore.atomic_write_json(live / runstore.STATUS_FILE, {
+    store.atomic_write_json(live / store.STATUS_FILE, {
         "state": "running", "pid": os.getpid(), "host": socket.gethostname(), "started_at": "2099-01-01T00:00:00"})
-    lock = runstore.RunLock.acquire(live)  # running: its trainer holds the lock
-    assert runreader.latest_run(runs, "running") == live == runreader.latest_run(runs)
+    lock = store.RunLock.acquire(live)  # running: its trainer holds the lock
+    assert reader.latest_run(runs, "running") == live == reader.latest_run(runs)
     lock.release()
-    assert runreader.newest_first(runs) == [live, runs / FINISHED, runs / GARBLED]  # a garbled status: last
+    assert reader.newest_first(runs) == [live, runs / FINISHED, runs / GARBLED]  # a garbled status: last
+
+
+def test_the_watched_state_trusts_the_lock_then_the_log(tmp_path):
+    """Train screen's badge, without a screen: status.json as the list reads it; a run_end ends a run whose
+    status still says running, unless another live process has taken it up since (a resume starting)."""
+    import socket
+
+    from tui_cifar.runs import store
+    from tui_cifar.runs.reader import watched_state
+
+    host = socket.gethostname()
+    progress = RunProgress()
+    progress.feed([{"type": "run_start", "pid": 4242, "config": {}}])
+    held = store.RunStatus(state="running", pid=4242, host=host, locked=True)
+    assert watched_state(held, progress) == "running"
+    assert watched_state(None, progress) == "unknown"
+    assert watched_state(store.RunStatus(state="running", pid=4242, host=host), progress) == "killed"
+    progress.feed([{"type": "run_end", "state": "stopped", "message": "stopped by SIGINT"}])
+    assert watched_state(held, progress) == "stopped"  # its last record is in; its status not yet
+    assert watched_state(store.RunStatus(state="running", pid=777, host=host, locked=True), progress) == "running"
+    progress.feed([{"type": "run_end", "state": "bogus"}])
+    assert watched_state(held, progress) == "finished"  # a run_end always ends it; a foreign state is not shown
+
+
+def test_the_end_banner_says_what_to_do_next(tmp_path):
+    from tui_cifar.runs import store
+    from tui_cifar.runs.reader import end_banner
+
+    progress = RunProgress()
+    assert end_banner("killed", progress, tmp_path) == "The training process is gone without a final record (killed?)."
+    (tmp_path / store.BACKUP_DIR).mkdir()
+    assert f"Resume it with R (or: cifar-tui train --resume {tmp_path})." in end_banner("killed", progress, tmp_path)
+    progress.feed([{"type": "run_end", "state": "finished", "message": "test accuracy 92.1%", "test_accuracy": 0.9214}])
+    banner = end_banner("finished", progress, tmp_path)
+    assert banner == "Run finished. Test accuracy 92.14%."  # the message is not said twice
+    store.report_path(tmp_path).write_text("{}")
+    assert end_banner("finished", progress, tmp_path).endswith("Test accuracy 92.14%. Press e to evaluate.")

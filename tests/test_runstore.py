@@ -1,4 +1,4 @@
-"""tui_cifar.runstore: the run-folder contract between a training process and its readers."""
+"""tui_cifar.runs.store: the run-folder contract between a training process and its readers."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tui_cifar import runstore
 from tui_cifar.config import TrainConfig
-from tui_cifar.runreader import epoch_records, list_runs, summarize_run
-from tui_cifar.runstore import (
+from tui_cifar.runs import store
+from tui_cifar.runs.reader import epoch_records, list_runs, summarize_run
+from tui_cifar.runs.store import (
     MetricsTail,
     MetricsWriter,
     RunStatus,
@@ -59,7 +59,7 @@ def test_create_run_dir_is_unique_under_concurrency(tmp_path):
 def test_create_run_dir_from_several_processes(tmp_path):
     runs = tmp_path / "runs"
     code = (
-        "import sys; from pathlib import Path; from tui_cifar.runstore import create_run_dir\n"
+        "import sys; from pathlib import Path; from tui_cifar.runs.store import create_run_dir\n"
         "for _ in range(5): print(create_run_dir(Path(sys.argv[1]), 'race'))\n"
     )
     procs = [subprocess.Popen([sys.executable, "-c", code, str(runs)], stdout=subprocess.PIPE, text=True)
@@ -114,7 +114,7 @@ def test_atomic_write_failure_keeps_the_old_content(tmp_path, monkeypatch):
     def broken_replace(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(runstore.os, "replace", broken_replace)
+    monkeypatch.setattr(store.os, "replace", broken_replace)
     with pytest.raises(OSError):
         atomic_write_text(target, "new\n")
     assert target.read_text() == "old\n"
@@ -159,7 +159,7 @@ def test_status_round_trip_keeps_started_at_and_stage(tmp_path):
     assert status.pid == os.getpid()
     assert status.host == socket.gethostname()
     assert status.started_at == first.started_at and status.updated_at
-    assert status.version == runstore.FORMAT_VERSION
+    assert status.version == store.FORMAT_VERSION
 
     write_status(tmp_path, "finished", "test accuracy 0.9", pid=1234)
     later = read_status(tmp_path)
@@ -208,7 +208,7 @@ def test_effective_state_of_a_dead_process_is_killed(tmp_path):
 
 
 def test_effective_state_is_running_while_the_lock_is_held_whatever_the_pid(tmp_path):
-    from tui_cifar.runstore import RunLock
+    from tui_cifar.runs.store import RunLock
 
     write_status(tmp_path, "running", pid=os.getpid())  # a live pid (a reused one, say) without the lock
     assert effective_state(read_status(tmp_path)) == "killed"
@@ -380,8 +380,8 @@ def _heavy_modules_after(code: str) -> list[str]:
 
 def test_light_modules_import_neither_tensorflow_nor_keras_nor_textual():
     heavy = _heavy_modules_after(
-        "import tui_cifar.runstore, tui_cifar.runreader, tui_cifar.files, tui_cifar.paths, tui_cifar.formatting,"
-        " tui_cifar.config, tui_cifar.cli, tui_cifar.data, tui_cifar.images, tui_cifar.runtable, tui_cifar.resources"
+        "import tui_cifar.runs.store, tui_cifar.runs.reader, tui_cifar.files, tui_cifar.paths, tui_cifar.formatting,"
+        " tui_cifar.config, tui_cifar.cli.commands, tui_cifar.engine.data, tui_cifar.engine.images, tui_cifar.runs.rows, tui_cifar.engine.resources"
     )
     assert heavy == []
 
@@ -390,7 +390,7 @@ def test_light_modules_import_neither_tensorflow_nor_keras_nor_textual():
 def test_light_commands_do_not_import_tensorflow(argv, tmp_path):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     heavy = _heavy_modules_after(
-        "import contextlib, io\nfrom tui_cifar.cli import main\n"
+        "import contextlib, io\nfrom tui_cifar.cli.commands import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    try:\n"
         f"        main({argv!r})\n"

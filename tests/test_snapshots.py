@@ -49,7 +49,7 @@ FACTS = {
 
 @pytest.fixture
 def fixed_machine(monkeypatch):
-    from tui_cifar import backbones, data, environment
+    from tui_cifar.engine import backbones, data, doctor
 
     def no_test_images(data_dir=None):
         raise data.DatasetNotFound("CIFAR-10 was not found (the snapshot tests show no pictures)")
@@ -58,7 +58,7 @@ def fixed_machine(monkeypatch):
     PHOTOS.mkdir(exist_ok=True)
     monkeypatch.setattr(Path, "cwd", classmethod(lambda cls: cls(PHOTOS)))
     monkeypatch.setattr(data, "load_test_images", no_test_images)
-    monkeypatch.setattr(environment, "doctor", lambda cache_dir=None, data_dir=None: FACTS)
+    monkeypatch.setattr(doctor, "doctor", lambda cache_dir=None, data_dir=None: FACTS)
     monkeypatch.setattr(backbones, "describe_fine_tune",
                         lambda name, size, blocks: f"{blocks} of 17 blocks, 1.23 M of 2.26 M backbone parameters trainable")
 
@@ -88,7 +88,7 @@ OTHER_RUNS = {"runlogger": Path("tests/fixtures/keras-runs/20261204-192012-small
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize("kind", list(OTHER_RUNS))
 def test_train_screen_of_another_tool(snap_compare, fixed_machine, monkeypatch, kind, size):
-    from tui_cifar import tbreader
+    from tui_cifar.runs import tbreader
     from tui_cifar.tui.app import CifarApp
 
     monkeypatch.setattr(tbreader, "LIVE_SECONDS", 0.0)  # a fresh clone's event file is new, yet its run has ended

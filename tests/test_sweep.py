@@ -11,8 +11,10 @@ import optuna
 import pytest
 from conftest import SHARED, tiny_config
 
-from tui_cifar import cli, runreader, runstore, sweep
+from tui_cifar import sweep
+from tui_cifar.cli import commands
 from tui_cifar.config import ConfigError, make_config
+from tui_cifar.runs import reader, store
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
@@ -28,7 +30,7 @@ def sweep_cli(*args) -> int:
     """`cifar-tui sweep ...` in this process, restoring the signal handlers it and train_run set."""
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        return cli.main(["sweep", *map(str, args)])
+        return commands.main(["sweep", *map(str, args)])
     finally:
         for s, handler in saved.items():
             signal.signal(s, handler)
@@ -64,16 +66,16 @@ def test_each_trial_is_a_run_folder_read_back_with_plain_optuna(swept):
     run_dirs = [Path(t.user_attrs["run_dir"]) for t in trials]
     assert len(set(run_dirs)) == 4 and all(d.parent == swept.base / "runs" for d in run_dirs)
     for t, run_dir in zip(trials, run_dirs):
-        config = json.loads((run_dir / runstore.CONFIG_FILE).read_text())
+        config = json.loads((run_dir / store.CONFIG_FILE).read_text())
         assert {k: config[k] for k in t.params} == t.params
         assert t.user_attrs["settings"]["image_size"] == TINY["image_size"] and "runs_dir" not in t.user_attrs["settings"]
         assert t.user_attrs["host"] and t.user_attrs["worker"].startswith(t.user_attrs["host"] + ":")
         # Validation only: the run finished without its test report.
-        assert runstore.read_status(run_dir).state == "finished"
-        assert not runstore.has_report(run_dir)
-        records, _ = runstore.read_metrics(run_dir)
+        assert store.read_status(run_dir).state == "finished"
+        assert not store.has_report(run_dir)
+        records, _ = store.read_metrics(run_dir)
         assert "evaluate" not in [r.get("phase") for r in records if r.get("type") == "phase"]
-        epochs = runreader.epoch_records(records)
+        epochs = reader.epoch_records(records)
         # One intermediate value per epoch: stage 1's steps, then stage 2's after them.
         expected = {e["epoch"] + (TINY["epochs_head"] if e["stage"] == 2 else 0): e["val_accuracy"] for e in epochs}
         assert t.intermediate_values == pytest.approx(expected)
@@ -96,18 +98,18 @@ def test_status_and_finish_score_the_winner_once(swept, capsys):
     # the test set from the user's --data-dir, as `evaluate` takes it (a trial's config.json is not obeyed)
     assert sweep_cli("--finish", "--runs-dir", swept.base / "runs", "--data-dir", swept.data) == 0
     run_dir = Path(best.user_attrs["run_dir"])
-    report, _ = runstore.read_report(run_dir)
+    report, _ = store.read_report(run_dir)
     assert report["num_test"] == 60
     study = optuna.load_study(study_name="cifar-tui", storage=f"sqlite:///{swept.base / 'runs' / 'sweep.db'}")
     assert study.user_attrs[sweep.FINISHED_ATTR]["test_accuracy"] == report["test_accuracy"]
     assert study.user_attrs[sweep.FINISHED_ATTR]["trial"] == best.number
     others = [Path(t.user_attrs["run_dir"]) for t in study.trials if t.number != best.number]
-    assert not any(runstore.has_report(d) for d in others)  # the test set was read for the winner only
+    assert not any(store.has_report(d) for d in others)  # the test set was read for the winner only
 
 
 def test_a_rerun_with_other_fixed_settings_is_refused(swept, capsys):
     args = tiny_sweep_args(swept.base, swept.data, 5, "--set", "image_size=48")
-    assert sweep_cli(*args) == cli.EXIT_USAGE
+    assert sweep_cli(*args) == commands.EXIT_USAGE
     assert "was started with another search space or other fixed settings" in capsys.readouterr().err
     assert len(optuna.load_study(study_name="cifar-tui", storage=f"sqlite:///{swept.base / 'runs' / 'sweep.db'}").trials) == 4
 
@@ -127,11 +129,11 @@ def test_a_pruned_trial_stops_its_run_after_the_epoch(fake_cifar, tmp_path):
     assert trial.state == optuna.trial.TrialState.PRUNED
     assert list(trial.intermediate_values) == [1]
     run_dir = Path(trial.user_attrs["run_dir"])
-    status = runstore.read_status(run_dir)
+    status = store.read_status(run_dir)
     assert status.state == "stopped" and sweep.STOPPED_BY in status.message
-    records, _ = runstore.read_metrics(run_dir)
-    assert [(e["stage"], e["epoch"], e["partial"]) for e in runreader.epoch_records(records)] == [(1, 1, False)]
-    assert not (run_dir / runstore.STOP_FILE).exists()
+    records, _ = store.read_metrics(run_dir)
+    assert [(e["stage"], e["epoch"], e["partial"]) for e in reader.epoch_records(records)] == [(1, 1, False)]
+    assert not (run_dir / store.STOP_FILE).exists()
 
 
 def test_the_space_comes_from_the_settings_declarations(tmp_path):
@@ -166,32 +168,36 @@ def test_the_space_comes_from_the_settings_declarations(tmp_path):
 
 def test_a_damaged_study_file_or_bad_space_is_one_line(tmp_path, capsys):
     (tmp_path / "sweep.db").write_text("not a database")
-    assert sweep_cli("--status", "--runs-dir", tmp_path) == cli.EXIT_FAILED
+    assert sweep_cli("--status", "--runs-dir", tmp_path) == commands.EXIT_FAILED
     err = capsys.readouterr().err
     assert err.strip() == f"cifar-tui: cannot open the study storage sqlite:///{tmp_path / 'sweep.db'}: file is not a database"
-    assert sweep_cli("--status", "--runs-dir", tmp_path / "none") == cli.EXIT_FAILED
+    assert sweep_cli("--status", "--runs-dir", tmp_path / "none") == commands.EXIT_FAILED
     assert "no study 'cifar-tui'" in capsys.readouterr().err
     assert not (tmp_path / "none").exists()  # looking creates nothing
     (tmp_path / "space.json").write_text('{"image_size": {"low": 16, "high": 64}}')
-    assert sweep_cli("--trials", "1", "--space", tmp_path / "space.json", "--runs-dir", tmp_path / "r") == cli.EXIT_USAGE
+    assert sweep_cli("--trials", "1", "--space", tmp_path / "space.json", "--runs-dir", tmp_path / "r") == commands.EXIT_USAGE
     assert "image_size must be between 32 and 600, not 16" in capsys.readouterr().err
-    assert sweep_cli("--runs-dir", tmp_path / "r") == cli.EXIT_USAGE  # neither --trials nor --budget
-    assert sweep_cli("--trials", "0", "--runs-dir", tmp_path / "r") == cli.EXIT_USAGE
+    assert sweep_cli("--runs-dir", tmp_path / "r") == commands.EXIT_USAGE  # neither --trials nor --budget
+    assert sweep_cli("--trials", "0", "--runs-dir", tmp_path / "r") == commands.EXIT_USAGE
     assert not (tmp_path / "r").exists()
 
 
 def test_ctrl_c_stops_the_trial_and_the_worker(fake_cifar, tmp_path):
-    """SIGINT during a trial stops its run as `train` stops (after the batch); the trial is failed, the worker ends."""
+    """SIGINT in the middle of a trial's epoch lets that epoch finish (its value reaches the study), then stops
+    the run; the trial is failed, the worker ends."""
     import os
 
     space = sweep.build_space({**TINY, "data_dir": str(fake_cifar), "runs_dir": str(tmp_path / "runs"),
                                "cache_dir": str(tmp_path / "cache")})
     storage = sweep.open_storage(f"sqlite:///{tmp_path / 'sweep.db'}")
     study = sweep.open_study(storage, "ctrl-c", space, "none")
-    said = []
+    said: list[str] = []
+    interrupted: list[tuple[int, int]] = []
 
     def interrupt_at_first_epoch(record):
-        if record.get("type") == "epoch" and record["epoch"] == 1 and record["stage"] == 1:
+        if record.get("type") == "batch" and record["steps"] and record["batch"] < record["steps"] and not said:
+            said.append("interrupted")
+            interrupted.append((record["stage"], record["epoch"]))  # mid-epoch: batches of it are left
             os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C in the worker's terminal sends
 
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -203,7 +209,12 @@ def test_ctrl_c_stops_the_trial_and_the_worker(fake_cifar, tmp_path):
     assert "sweep stopped: stopped by SIGINT" in said[-1]
     trial = optuna.load_study(study_name="ctrl-c", storage=f"sqlite:///{tmp_path / 'sweep.db'}").trials[0]
     assert trial.state == optuna.trial.TrialState.FAIL
-    assert runstore.read_status(Path(trial.user_attrs["run_dir"])).state == "stopped"
+    run_dir = Path(trial.user_attrs["run_dir"])
+    assert store.read_status(run_dir).state == "stopped"
+    records, _ = store.read_metrics(run_dir)
+    epochs = reader.epoch_records(records)
+    assert [(e["stage"], e["epoch"], e["partial"]) for e in epochs][-1] == (*interrupted[0], False)  # finished
+    assert max(trial.intermediate_values) == sweep.epoch_step(epochs[-1], space.config(trial.params))  # reported
 
 
 def test_watch_opens_the_apps_sweep_screen_on_the_storage(monkeypatch, tmp_path):
@@ -229,6 +240,6 @@ def test_a_fine_tuning_that_falls_to_chance_is_pruned_at_once(tmp_path):
             reporter({"type": "epoch", "stage": stage, "epoch": epoch, "val_accuracy": value, "partial": False})
         assert reporter.diverged is diverged
         assert reporter.pruned_at == (3 if diverged else None)
-        assert (run_dir / runstore.STOP_FILE).exists() is diverged
+        assert (run_dir / store.STOP_FILE).exists() is diverged
         if diverged:
-            assert "fine-tuning diverged" in (run_dir / runstore.STOP_FILE).read_text()
+            assert "fine-tuning diverged" in (run_dir / store.STOP_FILE).read_text()

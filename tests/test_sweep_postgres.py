@@ -24,7 +24,8 @@ import optuna
 import pytest
 from conftest import SHARED, tiny_config
 
-from tui_cifar import runstore, sweep
+from tui_cifar import sweep
+from tui_cifar.runs import store
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
@@ -148,5 +149,5 @@ def test_two_workers_share_a_study_and_a_killed_workers_trial_is_retried(postgre
     assert len(run_dirs) == len(set(run_dirs)) == len(trials)
     runs = sorted(p for w in ("a", "b") for p in (tmp_path / f"runs-{w}").iterdir() if p.is_dir())
     assert sorted(map(Path, run_dirs)) == runs  # one run folder per trial, each trial's own
-    assert runstore.effective_state(runstore.read_status(Path(killed.user_attrs["run_dir"]))) == "killed"
+    assert store.effective_state(store.read_status(Path(killed.user_attrs["run_dir"]))) == "killed"
     assert len({json.dumps(t.params, sort_keys=True) for t in complete}) == 6

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tui_cifar import tbreader
+from tui_cifar.runs import tbreader
 
 TORCH_RUN = Path(__file__).parent / "fixtures" / "tb" / "torchrun"  # PyTorch's SummaryWriter, on the H200 box
 
@@ -97,13 +97,13 @@ def test_keras_tensorboard_callback_run(tmp_path):
 def test_cli_runs_lists_tensorboard_runs_with_their_last_values(tmp_path, capsys):
     import shutil
 
-    from tui_cifar import cli
+    from tui_cifar.cli import commands
 
     logdir = tmp_path / "logs"
     shutil.copytree(TORCH_RUN, logdir / "torchrun")
-    assert cli.main(["runs", "--runs-dir", str(logdir)]) == 0
+    assert commands.main(["runs", "--runs-dir", str(logdir)]) == 0
     out = capsys.readouterr().out
     assert "torchrun" in out and "loss 0.2 val_loss 0.24 accuracy 0.9" in out
-    assert cli.main(["runs", "--runs-dir", str(logdir), "--json"]) == 0
+    assert commands.main(["runs", "--runs-dir", str(logdir), "--json"]) == 0
     (run,) = __import__("json").loads(capsys.readouterr().out)
     assert run["kind"] == "tensorboard" and run["last"]["val_loss"] == pytest.approx(0.24)

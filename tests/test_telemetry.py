@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from tui_cifar import records, telemetry
+from tui_cifar.engine import telemetry
+from tui_cifar.runs import records
 
 
 def test_sampler_measures_this_process_cpu_and_memory():
@@ -72,10 +73,10 @@ def test_cpu_figure_says_how_many_cores_it_is():
 
 
 def test_listener_samples_through_the_writer_in_any_phase(tmp_path):
-    from tui_cifar import runstore
+    from tui_cifar.runs import store
 
     now = [0.0]
-    writer = runstore.MetricsWriter(tmp_path)
+    writer = store.MetricsWriter(tmp_path)
     sampler = telemetry.Sampler(interval=5.0, gpus=False, clock=lambda: now[0])
     writer.listeners.append(telemetry.listener(writer.write, sampler, clock=lambda: 12.5))
     writer.write({"type": "progress", "phase": "extract_features", "done": 1, "total": 4})  # not due yet
@@ -84,6 +85,6 @@ def test_listener_samples_through_the_writer_in_any_phase(tmp_path):
     now[0] = 6.0
     writer.write({"type": "progress", "phase": "extract_features", "done": 3, "total": 4})
     writer.close()
-    records, _ = runstore.read_metrics(tmp_path)
+    records, _ = store.read_metrics(tmp_path)
     assert [r["type"] for r in records] == ["progress", "progress", "telemetry", "progress"]
     assert records[2]["wall_time"] == 12.5 and records[2]["rss"] > 0

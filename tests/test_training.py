@@ -1,4 +1,4 @@
-"""tui_cifar.training: real (tiny) two-stage runs on the fake CIFAR-10, nothing mocked away.
+"""tui_cifar.engine.training: real (tiny) two-stage runs on the fake CIFAR-10, nothing mocked away.
 
 Runs with random weights check the run-folder contract and the data flow; a run with the real
 MobileNetV2 ImageNet weights (keras_home fixture) checks that the model actually learns.
@@ -18,12 +18,13 @@ import pytest
 import tensorflow as tf
 from conftest import tiny_config
 
-from tui_cifar import data, features, runreader, runstore, training
 from tui_cifar.config import make_config
-from tui_cifar.data import CLASS_NAMES, load_cifar10, make_splits
-from tui_cifar.launcher import create_run
-from tui_cifar.prediction import load_model_checked, predict_probabilities
-from tui_cifar.runstore import read_metrics, read_status
+from tui_cifar.engine import data, features, training
+from tui_cifar.engine.data import CLASS_NAMES, load_cifar10, make_splits
+from tui_cifar.engine.launcher import create_run
+from tui_cifar.engine.prediction import load_model_checked, predict_probabilities
+from tui_cifar.runs import reader, store
+from tui_cifar.runs.store import read_metrics, read_status
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
@@ -111,14 +112,14 @@ def test_a_tiny_run_writes_the_whole_run_folder(tiny_run):
         assert (run_dir / name).is_file(), name
     assert (run_dir / "backup").is_dir()
     assert (run_dir / "backup" / "stage1.done").exists() and (run_dir / "backup" / "stage2.done").exists()
-    assert not (run_dir / runstore.ERROR_FILE).exists()
+    assert not (run_dir / store.ERROR_FILE).exists()
     assert json.loads((run_dir / "config.json").read_text()) == tiny_run.config.to_json()
     status = read_status(run_dir)
     assert status.problem is None and status.state == "finished"
-    assert runstore.effective_state(status) == "finished"
+    assert store.effective_state(status) == "finished"
     assert status.message.startswith("test accuracy")
     assert not [p for p in run_dir.rglob("*") if p.name.startswith(".tmp") or p.name.endswith(".tmp")]
-    summary = runreader.summarize_run(run_dir)
+    summary = reader.summarize_run(run_dir)
     assert summary.state == "finished" and summary.backbone == "mobilenetv2-0.35" and summary.image_size == 32
     assert summary.test_accuracy == json.loads((run_dir / "report.json").read_text())["test_accuracy"]
 
@@ -375,7 +376,7 @@ def test_imagenet_features_learn_the_fake_classes(fake_cifar, tmp_path, imagenet
     assert abs(val_acc - best_val) <= 1 / len(splits.y_val) + 1e-6  # float16 cache may flip one image
 
     # Fine-tuning (stage 2, on cached activations) kept the ImageNet BatchNorm statistics.
-    from tui_cifar.backbones import build_backbone
+    from tui_cifar.engine.backbones import build_backbone
 
     pristine = batchnorm_moving_stats(build_backbone(cfg.backbone, cfg.image_size, "imagenet"))
     stage2_model, tm = trained[2]
@@ -390,7 +391,7 @@ def test_imagenet_features_learn_the_fake_classes(fake_cifar, tmp_path, imagenet
 @pytest.mark.parametrize("min_interval, writes_during_training", [(0.0, 3), (3600.0, 1)])
 def test_best_checkpoint_writes_the_best_weights_however_often_it_writes(tmp_path, min_interval, writes_during_training):
     """A best held back by min_interval reaches disk at train end, and it is the best, not the last, epoch."""
-    from tui_cifar.callbacks import BestCheckpoint
+    from tui_cifar.engine.callbacks import BestCheckpoint
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     checkpoint = BestCheckpoint(tmp_path / "t.weights.h5", model, tmp_path / "model.keras", tmp_path / "score.json",

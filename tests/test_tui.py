@@ -23,8 +23,8 @@ from fixtures.tui_support import (
 from textual.geometry import Region
 from textual.widgets import DataTable, Input
 
-from tui_cifar import runstore
 from tui_cifar.config import PRESETS, TrainConfig
+from tui_cifar.runs import store
 
 SIZE = (100, 30)
 
@@ -135,6 +135,24 @@ async def test_runs_table_lists_runs_and_garbled_problems(runs_dir):
         assert str(table.get_cell(str(runs_dir / GARBLED), "backbone")) == "resnet50"
 
 
+async def test_back_on_runs_a_new_report_shows(runs_dir):
+    """A report written while the Runs screen was hidden (Evaluate, say) changes no status file: coming back
+    lists the runs whole, not just the live ones."""
+    app = make_app(runs_dir)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: app.screen.loaded, what="runs listed")
+        runs_screen = app.screen
+        await pilot.press("c")
+        await pilot.pause()
+        (runs_dir / FINISHED / "metrics.json").write_text(json.dumps({"test_accuracy": 0.5}))
+        await pilot.press("r")
+        await wait_for(pilot, lambda: runs_screen.summaries[str(runs_dir / FINISHED)].test_accuracy == 0.5,
+                       what="the new test accuracy")
+        table = runs_screen.query_one("#runs-table", DataTable)
+        await wait_for(pilot, lambda: "50.00%" in [str(c) for c in table.get_row(str(runs_dir / FINISHED))],
+                       what="its row redrawn")
+
+
 async def test_enter_opens_finished_run_in_evaluate(runs_dir):
     app = make_app(runs_dir)
     async with app.run_test(size=SIZE) as pilot:
@@ -182,13 +200,13 @@ def fake_launcher(monkeypatch, tmp_path, fake_cifar):
 
     def start_detached(config, resume=None):
         calls.append(config)
-        run_dir = runstore.create_run_dir(Path(config.runs_dir), config.run_name)
-        runstore.atomic_write_json(run_dir / "config.json", config.to_json())
-        runstore.write_status(run_dir, "running", "starting", pid=os.getpid())
+        run_dir = store.create_run_dir(Path(config.runs_dir), config.run_name)
+        store.atomic_write_json(run_dir / "config.json", config.to_json())
+        store.write_status(run_dir, "running", "starting", pid=os.getpid())
         hold_run(run_dir)
         return run_dir
 
-    from tui_cifar import launcher
+    from tui_cifar.engine import launcher
 
     monkeypatch.setattr(launcher, "start_detached", start_detached)
     return calls
@@ -202,7 +220,7 @@ def fake_describe(monkeypatch):
         calls.append((name, size, blocks))
         return f"{blocks} of 17 blocks, 1.23 M of 2.26 M backbone parameters trainable"
 
-    from tui_cifar import backbones
+    from tui_cifar.engine import backbones
 
     monkeypatch.setattr(backbones, "describe_fine_tune", describe)
     return calls
@@ -346,7 +364,7 @@ async def palette_run(pilot, command: str) -> None:
 async def test_command_palette_stops_the_watched_run_after_asking(runs_dir, monkeypatch):
     run_dir = make_running_run(runs_dir, records=recorded_records()[:30])
     stops = []
-    from tui_cifar import launcher
+    from tui_cifar.engine import launcher
 
     monkeypatch.setattr(launcher, "request_stop", lambda rd, by="": stops.append(Path(rd)) or True)
     app = make_app(runs_dir, run_dir=run_dir)
@@ -374,7 +392,7 @@ async def test_command_palette_classify_folder_goes_to_predict(runs_dir):
 async def test_stop_asks_then_requests_stop(runs_dir, monkeypatch):
     run_dir = make_running_run(runs_dir, records=recorded_records()[:30])
     stops = []
-    from tui_cifar import launcher
+    from tui_cifar.engine import launcher
 
     monkeypatch.setattr(launcher, "request_stop", lambda rd, by="": stops.append(Path(rd)) or True)
     app = make_app(runs_dir, run_dir=run_dir)
@@ -459,7 +477,7 @@ async def test_evaluate_confusion_matrix_and_tables(runs_dir):
 
 
 async def test_evaluate_cell_shows_misclassified_images(runs_dir, monkeypatch):
-    from tui_cifar import data
+    from tui_cifar.engine import data
 
     loads = []
     monkeypatch.setattr(data, "load_test_images", lambda data_dir: loads.append(data_dir) or fake_test_images())
@@ -492,7 +510,7 @@ async def test_evaluate_cell_shows_misclassified_images(runs_dir, monkeypatch):
 
 
 async def test_evaluate_without_test_data_says_so(runs_dir, monkeypatch):
-    from tui_cifar import data
+    from tui_cifar.engine import data
 
     def missing(data_dir):
         raise data.DatasetNotFound("CIFAR-10 not found in /nowhere")
@@ -527,8 +545,8 @@ class FakeClassifier:
         self.calls = []
 
     def classify_files(self, paths, top_k=5):
-        from tui_cifar.images import ImageLoadError, load_image
-        from tui_cifar.prediction import FilePrediction
+        from tui_cifar.engine.images import ImageLoadError, load_image
+        from tui_cifar.engine.prediction import FilePrediction
 
         out = []
         for p in paths:
@@ -545,7 +563,7 @@ class FakeClassifier:
 
 @pytest.fixture
 def fake_classifier(monkeypatch):
-    from tui_cifar import prediction
+    from tui_cifar.engine import prediction
 
     clf = FakeClassifier()
     loaded = []

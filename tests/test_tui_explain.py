@@ -8,8 +8,8 @@ from pathlib import Path
 from fixtures.tui_support import copy_runs, make_app, wait_for, write_status
 from textual.widgets import DataTable, Input
 
-from tui_cifar import runstore
 from tui_cifar.config import SETTING_BY_NAME, make_config
+from tui_cifar.runs import store
 from tui_cifar.tui.alerts import desktop_sequences
 from tui_cifar.tui.widgets.charts import LineChart
 from tui_cifar.tui.widgets.run_advice import RunAdvice, advice_text
@@ -22,14 +22,14 @@ def epoch(n: int, loss: float, val_loss: float, val_acc: float) -> dict:
             "memory": {"rss": 700 * 2**20, "rss_peak": 900 * 2**20}}
 
 
-def start_run(runs_dir: Path) -> tuple[Path, runstore.MetricsWriter]:
+def start_run(runs_dir: Path) -> tuple[Path, store.MetricsWriter]:
     """A run that reads as running (this process's pid), its log written with the trainer's writer."""
     config = make_config({"epochs_head": 10, "epochs_fine": 0, "patience": 3, "dropout": 0.3})
     run_dir = runs_dir / "20250303-090000-mobilenetv2-160px"
     run_dir.mkdir(parents=True)
-    runstore.atomic_write_json(run_dir / runstore.CONFIG_FILE, config.to_json())
+    store.atomic_write_json(run_dir / store.CONFIG_FILE, config.to_json())
     write_status(run_dir, "running", os.getpid())
-    writer = runstore.MetricsWriter(run_dir)
+    writer = store.MetricsWriter(run_dir)
     writer.write({"type": "run_start", "config": config.to_json(), "device": "CPU", "wall_time": 0.0})
     writer.write({"type": "stage_start", "stage": 1, "epochs": 10, "steps_per_epoch": 10, "lr": 1e-3})
     return run_dir, writer
@@ -71,7 +71,7 @@ async def test_overfitting_is_flagged_as_it_happens_and_the_end_rings(tmp_path, 
         writer.write({"type": "run_end", "state": "finished", "message": "done", "wall_time": 20.0,
                       "test_accuracy": 0.8})
         writer.close()
-        runstore.write_status(run_dir, "finished", "done")
+        store.write_status(run_dir, "finished", "done")
         await wait_for(pilot, lambda: bells, what="the bell")
         # the toast is a posted message: it lands a moment after the bell
         await wait_for(pilot, lambda: any("Run finished" in n.message for n in app._notifications),

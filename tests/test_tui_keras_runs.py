@@ -12,7 +12,7 @@ import pytest
 from fixtures.tui_support import make_app, static_text, wait_for
 from textual.widgets import DataTable
 
-from tui_cifar import runstore
+from tui_cifar.runs import store
 from tui_cifar.tui.widgets.charts import LineChart
 
 
@@ -76,7 +76,7 @@ async def test_evaluate_and_predict_say_why_they_do_not_apply(runs_dir, recorded
     async with app.run_test(size=(120, 36)) as pilot:
         original = app.notify
         app.notify = lambda message, **kw: (notes.append(message), original(message, **kw))
-        reason = runstore.no_cifar_model_reason({"kind": runstore.KERAS_KIND})
+        reason = store.no_cifar_model_reason({"kind": store.KERAS_KIND})
         app.open_run(runs_dir / recorded.name, "evaluate")
         await wait_for(pilot, lambda: app.current_mode == "evaluate" and "RunLogger" in static_text(app, "#eval-title"),
                        what="evaluate says why")
@@ -87,7 +87,7 @@ async def test_evaluate_and_predict_say_why_they_do_not_apply(runs_dir, recorded
 
 
 async def test_about_panel_shows_the_doctor_facts_from_the_palette(tmp_path):
-    from tui_cifar.environment import versions
+    from tui_cifar.engine.doctor import versions
     from tui_cifar.tui.screens.environment_screen import EnvironmentScreen
 
     app = make_app(tmp_path / "runs")

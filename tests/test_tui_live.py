@@ -23,7 +23,8 @@ from fixtures.tui_support import (
 )
 from textual.widgets import DataTable, ProgressBar
 
-from tui_cifar import launcher, runstore
+from tui_cifar.engine import launcher
+from tui_cifar.runs import store
 
 
 def split_at(records, predicate, nth: int = 1) -> int:
@@ -140,8 +141,8 @@ WRITER = textwrap.dedent("""
     from pathlib import Path
     run_dir, recorded, gate = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
     records = [json.loads(l) for l in recorded.read_text().splitlines() if l.strip()]
-    from tui_cifar import runstore
-    lock = runstore.RunLock.acquire(run_dir)
+    from tui_cifar.runs import store
+    lock = store.RunLock.acquire(run_dir)
     lock.record(os.getpid())
     status = {"state": "running", "pid": os.getpid(), "host": socket.gethostname(),
               "started_at": "2025-03-02T09:00:00+00:00", "updated_at": "2025-03-02T09:00:00+00:00",
@@ -224,7 +225,7 @@ async def test_a_stopped_run_that_is_resumed_is_followed_live(tmp_path):
         await wait_for(pilot, lambda: screen.state == "stopped" and banner.display, what="the stopped run")
 
         # `train --resume`: the launcher marks the run running before the process writes a record
-        runstore.write_status(run_dir, "running", launcher.STARTING_MESSAGE, pid=os.getpid())
+        store.write_status(run_dir, "running", launcher.STARTING_MESSAGE, pid=os.getpid())
         hold_run(run_dir)  # the launcher holds the run's lock from here
         await wait_for(pilot, lambda: screen.state == "running", what="the resumed run")
         stats = screen.query_one("#run-stats")
@@ -250,7 +251,7 @@ async def test_a_stopped_run_that_is_resumed_is_followed_live(tmp_path):
         assert str(screen.query_one("#run-label").content) == "Test set" and (bar.progress, bar.total) == (60, 120)
 
         append_records(run_dir, records[testing:])
-        runstore.write_status(run_dir, "finished", records[-1]["message"], pid=os.getpid())
+        store.write_status(run_dir, "finished", records[-1]["message"], pid=os.getpid())
         hold_run(run_dir, False)
         await wait_for(pilot, lambda: screen.state == "finished", what="the end of the resumed run")
         assert "Run finished" in str(banner.content) and banner.display

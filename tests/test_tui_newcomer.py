@@ -26,8 +26,8 @@ from test_tui import (  # noqa: F401  (fixtures)
 )
 from textual.widgets import DataTable, Select
 
-from tui_cifar import runstore
 from tui_cifar.config import PRESETS, TrainConfig
+from tui_cifar.runs import store
 
 # ---------------------------------------------------------------------------- the highlighted run (item 3)
 
@@ -105,10 +105,10 @@ async def test_quick_preset_sets_its_backbone_and_says_what_it_set(tmp_path, fak
 async def test_palette_preset_asks_first_naming_its_settings(tmp_path, fake_launcher, fake_describe, fake_cifar):
     import shutil
 
-    from tui_cifar.tui import settings
+    from tui_cifar.tui import remembered
 
     shutil.copytree(fake_cifar, tmp_path / "d")  # a data folder that holds CIFAR-10: no "where is it?" dialog
-    settings.save_last_config({**TrainConfig().to_json(), "backbone": "resnet50", "data_dir": str(tmp_path / "d")})
+    remembered.save_last_config({**TrainConfig().to_json(), "backbone": "resnet50", "data_dir": str(tmp_path / "d")})
     app = make_app(tmp_path / "runs")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
@@ -134,7 +134,7 @@ async def test_evaluate_arrows_move_in_the_matrix_and_enter_on_a_pair_shows_its_
     from fixtures.tui_support import fake_test_images
     from textual.widgets import TabbedContent
 
-    from tui_cifar import data
+    from tui_cifar.engine import data
 
     monkeypatch.setattr(data, "load_test_images", lambda data_dir: fake_test_images())
     app = make_app(runs_dir)
@@ -228,7 +228,7 @@ async def test_a_head_only_run_has_one_stage(runs_dir):
 async def test_stop_from_the_app_says_who_stopped_it(runs_dir, monkeypatch):
     run_dir = make_running_run(runs_dir, records=recorded_records()[:30])
     asked = []
-    from tui_cifar import launcher
+    from tui_cifar.engine import launcher
 
     monkeypatch.setattr(launcher, "request_stop", lambda rd, by="": asked.append((Path(rd), by)) or True)
     app = make_app(runs_dir, run_dir=run_dir)
@@ -245,13 +245,13 @@ def test_the_stop_file_names_who_asked(tmp_path):
     import subprocess
     import sys
 
-    from tui_cifar import launcher
-    from tui_cifar.callbacks import StopRequest
+    from tui_cifar.engine import launcher
+    from tui_cifar.engine.callbacks import StopRequest
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    holder = ("import os, sys, time; from tui_cifar import runstore; "
-              "runstore.RunLock.acquire(sys.argv[1]).record(os.getpid()); print('locked', flush=True); time.sleep(60)")
+    holder = ("import os, sys, time; from tui_cifar.runs import store; "
+              "store.RunLock.acquire(sys.argv[1]).record(os.getpid()); print('locked', flush=True); time.sleep(60)")
     child = subprocess.Popen([sys.executable, "-c", holder, str(run_dir)], stdout=subprocess.PIPE, text=True)
     try:
         from fixtures.tui_support import write_status
@@ -262,11 +262,11 @@ def test_the_stop_file_names_who_asked(tmp_path):
         assert child.wait(timeout=10) != 0  # SIGTERM reached it
     finally:
         child.kill()
-    stop = StopRequest(run_dir / runstore.STOP_FILE)
+    stop = StopRequest(run_dir / store.STOP_FILE)
     assert stop.requested and stop.signal_name == "the app"
     # a bare STOP file (another host, a script) still stops the run
-    (run_dir / runstore.STOP_FILE).write_text("")
-    stop = StopRequest(run_dir / runstore.STOP_FILE)
+    (run_dir / store.STOP_FILE).write_text("")
+    stop = StopRequest(run_dir / store.STOP_FILE)
     assert stop.requested and stop.signal_name == "a stop request"
 
 
@@ -274,7 +274,7 @@ async def test_a_stopped_run_offers_resume(runs_dir, monkeypatch):
     run_dir = make_running_run(runs_dir, records=recorded_records()[:30])
     write_status(run_dir, "stopped", os.getpid(), message="stopped by the app")
     resumed = []
-    from tui_cifar import launcher
+    from tui_cifar.engine import launcher
 
     def start_detached(config, resume=None):
         resumed.append((config.backbone, resume))
@@ -333,9 +333,9 @@ async def test_configure_refuses_out_of_range_entries_naming_the_field(tmp_path,
 
 
 async def test_configure_says_which_remembered_settings_are_not_the_defaults(tmp_path, fake_describe):
-    from tui_cifar.tui import settings
+    from tui_cifar.tui import remembered
 
-    settings.save_last_config({**TrainConfig().to_json(), "limit_train": 2000, "val_size": 200, "augment": True})
+    remembered.save_last_config({**TrainConfig().to_json(), "limit_train": 2000, "val_size": 200, "augment": True})
     app = make_app(tmp_path / "runs", start_screen="configure")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()

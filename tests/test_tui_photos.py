@@ -15,23 +15,23 @@ from fixtures.tui_support import FINISHED, copy_runs, fake_test_images, make_app
 from PIL import Image
 from textual.widgets import Input
 
-from tui_cifar import runstore
-from tui_cifar.tui import settings
+from tui_cifar.runs import store
+from tui_cifar.tui import remembered
 from tui_cifar.tui.widgets.confusion import ConfusionMatrix
 from tui_cifar.tui.widgets.halfblock import HalfBlockImage
 
 
 @pytest.fixture(scope="module")
 def classifier():
-    from tui_cifar.model import build_transfer_model
-    from tui_cifar.prediction import Classifier
+    from tui_cifar.engine.model import build_transfer_model
+    from tui_cifar.engine.prediction import Classifier
 
     return Classifier(build_transfer_model("mobilenetv2-0.35", 32, 2, weights=None).full, tta_flip=False)
 
 
 @pytest.fixture
 def runs_dir(tmp_path, classifier, monkeypatch) -> Path:
-    from tui_cifar import prediction
+    from tui_cifar.engine import prediction
 
     runs = copy_runs(tmp_path / "runs")
     (runs / FINISHED / "model.keras").write_bytes(b"stands for the model below")
@@ -74,7 +74,7 @@ async def test_folder_is_searched_with_subfolders_csv_beside_the_run_and_folder_
         rows = list(csv.DictReader(csv_path.open()))
         assert sorted(r["relative_path"] for r in rows) == ["Cars/0.png", "cat/0.png", "cat/1.png", "holiday/0.png"]
         assert not list(photos.rglob("*.csv"))  # nothing written into the photo folder
-        assert settings.load_photo_folder() == photos.resolve()
+        assert remembered.load_photo_folder() == photos.resolve()
         await pilot.press("f")  # the dialog offers the last folder
         await wait_for(pilot, lambda: isinstance(app.focused, Input), what="folder dialog again")
         assert app.focused.value == str(photos.resolve())
@@ -92,7 +92,7 @@ async def test_a_typed_path_that_is_not_a_folder_is_refused(runs_dir, tmp_path):
         app.focused.value = str(tmp_path / "nowhere")
         await pilot.press("enter")
         await wait_for(pilot, lambda: any("is not a folder" in n for n in notes), what="refusal")
-        assert settings.load_photo_folder() is None
+        assert remembered.load_photo_folder() is None
 
 
 async def test_class_subfolders_are_scored_beside_the_test_set(runs_dir, photos):
@@ -107,7 +107,7 @@ async def test_class_subfolders_are_scored_beside_the_test_set(runs_dir, photos)
         text = static_text(app, "#photo-score")
         assert f"accuracy on your photos {100 * report['accuracy']:.1f}%" in text
         assert "(3 labelled, 1 in no class folder)" in text  # holiday/ names no class
-        test_acc = runstore.read_report(runs_dir / FINISHED)[0]["test_accuracy"]
+        test_acc = store.read_report(runs_dir / FINISHED)[0]["test_accuracy"]
         assert f"test set {100 * test_acc:.1f}%" in text
         cat_row = next(line for line in text.splitlines() if line.strip().startswith("cat "))
         assert cat_row.split()[1] == "2"  # two cat photos
@@ -117,7 +117,7 @@ async def test_class_subfolders_are_scored_beside_the_test_set(runs_dir, photos)
 
 
 async def test_the_32px_input_and_its_gradcam_are_shown_beside_the_photo(runs_dir, photos):
-    from tui_cifar.images import model_input
+    from tui_cifar.engine.images import model_input
 
     app = make_app(runs_dir, start_screen="predict")
     async with app.run_test(size=(120, 40)) as pilot:
@@ -138,7 +138,7 @@ async def test_the_32px_input_and_its_gradcam_are_shown_beside_the_photo(runs_di
 
 
 async def test_gallery_shows_gradcam_of_the_cell_images_on_g(runs_dir, monkeypatch):
-    from tui_cifar import data
+    from tui_cifar.engine import data
 
     monkeypatch.setattr(data, "load_test_images", lambda data_dir: fake_test_images())
     app = make_app(runs_dir)
@@ -164,7 +164,7 @@ async def test_gallery_shows_gradcam_of_the_cell_images_on_g(runs_dir, monkeypat
 async def test_the_picker_opens_in_the_photo_folder_and_one_enter_opens_a_picture(runs_dir, photos):
     from textual_fspicker.parts import DirectoryNavigation
 
-    settings.save_photo_folder(photos)  # classified in an earlier session
+    remembered.save_photo_folder(photos)  # classified in an earlier session
     app = make_app(runs_dir, start_screen="predict")
     async with app.run_test(size=(80, 24)) as pilot:
         screen = app.screen

@@ -12,9 +12,11 @@ from fixtures.tui_support import make_app, static_text, wait_for
 from test_tui import fake_describe  # noqa: F401  (fixture)
 from textual.widgets import Input
 
-from tui_cifar import cli, data, launcher, runstore
+from tui_cifar.cli import commands
 from tui_cifar.config import TrainConfig
+from tui_cifar.engine import data, launcher
 from tui_cifar.paths import config_dir
+from tui_cifar.runs import store
 
 SMALL = (80, 24)
 
@@ -26,9 +28,9 @@ def launches(monkeypatch, tmp_path):
 
     def start_detached(config, resume=None, notify=None):
         calls.append(config)
-        run_dir = runstore.create_run_dir(Path(config.runs_dir), config.run_name)
-        runstore.atomic_write_json(run_dir / "config.json", config.to_json())
-        runstore.write_status(run_dir, "running", "starting", pid=os.getpid())
+        run_dir = store.create_run_dir(Path(config.runs_dir), config.run_name)
+        store.atomic_write_json(run_dir / "config.json", config.to_json())
+        store.write_status(run_dir, "running", "starting", pid=os.getpid())
         return run_dir
 
     monkeypatch.setattr(launcher, "start_detached", start_detached)
@@ -39,7 +41,7 @@ def launches(monkeypatch, tmp_path):
 def test_train_data_dir_is_remembered_absolute_and_found_without_it(fake_cifar, launches, tmp_path, monkeypatch):
     monkeypatch.chdir(fake_cifar.parent)
     assert data.find_cifar10(None) is None
-    assert cli.main(["train", "--data-dir", fake_cifar.name, "--runs-dir", str(tmp_path / "runs"), "--detach"]) == 0
+    assert commands.main(["train", "--data-dir", fake_cifar.name, "--runs-dir", str(tmp_path / "runs"), "--detach"]) == 0
     assert launches[0].data_dir == str(fake_cifar)  # absolute in the run's config
     saved = json.loads((config_dir() / data.REMEMBERED_DATA_DIR).read_text())
     assert saved == {"folder": str(fake_cifar)}
@@ -80,9 +82,9 @@ async def test_a_missing_dataset_is_a_dialog_that_asks_for_its_folder(fake_cifar
 
 
 async def test_configure_at_80x24_keeps_its_fields_in_view_under_the_note(tmp_path, fake_describe):
-    from tui_cifar.tui import settings
+    from tui_cifar.tui import remembered
 
-    settings.save_last_config({**TrainConfig().to_json(), "limit_train": 3000, "limit_test": 1000, "augment": True,
+    remembered.save_last_config({**TrainConfig().to_json(), "limit_train": 3000, "limit_test": 1000, "augment": True,
                                "epochs_fine": 6, "image_size": 112})
     app = make_app(tmp_path / "runs", start_screen="configure")
     async with app.run_test(size=SMALL) as pilot:

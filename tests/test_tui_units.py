@@ -1,4 +1,4 @@
-"""Pieces of the TUI that need no running app: form validation, settings, rendering."""
+"""Pieces of the TUI that need no running app: form validation, remembered, rendering."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from rich.console import Console
 
 from tui_cifar.config import ConfigError, make_config
 from tui_cifar.formatting import format_duration
-from tui_cifar.tui import settings
+from tui_cifar.tui import remembered
 from tui_cifar.tui.screens.configure_screen import FIELD_BY_NAME, parse_text, validate
 from tui_cifar.tui.widgets.halfblock import HalfBlock, fit_size
 
@@ -49,14 +49,14 @@ def test_parse_text():
 
 def test_settings_round_trip(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
-    assert settings.load_last_config() is None
-    assert settings.save_last_config({"epochs_head": 3}) is None
-    assert settings.load_last_config() == {"epochs_head": 3}
+    assert remembered.load_last_config() is None
+    assert remembered.save_last_config({"epochs_head": 3}) is None
+    assert remembered.load_last_config() == {"epochs_head": 3}
     assert (tmp_path / "cfg" / "cifar-tui" / "last_config.json").exists()
     (tmp_path / "cfg" / "cifar-tui" / "last_config.json").write_text("{garbled")
-    assert settings.load_last_config() is None
-    settings.cache_description("mobilenetv2", 96, 1, "1 of 17 blocks")
-    assert settings.cached_description("mobilenetv2", 96, 1) == "1 of 17 blocks"
+    assert remembered.load_last_config() is None
+    remembered.cache_description("mobilenetv2", 96, 1, "1 of 17 blocks")
+    assert remembered.cached_description("mobilenetv2", 96, 1) == "1 of 17 blocks"
 
 
 def test_half_block_render():
@@ -91,7 +91,7 @@ def test_format_duration():
 def test_runs_summary_cache_rereads_only_changed_runs(tmp_path):
     from fixtures.tui_support import FINISHED, append_records, copy_runs, hold_run, make_running_run
 
-    from tui_cifar.runreader import SummaryCache
+    from tui_cifar.runs.reader import SummaryCache
 
     runs = copy_runs(tmp_path / "runs")
     records = recorded_records()
@@ -120,8 +120,8 @@ def test_runs_periodic_refresh_reads_running_runs_only(tmp_path, monkeypatch):
     run's status.json is looked at again only every STATUS_LOOK_EVERY_S (bench/load.py: idle CPU)."""
     from fixtures.tui_support import FINISHED, append_records, copy_runs, hold_run, make_running_run
 
-    from tui_cifar import runreader
-    from tui_cifar.runreader import SummaryCache
+    from tui_cifar.runs import reader
+    from tui_cifar.runs.reader import SummaryCache
 
     runs = copy_runs(tmp_path / "runs")
     records = recorded_records()
@@ -129,8 +129,8 @@ def test_runs_periodic_refresh_reads_running_runs_only(tmp_path, monkeypatch):
     cache = SummaryCache()
     cache.list_runs(runs, tensorboard=True)
     looked_at: list[Path] = []
-    real_signature = runreader._file_signature
-    monkeypatch.setattr(runreader, "_file_signature", lambda p: looked_at.append(p) or real_signature(p))
+    real_signature = reader._file_signature
+    monkeypatch.setattr(reader, "_file_signature", lambda p: looked_at.append(p) or real_signature(p))
     tick = {s.name: s for s in cache.list_runs(runs, live_only=True, tensorboard=True)}
     assert looked_at and {p.parent for p in looked_at} == {running}  # the running run only
     assert tick[running.name].state == "running" and FINISHED in tick

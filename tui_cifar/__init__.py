@@ -9,7 +9,7 @@ __all__ = ["RunLogger"]
 
 def __getattr__(name: str):
     if name == "RunLogger":
-        from .runlogger import RunLogger
+        from .runs.logger import RunLogger
 
         return RunLogger
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from . import runstore
-from .backbones import BACKBONES
+from .engine.backbones import BACKBONES
+from .engine.devices import parse_devices
+from .engine.forward import RUNTIMES
 from .errors import EXIT_USAGE, CifarTuiError
-from .hardware import parse_devices
-from .runstore import CONFIG_FILE, RunStoreError, no_cifar_model_reason
-from .runtime import RUNTIMES
+from .runs import store
+from .runs.store import CONFIG_FILE, RunStoreError, no_cifar_model_reason
 
 
 class ConfigError(CifarTuiError, ValueError):
@@ -39,7 +39,7 @@ def setting(default: Any, label: str, help: str = "", *, range: tuple[float, flo
 
     Each setting is declared here once: its label, one-line help, allowed range or choices, and
     ``explain``, a few sentences for a student (what it does, the trade-off, a sensible range);
-    ``cli.py`` derives the ``train`` flags from it and the configure screen its form and help panel.
+    ``cli.commands`` derives the ``train`` flags from it and the configure screen its form and help panel.
     ``machine``: a setting of the machine rather than of the experiment (folders, devices, precision,
     runtime, weights): a preset leaves it as it is (KEEP_ON_PRESET).
     """
@@ -402,7 +402,7 @@ def make_config(values: dict[str, Any] | None = None, preset: str | None = None)
 
 def config_file_problems(config: dict[str, Any]) -> list[str]:
     """What makes a run's config.json differ from this version's settings (unknown or missing keys)."""
-    if not config or runstore.run_kind(config) != "cifar-tui":  # a Keras run's config holds what its script had
+    if not config or store.run_kind(config) != "cifar-tui":  # a Keras run's config holds what its script had
         return []
     known = {f.name for f in fields(TrainConfig)}
     problems = []

@@ -1,7 +1,7 @@
 """The errors cifar-tui expects, under one root: each carries its one-line message, the exit code the CLI
 returns for it and the title the app shows it under.
 
-cli.main prints ``cifar-tui: MESSAGE`` and returns ``exit_code`` for every one of them; the app's
+cli.commands.main prints ``cifar-tui: MESSAGE`` and returns ``exit_code`` for every one of them; the app's
 screens show them through CifarScreen. Anything else is a bug and keeps its traceback.
 """
 

@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import runreader, runstore
+from .runs import reader, store
 
 if TYPE_CHECKING:
-    from .diagnostics import Alert
+    from .runs.diagnostics import Alert
 
 # The command may hang (a mail server); a finished run must not wait on it for ever.
 NOTIFY_TIMEOUT_S = 120
@@ -26,14 +26,14 @@ NOTIFY_TIMEOUT_S = 120
 def notify_env(run_dir: Path) -> dict[str, str]:
     """CIFAR_TUI_* variables describing how the run in ``run_dir`` ended ("" where unknown)."""
     run_dir = Path(run_dir)
-    status = runstore.read_status(run_dir)
-    records, _ = runstore.read_metrics(run_dir)
-    report, _ = runstore.read_report(run_dir)
+    status = store.read_status(run_dir)
+    records, _ = store.read_metrics(run_dir)
+    report, _ = store.read_report(run_dir)
     test_acc = (report or {}).get("test_accuracy")
-    best = runreader.best_val_accuracy(records)
-    wall = runreader.last_wall_time(records)
+    best = reader.best_val_accuracy(records)
+    wall = reader.last_wall_time(records)
     return {
-        "CIFAR_TUI_STATE": runstore.effective_state(status),
+        "CIFAR_TUI_STATE": store.effective_state(status),
         "CIFAR_TUI_RUN": str(run_dir.resolve()),
         "CIFAR_TUI_RUN_NAME": run_dir.name,
         "CIFAR_TUI_MESSAGE": status.message,

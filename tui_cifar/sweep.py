@@ -29,8 +29,8 @@ from typing import Any
 
 import optuna
 
-from . import runstore
 from .config import SETTING_BY_NAME, ConfigError, TrainConfig, load_config_file, make_config
+from .runs import store
 
 DEFAULT_STUDY = "cifar-tui"
 STORAGE_FILE = "sweep.db"  # in the runs folder
@@ -252,7 +252,7 @@ def open_storage(url: str, heartbeat_s: int | None = None) -> optuna.storages.Ba
                     continue
                 # A damaged file, an unreachable server, a driver missing: one line, naming the storage.
                 reason = getattr(exc, "orig", None) or exc.__cause__ or exc
-                raise runstore.RunStoreError(f"cannot open the study storage {describe_storage(url)}: "
+                raise store.RunStoreError(f"cannot open the study storage {describe_storage(url)}: "
                                              f"{str(reason).strip().splitlines()[0]}") from None
 
 
@@ -327,7 +327,7 @@ class TrialReporter:
         if self.diverged or self.trial.should_prune():
             self.pruned_at = step
             why = "fine-tuning diverged" if self.diverged else STOPPED_BY
-            (self.run_dir / runstore.STOP_FILE).write_text(f"{why} (trial {self.trial.number})", encoding="utf-8")
+            (self.run_dir / store.STOP_FILE).write_text(f"{why} (trial {self.trial.number})", encoding="utf-8")
 
 
 def run_trial(trial: optuna.Trial, space: SearchSpace, listeners: Sequence[Callable] = ()) -> float:
@@ -339,9 +339,9 @@ def run_trial(trial: optuna.Trial, space: SearchSpace, listeners: Sequence[Calla
 
     import keras
 
-    from . import runreader
-    from .launcher import create_run
-    from .training import train_run
+    from .engine.launcher import create_run
+    from .engine.training import train_run
+    from .runs import reader
 
     params = {name: dim.suggest(trial) for name, dim in space.dimensions.items()}
     config = space.config(params)
@@ -352,14 +352,14 @@ def run_trial(trial: optuna.Trial, space: SearchSpace, listeners: Sequence[Calla
     trial.set_user_attr(SETTINGS_ATTR, {k: v for k, v in config.to_json().items() if k not in MACHINE_SETTINGS})
     reporter = TrialReporter(trial, config, run_dir)
     try:
-        state = train_run(config, run_dir, listeners=[*listeners, reporter], test_report=False)
+        state = train_run(config, run_dir, listeners=[*listeners, reporter], test_report=False, finish_epoch=True)
     finally:
         # train_run's stop handlers answer for its run only: between trials Ctrl-C interrupts as usual.
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         keras.backend.clear_session()  # the next trial builds its own model in this process
         gc.collect()
-    status = runstore.read_status(run_dir)
+    status = store.read_status(run_dir)
     trial.set_user_attr(MESSAGE_ATTR, status.message)
     if reporter.pruned_at is not None:
         why = "fine-tuning diverged" if reporter.diverged else "pruned"
@@ -368,8 +368,8 @@ def run_trial(trial: optuna.Trial, space: SearchSpace, listeners: Sequence[Calla
         raise SweepStopped(status.message)
     if state != "finished":
         raise TrialRunFailed(status.message)
-    records, _ = runstore.read_metrics(run_dir)
-    best = runreader.best_val_accuracy(records)
+    records, _ = store.read_metrics(run_dir)
+    best = reader.best_val_accuracy(records)
     if best is None:
         raise TrialRunFailed("the run logged no validation accuracy")
     return best
@@ -502,19 +502,19 @@ def finish(storage: optuna.storages.BaseStorage | str, name: str, data_dir: str 
     """Score the study's best trial on the test set, once (`cifar-tui evaluate` on its run folder); recorded in the study.
 
     The test set comes from ``data_dir`` (the user's, as for `evaluate`), never from the trial's config.json."""
-    from .evaluation import evaluate_run
+    from .engine.evaluation import evaluate_run
 
     study = optuna.load_study(study_name=name, storage=storage)
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
-        raise runstore.RunStoreError(f"study {name!r} has no finished trial yet")
+        raise store.RunStoreError(f"study {name!r} has no finished trial yet")
     best = study.best_trial
     run_dir = Path(best.user_attrs.get(RUN_ATTR, ""))
-    if not (run_dir / runstore.MODEL_FILE).is_file():
-        raise runstore.RunStoreError(
+    if not (run_dir / store.MODEL_FILE).is_file():
+        raise store.RunStoreError(
             f"trial {best.number}'s run folder {run_dir} (on {best.user_attrs.get(HOST_ATTR, '?')}) has no model here: "
             "run `cifar-tui sweep --finish` on that machine")
-    report, _ = runstore.read_report(run_dir)
+    report, _ = store.read_report(run_dir)
     if report is None:
         report = evaluate_run(run_dir, data_dir=data_dir)
     result = {"trial": best.number, "run_dir": str(run_dir), "val_accuracy": best.value,

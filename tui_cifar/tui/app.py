@@ -8,6 +8,7 @@ workers.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import threading
@@ -20,10 +21,10 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 
-from .. import runreader, runstore, tbreader
-from ..console import native_stderr_to_file
+from ..cli.console import native_stderr_to_file
 from ..paths import stderr_log_path
-from . import settings
+from ..runs import reader, store, tbreader
+from . import remembered
 from .commands import CifarCommands
 from .messages import (
     ClassifyFolder,
@@ -39,24 +40,13 @@ from .messages import (
     StartRun,
     StopRun,
 )
+from .modes import MODE_BY_NAME, MODES
 from .screens.base import NARROW_BELOW
 
 HERE = Path(__file__).parent
-# The global stylesheet, then one per screen (in this order, as when they were one file).
-STYLESHEETS = [HERE / "app.tcss"] + [
-    HERE / "screens" / f"{name}.tcss"
-    for name in ("dialogs", "configure_screen", "training_screen", "runs_screen", "evaluate_screen", "predict_screen",
-                 "sweep_screen")
-]
-
-SCREEN_KEYS = {
-    "configure": "c",
-    "train": "t",
-    "runs": "r",
-    "evaluate": "e",
-    "predict": "p",
-    "sweep": "w",
-}
+# The global stylesheet, the dialogs', then one per mode's screen (in this order, as when they were one file).
+STYLESHEETS = [HERE / "app.tcss", HERE / "screens" / "dialogs.tcss",
+               *(HERE / "screens" / f"{mode.module}.tcss" for mode in MODES)]
 
 
 class CifarApp(App):
@@ -70,15 +60,8 @@ class CifarApp(App):
     COMMANDS = App.COMMANDS | {CifarCommands}
     COMMAND_PALETTE_BINDING = "ctrl+p"
 
-    BINDINGS = [
-        Binding("c", "goto('configure')", "Configure"),
-        Binding("t", "goto('train')", "Train"),
-        Binding("r", "goto('runs')", "Runs"),
-        Binding("e", "goto('evaluate')", "Evaluate"),
-        Binding("p", "goto('predict')", "Predict"),
-        Binding("w", "goto('sweep')", "Sweep", show=False),  # in the palette; the footer keeps its 80-column set
-        Binding("q", "quit", "Quit"),
-    ]
+    BINDINGS = [*(Binding(mode.key, f"goto({mode.name!r})", mode.label, show=mode.footer) for mode in MODES),
+                Binding("q", "quit", "Quit")]
 
     def __init__(
         self,
@@ -114,17 +97,17 @@ class CifarApp(App):
         self.test_images: tuple[Any, Any] | None = None
         self._mode_screens: dict[str, Screen] = {}
         self.watched_run_running = False  # kept by RunStateChanged from the training screen
-        for mode in SCREEN_KEYS:
-            self.add_mode(mode, self._screen_factory(mode))
+        for mode in MODES:
+            self.add_mode(mode.name, self._screen_factory(mode.name))
 
     def load_classifier(self, run_dir: Path):
         """The run's Classifier, loaded once per app and shared by the screens (call from a thread worker)."""
         with self._classifiers_lock:
             classifier = self.classifiers.get(run_dir)
             if classifier is None:
-                from .. import hardware, prediction
+                from ..engine import devices, prediction
 
-                note = hardware.configure_for_app(self.runs_dir)
+                note = devices.configure_for_app(self.runs_dir)
                 if note:
                     self.call_from_thread(self.notify, note)
                 classifier = prediction.load_classifier(run_dir)
@@ -141,31 +124,10 @@ class CifarApp(App):
         return make
 
     def _make_screen(self, mode: str) -> Screen:
-        if mode == "configure":
-            from .screens.configure_screen import ConfigureScreen
-
-            return ConfigureScreen()
-        if mode == "train":
-            from .screens.training_screen import TrainingScreen
-
-            return TrainingScreen()
-        if mode == "runs":
-            from .screens.runs_screen import RunsScreen
-
-            return RunsScreen()
-        if mode == "evaluate":
-            from .screens.evaluate_screen import EvaluateScreen
-
-            return EvaluateScreen()
-        if mode == "predict":
-            from .screens.predict_screen import PredictScreen
-
-            return PredictScreen()
-        if mode == "sweep":
-            from .screens.sweep_screen import SweepScreen
-
-            return SweepScreen()
-        raise ValueError(mode)
+        """The mode's screen, its module imported now (TensorFlow-heavy screens load only when first shown)."""
+        declared = MODE_BY_NAME[mode]
+        module = importlib.import_module(f"{__package__}.screens.{declared.module}")
+        return getattr(module, declared.screen)()
 
     def mode_screen(self, mode: str) -> Screen | None:
         """The base screen of a mode, once it was created."""
@@ -178,7 +140,7 @@ class CifarApp(App):
                 start = "train"
             else:
                 # a TensorBoard logdir as the runs folder lists its runs too, rather than offering a new one
-                start = "runs" if any(runstore.iter_run_dirs(self.runs_dir)) or any(
+                start = "runs" if any(store.iter_run_dirs(self.runs_dir)) or any(
                     tbreader.iter_tensorboard_runs(self.runs_dir)) else "configure"
         if start in ("train", "evaluate") and self.current_run is not None:
             self.open_run(self.current_run, start)
@@ -235,7 +197,7 @@ class CifarApp(App):
             return
         from .screens.configure_screen import start_preset
 
-        current = settings.load_last_config() or {}
+        current = remembered.load_last_config() or {}
         current["runs_dir"] = str(self.runs_dir)
         if self.data_dir:
             current["data_dir"] = self.data_dir
@@ -261,7 +223,7 @@ class CifarApp(App):
 
         Without CIFAR-10 on this machine a dialog asks for its folder first (see ask_data_folder): None then.
         """
-        from ..data import find_cifar10
+        from ..engine.data import find_cifar10
 
         if find_cifar10(config.data_dir) is None:
             self.ask_data_folder(config)
@@ -269,7 +231,7 @@ class CifarApp(App):
         return self._start_detached(config)
 
     def _start_detached(self, config) -> Path | None:
-        from .. import launcher
+        from ..engine import launcher
 
         try:
             run_dir = launcher.start_detached(config)
@@ -286,7 +248,7 @@ class CifarApp(App):
         """The dataset is missing: ask for its folder (remembered, and the form's Data folder), then start the run."""
         import dataclasses
 
-        from ..data import default_data_dir, remember_data_dir
+        from ..engine.data import default_data_dir, remember_data_dir
         from .screens.dialogs import DataFolderScreen
 
         given = config.data_dir or default_data_dir()[0]
@@ -314,14 +276,14 @@ class CifarApp(App):
 
     def resume_run(self, run_dir: Path) -> None:
         """Continue a stopped or killed run in a detached process (the CLI's `train --resume --detach`)."""
-        from .. import launcher
         from ..config import config_from_run
+        from ..engine import launcher
 
         run_dir = Path(run_dir)
         try:
-            data, problem = runstore.read_json(run_dir / runstore.CONFIG_FILE)
+            data, problem = store.read_json(run_dir / store.CONFIG_FILE)
             if data is None:
-                raise runstore.RunStoreError(str(problem))
+                raise store.RunStoreError(str(problem))
             launcher.start_detached(config_from_run(data, run_dir), resume=run_dir)
         except Exception as exc:  # the launcher's or the config's message is what the user needs
             self.notify(f"Could not resume {run_dir.name}: {exc}", title="Not resumed", severity="error", timeout=10)
@@ -332,11 +294,11 @@ class CifarApp(App):
     # ------------------------------------------------------------ helpers
     def runs_with_report(self) -> list[Path]:
         """Run folders with a test report, newest first (what the evaluate screen can show)."""
-        return runreader.runs_with_report(self.runs_dir)
+        return reader.runs_with_report(self.runs_dir)
 
     def latest_run(self, want: Literal["any", "running", "finished"] = "any") -> Path | None:
         """The newest run folder of the runs folder: 'running', 'finished' (with a test report) or 'any'."""
-        return runreader.latest_run(self.runs_dir, want)
+        return reader.latest_run(self.runs_dir, want)
 
 
 def _detect_image_backend() -> str:
@@ -373,8 +335,8 @@ def run_app(
 ) -> int:
     """Entry point for the CLI: open the app (on `screen`, or on `run_dir`'s live view; `notify`: the
     shell command run for each alert, as `watch --notify` gives it)."""
-    if screen is not None and screen not in SCREEN_KEYS:
-        raise ValueError(f"unknown screen {screen!r}; choose one of: {', '.join(SCREEN_KEYS)}")
+    if screen is not None and screen not in MODE_BY_NAME:
+        raise ValueError(f"unknown screen {screen!r}; choose one of: {', '.join(MODE_BY_NAME)}")
     image_backend = _detect_image_backend()
     with native_stderr_to_file(stderr_log_path()):
         # created inside: Textual keeps the stderr it finds when the App is made

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from .. import runreader, runstore
 from ..config import PRESETS, preset_summary
+from ..runs import reader, store
 from .messages import (
     ClassifyFolder,
     CompareRuns,
@@ -21,6 +21,7 @@ from .messages import (
     StartPreset,
     StopRun,
 )
+from .modes import MODES
 
 if TYPE_CHECKING:
     from .app import CifarApp
@@ -32,7 +33,7 @@ class CifarCommands(Provider):
     async def startup(self) -> None:
         app: CifarApp = self.app  # type: ignore[assignment]
         try:
-            self._runs = await asyncio.to_thread(runreader.list_runs, app.runs_dir)
+            self._runs = await asyncio.to_thread(reader.list_runs, app.runs_dir)
         except OSError:
             self._runs = []
 
@@ -40,14 +41,7 @@ class CifarCommands(Provider):
         app: CifarApp = self.app  # type: ignore[assignment]
         post = app.post_message
         commands: list[tuple[str, str, Callable[[], object]]] = [
-            ("Configure a training run", "the configure screen (c)", partial(post, GotoScreen("configure"))),
-            ("Watch training", "the live training screen (t)", partial(post, GotoScreen("train"))),
-            ("Runs", "all runs in the runs folder (r)", partial(post, GotoScreen("runs"))),
-            ("Evaluate", "confusion matrix, per-class scores, ROC (e)", partial(post, GotoScreen("evaluate"))),
-            ("Predict", "classify your own images (p)", partial(post, GotoScreen("predict"))),
-            ("Sweep", "an Optuna study of runs, followed live: trials, curves, what mattered (w)",
-             partial(post, GotoScreen("sweep"))),
-        ]
+            (mode.title, mode.palette_help, partial(post, GotoScreen(mode.name))) for mode in MODES]
         commands.append(("About / environment", "versions, TensorFlow's devices, GPUs, data and cache folders",
                          partial(post, ShowEnvironment())))
         for preset in PRESETS:
@@ -60,11 +54,11 @@ class CifarCommands(Provider):
         predict_help = "pick a folder of images and write predictions to a CSV file"
         commands.append(("Classify folder to CSV", predict_help, partial(post, ClassifyFolder())))
         for summary in reversed(getattr(self, "_runs", [])):
-            mode = "evaluate" if runstore.has_report(summary.path) else "train"
-            what = (f"{summary.state}, Keras model {summary.model or '?'}" if summary.kind == runstore.KERAS_KIND
+            mode = "evaluate" if store.has_report(summary.path) else "train"
+            what = (f"{summary.state}, Keras model {summary.model or '?'}" if summary.kind == store.KERAS_KIND
                     else f"{summary.state}, {summary.backbone or '?'} {summary.image_size or ''}px")
             commands.append((f"Open run {summary.name}", what, partial(post, OpenRun(summary.path, mode))))
-            if summary.state in runstore.RESUMABLE_STATES and summary.kind != runstore.KERAS_KIND:
+            if summary.state in store.RESUMABLE_STATES and summary.kind != store.KERAS_KIND:
                 commands.append((f"Resume run {summary.name}", f"{what}: continue from its last completed epoch",
                                  partial(post, ResumeRun(summary.path))))
         return commands

@@ -1,10 +1,10 @@
-"""Configure screen: the training settings, validated field by field, and Start."""
+"""Configure screen: the training remembered, validated field by field, and Start."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from textual import on, work
+from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -15,7 +15,6 @@ from textual.widget import Widget
 from textual.widgets import Button, Collapsible, Footer, Header, Input, Label, Select, Static, Switch
 from textual.worker import get_current_worker
 
-from ...backbones import BACKBONES
 from ...config import (
     KEEP_ON_PRESET,
     PRESETS,
@@ -29,10 +28,11 @@ from ...config import (
     preset_summary,
     with_labels,
 )
-from .. import settings
+from ...engine.backbones import BACKBONES
+from .. import remembered
 from ..messages import StartPreset, StartRun
 from ..widgets.setting_help import SettingHelp
-from .base import CifarScreen
+from .base import CifarScreen, in_thread
 
 # The form shows config.SETTINGS (TrainConfig's field metadata: label, help, kind, choices),
 # the basic settings first, the advanced ones below them (in a collapsible).
@@ -212,13 +212,13 @@ class ConfigureScreen(CifarScreen):
 
     def on_mount(self) -> None:
         values = TrainConfig().to_json()
-        saved = settings.load_last_config() or {}
+        saved = remembered.load_last_config() or {}
         values.update({k: v for k, v in saved.items() if k in SETTING_BY_NAME})
         values["runs_dir"] = str(self.cifar.runs_dir)
         if self.cifar.data_dir:
             values["data_dir"] = self.cifar.data_dir
         self.set_values(values)
-        from ...data import default_data_dir
+        from ...engine.data import default_data_dir
 
         default, origin = default_data_dir()
         if default is not None:  # what an empty Data folder means now
@@ -339,7 +339,7 @@ class ConfigureScreen(CifarScreen):
             self.notify("Fix the highlighted settings first", title="Not started", severity="warning")
             return
         config = absolute_data_dir(config)
-        problem = settings.save_last_config(config.to_json())
+        problem = remembered.save_last_config(config.to_json())
         if problem:
             self.notify(problem, severity="warning")
         self.post_message(StartRun(config))
@@ -351,7 +351,7 @@ class ConfigureScreen(CifarScreen):
     def on_screen_suspend(self) -> None:
         config, _errors = validate(self.form_values()) if self.is_mounted else (None, {})
         if config is not None:
-            settings.save_last_config(absolute_data_dir(config).to_json())
+            remembered.save_last_config(absolute_data_dir(config).to_json())
 
     # ------------------------------------------------------------ help and cost
     def on_descendant_focus(self, event) -> None:
@@ -363,9 +363,9 @@ class ConfigureScreen(CifarScreen):
                 return
             node = node.parent
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="estimate")
+    @in_thread("estimate")
     def _estimate(self, config: TrainConfig) -> None:
-        from ...estimate import estimate_run
+        from ...runs.estimate import estimate_run
 
         try:
             lines = estimate_run(config).lines()
@@ -392,7 +392,7 @@ class ConfigureScreen(CifarScreen):
 
     def _cached_description(self) -> str | None:
         key = self._describe_key()
-        return settings.cached_description(*key) if key else None
+        return remembered.cached_description(*key) if key else None
 
     def _schedule_describe(self) -> None:
         key = self._describe_key()
@@ -403,7 +403,7 @@ class ConfigureScreen(CifarScreen):
         if key is None:
             desc.update("")
             return
-        cached = settings.cached_description(*key)
+        cached = remembered.cached_description(*key)
         if cached:
             desc.update(cached)
             return
@@ -420,13 +420,13 @@ class ConfigureScreen(CifarScreen):
         self.query_one("#blocks-desc", Static).update("counting parameters…")
         self._describe(key)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="describe")
+    @in_thread("describe")
     def _describe(self, key: tuple[str, int, int | str]) -> None:
         worker = get_current_worker()
         try:
-            from ... import backbones, hardware
+            from ...engine import backbones, devices
 
-            hardware.configure_for_app(self.cifar.runs_dir)
+            devices.configure_for_app(self.cifar.runs_dir)
             text = backbones.describe_fine_tune(*key)
         except Exception as exc:  # shown beside the field; the form stays usable
             text = None
@@ -434,7 +434,7 @@ class ConfigureScreen(CifarScreen):
         if worker.is_cancelled:
             return
         if text is not None:
-            settings.cache_description(*key, text)
+            remembered.cache_description(*key, text)
             self.post_message(DescriptionReady(key, text, False))
         else:
             self.post_message(DescriptionReady(key, error, True))
@@ -485,7 +485,7 @@ def start_preset(node: App | Screen, current: dict[str, Any], preset: str, runs_
 
     def answered(start: bool | None) -> None:
         if start:
-            settings.save_last_config(absolute_data_dir(config).to_json())
+            remembered.save_last_config(absolute_data_dir(config).to_json())
             node.post_message(StartRun(absolute_data_dir(config)))
 
     question = (f"Start a training run with the {preset} preset?\n\n{preset_summary(preset)}; "

@@ -96,7 +96,7 @@ class DataFolderScreen(ModalScreen[str | None]):
         self.value = value
 
     def compose(self) -> ComposeResult:
-        from ...data import DATA_DIR_ENV
+        from ...engine.data import DATA_DIR_ENV
 
         with Vertical(classes="dialog", id="data-folder-dialog"):
             yield Label("CIFAR-10 not found", classes="dialog-title")
@@ -146,7 +146,7 @@ class DataFolderScreen(ModalScreen[str | None]):
         self.app.push_screen(SelectDirectory(start, title="The folder holding CIFAR-10"), chosen)
 
     def _use(self, text: str) -> None:
-        from ...data import find_cifar10
+        from ...engine.data import find_cifar10
 
         text = text.strip()
         error = self.query_one("#data-folder-error", Static)

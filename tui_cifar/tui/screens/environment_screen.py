@@ -21,7 +21,7 @@ from textual.widgets import Button, Label, LoadingIndicator, Static
 
 @dataclass
 class FactsGathered(Message):
-    """environment.doctor()'s facts, or why they could not be gathered."""
+    """doctor.doctor()'s facts, or why they could not be gathered."""
 
     facts: dict | None
     error: str | None
@@ -52,7 +52,7 @@ class EnvironmentScreen(ModalScreen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False)
     def _gather(self, data_dir: str | None) -> None:
-        from ...environment import doctor
+        from ...engine.doctor import doctor
 
         try:
             facts, error = doctor(data_dir=data_dir), None
@@ -62,7 +62,7 @@ class EnvironmentScreen(ModalScreen[None]):
 
     @on(FactsGathered)
     def _gathered(self, message: FactsGathered) -> None:
-        from ...environment import doctor_lines
+        from ...engine.doctor import doctor_lines
 
         self.query_one("#environment-loading").display = False
         shown = self.query_one("#environment-facts", Static)

@@ -14,21 +14,21 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Label, Select, Static, TabbedContent, TabPane
 
-from ... import runreader, runstore
 from ...formatting import DASH, format_duration, format_pct
+from ...runs import reader, store
 from ..messages import OpenRun, ScreenEntered, ShowRun
 from ..widgets.class_report import ClassReport
 from ..widgets.confusion import ConfusionMatrix
 from ..widgets.gallery import MisclassifiedGallery
 from ..widgets.roc_panel import RocPanel
-from .base import NARROW_BELOW, CifarScreen
+from .base import NARROW_BELOW, CifarScreen, in_thread
 
 MAX_IMAGES = 40
 # Keys of the confusion tab only (its matrix and images): the other tabs do not offer them.
@@ -131,7 +131,7 @@ class EvaluateScreen(CifarScreen):
         """The user switched here ('e'): the current run if it has a report, else the newest finished one."""
         current = message.current_run
         self._offer_runs()
-        if current is not None and runstore.has_report(current):
+        if current is not None and store.has_report(current):
             if current != self.run_dir:
                 self.show_run(current)
             return
@@ -174,7 +174,7 @@ class EvaluateScreen(CifarScreen):
         self.query_one("#eval-title", Static).update(text)
 
     def _load(self, run_dir: Path) -> None:
-        self.report, self.problem = runstore.read_report(run_dir)
+        self.report, self.problem = store.read_report(run_dir)
         self.predictions = None
         self.predictions_problem = None
         self.selected_cell = None
@@ -182,7 +182,7 @@ class EvaluateScreen(CifarScreen):
         report = self.report or {}
         names = report.get("classes")
         if not isinstance(names, list) or not names:
-            from ...data import CLASS_NAMES
+            from ...engine.data import CLASS_NAMES
 
             names = list(CLASS_NAMES)
         self.class_names = [str(n) for n in names]
@@ -198,11 +198,11 @@ class EvaluateScreen(CifarScreen):
         text = Text()
         if self.report is None:  # the run picker lists only runs with a report: name this one here
             text.append(self.run_dir.name, style="bold")
-            reason = runreader.no_model_reason(self.run_dir)
+            reason = reader.no_model_reason(self.run_dir)
             text.append(f"  ⚠ nothing to evaluate: {reason}" if reason else f"  ⚠ no test report: {self.problem}",
                         style="bold yellow")
-            status = runstore.read_status(self.run_dir)
-            text.append(f"  (run state: {runstore.effective_state(status)})")
+            status = store.read_status(self.run_dir)
+            text.append(f"  (run state: {store.effective_state(status)})")
             self._set_title(text)
             return
         r = self.report
@@ -311,9 +311,9 @@ class EvaluateScreen(CifarScreen):
             self.show_cell_images(*self.selected_cell)
 
     # ------------------------------------------------------------ images
-    @work(thread=True, exclusive=True, exit_on_error=False, group="predictions")
+    @in_thread("predictions")
     def _load_predictions(self, run_dir: Path) -> None:
-        preds, problem = runstore.read_predictions(run_dir)  # a garbled file: said, the rest of the screen kept
+        preds, problem = store.read_predictions(run_dir)  # a garbled file: said, the rest of the screen kept
         self.post_message(PredictionsLoaded(run_dir, dict(preds) if preds is not None else None, problem))
 
     @on(PredictionsLoaded)
@@ -364,16 +364,16 @@ class EvaluateScreen(CifarScreen):
 
     def _data_dir(self) -> str | None:
         """The user's data folder (--data-dir, else the last configuration's), never the one a run names."""
-        from ..settings import load_last_config
+        from ..remembered import load_last_config
 
         remembered = (load_last_config() or {}).get("data_dir")
         return self.cifar.data_dir or (remembered if isinstance(remembered, str) and remembered else None)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="test-images")
+    @in_thread("test-images")
     def _load_images(self, i: int, j: int, positions: list[int]) -> None:
         try:
             if self.cifar.test_images is None:
-                from ... import data
+                from ...engine import data
 
                 self.cifar.test_images = data.load_test_images(self._data_dir())
             x, _y = self.cifar.test_images
@@ -426,11 +426,11 @@ class EvaluateScreen(CifarScreen):
         gallery.loading_images(True)
         self._explain_images(self.run_dir, self.selected_cell, [image for image, _ in self.gallery_items])
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="heatmaps")
+    @in_thread("heatmaps")
     def _explain_images(self, run_dir: Path, cell: tuple[int, int], images: list) -> None:
         import numpy as np
 
-        from ...explain import explain
+        from ...engine.explain import explain
 
         try:
             model = self.cifar.load_classifier(run_dir).keras_model  # a LiteRT runtime has no gradients

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -32,16 +32,16 @@ from textual.widgets import (
 )
 from textual.worker import get_current_worker
 
-from ... import runreader, runstore
 from ...formatting import format_pct
-from .. import settings
+from ...runs import reader, store
+from .. import remembered
 from ..messages import ClassifyFolder, ShowRun
 from ..widgets.bars import topk_table
 from ..widgets.confusion import ConfusionMatrix
 from ..widgets.halfblock import HalfBlockImage
 from ..widgets.image_tree import ImageTree
 from ..widgets.photo_score import photo_score_text
-from .base import CifarScreen
+from .base import CifarScreen, in_thread
 
 TOP_K = 5
 
@@ -105,7 +105,7 @@ class PredictScreen(CifarScreen):
 
     def __init__(self, start_dir: Path | None = None) -> None:
         super().__init__()
-        last_folder = settings.load_photo_folder()  # the tree opens where the photos were last time
+        last_folder = remembered.load_photo_folder()  # the tree opens where the photos were last time
         self.start_dir = Path(start_dir or (last_folder if last_folder is not None and last_folder.is_dir() else Path.cwd()))
         self.run_dir: Path | None = None
         self.classifier: Any = None
@@ -164,19 +164,19 @@ class PredictScreen(CifarScreen):
         self._find_models(self.cifar.runs_dir, message.run_dir, asked=True)
 
     # ------------------------------------------------------------ models
-    @work(thread=True, exclusive=True, exit_on_error=False, group="find-models")
+    @in_thread("find-models")
     def _find_models(self, runs_dir: Path, wanted: Path | None, asked: bool) -> None:
         options = []
         refused = None
         if asked and wanted is not None:
-            refused = runreader.no_model_reason(wanted)
+            refused = reader.no_model_reason(wanted)
         try:
-            summaries = runreader.list_runs(runs_dir)
+            summaries = reader.list_runs(runs_dir)
         except OSError:
             summaries = []
         summaries.sort(key=lambda s: (s.state == "finished", s.started_at or "", s.name), reverse=True)
         for s in summaries:
-            if (s.path / runstore.MODEL_FILE).exists():
+            if (s.path / store.MODEL_FILE).exists():
                 label = f"{s.name} ({s.state}"
                 if s.test_accuracy is not None:
                     label += f", test {format_pct(s.test_accuracy)}"
@@ -226,7 +226,7 @@ class PredictScreen(CifarScreen):
         self._status(f"Loading the model of {run_dir.name}… (TensorFlow starts once, this can take a while)")
         self._load_model(run_dir)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="load-model")
+    @in_thread("load-model")
     def _load_model(self, run_dir: Path) -> None:
         try:
             classifier = self.cifar.load_classifier(run_dir)
@@ -281,7 +281,7 @@ class PredictScreen(CifarScreen):
 
     def photo_folder(self) -> Path:
         """The last folder of photos classified (remembered), if it is still there; else where the tree started."""
-        folder = settings.load_photo_folder()
+        folder = remembered.load_photo_folder()
         return folder if folder is not None and folder.is_dir() else self.start_dir
 
     @on(Button.Pressed, "#open-file")
@@ -316,10 +316,10 @@ class PredictScreen(CifarScreen):
             self.pending_file = path
             self.query_one("#topk", Static).update("waiting for the model…")
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="preview")
+    @in_thread("preview")
     def _load_preview(self, path: Path) -> None:
         try:
-            from ...images import load_preview, model_input
+            from ...engine.images import load_preview, model_input
 
             image, seen, error = load_preview(path, max_side=256), model_input(path), None
         except Exception as exc:  # ImageLoadError is one line naming the file; others are unexpected
@@ -348,7 +348,7 @@ class PredictScreen(CifarScreen):
                 pass
         box.mount(HalfBlockImage(image, id="preview"))
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="classify")
+    @in_thread("classify")
     def _classify(self, path: Path, classifier: Any) -> None:
         try:
             result = classifier.classify_files([path], top_k=TOP_K)[0]
@@ -376,13 +376,13 @@ class PredictScreen(CifarScreen):
             self.query_one("#heatmap-label", Label).update(f"Grad-CAM: {result.top[0][0]}…")
             self._explain(path, self.classifier, result.top[0][0])
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="explain")
+    @in_thread("explain")
     def _explain(self, path: Path, classifier: Any, class_name: str) -> None:
         """Grad-CAM for the class shown on top (the Keras model: a LiteRT runtime has no gradients)."""
         try:
-            from ...data import CLASS_NAMES
-            from ...explain import explain
-            from ...images import model_input
+            from ...engine.data import CLASS_NAMES
+            from ...engine.explain import explain
+            from ...engine.images import model_input
 
             explanation = explain(classifier.keras_model, model_input(path)[None],
                                   [CLASS_NAMES.index(class_name)])[0]
@@ -438,9 +438,9 @@ class PredictScreen(CifarScreen):
             if not folder.is_dir():
                 self.notify(f"{folder} is not a folder", title="Folder not classified", severity="error", timeout=8)
                 return
-            if problem := settings.save_photo_folder(folder.resolve()):
+            if problem := remembered.save_photo_folder(folder.resolve()):
                 self.notify(problem, severity="warning")
-            from ...prediction import default_csv_path
+            from ...engine.prediction import default_csv_path
 
             csv_path = default_csv_path(run_dir, [folder])
             self._status(f"Classifying the images in {folder} and its subfolders…")
@@ -455,10 +455,10 @@ class PredictScreen(CifarScreen):
             folder_chosen,
         )
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="classify-folder")
+    @in_thread("classify-folder")
     def _classify_folder(self, run_dir: Path, folder: Path, csv_path: Path) -> None:
-        from ...folder_labels import score_photos, test_set_scores
-        from ...prediction import write_csv
+        from ...engine.folder_labels import score_photos, test_set_scores
+        from ...engine.prediction import write_csv
 
         summary = score = test = error = None
         try:

@@ -5,26 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
-from textual import events, on, work
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Label, Static
 from textual.widgets.data_table import RowDoesNotExist
 
-from ... import runreader, runstore, tbreader
-from ...compare import ComparedRun, differing_settings, load_compared
 from ...config import SETTING_BY_NAME
 from ...formatting import format_duration, format_pct, format_started, shown
 from ...paths import cache_dir
+from ...runs import reader, store, tbreader
+from ...runs.compare import ComparedRun, differing_settings, load_compared
 from ..messages import CompareRuns, GotoScreen, OpenRun
 from ..widgets.charts import LineChart
-from .base import CifarScreen
+from .base import CifarScreen, in_thread
 
-STATE_STYLES: dict[runstore.ShownState, str] = {  # one per records.ShownState (tests/test_records.py)
+STATE_STYLES: dict[store.ShownState, str] = {  # one per records.ShownState (tests/test_records.py)
     "running": "bold green",
     "finished": "bold cyan",
     "stopped": "yellow",
@@ -44,12 +43,12 @@ MAX_COMPARE = 8
 FIRST_ROWS, MORE_ROWS = 60, 400  # rows added at once when the list is (re)drawn, then per frame
 
 
-def _sort_key(summary: runreader.RunSummary) -> tuple[str, str]:
+def _sort_key(summary: reader.RunSummary) -> tuple[str, str]:
     return (summary.started_at or "", summary.name)
 
 
 class RunsLoaded(Message):
-    def __init__(self, runs_dir: Path, summaries: list[runreader.RunSummary], error: str | None) -> None:
+    def __init__(self, runs_dir: Path, summaries: list[reader.RunSummary], error: str | None) -> None:
         super().__init__()
         self.runs_dir, self.summaries, self.error = runs_dir, summaries, error
 
@@ -74,13 +73,12 @@ class RunsScreen(CifarScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.summaries: dict[str, runreader.RunSummary] = {}
+        self.summaries: dict[str, reader.RunSummary] = {}
         self.order: list[str] = []
         self.marked: set[str] = set()
-        self._timer: Timer | None = None
-        self._summaries = runreader.SummaryCache(cache_dir() / "run-summaries.json")
+        self._summaries = reader.SummaryCache(cache_dir() / "run-summaries.json")
         self.columns: list[str] = []  # the keys of the columns shown (fewer in a narrow terminal)
-        self._drawn: dict[str, runreader.RunSummary] = {}  # the summaries the table's rows show, by key
+        self._drawn: dict[str, reader.RunSummary] = {}  # the summaries the table's rows show, by key
         self.loaded = False
 
 
@@ -93,8 +91,9 @@ class RunsScreen(CifarScreen):
 
     def on_mount(self) -> None:
         self.query_one("#runs-path", Static).update(f"Runs in {self.cifar.runs_dir} — loading…")
-        # The periodic refresh looks at live runs and status files only (runreader.SummaryCache.list_runs).
-        self._timer = self.set_interval(self.cifar.runs_refresh_interval, lambda: self._load(self.cifar.runs_dir, True))
+        # The periodic refresh looks at live runs and status files only (reader.SummaryCache.list_runs).
+        # Back from Evaluate, say, the whole listing: a new report.json changes no status file.
+        self.poll_every(self.cifar.runs_refresh_interval, self._tick, on_resume=self.action_refresh)
         self.action_refresh()
         self.query_one(DataTable).focus()
 
@@ -111,20 +110,16 @@ class RunsScreen(CifarScreen):
         if self.loaded:
             self.action_refresh()
 
-    def on_screen_suspend(self) -> None:
-        if self._timer is not None:
-            self._timer.pause()
-
-    def on_screen_resume(self) -> None:
-        if self._timer is not None:
-            self._timer.resume()
-        self.action_refresh()
-
     # ------------------------------------------------------------ loading
     def action_refresh(self) -> None:
         self._load(self.cifar.runs_dir)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="list-runs")
+    def _tick(self) -> None:
+        """The periodic look at live runs, skipped while a listing is on its way (it would cancel a whole one)."""
+        if not any(w.group == "list-runs" and not w.is_finished for w in self.workers if w.node is self):
+            self._load(self.cifar.runs_dir, True)
+
+    @in_thread("list-runs")
     def _load(self, runs_dir: Path, live_only: bool = False) -> None:
         try:
             summaries = self._summaries.list_runs(runs_dir, live_only, tensorboard=True)  # re-reads only what changed
@@ -179,7 +174,7 @@ class RunsScreen(CifarScreen):
         if len(self._drawn) < len(order):
             self.call_after_refresh(self._add_rows, order, MORE_ROWS)
 
-    def _cells(self, s: runreader.RunSummary) -> dict[str, object]:
+    def _cells(self, s: reader.RunSummary) -> dict[str, object]:
         """The row of a run: the shown columns' cells, by column key."""
         state = Text(s.state, style=STATE_STYLES.get(s.state, ""))
         if s.problems:
@@ -193,7 +188,7 @@ class RunsScreen(CifarScreen):
             "duration": format_duration(s.duration_s),
             "started": format_started(s.started_at),
             "backbone": Text(shown(s.backbone or s.model or ("TensorBoard" if s.kind == tbreader.KIND else "?"))),
-            "size": f"{s.image_size}px" if s.image_size else "–" if s.kind in (runstore.KERAS_KIND, tbreader.KIND) else "?",
+            "size": f"{s.image_size}px" if s.image_size else "–" if s.kind in (store.KERAS_KIND, tbreader.KIND) else "?",
         }
         return {key: cells[key] for key in self.columns}
 
@@ -207,7 +202,7 @@ class RunsScreen(CifarScreen):
         except RowDoesNotExist:
             return None
 
-    def selected(self) -> runreader.RunSummary | None:
+    def selected(self) -> reader.RunSummary | None:
         key = self.selected_key()
         return self.summaries.get(key) if key else None
 
@@ -223,7 +218,7 @@ class RunsScreen(CifarScreen):
             return
         text = Text()
         text.append(shown(s.path), style="bold")
-        status = runstore.read_status(s.path)
+        status = store.read_status(s.path)
         if status.message:
             text.append(f"\n{shown(status.message)}")
         if status.host or status.pid:
@@ -243,8 +238,8 @@ class RunsScreen(CifarScreen):
         if summary is not None:
             self.open_summary(summary)
 
-    def open_summary(self, summary: runreader.RunSummary) -> None:
-        has_report = runstore.has_report(summary.path)
+    def open_summary(self, summary: reader.RunSummary) -> None:
+        has_report = store.has_report(summary.path)
         mode = "evaluate" if summary.state == "finished" and has_report else "train"
         self.post_message(OpenRun(summary.path, mode))
 
@@ -305,13 +300,13 @@ class CompareScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         self._load()
 
-    @work(thread=True, exclusive=True, exit_on_error=False)
+    @in_thread()
     def _load(self) -> None:
         curves: dict[str, list[tuple[float, float]]] = {}
         notes = []
         runs = [load_compared(run_dir) for run_dir in self.run_dirs]
         for run_dir in self.run_dirs:
-            progress, problems = runreader.read_progress(run_dir)
+            progress, problems = reader.read_progress(run_dir)
             curve = progress.epoch_series()["val_accuracy"]
             name = shown(run_dir.name)  # a legend and a note: text, never markup or control codes
             curves[name] = curve

@@ -9,11 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.widgets.data_table import RowDoesNotExist
 
@@ -21,7 +20,7 @@ from ...formatting import format_duration, format_pct
 from ...sweep import StudySummary, TrialRow
 from ..messages import OpenRun
 from ..widgets.charts import PALETTE, LineChart
-from .base import CifarScreen
+from .base import CifarScreen, in_thread
 
 STATE_STYLES = {"running": "bold green", "complete": "bold cyan", "pruned": "yellow", "fail": "bold red",
                 "waiting": "dim"}
@@ -52,7 +51,6 @@ class SweepScreen(CifarScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self._timer: Timer | None = None
         self.summary: StudySummary | None = None
         self.order: list[int] = []
 
@@ -67,18 +65,9 @@ class SweepScreen(CifarScreen):
 
     def on_mount(self) -> None:
         self.query_one("#sweep-head", Static).update(f"Study in {self.storage_label()} — loading…")
-        self._timer = self.set_interval(self.cifar.sweep_refresh_interval, self.action_refresh)
+        self.poll_every(self.cifar.sweep_refresh_interval, self.action_refresh)
         self.action_refresh()
         self.query_one(DataTable).focus()
-
-    def on_screen_suspend(self) -> None:
-        if self._timer is not None:
-            self._timer.pause()
-
-    def on_screen_resume(self) -> None:
-        if self._timer is not None:
-            self._timer.resume()
-        self.action_refresh()
 
     def storage_url(self) -> str:
         from ...sweep import default_storage
@@ -94,7 +83,7 @@ class SweepScreen(CifarScreen):
     def action_refresh(self) -> None:
         self._load(self.storage_url(), self.cifar.sweep_study)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="read-study")
+    @in_thread("read-study")
     def _load(self, url: str, name: str | None) -> None:
         from ... import sweep
 
@@ -220,10 +209,10 @@ class SweepScreen(CifarScreen):
         self.notify(f"scoring trial {self.summary.best.number} on the test set…", title="Test the best")
         self._finish(self.storage_url(), self.summary.name)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="finish")
+    @in_thread("finish")
     def _finish(self, url: str, name: str) -> None:
         from ... import sweep
-        from ...runstore import RunStoreError
+        from ...runs.store import RunStoreError
 
         try:
             result = sweep.finish(sweep.open_storage(url), name, data_dir=self.cifar.data_dir)

@@ -16,7 +16,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
@@ -26,17 +25,18 @@ from textual.timer import Timer
 from textual.widgets import ContentSwitcher, Footer, Header, Label, Log, OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 
-from ... import curves, diagnostics, runstore, tbreader, telemetry
+from ...engine import telemetry
 from ...formatting import fmt, format_duration, format_lr, format_pct, wrap_items
-from ...runreader import LogFollower, RunProgress, is_tensorboard_dir
+from ...runs import curves, diagnostics, store, tbreader
+from ...runs.reader import LogFollower, RunProgress, end_banner, is_tensorboard_dir, watched_state
 from ..alerts import announce
 from ..messages import GotoScreen, ResumeRun, RunStateChanged, ScreenEntered, ShowRun, StopRun
 from ..widgets.charts import TRAIN_COLOR, VAL_COLOR, LineChart
 from ..widgets.run_advice import RunAdvice
-from .base import CifarScreen
+from .base import CifarScreen, in_thread
 from .dialogs import ConfirmScreen
 
-ENDED = runstore.ENDED_STATES
+ENDED = store.ENDED_STATES
 VIEWS = ("epochs", "batches", "log")
 VIEW_IDS = {"epochs": "epoch-charts", "batches": "batch-chart", "log": "train-log"}
 
@@ -97,9 +97,9 @@ class TrainingScreen(CifarScreen):
         super().__init__()
         self.run_dir: Path | None = None
         self.progress = RunProgress()
-        self.tail: runstore.MetricsTail | tbreader.TensorBoardTail | None = None
+        self.tail: store.MetricsTail | tbreader.TensorBoardTail | None = None
         self.log_follower: LogFollower | None = None
-        self.status: runstore.RunStatus | None = None
+        self.status: store.RunStatus | None = None
         self.stop_requested = False
         self._timer: Timer | None = None
         self._epoch_version = -1
@@ -137,18 +137,9 @@ class TrainingScreen(CifarScreen):
 
     def on_mount(self) -> None:
         # the app follows with ShowRun or ScreenEntered, which pick the run to watch
-        self._timer = self.set_interval(self.cifar.poll_interval, self.poll, pause=True)
+        self._timer = self.poll_every(self.cifar.poll_interval, self.poll, active=lambda: self.run_dir is not None)
         self.query_one("#train-log", Log).border_title = "train.log"
         self._update_chart_keys()
-
-    def on_screen_suspend(self) -> None:
-        if self._timer is not None:
-            self._timer.pause()
-
-    def on_screen_resume(self) -> None:
-        if self._timer is not None and self.run_dir is not None:
-            self._timer.resume()
-            self.poll()
 
     # ------------------------------------------------------------ run selection
     def on_screen_entered(self, message: ScreenEntered) -> None:
@@ -180,8 +171,8 @@ class TrainingScreen(CifarScreen):
         if is_tensorboard_dir(run_dir):
             self.tail, self.log_follower = tbreader.TensorBoardTail(run_dir), None
         else:
-            self.tail = runstore.MetricsTail(run_dir / runstore.METRICS_LOG)
-            self.log_follower = LogFollower(run_dir / runstore.TRAIN_LOG)
+            self.tail = store.MetricsTail(run_dir / store.METRICS_LOG)
+            self.log_follower = LogFollower(run_dir / store.TRAIN_LOG)
         self.metric = None
         self.status = None
         self.stop_requested = False
@@ -218,16 +209,16 @@ class TrainingScreen(CifarScreen):
         if records:
             self.progress.feed(records)
         if isinstance(self.tail, tbreader.TensorBoardTail):  # no status.json: live while its files grow
-            self.status = runstore.RunStatus(state=self.tail.state(), message="TensorBoard event files")
+            self.status = store.RunStatus(state=self.tail.state(), message="TensorBoard event files")
         else:
-            self.status = runstore.read_status(self.run_dir)
+            self.status = store.read_status(self.run_dir)
         lines = self.log_follower.read_new() if self.log_follower else []
         if lines:
             log = self.query_one("#train-log", Log)
             log.write_lines(lines)
             self.call_after_refresh(log.scroll_end, animate=False)
         with self.app.batch_update():  # one repaint for all that changed
-            self._update_state()
+            self.state = watched_state(self.status, self.progress)
             self._update_info()
             self._update_telemetry()
             self._update_progress()
@@ -241,27 +232,10 @@ class TrainingScreen(CifarScreen):
         if self.state in ENDED:  # polling goes on: a stopped or killed run may be resumed
             self._render_banner()
 
-    def _update_state(self) -> None:
-        """status.json's state, as the runs list reads it; the log's run_end only while status.json still says running.
-
-        (A run whose process died reads "killed" here as in the list, even after the run_end of an earlier attempt.)
-        """
-        status = self.status
-        state = runstore.effective_state(status) if status else "unknown"
-        end = self.progress.end
-        # A run_end record ends the run while status.json says running, unless another live process has
-        # taken the run up since (a resume starting).
-        resumed = state == "running" and self.progress.pid is not None and status.pid != self.progress.pid
-        if end is not None and state in ("running", "unknown") and not resumed:
-            state = str(end.get("state") or state)
-            if state == "running":  # a run_end record always ends the run
-                state = "finished"
-        self.state = state
-
     def watch_state(self, old: str, new: str) -> None:
         badge = self.query_one("#run-state", Static)
         badge.update(f" {new} ")
-        for name in (*runstore.SHOWN_STATES, "none"):
+        for name in (*store.SHOWN_STATES, "none"):
             badge.set_class(name == new, f"-{name}")
         self.refresh_bindings()
         self.query_one(RunAdvice).show(self.progress, running=new == "running")
@@ -274,29 +248,8 @@ class TrainingScreen(CifarScreen):
         if new in ENDED and old in ("running", "unknown", "none") and not self._announced_end:
             self._announce_end(new, live=old == "running")
 
-    def _has_report(self) -> bool:
-        return self.run_dir is not None and runstore.has_report(self.run_dir)
-
-    def _banner_text(self, state: str) -> str:
-        end = self.progress.end or {}
-        acc = end.get("test_accuracy")
-        parts = [f"Run {state}."]
-        if state == "killed":
-            parts = ["The training process is gone without a final record (killed?)."]
-            if self.run_dir is not None and (self.run_dir / runstore.BACKUP_DIR).exists():
-                parts.append("Resume it with R (or: cifar-tui train --resume " + str(self.run_dir) + ").")
-        message = str(end.get("message") or "").strip()
-        shown_below = isinstance(acc, (int, float)) and message.lower().startswith("test accuracy")
-        if message and not shown_below and message.lower() not in ("done", "finished", state):
-            parts.append(message if message.endswith(".") else message + ".")
-        if isinstance(acc, (int, float)):
-            parts.append(f"Test accuracy {100 * acc:.2f}%.")
-        if self._has_report():
-            parts.append("Press e to evaluate.")
-        return " ".join(parts)
-
     def _render_banner(self) -> str:
-        banner = self._banner_text(self.state)
+        banner = end_banner(self.state, self.progress, self.run_dir) if self.run_dir else ""
         widget = self.query_one("#run-banner", Static)
         widget.update(banner)
         widget.set_class(self.state != "finished", "-bad")
@@ -315,8 +268,8 @@ class TrainingScreen(CifarScreen):
         cfg = p.config or {}
         status = self.status
         bits = []
-        kind = runstore.run_kind(cfg)
-        keras_run = kind in (runstore.KERAS_KIND, tbreader.KIND)  # no stages, no cifar-tui settings
+        kind = store.run_kind(cfg)
+        keras_run = kind in (store.KERAS_KIND, tbreader.KIND)  # no stages, no cifar-tui settings
         if kind == tbreader.KIND:
             bits.append(f"TensorBoard logdir {cfg.get('logdir', '')}")
         elif keras_run:
@@ -406,8 +359,8 @@ class TrainingScreen(CifarScreen):
         for bar in (epoch_bar, run_bar):  # event files have no batches and no planned total: no bars to fill
             bar.styles.visibility = "hidden" if tensorboard else "visible"
         if tensorboard:
-            last = p.last_epoch or {}
-            epoch_label.update(f"Step {fmt(last.get('step'), ',.0f')}" if last else "Step")
+            newest = p.last_epoch or {}
+            epoch_label.update(f"Step {fmt(newest.get('step'), ',.0f')}" if newest else "Step")
             run_label.update(f"{p.epochs_done:,} logged")
             return
         if p.steps and p.batch_epoch:
@@ -487,7 +440,7 @@ class TrainingScreen(CifarScreen):
                 if self.cifar.notify_command and self.run_dir is not None:
                     self._run_notify(self.cifar.notify_command, self.run_dir, alert)
 
-    @work(thread=True, exit_on_error=False, group="notify")
+    @in_thread("notify", exclusive=False)
     def _run_notify(self, command: str, run_dir: Path, alert: diagnostics.Alert) -> None:
         """The user's --notify command for an alert, off the UI thread (it may take seconds: a mail, a chat)."""
         from ...notify import run_notify_command
@@ -560,11 +513,11 @@ class TrainingScreen(CifarScreen):
         if action == "stop":
             return self.can_stop()  # False: not in the footer of an ended run
         if action == "resume":
-            return self.run_dir is not None and self.state in runstore.RESUMABLE_STATES  # False: not in the footer
+            return self.run_dir is not None and self.state in store.RESUMABLE_STATES  # False: not in the footer
         return True
 
     def action_resume(self) -> None:
-        if self.run_dir is not None and self.state in runstore.RESUMABLE_STATES:
+        if self.run_dir is not None and self.state in store.RESUMABLE_STATES:
             self.post_message(ResumeRun(self.run_dir))
 
     def action_stop(self) -> None:
@@ -583,7 +536,7 @@ class TrainingScreen(CifarScreen):
         self.app.push_screen(ConfirmScreen(question, yes="Stop run", title="Stop training"), answered)
 
     def request_stop(self, run_dir: Path) -> None:
-        from ... import launcher
+        from ...engine import launcher
 
         try:
             ok = launcher.request_stop(run_dir, by="the app")
@@ -615,7 +568,7 @@ def newest_tensorboard_run(logdir: Path) -> Path | None:
 def keras_run_info(cfg: dict) -> list[str]:
     """The info line of a RunLogger run: its model, optimizer, batch size and size, as its config.json has them."""
     optimizer = cfg.get("optimizer")
-    name = optimizer.get("name") if isinstance(optimizer, dict) else optimizer
+    name = (optimizer.get("class") or optimizer.get("name")) if isinstance(optimizer, dict) else optimizer
     bits = [f"Keras model {cfg.get('model') or '?'}"]
     if name:
         bits.append(f"optimizer {name}")

@@ -15,7 +15,7 @@ from textual.app import RenderResult
 from textual.color import Color
 from textual_plotext import PlotextPlot
 
-from ...curves import ema, log_scale_points
+from ...runs.curves import ema, log_scale_points
 
 # Categorical colours readable on both dark and light themes (the "tableau 10" palette).
 PALETTE = (

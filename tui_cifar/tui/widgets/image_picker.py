@@ -7,7 +7,7 @@ from textual.widgets import Input
 from textual_fspicker import FileOpen, Filters
 from textual_fspicker.parts import DirectoryNavigation
 
-from ...images import is_image_name
+from ...engine.images import is_image_name
 
 
 class ImageOpen(FileOpen):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from textual.widgets import DirectoryTree
 
-from ...images import is_image_name
+from ...engine.images import is_image_name
 
 
 class ImageTree(DirectoryTree):

@@ -8,9 +8,9 @@ from rich.console import Console
 from rich.text import Text
 from textual.widgets import Static
 
-from ... import diagnostics
 from ...formatting import format_pct, wrap_items
-from ...runreader import RunProgress
+from ...runs import diagnostics
+from ...runs.reader import RunProgress
 
 ALERT_TITLES = {"nonfinite": "Diverged", "diverging": "Diverging", "plateau": "Plateau", "overfitting": "Overfitting"}
 

@@ -1,0 +1,1 @@
+"""The `cifar-tui` command: its subcommands (commands) and their console output."""
