@@ -92,11 +92,15 @@ def _worker(url: str, base: Path, data: Path, name: str, trials: int) -> subproc
 
 
 def _trials(url: str) -> list[optuna.trial.FrozenTrial]:
-    """The study's trials while the workers run (sweep's storage: it waits out a worker creating the tables)."""
+    """The study's trials while the workers run (sweep's storage: it waits out a worker creating the tables),
+    its connections closed again: polled every half second, they would fill the server's 100 slots."""
+    storage = sweep.open_storage(url)
     try:
-        return optuna.load_study(study_name="two-workers", storage=sweep.open_storage(url)).trials
+        return optuna.load_study(study_name="two-workers", storage=storage).trials
     except KeyError:  # not created yet
         return []
+    finally:
+        sweep.close_storage(storage)
 
 
 def _wait_for(condition, what: str, timeout: float, processes=()) -> None:
@@ -151,3 +155,32 @@ def test_two_workers_share_a_study_and_a_killed_workers_trial_is_retried(postgre
     assert sorted(map(Path, run_dirs)) == runs  # one run folder per trial, each trial's own
     assert store.effective_state(store.read_status(Path(killed.user_attrs["run_dir"]))) == "killed"
     assert len({json.dumps(t.params, sort_keys=True) for t in complete}) == 6
+
+
+def test_watching_a_study_keeps_no_connection_open(postgres_url, tmp_path):
+    """The Sweep screen looks at the study every 3 s for hours: each look gives its connections back, so a
+    watcher never fills the server's slots that the workers need ("too many clients already")."""
+    import gc
+
+    import sqlalchemy
+
+    study = optuna.create_study(study_name="watched", storage=postgres_url, direction="maximize")
+    study.add_trial(optuna.trial.create_trial(params={"dropout": 0.2}, value=0.5,
+                                              distributions={"dropout": optuna.distributions.FloatDistribution(0, 1)}))
+    engine = sqlalchemy.create_engine("postgresql+psycopg://" + postgres_url.split("://", 1)[1])
+    count = sqlalchemy.text("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")
+
+    def connections() -> int:
+        with engine.connect() as connection:
+            return connection.execute(count).scalar_one()
+
+    before = connections()
+    gc.disable()  # what a busy app's collector may not get to between looks
+    try:
+        for _ in range(30):
+            summary, why_not = sweep.look_at_study(postgres_url, None)
+            assert why_not is None and summary is not None and summary.name == "watched"
+        assert connections() - before <= 1
+    finally:
+        gc.enable()
+        engine.dispose()

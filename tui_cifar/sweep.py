@@ -498,6 +498,27 @@ def study_names(storage: optuna.storages.BaseStorage | str) -> list[str]:
     return [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
 
 
+def close_storage(storage: optuna.storages.BaseStorage) -> None:
+    """Give a storage's database connections back now: Optuna keeps them until its engine is garbage-collected,
+    and a watcher opening one per refresh would fill a shared server's connection slots (the workers' too)."""
+    if isinstance(storage, optuna.storages.RDBStorage):
+        storage.remove_session()
+        storage.engine.dispose()
+
+
+def look_at_study(url: str, name: str | None) -> tuple[StudySummary | None, str | None]:
+    """The study ``name`` (default: the newest) at ``url``, or why there is none to show; every connection
+    it opened closed again (the Sweep screen calls it every few seconds)."""
+    storage = open_storage(url)
+    try:
+        names = study_names(storage)
+        if not names:
+            return None, "no study in this storage yet"
+        return read_study(storage, name if name in names else names[-1]), None
+    finally:
+        close_storage(storage)
+
+
 def finish(storage: optuna.storages.BaseStorage | str, name: str, data_dir: str | None = None) -> dict[str, Any]:
     """Score the study's best trial on the test set, once (`cifar-tui evaluate` on its run folder); recorded in the study.
 

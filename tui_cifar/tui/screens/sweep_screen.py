@@ -91,16 +91,10 @@ class SweepScreen(CifarScreen):
             self.post_message(StudyLoaded(None, "no sweep here yet: start one with `cifar-tui sweep --trials N`"))
             return
         try:
-            storage = sweep.open_storage(url)
-            names = sweep.study_names(storage)
-            if not names:
-                self.post_message(StudyLoaded(None, "no study in this storage yet"))
-                return
-            summary = sweep.read_study(storage, name if name in names else names[-1])
+            summary, why_not = sweep.look_at_study(url, name)
         except Exception as exc:  # an unreachable database or a damaged file: said on screen, retried next refresh
-            self.post_message(StudyLoaded(None, f"cannot read the study: {exc}"))
-            return
-        self.post_message(StudyLoaded(summary, None))
+            summary, why_not = None, f"cannot read the study: {exc}"
+        self.post_message(StudyLoaded(summary, why_not))
 
     @on(StudyLoaded)
     def _show(self, message: StudyLoaded) -> None:
