@@ -243,3 +243,18 @@ def test_a_fine_tuning_that_falls_to_chance_is_pruned_at_once(tmp_path):
         assert (run_dir / store.STOP_FILE).exists() is diverged
         if diverged:
             assert "fine-tuning diverged" in (run_dir / store.STOP_FILE).read_text()
+
+
+def test_the_last_epoch_is_never_pruned(tmp_path):
+    """Pruning a trial at its last epoch saves nothing and labels a whole trial pruned (full-data trial 11 was)."""
+    config = make_config({"epochs_head": 2, "epochs_fine": 2})
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=0.99))
+    reporter = sweep.TrialReporter(study.ask(), config, tmp_path)
+    for stage, epoch in ((1, 1), (1, 2), (2, 1)):
+        reporter({"type": "epoch", "stage": stage, "epoch": epoch, "val_accuracy": 0.9, "partial": False})
+    assert reporter.pruned_at == 1  # below the threshold from the first step on
+    head_only = tmp_path / "head-only"
+    head_only.mkdir()
+    reporter = sweep.TrialReporter(study.ask(), make_config({"epochs_head": 1, "epochs_fine": 0}), head_only)
+    reporter({"type": "epoch", "stage": 1, "epoch": 1, "val_accuracy": 0.9, "partial": False})
+    assert reporter.pruned_at is None and not (head_only / store.STOP_FILE).exists()

@@ -324,7 +324,9 @@ class TrialReporter:
         if int(record["stage"]) == 1:
             self._head_best = max(self._head_best, float(value))
         self.diverged = int(record["stage"]) == 2 and value < self._head_best / 2
-        if self.diverged or self.trial.should_prune():
+        # The last epoch is never pruned: stopping then saves nothing, and the trial's value is whole.
+        last = step >= self.config.epochs_head + (self.config.epochs_fine if self.config.fine_tune_blocks else 0)
+        if self.diverged or (not last and self.trial.should_prune()):
             self.pruned_at = step
             why = "fine-tuning diverged" if self.diverged else STOPPED_BY
             (self.run_dir / store.STOP_FILE).write_text(f"{why} (trial {self.trial.number})", encoding="utf-8")
