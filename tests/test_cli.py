@@ -314,6 +314,20 @@ def test_train_takes_the_runs_folder_given_before_the_command(tmp_path):
     assert _config_from_args(args).runs_dir == str(tmp_path / "elsewhere")
 
 
+def test_evaluate_takes_the_data_folder_before_or_after_the_command(tmp_path):
+    """`evaluate RUN --recompute --data-dir D` as `train` takes it: refused with a usage error before (the session
+    that scored the sweep's defaults typed it there); the global form still works, and the two must agree."""
+    from tui_cifar.config import ConfigError
+
+    for argv in (["evaluate", "run", "--recompute", "--data-dir", "d"], ["--data-dir", "d", "evaluate", "run"]):
+        args = build_parser().parse_args(argv)
+        _apply_global_dirs(args)
+        assert args.data_dir == "d", argv
+    args = build_parser().parse_args(["--data-dir", "d", "evaluate", "run", "--data-dir", "e"])
+    with pytest.raises(ConfigError, match="given twice"):
+        _apply_global_dirs(args)
+
+
 def test_every_flag_says_what_it_does_and_its_default():
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices

@@ -308,7 +308,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 1.4 points, 3 epochs 0.4. Test figures and times: bench/RESULTS.md.
     "default": {},
     # More resolution, depth, epochs and the mirrored view: 94.2% in about 25 minutes on a 2-core CPU
-    # (Keras runtime; bench/RESULTS-2026-11-28.md). Not re-swept (see the README).
+    # (Keras runtime; bench/RESULTS-2026-11-28.md). Kept after the full-data sweep (bench/sweep_full.md): within twice
+    # the default's time its best reached 92.6% test (4 blocks at 3.6e-4), so 95% is out of reach within that budget.
     "best": {"image_size": 192, "fine_tune_blocks": 5, "epochs_fine": 12, "lr_fine": 3e-4, "augment": True,
              "patience": 5},
 }

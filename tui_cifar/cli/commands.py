@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", type=Path, help=run_help)
     p.add_argument("--json", action="store_true", help="print the report as JSON, as report.json holds it (default: tables)")
     p.add_argument("--recompute", action="store_true", help="score the saved model again (default: show the saved report)")
+    p.add_argument("--data-dir", help="CIFAR-10 folder for --recompute (default: the usual places; never the run's own)")
     _add_devices_flag(p)
     p = sub.add_parser("predict", help="classify images with a run's model",
                        epilog=f"Exit codes: 0 every picture classified, {EXIT_SOME_UNREADABLE} some could not be read "
@@ -413,7 +414,7 @@ def cmd_evaluate(args) -> int:
         _configure_tensorflow(args.devices)
         from ..engine.evaluation import evaluate_run
 
-        report = evaluate_run(run, data_dir=args.app_data_dir)  # the user's data folder, not the run's
+        report = evaluate_run(run, data_dir=args.data_dir)  # the user's data folder, not the run's
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

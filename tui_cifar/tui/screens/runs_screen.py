@@ -43,6 +43,12 @@ MAX_COMPARE = 8
 FIRST_ROWS, MORE_ROWS = 60, 400  # rows added at once when the list is (re)drawn, then per frame
 
 
+def _same_listing(new: tuple, old: tuple | None) -> bool:
+    """Whether a listing is the one posted last: the same folder and error, the very same summary objects."""
+    return (old is not None and new[:2] == old[:2] and len(new[2]) == len(old[2])
+            and all(a is b for a, b in zip(new[2], old[2])))
+
+
 def _sort_key(summary: reader.RunSummary) -> tuple[str, str]:
     return (summary.started_at or "", summary.name)
 
@@ -77,6 +83,8 @@ class RunsScreen(CifarScreen):
         self.order: list[str] = []
         self.marked: set[str] = set()
         self._summaries = reader.SummaryCache(cache_dir() / "run-summaries.json")
+        # What the last listing posted: the cache hands back the very same summary objects for unchanged runs.
+        self._listed: tuple[Path, str | None, list[reader.RunSummary]] | None = None
         self.columns: list[str] = []  # the keys of the columns shown (fewer in a narrow terminal)
         self._drawn: dict[str, reader.RunSummary] = {}  # the summaries the table's rows show, by key
         self.loaded = False
@@ -127,6 +135,10 @@ class RunsScreen(CifarScreen):
             error = None
         except OSError as exc:
             summaries, error = [], f"cannot read {runs_dir}: {exc.strerror or exc}"
+        listed = (runs_dir, error, summaries)
+        if live_only and _same_listing(listed, self._listed):
+            return  # nothing changed: no message, no redraw (an idle screen stays idle)
+        self._listed = listed
         self.post_message(RunsLoaded(runs_dir, summaries, error))
 
     @on(RunsLoaded)
