@@ -342,18 +342,25 @@ class SummaryCache:
         return out
 
     def _running_again(self, key: str) -> RunSummary:
-        """The cached summary of a listed run, read again when it read as running and its files changed
-        or its trainer is gone."""
+        """The cached summary of a listed run; one that read as running is checked again."""
         sig, summary = self._cache[key]
         if summary.state != "running":
             return summary
         run_dir = Path(key)
         tensorboard = bool(sig) and sig[0] == "tensorboard"
-        now = _event_signature(run_dir) if tensorboard else _signature(run_dir)
-        if now == sig and (_events_live(sig) if tensorboard else store.lock_held(run_dir)):
-            return summary
+        return self._summary(key, run_dir, _event_signature(run_dir) if tensorboard else _signature(run_dir))
+
+    def _summary(self, key: str, run_dir: Path, sig: list) -> RunSummary:
+        """The run's summary: the cached one while its files' signature holds and, if it read as running,
+        its trainer still holds the lock (a TensorBoard run: its newest event file is still recent);
+        otherwise read again and cached."""
+        tensorboard = bool(sig) and sig[0] == "tensorboard"
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] == sig and (
+                cached[1].state != "running" or (_events_live(sig) if tensorboard else store.lock_held(run_dir))):
+            return cached[1]
         summary = summarize_tensorboard_run(run_dir) if tensorboard else summarize_run(run_dir)
-        self._cache[key] = (now, summary)
+        self._cache[key] = (sig, summary)
         self._changed = True
         return summary
 
@@ -376,14 +383,7 @@ class SummaryCache:
             if sig[0] is None and sig[1] is None:
                 continue  # no status.json, no config.json: not a run folder
             seen.add(key)
-            if (cached is not None and cached[0] == sig
-                    and (cached[1].state != "running" or store.lock_held(run_dir))):
-                out.append(cached[1])
-                continue
-            summary = summarize_run(run_dir)
-            self._cache[key] = (sig, summary)
-            self._changed = True
-            out.append(summary)
+            out.append(self._summary(key, run_dir, sig))
         if tensorboard:
             out += self._tensorboard_runs(runs_dir, seen)
         under = str(Path(runs_dir).expanduser().absolute()) + os.sep
@@ -402,15 +402,7 @@ class SummaryCache:
                 continue  # a run folder of ours (listed above) that also holds event files
             key = str(run_dir.absolute())
             seen.add(key)
-            sig = _event_signature(run_dir)
-            cached = self._cache.get(key)
-            if cached is not None and cached[0] == sig and cached[1].state != "running":
-                out.append(cached[1])
-                continue
-            summary = summarize_tensorboard_run(run_dir)
-            self._cache[key] = (sig, summary)
-            self._changed = True
-            out.append(summary)
+            out.append(self._summary(key, run_dir, _event_signature(run_dir)))
         return out
 
     def save(self) -> None:
