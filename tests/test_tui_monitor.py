@@ -152,6 +152,7 @@ async def test_a_tensorboard_run_is_followed_live(tmp_path):
         await wait_for(pilot, lambda: loss.point_count("val") == 3, what="three steps")
         assert screen.state == "running" and screen.query_one("#acc-chart").chart_title == "Top3 per step"
         assert screen.query_one("#acc-chart").xlabel == "step"  # a TensorBoard run logs steps, not epochs
+        assert " top3 " in str(screen.query_one("#chart-keys").content)  # the metric charted, not "accuracy"
         assert screen.check_action("stop", ()) is False  # not our process
         for step in range(3, 5):
             append_scalars(events, step, {"loss/train": 1.0 / (step + 1), "loss/val": 1.5 / (step + 1)})

@@ -659,6 +659,14 @@ class RunProgress:
         names = self.metric_names
         return "accuracy" if "accuracy" in names else (names[0] if names else None)
 
+    def chart_metric(self, picked: str | None = None) -> str:
+        """The metric of the second chart: the one ``picked`` (if the run logs it, or logs nothing yet), else
+        the main one."""
+        logged = self.logged_metrics
+        if picked and (picked in logged or not logged):
+            return picked
+        return self.main_metric or "accuracy"
+
     @property
     def logged_metrics(self) -> list[str]:
         """Every metric the epochs carry, val_ ones included, first seen first (for the metric picker)."""

@@ -6,11 +6,13 @@ from collections.abc import Sequence
 
 from rich.console import Console
 from rich.text import Text
+from textual.reactive import reactive
 from textual.widgets import Static
 
 from ...formatting import format_pct, wrap_items
 from ...runs import diagnostics
 from ...runs.reader import RunProgress
+from .run_header import WatchedRun
 
 ALERT_TITLES = {"nonfinite": "Diverged", "diverging": "Diverging", "plateau": "Plateau", "overfitting": "Overfitting"}
 
@@ -56,9 +58,18 @@ def advice_text(progress: RunProgress, running: bool, signal: diagnostics.Overfi
 class RunAdvice(Static):
     """The advice line(s) of the training screen; ``signal`` is the overfitting signal shown, if any."""
 
+    watched: reactive[WatchedRun | None] = reactive(None)
     signal: diagnostics.Overfitting | None = None
     alerts: list[diagnostics.Alert] = []
     _text: Text | None = None  # the advice before fitting it to the panel's lines
+    _shown: tuple = ()  # the look the advice was made from: made again for a new epoch or state
+
+    def watch_watched(self, watched: WatchedRun | None) -> None:
+        progress = watched.progress if watched else RunProgress()
+        running = watched is not None and watched.running
+        if (progress, progress.epoch_version, running) != self._shown:
+            self._shown = (progress, progress.epoch_version, running)
+            self.show(progress, running)
 
     def show(self, progress: RunProgress, running: bool) -> None:
         self.signal = diagnostics.overfitting(progress.epochs, progress.config or {})
