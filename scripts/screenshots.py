@@ -157,10 +157,11 @@ async def _predict(app, pilot, image: str | None = None) -> bool:
     await settle(pilot, 0.5)
     if image:
         predict.classify(Path(image))
-        await wait(pilot, lambda: predict.result is not None or predict.error is not None
+        picture = predict.query_one("#picture")
+        await wait(pilot, lambda: picture.result is not None or picture.error is not None
                    or "no model" in str(predict.query_one("#topk").content), timeout=120)
-        if predict.result is not None:  # and Grad-CAM's heatmap beside the model input
-            await wait(pilot, lambda: predict.explanation is not None, timeout=60)
+        if picture.result is not None:  # and Grad-CAM's heatmap beside the model input
+            await wait(pilot, lambda: picture.explanation is not None, timeout=60)
     return True
 
 

@@ -17,6 +17,7 @@ from tui_cifar.engine.training import TrainingDiverged
 from tui_cifar.errors import EXIT_FAILED, EXIT_USAGE, CifarTuiError
 from tui_cifar.runs.store import RunStoreError
 from tui_cifar.runs.tbexport import TensorBoardMissing
+from tui_cifar.tui.widgets.picture_panel import PicturePanel
 
 
 @pytest.mark.parametrize("cls", [ConfigError, RunStoreError, DatasetNotFound, ModelLoadError, LabelMapError,
@@ -66,6 +67,17 @@ async def test_a_screen_shows_an_expected_error_under_its_title(tmp_path):
         shown = {(n.title, n.message) for n in app._notifications}
         assert ("Cannot load the model", "no model at run/model.keras") in shown
         assert ("Something went wrong", "bug: 'a bug'") in shown
+
+
+async def test_a_widgets_worker_failure_is_shown_too(tmp_path):
+    """A worker's state messages stay with the widget that runs it: the picture panel shows its own failures."""
+    app = make_app(copy_runs(tmp_path / "runs"), start_screen="predict")
+    async with app.run_test(size=(80, 24)) as pilot:
+        panel = app.screen.query_one(PicturePanel)
+        panel.run_worker(_raise(KeyError("a bug")), name="classify", exit_on_error=False)
+        await wait_for(pilot, lambda: ("Something went wrong", "classify: 'a bug'") in
+                       {(n.title, n.message) for n in app._notifications}, what="shown")
+        assert app.is_running
 
 
 async def _raise(error: Exception) -> None:

@@ -25,6 +25,8 @@ from textual.widgets import DataTable, Input
 
 from tui_cifar.config import PRESETS, TrainConfig
 from tui_cifar.runs import store
+from tui_cifar.tui.messages import ShowRun
+from tui_cifar.tui.widgets.picture_panel import PicturePanel
 
 SIZE = (100, 30)
 
@@ -594,28 +596,50 @@ async def test_predict_good_and_broken_files(runs_dir, fake_classifier, pictures
         screen = app.screen
         await wait_for(pilot, lambda: screen.classifier is not None, what="model loaded")
         assert fake_classifier.loaded == [runs_dir / FINISHED]
+        panel = screen.query_one(PicturePanel)
         screen.classify(pictures / "good.png")
-        await wait_for(pilot, lambda: screen.result is not None, what="classified")
-        assert screen.result.top[0] == ("cat", 0.81)
+        await wait_for(pilot, lambda: panel.result is not None, what="classified")
+        assert panel.result.top[0] == ("cat", 0.81)
         topk = static_text(app, "#topk")
         assert "cat" in topk and "81.0%" in topk and "dog" in topk
         # on screen, beside the preview: every class name and percentage in full, nothing cut to "…"
         box = screen.query_one("#topk")
         shown = "\n".join(strip.text for strip in box.render_lines(Region(0, 0, box.size.width, box.size.height)))
         assert "…" not in shown
-        for name, prob in screen.result.top[:5]:
+        for name, prob in panel.result.top[:5]:
             assert name in shown and f"{100 * prob:.1f}%" in shown, shown
         assert screen.query_one("#preview").image.size == (64, 48)
-        assert screen.error is None
+        assert panel.error is None
         # a broken file: a message in the UI and a notification, and the app keeps going
         screen.classify(pictures / "broken.jpg")
-        await wait_for(pilot, lambda: screen.error is not None, what="error shown")
-        assert "broken.jpg" in screen.error
+        await wait_for(pilot, lambda: panel.error is not None, what="error shown")
+        assert "broken.jpg" in panel.error
         assert "broken.jpg" in static_text(app, "#predict-error")
         assert any("broken.jpg" in m and sev == "error" for m, sev in notes)
         assert app.is_running
         screen.classify(pictures / "good.png")
-        await wait_for(pilot, lambda: screen.result is not None and screen.error is None)
+        await wait_for(pilot, lambda: panel.result is not None and panel.error is None)
+
+
+async def test_predict_keeps_the_chosen_model_when_asked_for_a_run_without_one(runs_dir, fake_classifier):
+    for name in (FINISHED, GARBLED):
+        (runs_dir / name / "model.keras").write_bytes(b"fake")
+    no_model = runs_dir / "20250302-080000-mobilenetv2-96px"
+    shutil.copytree(runs_dir / FINISHED, no_model)
+    (no_model / "model.keras").unlink()
+    notes = []
+    app = make_app(runs_dir, start_screen="predict")
+    async with app.run_test(size=SIZE) as pilot:
+        app.notify = lambda message, **kw: notes.append(message)
+        screen = app.screen
+        select = screen.query_one("#model-select")
+        await wait_for(pilot, lambda: screen.classifier is not None, what="the first model")
+        select.value = str(runs_dir / GARBLED)  # the user picks the other run
+        await wait_for(pilot, lambda: screen.run_dir == runs_dir / GARBLED and screen.classifier is not None)
+        screen.post_message(ShowRun(no_model))  # p on the runs screen, on a run without a model
+        await wait_for(pilot, lambda: any("has no trained model" in n for n in notes), what="the warning")
+        assert f"{no_model.name} has no trained model; using {GARBLED}" in notes
+        assert select.value == str(runs_dir / GARBLED) and screen.run_dir == runs_dir / GARBLED
 
 
 def test_predict_tree_shows_only_images_and_folders(pictures):
@@ -640,8 +664,9 @@ async def test_predict_enter_in_tree_classifies(runs_dir, fake_classifier, pictu
         tree.focus()
         await wait_for(pilot, lambda: len(tree.root.children) == 2, what="tree loaded")
         await pilot.press("down", "down", "enter")  # broken.jpg, good.png (sorted)
-        await wait_for(pilot, lambda: screen.result is not None and screen.result.top is not None)
-        assert screen.current_file == pictures / "good.png"
+        panel = screen.query_one(PicturePanel)
+        await wait_for(pilot, lambda: panel.result is not None and panel.result.top is not None)
+        assert panel.path == pictures / "good.png"
 
 
 async def test_predict_without_models(tmp_path):

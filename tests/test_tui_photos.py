@@ -18,7 +18,9 @@ from textual.widgets import Input
 from tui_cifar.runs import store
 from tui_cifar.tui import remembered
 from tui_cifar.tui.widgets.confusion import ConfusionMatrix
+from tui_cifar.tui.widgets.folder_score import FolderScore
 from tui_cifar.tui.widgets.halfblock import HalfBlockImage
+from tui_cifar.tui.widgets.picture_panel import PicturePanel
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +105,7 @@ async def test_class_subfolders_are_scored_beside_the_test_set(runs_dir, photos)
         assert not screen.query_one("#folder-score").display
         await classify_folder(app, pilot, photos)
         assert screen.query_one("#folder-score").display
-        report = screen.folder_score["report"]
+        report = screen.query_one(FolderScore).score["report"]
         text = static_text(app, "#photo-score")
         assert f"accuracy on your photos {100 * report['accuracy']:.1f}%" in text
         assert "(3 labelled, 1 in no class folder)" in text  # holiday/ names no class
@@ -125,15 +127,16 @@ async def test_the_32px_input_and_its_gradcam_are_shown_beside_the_photo(runs_di
         await wait_for(pilot, lambda: screen.classifier is not None, timeout=30, what="model loaded")
         picture = photos / "cat" / "0.png"
         screen.classify(picture)
-        await wait_for(pilot, lambda: screen.explanation is not None, timeout=60, what="Grad-CAM")
+        panel = screen.query_one(PicturePanel)
+        await wait_for(pilot, lambda: panel.explanation is not None, timeout=60, what="Grad-CAM")
         seen = screen.query_one("#model-input", HalfBlockImage)
         assert np.array_equal(np.asarray(seen.image), model_input(picture))
-        assert screen.explanation.error is None
-        assert screen.explanation.class_name == screen.result.top[0][0]
+        assert panel.explanation.error is None
+        assert panel.explanation.class_name == panel.result.top[0][0]
         heat = screen.query_one("#heatmap", HalfBlockImage)
         assert heat.image.size == (32, 32)
         assert not np.array_equal(np.asarray(heat.image), model_input(picture))  # coloured by the heat
-        assert f"Grad-CAM: {screen.result.top[0][0]}" in str(screen.query_one("#heatmap-label").content)
+        assert f"Grad-CAM: {panel.result.top[0][0]}" in str(screen.query_one("#heatmap-label").content)
         assert seen.size.width >= 32 and seen.size.height >= 16  # one cell a pixel: the 32x32 input whole
 
 
@@ -186,8 +189,9 @@ async def test_the_picker_opens_in_the_photo_folder_and_one_enter_opens_a_pictur
         first = next(k for k in range(navigation.option_count) if navigation.get_option_at_index(k).location.name == "0.png")
         navigation.highlighted = first
         await pilot.press("enter")  # one Enter opens the picture
-        await wait_for(pilot, lambda: app.screen is screen and screen.result is not None, what="classified")
-        assert screen.current_file == photos / "cat" / "0.png"
+        panel = screen.query_one(PicturePanel)
+        await wait_for(pilot, lambda: app.screen is screen and panel.result is not None, what="classified")
+        assert panel.path == photos / "cat" / "0.png"
 
 
 async def test_predict_at_80x24_shows_the_picture_and_what_the_model_sees_whole(runs_dir, photos):
@@ -196,7 +200,8 @@ async def test_predict_at_80x24_shows_the_picture_and_what_the_model_sees_whole(
         screen = app.screen
         await wait_for(pilot, lambda: screen.classifier is not None, timeout=30, what="model loaded")
         screen.classify(photos / "cat" / "0.png")
-        await wait_for(pilot, lambda: screen.explanation is not None, timeout=30, what="Grad-CAM")
+        await wait_for(pilot, lambda: screen.query_one(PicturePanel).explanation is not None, timeout=30,
+                       what="Grad-CAM")
         await pilot.pause()
         preview = screen.query_one("#preview-box").region
         assert preview.height >= 8 and preview.width >= 16, preview  # was 2 cells
@@ -206,7 +211,7 @@ async def test_predict_at_80x24_shows_the_picture_and_what_the_model_sees_whole(
             assert region.bottom <= 23  # above the footer
         await classify_folder(app, pilot, photos)
         matrix = screen.query_one("#photo-confusion", ConfusionMatrix)
-        score = screen.query_one("#folder-score")
+        score = screen.query_one("#folder-score-scroll")
         assert matrix.virtual_size.width <= score.region.width or score.allow_horizontal_scroll
         # the tree and the picker follow the folder just classified
         assert screen.query_one("#image-tree").path == photos

@@ -1,17 +1,17 @@
-"""What every cifar-tui screen shares: typed access to the app, and worker failures shown, not lost."""
+"""What every cifar-tui screen shares: typed access to the app, timers that pause while hidden, a compact
+footer on a narrow terminal, and worker failures shown, not lost."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from textual import events, work
+from textual import events
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer
-from textual.worker import Worker, WorkerState
 
-from ...errors import CifarTuiError
+from ..workers import ShowsWorkerErrors
 
 if TYPE_CHECKING:
     from ..app import CifarApp
@@ -20,19 +20,11 @@ if TYPE_CHECKING:
 NARROW_BELOW = 110  # columns; the app's "-narrow" breakpoint
 
 
-def in_thread(group: str = "default", exclusive: bool = True):
-    """A screen's worker: in a thread (file reads, TensorFlow), the newest call of its group only (a
-    ``group`` per job), and what it raises shown by CifarScreen.show_error instead of ending the app."""
-    return work(thread=True, exclusive=exclusive, exit_on_error=False, group=group)
-
-
-class CifarScreen(Screen):
+class CifarScreen(ShowsWorkerErrors, Screen):
     """Base of the app's screens.
 
-    Workers run with ``exit_on_error=False``; what they raise ends up here, as a
-    notification, instead of taking the app down or vanishing: an expected failure
-    (errors.CifarTuiError: a bad file, no model) under its own title, anything else
-    as "Something went wrong" with the worker's name.
+    Workers (``workers.in_thread``) run with ``exit_on_error=False``; what they raise
+    ends up as a notification (``workers.ShowsWorkerErrors``).
     """
 
     def __init__(self, *args, **kwargs) -> None:
@@ -66,15 +58,3 @@ class CifarScreen(Screen):
         """A compact footer below the wide breakpoint, so every key fits in 80 columns."""
         for footer in self.query(Footer):
             footer.compact = event.size.width < NARROW_BELOW
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR and event.worker.error is not None:
-            self.show_error(event.worker.error, event.worker.name)
-
-    def show_error(self, error: BaseException, where: str = "") -> None:
-        """The one way the app shows a failure: a CifarTuiError's message under its title, else the bug's text."""
-        if isinstance(error, CifarTuiError):
-            self.notify(error.message, title=error.title, severity="error", timeout=10)
-        else:
-            self.notify(f"{where}: {error}" if where else str(error), title=CifarTuiError.title, severity="error",
-                        timeout=10)

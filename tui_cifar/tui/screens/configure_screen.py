@@ -32,7 +32,8 @@ from ...engine.backbones import BACKBONES
 from .. import remembered
 from ..messages import StartPreset, StartRun
 from ..widgets.setting_help import SettingHelp
-from .base import CifarScreen, in_thread
+from ..workers import in_thread
+from .base import CifarScreen
 
 # The form shows config.SETTINGS (TrainConfig's field metadata: label, help, kind, choices),
 # the basic settings first, the advanced ones below them (in a collapsible).

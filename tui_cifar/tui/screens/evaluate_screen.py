@@ -28,7 +28,8 @@ from ..widgets.class_report import ClassReport
 from ..widgets.confusion import ConfusionMatrix
 from ..widgets.gallery import MisclassifiedGallery
 from ..widgets.roc_panel import RocPanel
-from .base import NARROW_BELOW, CifarScreen, in_thread
+from ..workers import in_thread
+from .base import NARROW_BELOW, CifarScreen
 
 MAX_IMAGES = 40
 # Keys of the confusion tab only (its matrix and images): the other tabs do not offer them.

@@ -21,7 +21,8 @@ from ...runs import reader, store, tbreader
 from ...runs.compare import ComparedRun, differing_settings, load_compared
 from ..messages import CompareRuns, GotoScreen, OpenRun
 from ..widgets.charts import LineChart
-from .base import CifarScreen, in_thread
+from ..workers import in_thread
+from .base import CifarScreen
 
 STATE_STYLES: dict[store.ShownState, str] = {  # one per records.ShownState (tests/test_records.py)
     "running": "bold green",

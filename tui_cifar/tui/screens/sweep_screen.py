@@ -20,7 +20,8 @@ from ...formatting import format_duration, format_pct
 from ...sweep import StudySummary, TrialRow
 from ..messages import OpenRun
 from ..widgets.charts import PALETTE, LineChart
-from .base import CifarScreen, in_thread
+from ..workers import in_thread
+from .base import CifarScreen
 
 STATE_STYLES = {"running": "bold green", "complete": "bold cyan", "pruned": "yellow", "fail": "bold red",
                 "waiting": "dim"}

@@ -41,7 +41,8 @@ from ..widgets.run_header import (
     StateBadge,
     WatchedRun,
 )
-from .base import CifarScreen, in_thread
+from ..workers import in_thread
+from .base import CifarScreen
 from .dialogs import ConfirmScreen
 
 ENDED = store.ENDED_STATES
