@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from textual import on
@@ -119,28 +120,27 @@ def validate(values: dict[str, Any]) -> tuple[TrainConfig | None, dict[str, str]
     return config, {}
 
 
-class DescriptionReady(Message):
-    """The parameter count of (backbone, size, blocks), or why it failed."""
-
-    def __init__(self, key: tuple, text: str, failed: bool) -> None:
-        super().__init__()
-        self.key, self.text, self.failed = key, text, failed
-
-
-class EstimateReady(Message):
-    """The cost estimate of a config (estimate.estimate_run), as lines to show."""
-
-    def __init__(self, config: TrainConfig, lines: list[str]) -> None:
-        super().__init__()
-        self.config, self.lines = config, lines
-
-
 class FieldRow(Horizontal):
     """Label, control and (below) the field's validation message."""
 
 
 class ConfigureScreen(CifarScreen):
     """All training settings; Start launches a detached training process."""
+
+    @dataclass
+    class EstimateReady(Message):
+        """The cost estimate of a config (estimate.estimate_run), as lines to show."""
+
+        config: TrainConfig
+        lines: list[str]
+
+    @dataclass
+    class DescriptionReady(Message):
+        """The parameter count of (backbone, size, blocks), or why it failed."""
+
+        key: tuple
+        text: str
+        failed: bool
 
     BINDINGS = [
         Binding("ctrl+s", "start", "Start run", priority=True),
@@ -373,7 +373,7 @@ class ConfigureScreen(CifarScreen):
         except Exception as exc:  # an unreadable runs folder or an odd record: say so, never a stuck placeholder
             lines = [f"no estimate: {exc}"]
         if not get_current_worker().is_cancelled:
-            self.post_message(EstimateReady(config, lines))
+            self.post_message(self.EstimateReady(config, lines))
 
     @on(EstimateReady)
     def _show_estimate(self, message: EstimateReady) -> None:
@@ -436,9 +436,9 @@ class ConfigureScreen(CifarScreen):
             return
         if text is not None:
             remembered.cache_description(*key, text)
-            self.post_message(DescriptionReady(key, text, False))
+            self.post_message(self.DescriptionReady(key, text, False))
         else:
-            self.post_message(DescriptionReady(key, error, True))
+            self.post_message(self.DescriptionReady(key, error, True))
 
     @on(DescriptionReady)
     def _show_description(self, message: DescriptionReady) -> None:

@@ -19,16 +19,15 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, LoadingIndicator, Static
 
 
-@dataclass
-class FactsGathered(Message):
-    """doctor.doctor()'s facts, or why they could not be gathered."""
-
-    facts: dict | None
-    error: str | None
-
-
 class EnvironmentScreen(ModalScreen[None]):
     """Versions, TensorFlow's build and devices, GPUs, where data, weights and the feature cache are."""
+
+    @dataclass
+    class FactsGathered(Message):
+        """doctor.doctor()'s facts, or why they could not be gathered."""
+
+        facts: dict | None
+        error: str | None
 
     BINDINGS = [Binding("escape,q", "close", "Close")]
 
@@ -58,7 +57,7 @@ class EnvironmentScreen(ModalScreen[None]):
             facts, error = doctor(data_dir=data_dir), None
         except Exception as exc:  # an unexpected environment: say so in the panel
             facts, error = None, str(exc) or exc.__class__.__name__
-        self.post_message(FactsGathered(facts, error))
+        self.post_message(self.FactsGathered(facts, error))
 
     @on(FactsGathered)
     def _gathered(self, message: FactsGathered) -> None:

@@ -39,29 +39,28 @@ TAB_FOCUS = {"tab-confusion": "#confusion", "tab-classes": "#per-class", "tab-ro
              "tab-confused": "#confused"}
 
 
-class PredictionsLoaded(Message):
-    def __init__(self, run_dir: Path, predictions: dict[str, Any] | None, problem: str | None) -> None:
-        super().__init__()
-        self.run_dir, self.predictions, self.problem = run_dir, predictions, problem
-
-
-class ImagesLoaded(Message):
-    def __init__(self, cell: tuple[int, int], items: list, error: str | None) -> None:
-        super().__init__()
-        self.cell, self.items, self.error = cell, items, error
-
-
-@dataclass
-class HeatmapsReady(Message):
-    """Grad-CAM overlays of a cell's shown images, in their order, or why there are none."""
-
-    cell: tuple[int, int]
-    overlays: list
-    error: str | None
-
-
 class EvaluateScreen(CifarScreen):
     """Test-set report of one run."""
+
+    @dataclass
+    class HeatmapsReady(Message):
+        """Grad-CAM overlays of a cell's shown images, in their order, or why there are none."""
+
+        cell: tuple[int, int]
+        overlays: list
+        error: str | None
+
+    @dataclass
+    class ImagesLoaded(Message):
+        cell: tuple[int, int]
+        items: list
+        error: str | None
+
+    @dataclass
+    class PredictionsLoaded(Message):
+        run_dir: Path
+        predictions: dict[str, Any] | None
+        problem: str | None
 
     BINDINGS = [
         Binding("n", "toggle_percent", "Counts/%"),
@@ -315,7 +314,7 @@ class EvaluateScreen(CifarScreen):
     @in_thread("predictions")
     def _load_predictions(self, run_dir: Path) -> None:
         preds, problem = store.read_predictions(run_dir)  # a garbled file: said, the rest of the screen kept
-        self.post_message(PredictionsLoaded(run_dir, dict(preds) if preds is not None else None, problem))
+        self.post_message(self.PredictionsLoaded(run_dir, dict(preds) if preds is not None else None, problem))
 
     @on(PredictionsLoaded)
     def _predictions_loaded(self, message: PredictionsLoaded) -> None:
@@ -388,7 +387,7 @@ class EvaluateScreen(CifarScreen):
             error = None
         except Exception as exc:  # no data on this machine, or a bad file
             items, error = [], str(exc) or exc.__class__.__name__
-        self.post_message(ImagesLoaded((i, j), items, error))
+        self.post_message(self.ImagesLoaded((i, j), items, error))
 
     @on(ImagesLoaded)
     def _images_loaded(self, message: ImagesLoaded) -> None:
@@ -438,7 +437,7 @@ class EvaluateScreen(CifarScreen):
             overlays, error = [e.overlay() for e in explain(model, np.stack(images), [cell[1]] * len(images))], None
         except Exception as exc:  # no model file, a model without a backbone model
             overlays, error = [], str(exc) or exc.__class__.__name__
-        self.post_message(HeatmapsReady(cell, overlays, error))
+        self.post_message(self.HeatmapsReady(cell, overlays, error))
 
     @on(HeatmapsReady)
     def _heatmaps_ready(self, message: HeatmapsReady) -> None:

@@ -33,15 +33,14 @@ from ..workers import in_thread
 from .base import CifarScreen
 
 
-@dataclass
-class ModelLoaded(Message):
-    """The chosen run's model, loaded in a thread, or why it could not be."""
-
-    model: ModelState
-
-
 class PredictScreen(CifarScreen):
     """Pick a model (run), pick an image: preview and top-5 classes; or a folder: a CSV and its score."""
+
+    @dataclass
+    class ModelLoaded(Message):
+        """The chosen run's model, loaded in a thread, or why it could not be."""
+
+        model: ModelState
 
     BINDINGS = [
         Binding("o", "open_file", "Open image"),
@@ -122,7 +121,7 @@ class PredictScreen(CifarScreen):
         except Exception as exc:  # ModelLoadError and friends: shown, not fatal
             model = ModelState(run_dir, error=str(exc) or exc.__class__.__name__)
         if not get_current_worker().is_cancelled:
-            self.post_message(ModelLoaded(model))
+            self.post_message(self.ModelLoaded(model))
 
     @on(ModelLoaded)
     def _model_loaded(self, message: ModelLoaded) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.text import Text
@@ -54,21 +55,14 @@ def _sort_key(summary: reader.RunSummary) -> tuple[str, str]:
     return (summary.started_at or "", summary.name)
 
 
-class RunsLoaded(Message):
-    def __init__(self, runs_dir: Path, summaries: list[reader.RunSummary], error: str | None) -> None:
-        super().__init__()
-        self.runs_dir, self.summaries, self.error = runs_dir, summaries, error
-
-
-class CurvesLoaded(Message):
-    def __init__(self, curves: dict[str, list[tuple[float, float]]], notes: list[str],
-                 runs: list[ComparedRun]) -> None:
-        super().__init__()
-        self.curves, self.notes, self.runs = curves, notes, runs
-
-
 class RunsScreen(CifarScreen):
     """A table of runs. Enter, e and p open the highlighted one; space marks runs to compare with m."""
+
+    @dataclass
+    class RunsLoaded(Message):
+        runs_dir: Path
+        summaries: list[reader.RunSummary]
+        error: str | None
 
     BINDINGS = [
         Binding("e", "open_highlighted('evaluate')", "Evaluate"),
@@ -140,7 +134,7 @@ class RunsScreen(CifarScreen):
         if live_only and _same_listing(listed, self._listed):
             return  # nothing changed: no message, no redraw (an idle screen stays idle)
         self._listed = listed
-        self.post_message(RunsLoaded(runs_dir, summaries, error))
+        self.post_message(self.RunsLoaded(runs_dir, summaries, error))
 
     @on(RunsLoaded)
     def _populate(self, message: RunsLoaded) -> None:
@@ -292,6 +286,12 @@ class CompareScreen(ModalScreen[None]):
     """Validation accuracy of several runs, one curve each, over global epochs; beside it the settings
     that differ between them and their results."""
 
+    @dataclass
+    class CurvesLoaded(Message):
+        curves: dict[str, list[tuple[float, float]]]
+        notes: list[str]
+        runs: list[ComparedRun]
+
     BINDINGS = [Binding("escape,m,q", "close", "Close")]
 
     def __init__(self, run_dirs: list[Path]):
@@ -329,7 +329,7 @@ class CompareScreen(ModalScreen[None]):
                 continue
             notes.append(f"{name}: best {format_pct(best)} in {len(curve)} epochs"
                          + (f" ({len(problems)} garbled lines skipped)" if problems else ""))
-        self.post_message(CurvesLoaded(curves, notes, runs))
+        self.post_message(self.CurvesLoaded(curves, notes, runs))
 
     @on(CurvesLoaded)
     def _show(self, message: CurvesLoaded) -> None:

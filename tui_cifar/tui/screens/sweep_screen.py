@@ -6,6 +6,7 @@ per epoch on one chart (a pruned trial's line ends where the pruner cut it) and 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.text import Text
@@ -36,14 +37,13 @@ SHORT_NAMES = {"image_size": "px", "fine_tune_blocks": "blocks", "epochs_fine": 
 BAR_WIDTH = 20
 
 
-class StudyLoaded(Message):
-    def __init__(self, summary, error: str | None) -> None:
-        super().__init__()
-        self.summary, self.error = summary, error
-
-
 class SweepScreen(CifarScreen):
     """The study's trials; Enter opens a trial's run (on this machine), f scores the best on the test set."""
+
+    @dataclass
+    class StudyLoaded(Message):
+        summary: StudySummary | None
+        error: str | None
 
     BINDINGS = [
         Binding("f", "finish", "Test the best"),
@@ -89,13 +89,13 @@ class SweepScreen(CifarScreen):
         from ... import sweep
 
         if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-            self.post_message(StudyLoaded(None, "no sweep here yet: start one with `cifar-tui sweep --trials N`"))
+            self.post_message(self.StudyLoaded(None, "no sweep here yet: start one with `cifar-tui sweep --trials N`"))
             return
         try:
             summary, why_not = sweep.look_at_study(url, name)
         except Exception as exc:  # an unreachable database or a damaged file: said on screen, retried next refresh
             summary, why_not = None, f"cannot read the study: {exc}"
-        self.post_message(StudyLoaded(summary, why_not))
+        self.post_message(self.StudyLoaded(summary, why_not))
 
     @on(StudyLoaded)
     def _show(self, message: StudyLoaded) -> None:
