@@ -38,7 +38,7 @@ def loaded(app) -> bool:
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
-async def test_the_sweep_screen_shows_trials_curves_and_what_mattered(study_url, tmp_path, size):
+async def test_the_sweep_screen_shows_trials_curves_and_what_mattered(study_url, tmp_path, size, monkeypatch):
     study = optuna.load_study(study_name="tiny", storage=study_url)
     trials = study.trials
     pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
@@ -82,10 +82,17 @@ async def test_the_sweep_screen_shows_trials_curves_and_what_mattered(study_url,
                        what="the notification")
         assert app.current_mode == "sweep"
 
-        # f (test the best) on a study whose winner trained on another machine says where to run it.
+        # f (test the best) on a study whose winner trained on another machine says where to run it, and gives
+        # back the database connections it opened (on a shared server they are the workers' too).
+        opened, closed = [], []
+        open_storage, close_storage = sweep.open_storage, sweep.close_storage
+        monkeypatch.setattr(sweep, "open_storage", lambda url: opened.append(open_storage(url)) or opened[-1])
+        monkeypatch.setattr(sweep, "close_storage", lambda storage: closed.append(storage) or close_storage(storage))
         await pilot.press("f")
         await wait_for(pilot, lambda: any("Not tested" in (n.title or "") for n in app._notifications),
                        what="the finish notification")
+        await wait_for(pilot, lambda: opened and all(any(s is c for c in closed) for s in opened),
+                       what="every storage opened closed again")
         message = next(n.message for n in app._notifications if n.title == "Not tested")
         assert f"trial {best.number}'s run folder" in message and "run `cifar-tui sweep --finish` on that machine" in message
 

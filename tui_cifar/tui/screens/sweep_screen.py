@@ -209,11 +209,14 @@ class SweepScreen(CifarScreen):
         from ... import sweep
         from ...runs.store import RunStoreError
 
+        storage = sweep.open_storage(url)
         try:
-            result = sweep.finish(sweep.open_storage(url), name, data_dir=self.cifar.data_dir)
+            result = sweep.finish(storage, name, data_dir=self.cifar.data_dir)
         except RunStoreError as exc:
             self.app.call_from_thread(self.notify, str(exc), title="Not tested", severity="error", timeout=10)
             return
+        finally:
+            sweep.close_storage(storage)  # its connections back at once, as after each look
         self.app.call_from_thread(
             self.notify, f"trial {result['trial']}: test accuracy {format_pct(result['test_accuracy'], 2)} "
             f"(val {format_pct(result['val_accuracy'], 2)})", title="Best trial tested", timeout=10)
