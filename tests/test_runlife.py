@@ -178,3 +178,22 @@ def test_a_running_run_is_never_resumed_into_a_second_process(tmp_path, fake_cif
     finally:
         lock.release()
     assert not (run_dir / store.TRAIN_LOG).exists()  # no process was started
+
+
+def test_a_stop_while_the_trainer_starts_ends_the_run_stopped_not_killed(tmp_path, fake_cifar):
+    """The app's Stop (the STOP file, then SIGTERM) at once after Start, while the new process still imports
+    TensorFlow: it was killed by the SIGTERM and read as 'killed'; now it ends 'stopped', saying who asked."""
+    config = make_config(tiny_config(fake_cifar, tmp_path / "runs", cache_dir=str(tmp_path / "features")))
+    run_dir = launcher.start_detached(config)
+    assert launcher.request_stop(run_dir, by="the app")
+    wait_for(lambda: store.effective_state(store.read_status(run_dir)) != "running", timeout=180, what="the end")
+    status = store.read_status(run_dir)
+    assert (status.state, store.effective_state(status)) == ("stopped", "stopped"), status
+    assert "the app" in status.message and "before training started" in status.message, status.message
+    assert not (run_dir / store.STOP_FILE).exists()
+    # and a plain SIGTERM (kill) in the same moment is kept the same way
+    run_dir = launcher.start_detached(config)
+    os.kill(store.holder_pid(run_dir), signal.SIGTERM)
+    wait_for(lambda: store.effective_state(store.read_status(run_dir)) != "running", timeout=180, what="the end")
+    status = store.read_status(run_dir)
+    assert status.state == "stopped" and "SIGTERM" in status.message, status

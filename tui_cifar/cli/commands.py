@@ -340,13 +340,12 @@ def cmd_train(args) -> int:
     if args.resume:
         run = _find_run(args.resume, _runs_dir(args))
         config = _run_config(run)
-        from ..engine.launcher import refuse_finished
+        from ..engine.launcher import lock_for_resume
 
-        refuse_finished(run)
-        if args.detach:
+        if args.detach:  # start_detached refuses a finished run too
             return _detach(config, run, notify=args.notify)
         # Before TensorFlow loads: a second trainer of this run is refused at once.
-        return _train_here(config, run, RunLock.acquire(run), resume=True, notify=args.notify)
+        return _train_here(config, run, lock_for_resume(run), resume=True, notify=args.notify)
     config = _config_from_args(args)
     from ..engine.data import find_cifar10, load_cifar10, remember_data_dir
 
@@ -386,9 +385,11 @@ def _detach(config, resume: Path | None = None, notify: str | None = None) -> in
 
 def _train_here(config, run_dir: Path, lock, resume: bool, notify: str | None = None) -> int:
     """Train holding the run's lock (store.RunLock), released once its final status is written."""
+    from ..engine.launcher import keep_stop_signals
     from ..runs.store import TRAIN_LOG
     from .console import make_reporter, native_stderr_to_file
 
+    keep_stop_signals(run_dir)  # a stop while TensorFlow loads ends the run 'stopped', not the process
     try:
         with native_stderr_to_file(run_dir / TRAIN_LOG):  # TensorFlow's start-up lines: in the run's log, not over the bars
             if sys.stdout.isatty():  # the import takes seconds: say so to a person waiting

@@ -11,6 +11,8 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..config import TrainConfig
@@ -18,6 +20,7 @@ from ..runs import store
 
 # What a detached run's status says until its process has imported TensorFlow and writes its own.
 STARTING_MESSAGE = "starting Python and TensorFlow (a few seconds)"
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def create_run(config: TrainConfig) -> Path:
@@ -43,6 +46,36 @@ def refuse_finished(run_dir: Path) -> None:
                                      f"`cifar-tui evaluate {run_dir} --recompute` scores its model again")
 
 
+def lock_for_resume(run_dir: Path) -> store.RunLock:
+    """The lock of a run about to be resumed (a RunStoreError when it finished or another process trains it),
+    with the stop request that ended it (a STOP file left by a process killed before its end) gone."""
+    refuse_finished(run_dir)
+    lock = store.RunLock.acquire(run_dir)
+    (run_dir / store.STOP_FILE).unlink(missing_ok=True)
+    return lock
+
+
+def keep_stop_signals(run_dir: Path) -> None:
+    """A trainer's first step: until training installs its own handler (callbacks.StopRequest, after seconds
+    of TensorFlow's import), SIGINT or SIGTERM is kept as the run's STOP file, which training reads at its
+    start; the run then ends 'stopped' where the signal ended the process and left it 'killed'. A detached
+    child starts with these signals blocked (start_detached), so none arrives before this handler: the
+    signals are unblocked here."""
+    stop_file = run_dir / store.STOP_FILE
+
+    def keep(signum: int, _frame: object) -> None:
+        try:
+            if not stop_file.exists():  # request_stop wrote who asked, before its SIGTERM
+                stop_file.write_text(signal.Signals(signum).name, encoding="utf-8")
+        except OSError:
+            pass  # nowhere to keep it: the run goes on, as it would after a lost signal
+
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, keep)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
 def start_detached(config: TrainConfig, resume: Path | None = None, notify: str | None = None) -> Path:
     """Spawn `cifar-tui train` for this config (or resume a run) and return its run folder at once.
 
@@ -52,9 +85,8 @@ def start_detached(config: TrainConfig, resume: Path | None = None, notify: str 
     minutes old, both come here), and the run reads as running from this moment. A finished run is not resumed.
     """
     if resume is not None:
-        refuse_finished(Path(resume))
-        lock = store.RunLock.acquire(Path(resume))
         run_dir = Path(resume)
+        lock = lock_for_resume(run_dir)
     else:
         from .data import check_local_data
 
@@ -67,7 +99,7 @@ def start_detached(config: TrainConfig, resume: Path | None = None, notify: str 
             command += ["--resume", str(run_dir)]
         if notify:
             command += ["--notify", notify]
-        with open(run_dir / store.TRAIN_LOG, "ab") as log:
+        with open(run_dir / store.TRAIN_LOG, "ab") as log, _stop_signals_blocked():
             process = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
@@ -83,6 +115,20 @@ def start_detached(config: TrainConfig, resume: Path | None = None, notify: str 
     finally:
         lock.release()  # this process's copy: the child's keeps the lock
     return run_dir
+
+
+@contextmanager
+def _stop_signals_blocked() -> Iterator[None]:
+    """SIGINT and SIGTERM blocked in this thread while it spawns a trainer: the child inherits the mask, and
+    a stop sent before its handler exists waits for keep_stop_signals instead of killing it."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def request_stop(run_dir: Path, by: str = "") -> bool:

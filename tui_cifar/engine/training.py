@@ -73,8 +73,9 @@ def train_run(
     from .callbacks import StopRequest
 
     run_dir = Path(run_dir)
+    # a STOP file here is this run's: kept while the process started (launcher.keep_stop_signals); an older one
+    # was removed by the resume (launcher.lock_for_resume)
     stop = StopRequest(run_dir / store.STOP_FILE, finish_epoch=finish_epoch)
-    (run_dir / store.STOP_FILE).unlink(missing_ok=True)  # a resumed run starts unstopped
     if resume:
         store.remove_stale_temporaries(run_dir)  # left by a process killed mid-save (its lock is ours now)
     stop.install()
