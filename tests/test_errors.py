@@ -57,6 +57,15 @@ def test_cli_main_maps_each_error_to_its_exit_code(tmp_path, capsys):
     assert capsys.readouterr().err == "cifar-tui: --label-map needs --labels-from-folders\n"
 
 
+def test_epochs_fine_with_no_block_to_fine_tune_is_refused_not_ignored(tmp_path, capsys):
+    """`--preset quick --epochs-fine 3` trained the quick preset's head alone and said nothing of the 3 epochs."""
+    assert commands.main(["train", "--preset", "quick", "--epochs-fine", "3", "--data-dir", str(tmp_path)]) == EXIT_USAGE
+    assert capsys.readouterr().err == ("cifar-tui: --epochs-fine 3 would fine-tune nothing: --fine-tune-blocks is 0 "
+                                       "(the quick preset's); add --fine-tune-blocks N (3 by default) or leave "
+                                       "--epochs-fine out\n")
+    assert not (tmp_path / "runs").exists()
+
+
 async def test_a_screen_shows_an_expected_error_under_its_title(tmp_path):
     app = make_app(copy_runs(tmp_path / "runs"))
     async with app.run_test(size=(80, 24)) as pilot:

@@ -311,13 +311,19 @@ def _config_from_args(args):
 
 
 def _config_from_values(args, values: dict):
-    from ..config import SETTINGS, make_config
+    from ..config import SETTINGS, ConfigError, make_config
 
     values.update({s.name: getattr(args, s.name) for s in SETTINGS if getattr(args, s.name) is not None})
     if isinstance(values.get("data_dir"), str) and values["data_dir"]:
         # Absolute in the run's config.json: a detached run, `evaluate` and the app may start elsewhere.
         values["data_dir"] = str(Path(values["data_dir"]).expanduser().resolve())
-    return make_config(values, preset=args.preset)
+    config = make_config(values, preset=args.preset)
+    if args.epochs_fine and config.fine_tune_blocks == 0:  # stage 2 would be skipped: say so, not train without it
+        whose = f" (the {args.preset} preset's)" if args.preset and "fine_tune_blocks" not in values else ""
+        raise ConfigError(f"--epochs-fine {args.epochs_fine} would fine-tune nothing: fine_tune_blocks is 0{whose}; "
+                          "add --fine-tune-blocks N (3 by default) or leave --epochs-fine out",
+                          ("epochs_fine", "fine_tune_blocks"))
+    return config
 
 
 def cmd_train(args) -> int:
