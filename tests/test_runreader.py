@@ -122,6 +122,8 @@ def test_a_stopped_and_resumed_run_is_followed_across_the_stop():
     before = p.elapsed()
     time.sleep(0.05)
     assert p.elapsed() > before  # still counting
+    # killed here (no end record): the clock stops at the last record, where it went on counting on the Train screen
+    assert p.elapsed(running=False) == records[first_batches - 1]["wall_time"]
 
     testing = next(k for k, r in enumerate(records) if r["type"] == "progress" and r["phase"] == "evaluate") + 1
     p.feed(records[first_batches:testing])

@@ -21,7 +21,7 @@ from textual.widgets import Input
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from screenshots import SCENARIOS, scenario_app, settle
+from screenshots import SCENARIOS, scenario_app, settle, wait
 
 pytest.importorskip("pytest_textual_snapshot")
 
@@ -89,6 +89,7 @@ OTHER_RUNS = {"runlogger": Path("tests/fixtures/keras-runs/20261204-192012-small
 @pytest.mark.parametrize("kind", list(OTHER_RUNS))
 def test_train_screen_of_another_tool(snap_compare, fixed_machine, monkeypatch, kind, size):
     from tui_cifar.runs import tbreader
+    from tui_cifar.runs.reader import read_progress
     from tui_cifar.tui.app import CifarApp
 
     monkeypatch.setattr(tbreader, "LIVE_SECONDS", 0.0)  # a fresh clone's event file is new, yet its run has ended
@@ -97,7 +98,11 @@ def test_train_screen_of_another_tool(snap_compare, fixed_machine, monkeypatch, 
 
     async def run_before(pilot) -> None:
         pilot.app.animation_level = "none"
-        await settle(pilot, 1.5)
+        # every record read and the run seen ended (a loaded machine takes longer than a fixed pause)
+        records = read_progress(run)[0].records_seen
+        assert await wait(pilot, lambda: pilot.app.screen.state == "finished"
+                          and pilot.app.screen.progress.records_seen == records, timeout=60)
+        await settle(pilot, 0.5)
         await pilot.wait_for_scheduled_animations()
 
     app = CifarApp(run.parent, NO_DATA, run_dir=run, poll_interval=0.25)

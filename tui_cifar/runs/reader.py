@@ -820,11 +820,12 @@ class RunProgress:
                 left -= self.batch / self.steps
         return max(0.0, left * per_epoch)
 
-    def elapsed(self) -> float | None:
-        """Seconds since the run started, extrapolated from the last record while it is running."""
+    def elapsed(self, running: bool = True) -> float | None:
+        """Seconds since the run started, extrapolated from the last record while it is ``running`` (a killed
+        run, or a TensorBoard run whose files stopped growing, has no end record: its clock stops too)."""
         if self.wall_time is None:
             return None
-        if self.end is None and self._wall_seen_at is not None:
+        if running and self.end is None and self._wall_seen_at is not None:
             return self.wall_time + (time.monotonic() - self._wall_seen_at)
         return self.wall_time
 

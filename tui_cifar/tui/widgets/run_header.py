@@ -135,7 +135,7 @@ class RunStats(WatchedStatic):
             f"LR {format_lr(p.lr)}" if p.lr is not None else "",
             f"{ips:,.0f} img/s" if ips else ("– img/s" if kind != tbreader.KIND else ""),
             *val_scores(p),
-            f"elapsed {format_duration(p.elapsed())}",
+            f"elapsed {format_duration(p.elapsed(running=watched.running))}",
             # the phase's own ETA ("features", "stage 2", "test set"), as the CLI's bars show it
             f"{what} ETA {format_duration(eta)}".strip() if watched.running and what else "",
         ]
