@@ -143,18 +143,21 @@ def test_two_workers_share_a_study_and_a_killed_workers_trial_is_retried(postgre
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
     assert len(retries) == 1
     retry = retries[0]
-    assert retry.state == optuna.trial.TrialState.COMPLETE and retry.params == killed.params
+    # finished: complete, or pruned (a trial whose fine-tuning diverges, as one at lr_fine 1.9e-3 did, is pruned
+    # at once); either counts toward the study's 6
+    ended = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    assert retry.state in ended and retry.params == killed.params
     assert retry.user_attrs["worker"] == f"{host}:{b.pid}"
     # Shared: both workers' finished trials are in the one study every sampler reads, and no trial ran twice.
-    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert {t.user_attrs["worker"] for t in complete} == {f"{host}:{a.pid}", f"{host}:{b.pid}"}
-    assert len(complete) == 6
+    finished = [t for t in trials if t.state in ended]
+    assert {t.user_attrs["worker"] for t in finished} == {f"{host}:{a.pid}", f"{host}:{b.pid}"}
+    assert len(finished) == 6
     run_dirs = [t.user_attrs["run_dir"] for t in trials if "run_dir" in t.user_attrs]
     assert len(run_dirs) == len(set(run_dirs)) == len(trials)
     runs = sorted(p for w in ("a", "b") for p in (tmp_path / f"runs-{w}").iterdir() if p.is_dir())
     assert sorted(map(Path, run_dirs)) == runs  # one run folder per trial, each trial's own
     assert store.effective_state(store.read_status(Path(killed.user_attrs["run_dir"]))) == "killed"
-    assert len({json.dumps(t.params, sort_keys=True) for t in complete}) == 6
+    assert len({json.dumps(t.params, sort_keys=True) for t in finished}) == 6
 
 
 def test_watching_a_study_keeps_no_connection_open(postgres_url, tmp_path):
