@@ -23,7 +23,9 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 TINY = {k: v for k, v in tiny_config(Path("unused"), Path("unused"), epochs_fine=1, label_smoothing=0.1,
                                      weights="imagenet" if (SHARED / "make_keras_home.sh").exists() else "none").items()
         if k not in ("data_dir", "runs_dir", "augment", "lr_fine", "dropout")}
-SPACE = {"lr_fine": {"low": 1e-4, "high": 3e-3, "log": True}, "dropout": {"low": 0.1, "high": 0.5}, "augment": [False, True]}
+# Fine-tuning rates that make the fake data's fine-tuning diverge (1.9e-3 did) are pruned at once (sweep.TrialReporter);
+# these tests of the plumbing want every trial complete, so the space stays below them, the default 6e-4 included.
+SPACE = {"lr_fine": {"low": 1e-4, "high": 8e-4, "log": True}, "dropout": {"low": 0.1, "high": 0.5}, "augment": [False, True]}
 
 
 def sweep_cli(*args) -> int:

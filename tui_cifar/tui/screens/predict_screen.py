@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
@@ -61,7 +62,7 @@ class PredictScreen(CifarScreen):
         return self.model.run_dir
 
     @property
-    def classifier(self):
+    def classifier(self) -> Any:
         return self.model.classifier
 
     # ------------------------------------------------------------ layout
