@@ -10,6 +10,7 @@ import os
 import pty
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -197,3 +198,20 @@ def test_a_stop_while_the_trainer_starts_ends_the_run_stopped_not_killed(tmp_pat
     wait_for(lambda: store.effective_state(store.read_status(run_dir)) != "running", timeout=180, what="the end")
     status = store.read_status(run_dir)
     assert status.state == "stopped" and "SIGTERM" in status.message, status
+
+
+def test_a_second_signal_while_the_trainer_starts_ends_it_at_once(tmp_path):
+    """The first stop signal is kept as the STOP file; a second (an impatient Ctrl-C) does not wait for TensorFlow."""
+    code = ("import sys, time; from pathlib import Path; from tui_cifar.engine.launcher import keep_stop_signals; "
+            "keep_stop_signals(Path(sys.argv[1])); print('ready', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                            env=cli_env())
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGINT)
+        wait_for(lambda: (tmp_path / store.STOP_FILE).exists(), timeout=10, what="the kept request")
+        assert (tmp_path / store.STOP_FILE).read_text() == "SIGINT" and proc.poll() is None  # kept, still going
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == -signal.SIGINT
+    finally:
+        proc.kill()

@@ -60,10 +60,16 @@ def keep_stop_signals(run_dir: Path) -> None:
     of TensorFlow's import), SIGINT or SIGTERM is kept as the run's STOP file, which training reads at its
     start; the run then ends 'stopped' where the signal ended the process and left it 'killed'. A detached
     child starts with these signals blocked (start_detached), so none arrives before this handler: the
-    signals are unblocked here."""
+    signals are unblocked here. A second signal (an impatient second Ctrl-C) ends the process at once."""
     stop_file = run_dir / store.STOP_FILE
+    received = []
 
     def keep(signum: int, _frame: object) -> None:
+        received.append(signum)
+        if len(received) > 1:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         try:
             if not stop_file.exists():  # request_stop wrote who asked, before its SIGTERM
                 stop_file.write_text(signal.Signals(signum).name, encoding="utf-8")
