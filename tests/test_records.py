@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from faultkit import cli_env, run_cli
 from fixtures.tui_support import FINISHED, copy_runs
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tui_cifar.cli.console import plain_reporter
@@ -139,6 +139,9 @@ GOOD_SUMMARY = reader.summarize_run(FIXTURE_RUN)
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(files=hostile_run())
+# found by this property: a setting named "\n" in config.json broke its problem's line in two
+@example(files={**{name: json.dumps(template).encode() for name, template in TEMPLATES.items()},
+                "metrics.jsonl": (FIXTURE_RUN / "metrics.jsonl").read_bytes(), "config.json": b'{"\\n": null}'})
 def test_a_malformed_run_folder_never_takes_down_the_others(files):
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp) / "runs"

@@ -14,6 +14,7 @@ from .engine.backbones import BACKBONES
 from .engine.devices import parse_devices
 from .engine.forward import RUNTIMES
 from .errors import EXIT_USAGE, CifarTuiError
+from .formatting import shown
 from .runs import store
 from .runs.store import CONFIG_FILE, RunStoreError, no_cifar_model_reason
 
@@ -409,7 +410,7 @@ def config_file_problems(config: dict[str, Any]) -> list[str]:
     problems = []
     unknown = sorted(set(config) - known)
     if unknown:
-        problems.append(f"config.json has settings this version does not know ({', '.join(unknown)}); "
+        problems.append(f"config.json has settings this version does not know ({', '.join(map(shown, unknown))}); "
                         "written by a newer cifar-tui?")
     missing = [f.name for f in fields(TrainConfig) if f.name not in config]
     if missing:
