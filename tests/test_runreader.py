@@ -252,3 +252,16 @@ def test_the_end_banner_says_what_to_do_next(tmp_path):
     assert banner == "Run finished. Test accuracy 92.14%."  # the message is not said twice
     store.report_path(tmp_path).write_text("{}")
     assert end_banner("finished", progress, tmp_path).endswith("Test accuracy 92.14%. Press e to evaluate.")
+
+
+def test_what_the_epochs_give_is_read_again_after_each_new_epoch():
+    """The metric lists and the epochs are kept between polls, and a new (or repeated) epoch renews them."""
+    p = RunProgress()
+    p.feed([{"type": "epoch", "stage": 1, "epoch": 1, "loss": 1.0, "val_loss": 1.2}])
+    assert (p.metric_names, p.logged_metrics, p.chart_metric()) == ([], ["loss", "val_loss"], "accuracy")
+    assert p.epochs is p.epochs  # asked twice between epochs: read once
+    p.feed([{"type": "epoch", "stage": 1, "epoch": 2, "loss": 0.9, "val_loss": 1.1, "top3": 0.8, "val_top3": 0.7}])
+    assert (p.metric_names, p.chart_metric()) == (["top3"], "top3")
+    assert p.logged_metrics == ["loss", "val_loss", "top3", "val_top3"] and len(p.epochs) == 2
+    p.feed([{"type": "epoch", "stage": 1, "epoch": 2, "loss": 0.8, "val_loss": 1.0, "mae": 0.3}])  # resumed: epoch 2 again
+    assert p.metric_names == ["mae"] and p.epochs[-1]["loss"] == 0.8

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -525,6 +526,8 @@ class RunProgress:
     epoch_version: int = 0
     batch_version: int = 0
     _wall_seen_at: float | None = None
+    _derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # see _per_epochs
+    _derived_version: int = field(default=-1, repr=False, compare=False)
 
     # ---------------------------------------------------------------- feeding
     def feed(self, records: list[dict[str, Any]]) -> None:
@@ -616,9 +619,19 @@ class RunProgress:
             del self.telemetry[:-MAX_TELEMETRY]
 
     # ---------------------------------------------------------------- derived
+    def _per_epochs(self, name: str, compute: Callable[[], Any]) -> Any:
+        """What the epochs give, computed once per epoch_version: the Train screen asks on every poll, and a
+        TensorBoard run can log hundreds of thousands of steps."""
+        if self._derived_version != self.epoch_version:
+            self._derived.clear()
+            self._derived_version = self.epoch_version
+        if name not in self._derived:
+            self._derived[name] = compute()
+        return self._derived[name]
+
     @property
     def epochs(self) -> list[dict[str, Any]]:
-        return [self._epochs[k] for k in sorted(self._epochs)]
+        return self._per_epochs("epochs", lambda: [self._epochs[k] for k in sorted(self._epochs)])
 
     def stage_epochs_done(self, stage: int) -> int:
         return sum(1 for (s, _e) in self._epochs if s == stage)
@@ -651,7 +664,7 @@ class RunProgress:
     @property
     def metric_names(self) -> list[str]:
         """The training metrics the epochs carry besides the loss ("accuracy", "auc"...), first seen first."""
-        return epoch_metric_names(self.epochs)
+        return self._per_epochs("metric_names", lambda: epoch_metric_names(self.epochs))
 
     @property
     def main_metric(self) -> str | None:
@@ -670,12 +683,15 @@ class RunProgress:
     @property
     def logged_metrics(self) -> list[str]:
         """Every metric the epochs carry, val_ ones included, first seen first (for the metric picker)."""
-        names: dict[str, None] = {}
-        for rec in self.epochs:
-            for key, value in rec.items():
-                if key not in EPOCH_BOOKKEEPING and record_number(value) is not None:
-                    names.setdefault(key, None)
-        return list(names)
+        def logged() -> list[str]:
+            names: dict[str, None] = {}
+            for rec in self.epochs:
+                for key, value in rec.items():
+                    if key not in EPOCH_BOOKKEEPING and record_number(value) is not None:
+                        names.setdefault(key, None)
+            return list(names)
+
+        return self._per_epochs("logged_metrics", logged)
 
     def epoch_x(self, rec: dict[str, Any], axis: str = "epoch") -> float | None:
         """An epoch record's place on the x axis: global epoch, optimizer step, or wall time in seconds."""
