@@ -265,3 +265,7 @@ def test_what_the_epochs_give_is_read_again_after_each_new_epoch():
     assert p.logged_metrics == ["loss", "val_loss", "top3", "val_top3"] and len(p.epochs) == 2
     p.feed([{"type": "epoch", "stage": 1, "epoch": 2, "loss": 0.8, "val_loss": 1.0, "mae": 0.3}])  # resumed: epoch 2 again
     assert p.metric_names == ["mae"] and p.epochs[-1]["loss"] == 0.8
+    p.feed([{"type": "epoch", "stage": 2, "epoch": 1, "loss": 0.7, "val_accuracy": 0.6}])
+    assert (p.best_val_accuracy, p.stage_epochs_done(1), p.stage_epochs_done(2)) == (0.6, 2, 1)
+    p.feed([{"type": "epoch", "stage": 2, "epoch": 2, "loss": 0.6, "val_accuracy": 0.7}])
+    assert (p.best_val_accuracy, p.stage_epochs_done(2), p.epoch_offset(2)) == (0.7, 2, 2)

@@ -634,7 +634,7 @@ class RunProgress:
         return self._per_epochs("epochs", lambda: [self._epochs[k] for k in sorted(self._epochs)])
 
     def stage_epochs_done(self, stage: int) -> int:
-        return sum(1 for (s, _e) in self._epochs if s == stage)
+        return self._per_epochs(f"stage{stage}_epochs", lambda: sum(1 for (s, _e) in self._epochs if s == stage))
 
     def planned_epochs(self, stage: int) -> int:
         """Epochs planned for a stage: as announced, from the config, or 0."""
@@ -738,7 +738,7 @@ class RunProgress:
 
     @property
     def best_val_accuracy(self) -> float | None:
-        return best_val_accuracy(self.epochs)
+        return self._per_epochs("best_val_accuracy", lambda: best_val_accuracy(self.epochs))
 
     @property
     def lr(self) -> float | None:
